@@ -1,0 +1,269 @@
+// Package build builds a team's images on one BuildKit daemon: it turns the
+// configuration into solve requests, runs them concurrently with one
+// progress display, and produces the build record.
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/exporter/containerimage/exptypes"
+	"github.com/moby/buildkit/session"
+	"github.com/moby/buildkit/session/secrets/secretsprovider"
+	"github.com/moby/buildkit/session/sshforward/sshprovider"
+	"github.com/moby/buildkit/solver/errdefs"
+	"github.com/moby/buildkit/util/progress/progressui"
+	"github.com/tonistiigi/fsutil"
+)
+
+// Solver runs one solve on a BuildKit daemon; *client.Client is one.
+type Solver interface {
+	Solve(ctx context.Context, def *llb.Definition, opt client.SolveOpt, ch chan *client.SolveStatus) (*client.SolveResponse, error)
+}
+
+// Secret is a secret mount source. Only its id ever appears in output.
+type Secret struct {
+	ID   string
+	File string
+	Env  string
+}
+
+// SSH is an SSH agent to forward: an id and, optionally, sockets or keys.
+type SSH struct {
+	ID    string
+	Paths []string
+}
+
+// Request is one image to build.
+type Request struct {
+	Name           string
+	Repository     string
+	Tag            string
+	ContextDir     string
+	DockerfileDir  string
+	DockerfileName string
+	Target         string
+	Args           map[string]string
+	Labels         map[string]string
+	Annotations    map[string]string
+	Secrets        []Secret
+	SSH            []SSH
+	Platforms      []string
+	Provenance     string // "", "min" or "max"
+	NoCache        bool
+
+	// Push sends the image to Repository:Tag; otherwise it goes to LayoutDir.
+	Push      bool
+	Insecure  bool // the registry speaks plain HTTP (localhost)
+	LayoutDir string
+
+	CacheImports []client.CacheOptionsEntry
+	CacheExports []client.CacheOptionsEntry
+}
+
+// Ref is the image's repository:tag.
+func (r Request) Ref() string { return r.Repository + ":" + r.Tag }
+
+// Result is what a solve produced for one image.
+type Result struct {
+	Request Request
+	Digest  string
+}
+
+// Options configure a Builder.
+type Options struct {
+	Solver   Solver
+	Auth     session.Attachable // registry credentials for the daemon; may be nil
+	Progress io.Writer          // BuildKit's display goes here
+	Mode     progressui.DisplayMode
+}
+
+// Error is a failed image build. Sources holds the Dockerfile excerpts at
+// fault, as BuildKit reported them.
+type Error struct {
+	Image string
+	Err   error
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("building %s: %v", e.Image, e.Err) }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Solve builds every request concurrently on one daemon, with one progress
+// display. Every image is built even when another fails; the error joins
+// one *Error per failed image, and no result is returned for those.
+func Solve(ctx context.Context, opt Options, reqs []Request) ([]Result, error) {
+	disp, err := progressui.NewDisplay(opt.Progress, opt.Mode)
+	if err != nil {
+		return nil, fmt.Errorf("progress display %q: %w", opt.Mode, err)
+	}
+	merged := make(chan *client.SolveStatus)
+	var fwd sync.WaitGroup
+	displayDone := make(chan struct{})
+	var warnings []client.VertexWarning
+	go func() {
+		defer close(displayDone)
+		// The display must drain every status even after ctx is done, or the
+		// solves block; it stops when merged is closed.
+		warnings, _ = disp.UpdateFrom(context.WithoutCancel(ctx), merged)
+	}()
+
+	results := make([]Result, len(reqs))
+	errs := make([]error, len(reqs))
+	var wg sync.WaitGroup
+	for i, r := range reqs {
+		ch := make(chan *client.SolveStatus)
+		fwd.Add(1)
+		go func() {
+			defer fwd.Done()
+			forward(merged, ch, r.Name, len(reqs) > 1)
+		}()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dgst, err := solveOne(ctx, opt, r, ch)
+			if err != nil {
+				errs[i] = &Error{Image: r.Name, Err: err}
+				return
+			}
+			results[i] = Result{Request: r, Digest: dgst}
+		}()
+	}
+	wg.Wait()
+	fwd.Wait()
+	close(merged)
+	<-displayDone
+	printWarnings(opt.Progress, warnings)
+
+	var out []Result
+	for i := range reqs {
+		if errs[i] == nil {
+			out = append(out, results[i])
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// PrintSources writes the Dockerfile lines at fault in a build error, the
+// way BuildKit's own tools show them.
+func PrintSources(w io.Writer, err error) {
+	for _, src := range errdefs.Sources(err) {
+		_ = src.Print(w)
+	}
+}
+
+func solveOne(ctx context.Context, opt Options, r Request, ch chan *client.SolveStatus) (string, error) {
+	so, err := solveOpt(r)
+	if err != nil {
+		close(ch)
+		return "", err
+	}
+	if opt.Auth != nil {
+		so.Session = append(so.Session, opt.Auth)
+	}
+	res, err := opt.Solver.Solve(ctx, nil, so, ch)
+	if err != nil {
+		return "", err
+	}
+	dgst := res.ExporterResponse[exptypes.ExporterImageDigestKey]
+	if dgst == "" {
+		return "", errors.New("BuildKit returned no image digest")
+	}
+	return dgst, nil
+}
+
+func solveOpt(r Request) (client.SolveOpt, error) {
+	ctxFS, err := fsutil.NewFS(r.ContextDir)
+	if err != nil {
+		return client.SolveOpt{}, fmt.Errorf("context %s: %w", r.ContextDir, err)
+	}
+	dfFS, err := fsutil.NewFS(r.DockerfileDir)
+	if err != nil {
+		return client.SolveOpt{}, fmt.Errorf("dockerfile directory %s: %w", r.DockerfileDir, err)
+	}
+	attrs := map[string]string{"filename": r.DockerfileName}
+	if r.Target != "" {
+		attrs["target"] = r.Target
+	}
+	if len(r.Platforms) > 0 {
+		attrs["platform"] = strings.Join(r.Platforms, ",")
+	}
+	for k, v := range r.Args {
+		attrs["build-arg:"+k] = v
+	}
+	for k, v := range r.Labels {
+		attrs["label:"+k] = v
+	}
+	if r.Provenance != "" {
+		attrs["attest:provenance"] = "mode=" + r.Provenance
+	}
+	if r.NoCache {
+		attrs["no-cache"] = ""
+	}
+
+	exp := client.ExportEntry{Attrs: map[string]string{
+		"name":              r.Ref(),
+		"oci-mediatypes":    "true",
+		"rewrite-timestamp": "true",
+	}}
+	for k, v := range r.Annotations {
+		exp.Attrs["annotation."+k] = v
+	}
+	if r.Push {
+		exp.Type = client.ExporterImage
+		exp.Attrs["push"] = "true"
+		if r.Insecure {
+			exp.Attrs["registry.insecure"] = "true"
+		}
+	} else {
+		exp.Type = client.ExporterOCI
+		exp.Attrs["tar"] = "false"
+		exp.OutputDir = r.LayoutDir
+	}
+
+	var attachables []session.Attachable
+	if len(r.Secrets) > 0 {
+		var srcs []secretsprovider.Source
+		for _, s := range r.Secrets {
+			srcs = append(srcs, secretsprovider.Source{ID: s.ID, FilePath: s.File, Env: s.Env})
+		}
+		store, err := secretsprovider.NewStore(srcs)
+		if err != nil {
+			// The store's errors name paths and ids, never contents.
+			return client.SolveOpt{}, fmt.Errorf("secrets: %w", err)
+		}
+		attachables = append(attachables, secretsprovider.NewSecretProvider(store))
+	}
+	if len(r.SSH) > 0 {
+		var confs []sshprovider.AgentConfig
+		for _, s := range r.SSH {
+			confs = append(confs, sshprovider.AgentConfig{ID: s.ID, Paths: s.Paths})
+		}
+		sp, err := sshprovider.NewSSHAgentProvider(confs)
+		if err != nil {
+			return client.SolveOpt{}, fmt.Errorf("ssh forwarding: %w", err)
+		}
+		attachables = append(attachables, sp)
+	}
+
+	return client.SolveOpt{
+		Frontend:      "dockerfile.v0",
+		FrontendAttrs: attrs,
+		LocalMounts:   map[string]fsutil.FS{"context": ctxFS, "dockerfile": dfFS},
+		Exports:       []client.ExportEntry{exp},
+		CacheImports:  r.CacheImports,
+		CacheExports:  r.CacheExports,
+		Session:       attachables,
+	}, nil
+}
+
+// LayoutPath is where an image's OCI layout lives in the state directory.
+func LayoutPath(stateDir, name string) string {
+	return filepath.Join(stateDir, "images", name)
+}

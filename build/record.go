@@ -1,0 +1,124 @@
+package build
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+)
+
+// RecordVersion is the version of the build record's format.
+const RecordVersion = 1
+
+// RecordFile is the build record's name in the state directory.
+const RecordFile = "build.json"
+
+// Record is .shipit/build.json: what a build produced, for release and for
+// any other tool to read.
+type Record struct {
+	Version    int       `json:"version"`
+	Commit     string    `json:"commit"`
+	CommitTime time.Time `json:"commitTime"`
+	Tag        string    `json:"tag"`
+	Images     []Image   `json:"images"`
+}
+
+// Image is one built image.
+type Image struct {
+	Name       string    `json:"name"`
+	Repository string    `json:"repository"`
+	Tag        string    `json:"tag"`
+	Digest     string    `json:"digest"`
+	Platforms  []string  `json:"platforms"`
+	Size       int64     `json:"size"`
+	Commit     string    `json:"commit"`
+	CommitTime time.Time `json:"commitTime"`
+	Pushed     bool      `json:"pushed"`
+	// Layout is the OCI image layout that holds the image, relative to the
+	// record's directory; empty when the image was pushed and not kept.
+	Layout string `json:"layout,omitempty"`
+}
+
+// Ref is repository:tag@digest.
+func (i Image) Ref() string { return i.Repository + ":" + i.Tag + "@" + i.Digest }
+
+// ErrNoRecord is returned by ReadRecord when there is no record.
+var ErrNoRecord = errors.New("no build record")
+
+// ReadRecord reads a build record.
+func ReadRecord(path string) (*Record, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w (run `shipit build` first)", path, ErrNoRecord)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var r Record
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("%s: not a build record: %w", path, err)
+	}
+	if r.Version != RecordVersion {
+		return nil, fmt.Errorf("%s: build record version %d is not supported (this shipit reads version %d): run `shipit build` again", path, r.Version, RecordVersion)
+	}
+	return &r, nil
+}
+
+// Merge adds images to the record that a build of the same tag made, so
+// that building one image after another leaves a record of both. A record
+// of another tag is replaced.
+func (r *Record) Merge(prev *Record) {
+	if prev == nil || prev.Tag != r.Tag || prev.Commit != r.Commit {
+		return
+	}
+	have := map[string]bool{}
+	for _, im := range r.Images {
+		have[im.Name] = true
+	}
+	for _, im := range prev.Images {
+		if !have[im.Name] {
+			r.Images = append(r.Images, im)
+		}
+	}
+	sort.Slice(r.Images, func(i, j int) bool { return r.Images[i].Name < r.Images[j].Name })
+}
+
+// WriteRecord writes the record atomically: a reader (or an interrupted
+// build) sees the old record or the new one, never half of one.
+func WriteRecord(path string, r *Record) error {
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	data = append(data, '\n')
+	return writeAtomic(path, data)
+}
+
+func writeAtomic(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(f.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}

@@ -1,0 +1,182 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sort"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// Run builds a plan and writes the build record. A record is written only
+// when every image built: no record ever claims a failed image.
+func Run(ctx context.Context, opt Options, kc authn.Keychain, p Plan, reqs []Request) (*Record, error) {
+	results, err := Solve(ctx, opt, reqs)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	state := p.Config.StatePath()
+	rec := &Record{Version: RecordVersion, Commit: p.Head.SHA, CommitTime: p.Head.Time.UTC(), Tag: p.Tag}
+	for _, res := range results {
+		r := res.Request
+		im := Image{
+			Name: r.Name, Repository: r.Repository, Tag: r.Tag, Digest: res.Digest,
+			Commit: p.Head.SHA, CommitTime: p.Head.Time.UTC(), Pushed: r.Push,
+		}
+		var st stats
+		if r.Push {
+			st, err = remoteStats(ctx, kc, r.Repository, res.Digest)
+		} else {
+			im.Layout, _ = filepath.Rel(state, r.LayoutDir)
+			st, err = layoutStats(r.LayoutDir, res.Digest)
+			if err == nil {
+				err = pruneLayout(r.LayoutDir, res.Digest)
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading image %s: %w", r.Name, err)
+		}
+		im.Size, im.Platforms = st.size, st.platforms
+		rec.Images = append(rec.Images, im)
+	}
+	sort.Slice(rec.Images, func(i, j int) bool { return rec.Images[i].Name < rec.Images[j].Name })
+
+	path := filepath.Join(state, RecordFile)
+	prev, err := ReadRecord(path)
+	if err != nil && !errors.Is(err, ErrNoRecord) {
+		prev = nil // an unreadable old record is replaced
+	}
+	rec.Merge(prev)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := WriteRecord(path, rec); err != nil {
+		return nil, fmt.Errorf("writing the build record: %w", err)
+	}
+	return rec, nil
+}
+
+type stats struct {
+	size      int64
+	platforms []string
+}
+
+func layoutStats(dir, dgst string) (stats, error) {
+	idx, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		return stats{}, err
+	}
+	h, err := v1.NewHash(dgst)
+	if err != nil {
+		return stats{}, err
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return stats{}, err
+	}
+	for _, d := range im.Manifests {
+		if d.Digest != h {
+			continue
+		}
+		if d.MediaType.IsIndex() {
+			child, err := idx.ImageIndex(h)
+			if err != nil {
+				return stats{}, err
+			}
+			return indexStats(child)
+		}
+		img, err := idx.Image(h)
+		if err != nil {
+			return stats{}, err
+		}
+		return imageStats(img)
+	}
+	return stats{}, fmt.Errorf("%s holds no image %s", dir, dgst)
+}
+
+func remoteStats(ctx context.Context, kc authn.Keychain, repo, dgst string) (stats, error) {
+	ref, err := name.NewDigest(repo+"@"+dgst, name.WeakValidation)
+	if err != nil {
+		return stats{}, err
+	}
+	desc, err := remote.Get(ref, remote.WithContext(ctx), remote.WithAuthFromKeychain(kc))
+	if err != nil {
+		return stats{}, err
+	}
+	if desc.MediaType.IsIndex() {
+		idx, err := desc.ImageIndex()
+		if err != nil {
+			return stats{}, err
+		}
+		return indexStats(idx)
+	}
+	img, err := desc.Image()
+	if err != nil {
+		return stats{}, err
+	}
+	return imageStats(img)
+}
+
+// imageStats sums what an image occupies in a registry: its manifest,
+// config and (compressed) layers.
+func imageStats(img v1.Image) (stats, error) {
+	m, err := img.Manifest()
+	if err != nil {
+		return stats{}, err
+	}
+	raw, err := img.RawManifest()
+	if err != nil {
+		return stats{}, err
+	}
+	s := stats{size: int64(len(raw)) + m.Config.Size}
+	for _, l := range m.Layers {
+		s.size += l.Size
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return stats{}, err
+	}
+	p := cf.OS + "/" + cf.Architecture
+	if cf.Variant != "" {
+		p += "/" + cf.Variant
+	}
+	s.platforms = []string{p}
+	return s, nil
+}
+
+func indexStats(idx v1.ImageIndex) (stats, error) {
+	m, err := idx.IndexManifest()
+	if err != nil {
+		return stats{}, err
+	}
+	raw, err := idx.RawManifest()
+	if err != nil {
+		return stats{}, err
+	}
+	s := stats{size: int64(len(raw))}
+	for _, d := range m.Manifests {
+		img, err := idx.Image(d.Digest)
+		if err != nil {
+			return stats{}, err
+		}
+		cs, err := imageStats(img)
+		if err != nil {
+			return stats{}, err
+		}
+		s.size += cs.size
+		// Attestation manifests carry the platform unknown/unknown.
+		if d.Platform != nil && d.Platform.OS != "unknown" {
+			s.platforms = append(s.platforms, cs.platforms...)
+		}
+	}
+	return s, nil
+}

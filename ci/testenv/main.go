@@ -1,0 +1,37 @@
+// Command shipit-testenv makes the test environment's base image:
+//
+//	shipit-testenv base --busybox /bin/busybox --ref 127.0.0.1:5055/base/busybox:1
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/shipit-dev/shipit/internal/testenv"
+)
+
+func main() {
+	if len(os.Args) < 2 || os.Args[1] != "base" {
+		fmt.Fprintln(os.Stderr, "usage: shipit-testenv base --busybox PATH --ref REF")
+		os.Exit(2)
+	}
+	fs := flag.NewFlagSet("base", flag.ExitOnError)
+	busybox := fs.String("busybox", "/bin/busybox", "a static busybox binary")
+	ref := fs.String("ref", "", "where to push the image")
+	_ = fs.Parse(os.Args[2:])
+	if *ref == "" {
+		fmt.Fprintln(os.Stderr, "--ref is required")
+		os.Exit(2)
+	}
+	img, err := testenv.BusyboxImage(*busybox)
+	if err == nil {
+		err = testenv.Push(*ref, img)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "shipit-testenv: %v\n", err)
+		os.Exit(1)
+	}
+	d, _ := img.Digest()
+	fmt.Printf("%s@%s\n", *ref, d)
+}

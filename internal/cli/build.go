@@ -1,0 +1,169 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/moby/buildkit/util/progress/progressui"
+	"github.com/spf13/cobra"
+
+	"github.com/shipit-dev/shipit/build"
+	"github.com/shipit-dev/shipit/internal/regauth"
+)
+
+type buildOptions struct {
+	push     bool
+	output   string
+	progress string
+	tag      string
+	noCache  bool
+}
+
+func newBuildCmd(g *globals) *cobra.Command {
+	o := &buildOptions{}
+	cmd := &cobra.Command{
+		Use:   "build [IMAGE...]",
+		Short: "Build the images in shipit.yaml on BuildKit, concurrently",
+		Long: `Build every image in shipit.yaml (or the named ones) concurrently on one
+BuildKit daemon, tagged with HEAD's release tag (see shipit tag).
+
+Builds are reproducible: SOURCE_DATE_EPOCH is HEAD's commit time and layer
+timestamps are rewritten, so the same commit gives the same digest on any
+daemon. Images carry the OCI labels org.opencontainers.image.revision,
+.source and .created.
+
+Without --push each image is kept as an OCI image layout under .shipit/
+for shipit release to push; with --push BuildKit pushes each image
+straight to its repository. Either way the build record .shipit/build.json
+lists what was built.
+
+Secrets reach the build only as secret mounts (images.NAME.secrets, read
+with RUN --mount=type=secret,id=ID) or SSH forwarding (images.NAME.ssh),
+never as build arguments.
+
+stdout: one repository:tag@digest line per image (--output json: the
+record). stderr: BuildKit's progress display.`,
+		Example: `  shipit build                    # all images, kept under .shipit/ for shipit release
+  shipit build --push             # build and push (a developer, locally)
+  shipit build web --progress plain
+  BUILDKIT_HOST=tcp://buildkitd:1234 shipit build --output json`,
+		GroupID: "main",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runBuild(cmd, g, o, args)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&o.push, "push", false, "push each image to its repository instead of keeping it under .shipit/")
+	f.StringVarP(&o.output, "output", "o", "text", "result format on stdout: text or json")
+	f.StringVar(&o.progress, "progress", "auto", "progress display on stderr: auto, tty, plain, rawjson or quiet")
+	f.StringVar(&o.tag, "tag", "", "tag the images with this instead of HEAD's release tag")
+	f.BoolVar(&o.noCache, "no-cache", false, "do not use the daemon's cache")
+	f.String("builder", "", "BuildKit address (builder.addr; default $BUILDKIT_HOST or "+"unix:///run/buildkit/buildkitd.sock)")
+	f.String("registry", "", "registry host[:port][/prefix] (registry)")
+	return cmd
+}
+
+func runBuild(cmd *cobra.Command, g *globals, o *buildOptions, args []string) error {
+	start := time.Now()
+	ctx := cmd.Context()
+	stderr := cmd.ErrOrStderr()
+	switch o.output {
+	case "text", "json":
+	default:
+		return usagef("--output %q: use text or json", o.output)
+	}
+	switch o.progress {
+	case "auto", "tty", "plain", "rawjson", "quiet":
+	default:
+		return usagef("--progress %q: use auto, tty, plain, rawjson or quiet", o.progress)
+	}
+	cfg, err := loadConfig(cmd, g, map[string]string{"builder": "builder.addr", "registry": "registry"})
+	if err != nil {
+		return err
+	}
+	names := cfg.ImageNames()
+	if len(args) > 0 {
+		for _, a := range args {
+			if _, ok := cfg.Images[a]; !ok {
+				return usagef("no image %q in %s (images: %s)", a, cfg.File, strings.Join(names, ", "))
+			}
+		}
+		names = dedupe(args)
+	}
+	if err := cfg.CheckInputs(names, os.Getenv); err != nil {
+		return err
+	}
+	head, err := readHead(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	t, err := releaseTag(cfg, head, o.tag)
+	if err != nil {
+		return err
+	}
+	plan := build.Plan{Config: cfg, Head: head, Tag: t, Images: names, Push: o.push, NoCache: o.noCache}
+	reqs, warnings, err := build.Requests(plan)
+	if err != nil {
+		return err
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
+	c, err := connectBuilder(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	kc := regauth.NewKeychain(nil)
+	g.logf(stderr, "building %s as %s on %s; first solve request %s after start", strings.Join(names, ", "), t, cfg.Builder.Addr, time.Since(start).Round(time.Microsecond))
+	rec, err := build.Run(ctx, build.Options{
+		Solver:   c,
+		Auth:     regauth.Session(kc),
+		Progress: stderr,
+		Mode:     progressui.DisplayMode(o.progress),
+	}, kc, plan, reqs)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		build.PrintSources(stderr, err)
+		return err
+	}
+	out := cmd.OutOrStdout()
+	if o.output == "json" {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rec)
+	}
+	built := map[string]bool{}
+	for _, n := range names {
+		built[n] = true
+	}
+	for _, im := range rec.Images {
+		if built[im.Name] {
+			if _, err := fmt.Fprintln(out, im.Ref()); err != nil {
+				return err
+			}
+		}
+	}
+	if head.Dirty && o.tag == "" {
+		fmt.Fprintln(stderr, "note: the work tree has uncommitted changes, so the tag ends in -dirty and shipit release will refuse it; commit and build again to release")
+	}
+	return nil
+}
+
+func dedupe(s []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, x := range s {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
+}

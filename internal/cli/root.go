@@ -1,0 +1,116 @@
+// Package cli holds shipit's cobra commands and its composition root: the
+// one place that turns configuration into a BuildKit client, a registry
+// keychain and the rest.
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shipit-dev/shipit/internal/config"
+	"github.com/shipit-dev/shipit/internal/tag"
+)
+
+// Exit codes.
+const (
+	ExitOK          = 0
+	ExitFailure     = 1
+	ExitUsage       = 2
+	ExitInterrupted = 130
+)
+
+// usageError marks bad usage: exit code 2.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error {
+	return &usageError{fmt.Errorf(format, args...)}
+}
+
+// ExitCode prints err to w and maps it to shipit's exit codes: 2 for bad
+// usage or configuration, 130 when interrupted, 1 for any other failure.
+func ExitCode(err error, interrupted bool, w io.Writer) int {
+	if err == nil {
+		return ExitOK
+	}
+	if interrupted {
+		fmt.Fprintln(w, "shipit: interrupted")
+		return ExitInterrupted
+	}
+	fmt.Fprintf(w, "shipit: %v\n", err)
+	var ue *usageError
+	var ce *config.Error
+	if errors.As(err, &ue) || errors.As(err, &ce) || errors.Is(err, tag.ErrClockSkew) {
+		return ExitUsage
+	}
+	return ExitFailure
+}
+
+type globals struct {
+	configFile string
+	verbose    bool
+}
+
+// New returns the root command.
+func New() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:   "shipit",
+		Short: "Build images with BuildKit, push them, and bump the kustomize pins Argo CD syncs",
+		Long: `shipit takes an application from a git commit to a release on Kubernetes.
+
+It builds every image in shipit.yaml concurrently on one BuildKit daemon,
+tags them YYYYMMDD-HHMMSS-<sha7> from the commit's time (so the newest
+release always sorts last, even after a git revert), pushes them to Amazon
+ECR or any OCI registry, and bumps the kustomize image pins that Argo CD
+syncs.
+
+  shipit build && shipit release     # CI on every merge
+  shipit build --push                # a developer, locally
+  shipit pin <tag>                   # rollback
+
+Exit codes: 0 success, 1 failure, 2 bad usage or configuration, 130 interrupted.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&g.configFile, "config", "", "path to shipit.yaml (default: searched from the working directory upward)")
+	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log what shipit does on stderr")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	root.AddGroup(&cobra.Group{ID: "main", Title: "Commands:"}, &cobra.Group{ID: "coming", Title: "Coming soon:"})
+	root.AddCommand(
+		newBuildCmd(g),
+		newTagCmd(g),
+		newVersionCmd(),
+		coming("release", "Push the built images and bump the kustomize pins in the deploy overlays"),
+		coming("pin <tag>", "Roll the overlays' pins to an existing release tag (rollback)"),
+	)
+	return root
+}
+
+// coming is a command that is planned but not yet built.
+func coming(use, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:                use,
+		Short:              short + " (coming)",
+		GroupID:            "coming",
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return fmt.Errorf("`shipit %s` is not available in this version yet", cmd.Name())
+		},
+	}
+}
+
+// exactArgs wraps cobra's argument checks so that they exit 2.
+func argsUsage(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return &usageError{err}
+		}
+		return nil
+	}
+}

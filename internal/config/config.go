@@ -1,0 +1,137 @@
+// Package config is the schema of shipit.yaml: loading, environment and flag
+// overrides, and validation with errors that name the file and the key.
+package config
+
+import (
+	"path/filepath"
+	"sort"
+)
+
+// FileName is the name shipit looks for from the working directory upward.
+const FileName = "shipit.yaml"
+
+// DefaultBuilderAddr is where buildkitd listens when run as root with defaults.
+const DefaultBuilderAddr = "unix:///run/buildkit/buildkitd.sock"
+
+// StateDir is shipit's output directory beside shipit.yaml: OCI layouts and the build record.
+const StateDir = ".shipit"
+
+// Config is shipit.yaml.
+type Config struct {
+	// Registry is host[:port][/prefix]; an image's repository is <registry>/<image name>.
+	Registry   string            `yaml:"registry"`
+	Builder    Builder           `yaml:"builder"`
+	Tag        Tag               `yaml:"tag"`
+	Cache      Cache             `yaml:"cache"`
+	Provenance string            `yaml:"provenance"`
+	Images     map[string]*Image `yaml:"images"`
+	Deploy     Deploy            `yaml:"deploy"`
+
+	// File is the absolute path of the file the configuration came from.
+	File string `yaml:"-"`
+
+	// lines maps a key to its line in File, for error messages.
+	lines map[string]int
+}
+
+// Builder says how to reach BuildKit.
+type Builder struct {
+	// Addr is a BuildKit address: unix://, tcp://, docker-container://, kube-pod://.
+	Addr string `yaml:"addr"`
+	TLS  TLS    `yaml:"tls"`
+}
+
+// TLS holds the client certificates for a tcp:// builder.
+type TLS struct {
+	CA         string `yaml:"ca"`
+	Cert       string `yaml:"cert"`
+	Key        string `yaml:"key"`
+	ServerName string `yaml:"server_name"`
+}
+
+// Tag configures release tags.
+type Tag struct {
+	// Prefix is a text/template evaluated over the environment, e.g. "pr-{{.PR_NUMBER}}-".
+	Prefix string `yaml:"prefix"`
+}
+
+// Cache configures cache import and export beyond the daemon's own cache.
+type Cache struct {
+	// Export is registry, local or none.
+	Export string `yaml:"export"`
+}
+
+// Cache export modes.
+const (
+	CacheNone     = "none"
+	CacheRegistry = "registry"
+	CacheLocal    = "local"
+)
+
+// Image is one image to build.
+type Image struct {
+	Repository string            `yaml:"repository"`
+	Context    string            `yaml:"context"`
+	Dockerfile string            `yaml:"dockerfile"`
+	Target     string            `yaml:"target"`
+	Args       map[string]string `yaml:"args"`
+	Secrets    []Secret          `yaml:"secrets"`
+	SSH        []string          `yaml:"ssh"`
+	Platforms  []string          `yaml:"platforms"`
+}
+
+// Secret is a BuildKit secret mount source: a file or an environment variable.
+type Secret struct {
+	ID  string `yaml:"id"`
+	Src string `yaml:"src"`
+	Env string `yaml:"env"`
+}
+
+// Deploy configures where release and pin write pins.
+type Deploy struct {
+	Repo     string   `yaml:"repo"`
+	Branch   string   `yaml:"branch"`
+	Overlays []string `yaml:"overlays"`
+}
+
+// Dir is the directory of shipit.yaml, against which relative paths resolve.
+func (c *Config) Dir() string { return filepath.Dir(c.File) }
+
+// StatePath is the absolute path of the .shipit directory.
+func (c *Config) StatePath() string { return filepath.Join(c.Dir(), StateDir) }
+
+// Abs resolves a path from the configuration against shipit.yaml's directory.
+func (c *Config) Abs(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.Dir(), p)
+}
+
+// ImageNames returns the configured image names, sorted.
+func (c *Config) ImageNames() []string {
+	names := make([]string, 0, len(c.Images))
+	for n := range c.Images {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// RepositoryFor is the repository an image is pushed to.
+func (c *Config) RepositoryFor(name string) string {
+	if im := c.Images[name]; im != nil && im.Repository != "" {
+		return im.Repository
+	}
+	if c.Registry == "" {
+		return name
+	}
+	return trimSlash(c.Registry) + "/" + name
+}
+
+func trimSlash(s string) string {
+	for len(s) > 0 && s[len(s)-1] == '/' {
+		s = s[:len(s)-1]
+	}
+	return s
+}

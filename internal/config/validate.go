@@ -1,0 +1,180 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/containerd/platforms"
+	"github.com/google/go-containerregistry/pkg/name"
+)
+
+// imageName is a repository path component: what an image's name must be
+// to serve as the last part of its repository.
+var imageName = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$`)
+
+// secretID is what BuildKit accepts as a secret or SSH id.
+var secretID = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+
+func (c *Config) errorf(key, format string, args ...any) error {
+	return &Error{File: c.File, Line: c.lines[key], Key: key, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Validate checks the structure of the configuration: everything that can
+// be checked without looking at the build inputs.
+func (c *Config) Validate() error {
+	if len(c.Images) == 0 {
+		return c.errorf("images", "no images are configured: add at least one under `images:`, each with a `context:`")
+	}
+	if c.Registry != "" {
+		if _, err := name.NewRepository(strings.TrimSuffix(c.Registry, "/")+"/x", name.WeakValidation); err != nil {
+			return c.errorf("registry", "%q is not a registry: write host[:port][/prefix], for example 123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/team", c.Registry)
+		}
+	}
+	switch c.Cache.Export {
+	case CacheNone, CacheRegistry, CacheLocal:
+	default:
+		return c.errorf("cache.export", "%q is not a cache mode: use registry, local or none", c.Cache.Export)
+	}
+	switch c.Provenance {
+	case "", "off", "min", "max":
+	default:
+		return c.errorf("provenance", "%q is not a provenance mode: use off (the default), min or max", c.Provenance)
+	}
+	if err := c.validateBuilder(); err != nil {
+		return err
+	}
+	for _, n := range c.ImageNames() {
+		if err := c.validateImage(n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Config) validateBuilder() error {
+	addr := c.Builder.Addr
+	scheme, _, ok := strings.Cut(addr, "://")
+	if !ok {
+		return c.errorf("builder.addr", "%q is not a BuildKit address: use unix:///path, tcp://host:port, docker-container://name or kube-pod://name", addr)
+	}
+	t := c.Builder.TLS
+	if (t.Cert == "") != (t.Key == "") {
+		return c.errorf("builder.tls", "cert and key go together: set both or neither")
+	}
+	if (t.CA != "" || t.Cert != "") && scheme != "tcp" {
+		return c.errorf("builder.tls", "TLS settings apply only to a tcp:// builder, and builder.addr is %s", addr)
+	}
+	for key, p := range map[string]string{"builder.tls.ca": t.CA, "builder.tls.cert": t.Cert, "builder.tls.key": t.Key} {
+		if p == "" {
+			continue
+		}
+		if _, err := os.Stat(c.Abs(p)); err != nil {
+			return c.errorf(key, "cannot read %s: %v", c.Abs(p), unwrapPath(err))
+		}
+	}
+	return nil
+}
+
+func (c *Config) validateImage(n string) error {
+	key := "images." + n
+	im := c.Images[n]
+	if im == nil || im.Context == "" {
+		return c.errorf(key, "the image has no context: set `context:` to its build directory, relative to %s", FileName)
+	}
+	if !imageName.MatchString(n) {
+		return c.errorf(key, "%q cannot be an image name: use lower-case letters, digits and single '.', '_' or '-' between them (it is the last part of the repository)", n)
+	}
+	repo := c.RepositoryFor(n)
+	if _, err := name.NewRepository(repo, name.WeakValidation); err != nil {
+		k := key + ".repository"
+		if im.Repository == "" {
+			k = "registry"
+		}
+		return c.errorf(k, "%q is not a valid repository: %v", repo, err)
+	}
+	for arg := range im.Args {
+		if strings.ContainsAny(arg, "= \t") {
+			return c.errorf(key+".args."+arg, "a build argument's name cannot hold '=' or spaces")
+		}
+	}
+	ids := map[string]bool{}
+	for i, s := range im.Secrets {
+		k := fmt.Sprintf("%s.secrets[%d]", key, i)
+		if !secretID.MatchString(s.ID) {
+			return c.errorf(k+".id", "a secret needs an id of letters, digits, '.', '_' or '-' (the id its Dockerfile mounts with --mount=type=secret,id=ID)")
+		}
+		if ids[s.ID] {
+			return c.errorf(k+".id", "secret id %q is given twice", s.ID)
+		}
+		ids[s.ID] = true
+		if (s.Src == "") == (s.Env == "") {
+			return c.errorf(k, "secret %q needs exactly one of src (a file) or env (an environment variable)", s.ID)
+		}
+	}
+	for i, s := range im.SSH {
+		id, _, _ := strings.Cut(s, "=")
+		if !secretID.MatchString(id) {
+			return c.errorf(fmt.Sprintf("%s.ssh[%d]", key, i), "%q is not an SSH agent id: write `default`, or ID=PATH to a socket or key file", s)
+		}
+	}
+	for i, p := range im.Platforms {
+		if _, err := platforms.Parse(p); err != nil {
+			return c.errorf(fmt.Sprintf("%s.platforms[%d]", key, i), "%q is not a platform: write os/arch[/variant], for example linux/amd64", p)
+		}
+	}
+	return nil
+}
+
+// CheckInputs checks what building the named images reads from this
+// machine: their contexts and Dockerfiles exist, their secret files exist
+// and their secret variables are set. Errors never hold a secret's value.
+func (c *Config) CheckInputs(names []string, getenv func(string) string) error {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	for _, n := range names {
+		key := "images." + n
+		im := c.Images[n]
+		ctx := c.Abs(im.Context)
+		if st, err := os.Stat(ctx); err != nil || !st.IsDir() {
+			return c.errorf(key+".context", "directory %s does not exist: set `context:` to the image's build directory, relative to %s", ctx, FileName)
+		}
+		df := filepath.Join(ctx, im.Dockerfile)
+		if st, err := os.Stat(df); err != nil || st.IsDir() {
+			return c.errorf(key+".dockerfile", "no Dockerfile at %s: set `dockerfile:` relative to the context (%s)", df, im.Context)
+		}
+		for i, s := range im.Secrets {
+			k := fmt.Sprintf("%s.secrets[%d]", key, i)
+			if s.Src != "" {
+				p := c.SecretPath(s)
+				if st, err := os.Stat(p); err != nil || st.IsDir() {
+					return c.errorf(k+".src", "secret %q: file %s does not exist: create it or point src at the file that holds the secret", s.ID, p)
+				}
+			} else if getenv(s.Env) == "" {
+				return c.errorf(k+".env", "secret %q: environment variable %s is not set or empty: export it before running shipit", s.ID, s.Env)
+			}
+		}
+		for i, s := range im.SSH {
+			id, path, _ := strings.Cut(s, "=")
+			if path == "" && getenv("SSH_AUTH_SOCK") == "" {
+				return c.errorf(fmt.Sprintf("%s.ssh[%d]", key, i), "SSH forwarding %q needs an agent, and SSH_AUTH_SOCK is not set: start ssh-agent and ssh-add your key, or write %s=PATH", id, id)
+			}
+		}
+	}
+	return nil
+}
+
+// SecretPath resolves a file secret's src: ~ is the home directory, and a
+// relative path is relative to shipit.yaml.
+func (c *Config) SecretPath(s Secret) string {
+	p := s.Src
+	if p == "~" || strings.HasPrefix(p, "~/") {
+		if home, err := os.UserHomeDir(); err == nil {
+			p = filepath.Join(home, p[1:])
+		}
+	}
+	return c.Abs(p)
+}

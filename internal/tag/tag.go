@@ -1,0 +1,127 @@
+// Package tag makes, parses and orders shipit's release tags.
+//
+// A release tag is PREFIX + YYYYMMDD-HHMMSS-<sha7>, the time being the
+// commit's committer time in UTC. Tags of one prefix sort byte-wise in
+// commit order, which is what Argo CD Image Updater's "alphabetical"
+// strategy, Flux's "alphabetical" policy and Kargo's "Lexical" selection use.
+package tag
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Layout is the time layout of a release tag.
+const Layout = "20060102-150405"
+
+// DirtySuffix marks a tag built from a work tree with uncommitted changes.
+const DirtySuffix = "-dirty"
+
+// MaxLen is the longest tag an OCI registry accepts.
+const MaxLen = 128
+
+var (
+	// ociTag is the grammar of a tag in the OCI distribution spec.
+	ociTag = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
+	// release matches PREFIX YYYYMMDD-HHMMSS-sha7 [-dirty].
+	release = regexp.MustCompile(`^(.*?)(\d{8}-\d{6})-([0-9a-f]{7})(-dirty)?$`)
+	// prefixChars is what a prefix may hold: tag characters, not starting with . or -.
+	prefixChars = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]*$`)
+)
+
+// ErrClockSkew is returned by New when a commit is older than its first parent.
+var ErrClockSkew = errors.New("commit time is earlier than its first parent's")
+
+// Commit is what a tag is made from.
+type Commit struct {
+	SHA        string    // full hex commit id
+	Time       time.Time // committer time
+	ParentTime time.Time // committer time of the first parent; zero for a root commit
+	Dirty      bool      // the work tree has uncommitted changes
+}
+
+// Tag is a parsed release tag.
+type Tag struct {
+	Prefix string
+	Time   time.Time // UTC, second precision
+	SHA7   string
+	Dirty  bool
+}
+
+// String renders the tag.
+func (t Tag) String() string {
+	s := t.Prefix + t.Time.UTC().Format(Layout) + "-" + t.SHA7
+	if t.Dirty {
+		s += DirtySuffix
+	}
+	return s
+}
+
+// New makes the release tag for a commit. It refuses a commit whose
+// committer time is earlier than its first parent's: such a tag would sort
+// before the parent's and an updater would never pick it.
+func New(prefix string, c Commit) (Tag, error) {
+	if err := ValidatePrefix(prefix); err != nil {
+		return Tag{}, err
+	}
+	if len(c.SHA) < 7 {
+		return Tag{}, fmt.Errorf("commit id %q is too short", c.SHA)
+	}
+	if !c.ParentTime.IsZero() && c.Time.Before(c.ParentTime) {
+		return Tag{}, fmt.Errorf("%w: commit %s was made at %s but its parent at %s; a tag from it would sort before the parent's release (fix the committer clock, amend the commit with `git commit --amend --no-edit --reset-author`, or pass --tag)",
+			ErrClockSkew, c.SHA[:7], c.Time.UTC().Format(time.RFC3339), c.ParentTime.UTC().Format(time.RFC3339))
+	}
+	t := Tag{Prefix: prefix, Time: c.Time.UTC().Truncate(time.Second), SHA7: strings.ToLower(c.SHA[:7]), Dirty: c.Dirty}
+	if n := len(t.String()); n > MaxLen {
+		return Tag{}, fmt.Errorf("tag %q is %d characters long; registries accept at most %d (shorten tag.prefix)", t.String(), n, MaxLen)
+	}
+	return t, nil
+}
+
+// ValidatePrefix checks that a prefix can start an OCI tag.
+func ValidatePrefix(prefix string) error {
+	if prefix == "" {
+		return nil
+	}
+	if !prefixChars.MatchString(prefix) {
+		return fmt.Errorf("tag prefix %q may hold only letters, digits, '_', '.' and '-', and must not start with '.' or '-'", prefix)
+	}
+	return nil
+}
+
+// Parse parses a release tag with any prefix.
+func Parse(s string) (Tag, error) {
+	if err := Validate(s); err != nil {
+		return Tag{}, err
+	}
+	m := release.FindStringSubmatch(s)
+	if m == nil {
+		return Tag{}, fmt.Errorf("tag %q is not a release tag: expected [PREFIX]YYYYMMDD-HHMMSS-<7 hex digits of the commit>", s)
+	}
+	ts, err := time.Parse(Layout, m[2])
+	if err != nil {
+		return Tag{}, fmt.Errorf("tag %q is not a release tag: %q is not a valid date and time", s, m[2])
+	}
+	return Tag{Prefix: m[1], Time: ts, SHA7: m[3], Dirty: m[4] != ""}, nil
+}
+
+// Validate checks that s is a valid OCI tag.
+func Validate(s string) error {
+	if !ociTag.MatchString(s) {
+		return fmt.Errorf("%q is not a valid image tag: a tag is 1 to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'", s)
+	}
+	return nil
+}
+
+// Less reports whether tag a sorts before tag b, the order in which
+// alphabetical updaters pick tags: byte-wise.
+func Less(a, b string) bool { return a < b }
+
+// Pattern returns an anchored regular expression that matches the release
+// tags of a prefix (and not dirty ones), for an updater's allow-tags.
+func Pattern(prefix string) string {
+	return "^" + regexp.QuoteMeta(prefix) + `[0-9]{8}-[0-9]{6}-[0-9a-f]{7}$`
+}
