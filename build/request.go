@@ -77,7 +77,7 @@ func Requests(p Plan) ([]Request, []string, error) {
 			Platforms:      im.Platforms,
 			NoCache:        p.NoCache,
 			Push:           p.Push,
-			Insecure:       ref.Registry.Scheme() == "http",
+			Insecure:       ref.Scheme() == "http",
 			LayoutDir:      LayoutPath(cfg.StatePath(), n),
 		}
 		if cfg.Provenance == "min" || cfg.Provenance == "max" {

@@ -118,7 +118,7 @@ func connectBuilder(ctx context.Context, cfg *config.Config) (*client.Client, er
 	pctx, cancel := context.WithTimeout(ctx, builderTimeout)
 	defer cancel()
 	if _, err := c.Info(pctx); err != nil {
-		c.Close()
+		_ = c.Close()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}

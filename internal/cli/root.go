@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
 	"github.com/shipit-dev/shipit/internal/config"
@@ -78,6 +79,14 @@ Exit codes: 0 success, 1 failure, 2 bad usage or configuration, 130 interrupted.
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) {
+		// BuildKit's and containerd's libraries log through logrus; their
+		// notices (fsverity support, retries) are for -v only.
+		logrus.SetOutput(cmd.ErrOrStderr())
+		if !g.verbose {
+			logrus.SetOutput(io.Discard)
+		}
+	}
 	root.PersistentFlags().StringVar(&g.configFile, "config", "", "path to shipit.yaml (default: searched from the working directory upward)")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log what shipit does on stderr")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
@@ -96,7 +105,7 @@ Exit codes: 0 success, 1 failure, 2 bad usage or configuration, 130 interrupted.
 func coming(use, short string) *cobra.Command {
 	return &cobra.Command{
 		Use:                use,
-		Short:              short + " (coming)",
+		Short:              short,
 		GroupID:            "coming",
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {

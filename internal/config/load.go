@@ -71,8 +71,6 @@ type Options struct {
 	Flags *pflag.FlagSet
 	// FlagKeys maps a flag name to the configuration key it sets.
 	FlagKeys map[string]string
-	// Getenv reads the environment; os.Getenv when nil.
-	Getenv func(string) string
 }
 
 // Load reads shipit.yaml, applies SHIPIT_<KEY> environment variables and
@@ -141,7 +139,9 @@ func check(lines map[string]int, file string, n *yaml.Node, t reflect.Type, key 
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
-	lines[key] = n.Line
+	if _, ok := lines[key]; !ok {
+		lines[key] = n.Line
+	}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return nil
 	}
@@ -168,6 +168,7 @@ func check(lines map[string]int, file string, n *yaml.Node, t reflect.Type, key 
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
+			lines[join(key, k.Value)] = k.Line
 			f, ok := fields[k.Value]
 			if !ok {
 				return &Error{File: file, Line: k.Line, Key: join(key, k.Value),
@@ -186,6 +187,7 @@ func check(lines map[string]int, file string, n *yaml.Node, t reflect.Type, key 
 			if k.Kind != yaml.ScalarNode || k.Value == "" {
 				return &Error{File: file, Line: k.Line, Key: key, Msg: "keys must be non-empty names"}
 			}
+			lines[join(key, k.Value)] = k.Line
 			if err := check(lines, file, v, t.Elem(), join(key, k.Value)); err != nil {
 				return err
 			}
@@ -269,10 +271,6 @@ func distance(a, b string) int {
 // wins over the file.
 func override(cfg *Config, opt Options) error {
 	v := viper.New()
-	getenv := opt.Getenv
-	if getenv == nil {
-		getenv = os.Getenv
-	}
 	leaves := map[string]reflect.Value{}
 	collect(reflect.ValueOf(cfg).Elem(), "", leaves)
 	for _, name := range cfg.ImageNames() {
@@ -284,15 +282,12 @@ func override(cfg *Config, opt Options) error {
 	}
 	sort.Strings(keys)
 	for _, key := range keys {
-		envs := []string{EnvName(key)}
+		envs := []string{key, EnvName(key)}
 		if key == "builder.addr" {
 			envs = append(envs, "BUILDKIT_HOST")
 		}
-		for _, e := range envs {
-			if val := getenv(e); val != "" {
-				v.Set(key, val)
-				break
-			}
+		if err := v.BindEnv(envs...); err != nil {
+			return err
 		}
 	}
 	if opt.Flags != nil {

@@ -5,6 +5,7 @@ package testenv
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -30,7 +31,7 @@ func BusyboxImage(busybox string) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := exec.Command(busybox, "--list").Output()
+	out, err := exec.CommandContext(context.Background(), busybox, "--list").Output()
 	if err != nil {
 		return nil, fmt.Errorf("%s --list: %w", busybox, err)
 	}

@@ -1,0 +1,241 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+)
+
+// write lays out files under a temp dir and returns it.
+func write(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for p, content := range files {
+		full := filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+const good = `registry: 123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/team
+builder:
+  addr: tcp://buildkitd:1234
+images:
+  web:
+    context: web
+    target: runtime
+    args: {GREETING: hi, RUBY_VERSION: "3.3", WORKERS: 4}
+    secrets:
+      - {id: gem_token, src: token.txt}
+      - {id: npm_token, env: NPM_TOKEN}
+    platforms: [linux/amd64]
+  Nginx-proxy:
+    context: nginx
+deploy:
+  overlays: [k8s/overlays/production]
+`
+
+func TestLoadGood(t *testing.T) {
+	t.Parallel()
+	dir := write(t, map[string]string{"shipit.yaml": strings.Replace(good, "Nginx-proxy", "nginx", 1)})
+	sub := filepath.Join(dir, "deep", "er")
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(Options{Dir: sub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.File != filepath.Join(dir, "shipit.yaml") {
+		t.Errorf("found %s, want the shipit.yaml two directories up", cfg.File)
+	}
+	web := cfg.Images["web"]
+	if web.Args["GREETING"] != "hi" || web.Args["WORKERS"] != "4" {
+		t.Errorf("args lost their case or value: %v", web.Args)
+	}
+	if web.Dockerfile != "Dockerfile" || cfg.Cache.Export != CacheNone || cfg.Deploy.Branch != "main" || cfg.Deploy.Repo != "." {
+		t.Errorf("defaults not applied: %+v %+v %+v", web, cfg.Cache, cfg.Deploy)
+	}
+	if got := cfg.RepositoryFor("web"); got != "123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/team/web" {
+		t.Errorf("repository = %s", got)
+	}
+	if got := cfg.SecretPath(web.Secrets[0]); got != filepath.Join(dir, "token.txt") {
+		t.Errorf("secret src resolves to %s, want it relative to shipit.yaml", got)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		yaml string
+		want string // the whole message after the file name
+	}{
+		{"unknown top key", "registy: x\nimages: {web: {context: .}}\n",
+			`:1: registy: unknown key, did you mean "registry"? (known keys here: registry, builder, tag, cache, provenance, images, deploy)`},
+		{"unknown image key", "images:\n  web:\n    contxt: web\n",
+			`:3: images.web.contxt: unknown key, did you mean "context"? (known keys here: repository, context, dockerfile, target, args, secrets, ssh, platforms)`},
+		{"images is a list", "images: [web, api]\n",
+			`:1: images: expected a mapping, got a list`},
+		{"args is a list", "images:\n  web:\n    context: .\n    args: [A=1]\n",
+			`:4: images.web.args: expected a mapping, got a list`},
+		{"context is a map", "images:\n  web:\n    context: {dir: .}\n",
+			`:3: images.web.context: expected a string, got a mapping`},
+		{"no context", "images:\n  web:\n    target: x\n",
+			`:2: images.web: the image has no context: set ` + "`context:`" + ` to its build directory, relative to shipit.yaml`},
+		{"no images", "registry: r.example.com\n",
+			`: images: no images are configured: add at least one under ` + "`images:`" + `, each with a ` + "`context:`"},
+		{"bad cache", "cache: {export: s3}\nimages: {web: {context: .}}\n",
+			`:1: cache.export: "s3" is not a cache mode: use registry, local or none`},
+		{"secret with both", "images:\n  web:\n    context: .\n    secrets:\n      - {id: a, src: f, env: E}\n",
+			`:5: images.web.secrets[0]: secret "a" needs exactly one of src (a file) or env (an environment variable)`},
+		{"bad builder", "builder: {addr: buildkitd:1234}\nimages: {web: {context: .}}\n",
+			`:1: builder.addr: "buildkitd:1234" is not a BuildKit address: use unix:///path, tcp://host:port, docker-container://name or kube-pod://name`},
+		{"upper-case image name", "images:\n  Web:\n    context: .\n",
+			`:2: images.Web: "Web" cannot be an image name: use lower-case letters, digits and single '.', '_' or '-' between them (it is the last part of the repository)`},
+		{"bad platform", "images:\n  web:\n    context: .\n    platforms: [linux/amd64, windoze]\n",
+			`:4: images.web.platforms[1]: "windoze" is not a platform: write os/arch[/variant], for example linux/amd64`},
+		{"not yaml", "images: {web: [\n", `: not valid YAML: line 1: did not find expected node content`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := write(t, map[string]string{"shipit.yaml": tc.yaml})
+			_, err := Load(Options{Dir: dir})
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("err = %v, want a *config.Error", err)
+			}
+			file := filepath.Join(dir, "shipit.yaml")
+			if got := err.Error(); got != file+tc.want {
+				t.Errorf("message\n got: %s\nwant: %s", got, file+tc.want)
+			}
+		})
+	}
+}
+
+func TestFindNone(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	_, err := Load(Options{Dir: dir})
+	var ce *Error
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "no shipit.yaml found in "+dir) || !strings.Contains(err.Error(), "--config") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestOverrides(t *testing.T) { // not parallel: it sets the process environment
+	dir := write(t, map[string]string{"shipit.yaml": "registry: file.example.com\nbuilder: {addr: unix:///file.sock}\nimages:\n  web:\n    context: .\n    target: file\n"})
+	env := map[string]string{
+		"SHIPIT_REGISTRY":          "env.example.com/team",
+		"BUILDKIT_HOST":            "tcp://buildkit-host:1234",
+		"SHIPIT_IMAGES_WEB_TARGET": "env-target",
+		"SHIPIT_DEPLOY_OVERLAYS":   "a, b",
+	}
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	cfg, err := Load(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Registry != "env.example.com/team" || cfg.Builder.Addr != "tcp://buildkit-host:1234" || cfg.Images["web"].Target != "env-target" {
+		t.Errorf("environment did not win over the file: %s %s %s", cfg.Registry, cfg.Builder.Addr, cfg.Images["web"].Target)
+	}
+	if got := strings.Join(cfg.Deploy.Overlays, "|"); got != "a|b" {
+		t.Errorf("overlays from env = %q", got)
+	}
+
+	t.Setenv("SHIPIT_BUILDER_ADDR", "unix:///shipit-env.sock")
+	fs := pflag.NewFlagSet("build", pflag.ContinueOnError)
+	fs.String("builder", "", "")
+	fs.String("registry", "", "")
+	if err := fs.Parse([]string{"--registry", "flag.example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = Load(Options{Dir: dir, Flags: fs, FlagKeys: map[string]string{"builder": "builder.addr", "registry": "registry"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Registry != "flag.example.com" {
+		t.Errorf("flag did not win: registry = %s", cfg.Registry)
+	}
+	if cfg.Builder.Addr != "unix:///shipit-env.sock" {
+		t.Errorf("SHIPIT_BUILDER_ADDR should win over BUILDKIT_HOST, and an unset flag change nothing: %s", cfg.Builder.Addr)
+	}
+}
+
+func TestCheckInputs(t *testing.T) {
+	t.Parallel()
+	dir := write(t, map[string]string{
+		"shipit.yaml":    "images:\n  web:\n    context: web\n    secrets:\n      - {id: tok, src: secrets/tok}\n      - {id: npm, env: NPM_TOKEN}\n  api:\n    context: api\n    dockerfile: build/Dockerfile\n",
+		"web/Dockerfile": "FROM scratch\n",
+		"api/Dockerfile": "FROM scratch\n",
+	})
+	file := filepath.Join(dir, "shipit.yaml")
+	cfg, err := Load(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	getenv := func(k string) string { return env[k] }
+
+	err = cfg.CheckInputs([]string{"web"}, getenv)
+	want := file + ":5: images.web.secrets[0].src: secret \"tok\": file " + filepath.Join(dir, "secrets/tok") + " does not exist: create it or point src at the file that holds the secret"
+	if err == nil || err.Error() != want {
+		t.Errorf("missing secret file:\n got: %v\nwant: %s", err, want)
+	}
+
+	if err := os.MkdirAll(filepath.Join(dir, "secrets"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "secrets/tok"), []byte("hunter2"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err = cfg.CheckInputs([]string{"web"}, getenv)
+	want = file + ":6: images.web.secrets[1].env: secret \"npm\": environment variable NPM_TOKEN is not set or empty: export it before running shipit"
+	if err == nil || err.Error() != want {
+		t.Errorf("missing secret variable:\n got: %v\nwant: %s", err, want)
+	}
+	env["NPM_TOKEN"] = "s3cret-value"
+	if err := cfg.CheckInputs([]string{"web"}, getenv); err != nil {
+		t.Errorf("all inputs present: %v", err)
+	}
+
+	err = cfg.CheckInputs([]string{"api"}, getenv)
+	if err == nil || !strings.Contains(err.Error(), "images.api.dockerfile: no Dockerfile at "+filepath.Join(dir, "api/build/Dockerfile")) {
+		t.Errorf("missing Dockerfile: %v", err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "web")); err != nil {
+		t.Fatal(err)
+	}
+	err = cfg.CheckInputs([]string{"web"}, getenv)
+	if err == nil || !strings.Contains(err.Error(), ":3: images.web.context: directory "+filepath.Join(dir, "web")+" does not exist") {
+		t.Errorf("missing context: %v", err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(good))
+	f.Add([]byte("images: {web: {context: ., args: {A: [1]}}}"))
+	f.Add([]byte("&a {images: *a}"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := Parse("shipit.yaml", data)
+		if err == nil && cfg == nil {
+			t.Fatal("no config and no error")
+		}
+		if err == nil {
+			cfg.defaults()
+			_ = cfg.Validate()
+		}
+	})
+}
