@@ -106,13 +106,13 @@ func Solve(ctx context.Context, opt Options, reqs []Request) ([]Result, error) {
 	merged := make(chan *client.SolveStatus)
 	var fwd sync.WaitGroup
 	displayDone := make(chan struct{})
-	var warnings []client.VertexWarning
 	go func() {
 		defer close(displayDone)
 		// The display must drain every status even after ctx is done, or the
 		// solves block; it stops when merged is closed.
-		warnings, _ = disp.UpdateFrom(context.WithoutCancel(ctx), merged)
+		_, _ = disp.UpdateFrom(context.WithoutCancel(ctx), merged)
 	}()
+	warnings := make([][]string, len(reqs))
 
 	results := make([]Result, len(reqs))
 	errs := make([]error, len(reqs))
@@ -122,7 +122,7 @@ func Solve(ctx context.Context, opt Options, reqs []Request) ([]Result, error) {
 		fwd.Add(1)
 		go func() {
 			defer fwd.Done()
-			forward(merged, ch, r.Name, len(reqs) > 1)
+			warnings[i] = forward(merged, ch, r.Name, len(reqs) > 1)
 		}()
 		wg.Add(1)
 		go func() {
@@ -139,7 +139,11 @@ func Solve(ctx context.Context, opt Options, reqs []Request) ([]Result, error) {
 	fwd.Wait()
 	close(merged)
 	<-displayDone
-	printWarnings(opt.Progress, warnings)
+	for _, ws := range warnings {
+		for _, w := range ws {
+			fmt.Fprintln(opt.Progress, w)
+		}
+	}
 
 	var out []Result
 	for i := range reqs {

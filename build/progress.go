@@ -2,22 +2,41 @@ package build
 
 import (
 	"fmt"
-	"io"
+	"strings"
 
 	"github.com/moby/buildkit/client"
 	digest "github.com/opencontainers/go-digest"
 )
 
-// forward copies one solve's status to the shared display. With several
-// images, each vertex is named after its image and given a digest of its
-// own, so identical steps of two images show as two lines, as in buildx.
-func forward(dst chan<- *client.SolveStatus, src <-chan *client.SolveStatus, image string, prefix bool) {
+// forward copies one solve's status to the shared display and returns the
+// solve's warnings. With several images, each vertex is named after its
+// image and given a digest of its own, so identical steps of two images
+// show as two lines, as in buildx.
+func forward(dst chan<- *client.SolveStatus, src <-chan *client.SolveStatus, image string, prefix bool) []string {
+	var warnings []string
 	for s := range src {
+		for _, w := range s.Warnings {
+			warnings = append(warnings, warningLine(image, w))
+		}
 		if prefix {
 			s = relabel(s, image)
 		}
 		dst <- s
 	}
+	return warnings
+}
+
+// warningLine renders a BuildKit warning (a lint finding, deprecated
+// syntax) with the image and the Dockerfile line it concerns.
+func warningLine(image string, w *client.VertexWarning) string {
+	s := fmt.Sprintf("warning: image %s: %s", image, w.Short)
+	if w.SourceInfo != nil && len(w.Range) > 0 && !strings.Contains(s, "(line ") {
+		s += fmt.Sprintf(" (%s:%d)", w.SourceInfo.Filename, w.Range[0].Start.Line)
+	}
+	if w.URL != "" {
+		s += " " + w.URL
+	}
+	return s
 }
 
 func relabel(s *client.SolveStatus, image string) *client.SolveStatus {
@@ -54,12 +73,4 @@ func relabel(s *client.SolveStatus, image string) *client.SolveStatus {
 		out.Warnings = append(out.Warnings, &nw)
 	}
 	return out
-}
-
-// printWarnings writes BuildKit's warnings (lint findings, deprecated
-// syntax) after the display has finished.
-func printWarnings(w io.Writer, warnings []client.VertexWarning) {
-	for _, vw := range warnings {
-		fmt.Fprintf(w, "warning: %s\n", vw.Short)
-	}
 }
