@@ -346,4 +346,3 @@ func mustRef(t *testing.T, s string) name.Reference {
 	}
 	return r
 }
-

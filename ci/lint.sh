@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# gofmt, go vet and golangci-lint (built from tools/go.mod, so its version is pinned).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt: these files need formatting:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+go vet ./...
+if [ ! -x bin/golangci-lint ] || [ tools/go.mod -nt bin/golangci-lint ]; then
+	echo "lint: building golangci-lint (tools/go.mod)" >&2
+	(cd tools && go build -o ../bin/golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint)
+fi
+bin/golangci-lint run ./...
