@@ -80,8 +80,8 @@ func TestLoadErrors(t *testing.T) {
 		yaml string
 		want string // the whole message after the file name
 	}{
-		{"unknown top key", "registy: x\nimages: {web: {context: .}}\n",
-			`:1: registy: unknown key, did you mean "registry"? (known keys here: registry, builder, tag, cache, provenance, images, deploy)`},
+		{"unknown top key", "regstry: x\nimages: {web: {context: .}}\n",
+			`:1: regstry: unknown key, did you mean "registry"? (known keys here: registry, builder, tag, cache, provenance, images, deploy)`},
 		{"unknown image key", "images:\n  web:\n    contxt: web\n",
 			`:3: images.web.contxt: unknown key, did you mean "context"? (known keys here: repository, context, dockerfile, target, args, secrets, ssh, platforms)`},
 		{"images is a list", "images: [web, api]\n",

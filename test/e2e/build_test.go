@@ -184,7 +184,7 @@ func TestBuildPush(t *testing.T) {
 	if labels["org.opencontainers.image.revision"] != a.sha || labels["org.opencontainers.image.created"] != "2026-05-06T05:08:09Z" || labels["org.opencontainers.image.source"] != "https://git.example.com/acme/app.git" {
 		t.Errorf("labels = %v", labels)
 	}
-	if !cf.Created.Time.Equal(a.commitTime) {
+	if !cf.Created.Equal(a.commitTime) {
 		t.Errorf("config created = %v, want the commit time %v", cf.Created.Time, a.commitTime)
 	}
 	if cf.Config.User != "nobody" {
