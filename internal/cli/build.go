@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/util/progress/progressui"
 	"github.com/spf13/cobra"
 
@@ -67,7 +69,6 @@ record). stderr: BuildKit's progress display.`,
 }
 
 func runBuild(cmd *cobra.Command, g *globals, o *buildOptions, args []string) error {
-	start := time.Now()
 	ctx := cmd.Context()
 	stderr := cmd.ErrOrStderr()
 	switch o.output {
@@ -96,30 +97,54 @@ func runBuild(cmd *cobra.Command, g *globals, o *buildOptions, args []string) er
 	if err := cfg.CheckInputs(names, os.Getenv); err != nil {
 		return err
 	}
+	// Reach the daemon while git is read: both are on the way to the first
+	// solve, and neither needs the other.
+	type conn struct {
+		c   *client.Client
+		err error
+	}
+	connCtx, cancelConn := context.WithCancel(ctx)
+	defer cancelConn()
+	connected := make(chan conn, 1)
+	go func() {
+		c, err := connectBuilder(connCtx, cfg)
+		connected <- conn{c, err}
+	}()
+	closeConn := func() {
+		cancelConn()
+		if cn := <-connected; cn.c != nil {
+			_ = cn.c.Close()
+		}
+	}
+
 	head, err := readHead(ctx, cfg)
 	if err != nil {
+		closeConn()
 		return err
 	}
 	t, err := releaseTag(cfg, head, o.tag)
 	if err != nil {
+		closeConn()
 		return err
 	}
 	plan := build.Plan{Config: cfg, Head: head, Tag: t, Images: names, Push: o.push, NoCache: o.noCache}
 	reqs, warnings, err := build.Requests(plan)
 	if err != nil {
+		closeConn()
 		return err
 	}
 	for _, w := range warnings {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
-	c, err := connectBuilder(ctx, cfg)
-	if err != nil {
-		return err
+	cn := <-connected
+	if cn.err != nil {
+		return cn.err
 	}
+	c := cn.c
 	defer c.Close()
 
 	kc := regauth.NewKeychain(nil)
-	g.logf(stderr, "building %s as %s on %s; first solve request %s after start", strings.Join(names, ", "), t, cfg.Builder.Addr, time.Since(start).Round(time.Microsecond))
+	g.logf(stderr, "building %s as %s on %s; first solve request %s after main started (unix time %d ns)", strings.Join(names, ", "), t, cfg.Builder.Addr, time.Since(g.start).Round(time.Microsecond), time.Now().UnixNano())
 	rec, err := build.Run(ctx, build.Options{
 		Solver:   c,
 		Auth:     regauth.Session(kc),

@@ -35,7 +35,7 @@ func loadConfig(cmd *cobra.Command, g *globals, flagKeys map[string]string) (*co
 
 // readHead reads the commit that shipit.yaml's repository has checked out.
 func readHead(ctx context.Context, cfg *config.Config) (gitinfo.Head, error) {
-	h, err := gitinfo.Read(ctx, cfg.Dir(), cfg.StatePath())
+	h, err := gitinfo.Read(ctx, cfg.Dir(), config.StateDir)
 	if errors.Is(err, gitinfo.ErrNotRepository) {
 		return h, &usageError{err}
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
@@ -53,13 +54,14 @@ func ExitCode(err error, interrupted bool, w io.Writer) int {
 }
 
 type globals struct {
+	start      time.Time // when main called New, for -v timings
 	configFile string
 	verbose    bool
 }
 
 // New returns the root command.
 func New() *cobra.Command {
-	g := &globals{}
+	g := &globals{start: time.Now()}
 	root := &cobra.Command{
 		Use:   "shipit",
 		Short: "Build images with BuildKit, push them, and bump the kustomize pins Argo CD syncs",

@@ -8,16 +8,17 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
 // Head describes the checked-out commit of a repository.
 type Head struct {
-	Root       string    // the work tree's top directory
 	SHA        string    // full commit id
 	Time       time.Time // committer time, UTC
 	ParentTime time.Time // first parent's committer time; zero for a root commit
@@ -29,26 +30,48 @@ type Head struct {
 var ErrNotRepository = errors.New("not a git repository")
 
 // Read reads HEAD of the repository that holds dir. Changes under the
-// absolute paths in ignore (shipit's own .shipit directory) do not make the
-// tree dirty: they are shipit's output, not its input.
+// paths in ignore (relative to dir: shipit's own .shipit directory) do not
+// make the tree dirty: they are shipit's output, not its input.
+//
+// Two git commands run concurrently, and the origin URL is read from the
+// repository's config file: each process start costs milliseconds, and
+// this is on the way to every build's first solve.
 func Read(ctx context.Context, dir string, ignore ...string) (Head, error) {
-	out, err := git(ctx, dir, "rev-parse", "--show-toplevel")
-	if err != nil {
-		return Head{}, fmt.Errorf("%s: %w (shipit tags images by commit: run it inside a git repository with at least one commit)", dir, ErrNotRepository)
+	var (
+		h                   Head
+		log, status, origin string
+		logErr, statusErr   error
+		wg                  sync.WaitGroup
+	)
+	statusArgs := []string{"status", "--porcelain=v1", "-z", "--untracked-files=normal", "--", ":/"}
+	for _, p := range ignore {
+		statusArgs = append(statusArgs, ":(exclude)"+filepath.ToSlash(p))
 	}
-	h := Head{Root: strings.TrimSpace(out)}
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		// HEAD and its first parent: "<sha> <committer time>" lines.
+		log, logErr = git(ctx, dir, "log", "--first-parent", "-n", "2", "--format=%H %ct")
+	}()
+	go func() {
+		defer wg.Done()
+		status, statusErr = git(ctx, dir, statusArgs...)
+	}()
+	origin = originURL(dir)
+	wg.Wait()
 
-	// HEAD and its first parent in one call: "<sha> <committer time>" lines.
-	out, err = git(ctx, dir, "log", "--first-parent", "-n", "2", "--format=%H %ct")
-	if err != nil {
-		return Head{}, fmt.Errorf("reading HEAD of %s: %w (does the repository have a commit yet?)", h.Root, err)
+	if logErr != nil {
+		if strings.Contains(logErr.Error(), "not a git repository") {
+			return Head{}, fmt.Errorf("%s: %w (shipit tags images by commit: run it inside a git repository with at least one commit)", dir, ErrNotRepository)
+		}
+		return Head{}, fmt.Errorf("reading HEAD in %s: %w (does the repository have a commit yet?)", dir, logErr)
 	}
-	lines := strings.Split(strings.TrimSpace(out), "\n")
+	lines := strings.Split(strings.TrimSpace(log), "\n")
 	for i, l := range lines {
 		sha, ct, ok := strings.Cut(l, " ")
 		sec, perr := strconv.ParseInt(ct, 10, 64)
 		if !ok || perr != nil {
-			return Head{}, fmt.Errorf("reading HEAD of %s: unexpected git log line %q", h.Root, l)
+			return Head{}, fmt.Errorf("reading HEAD in %s: unexpected git log line %q", dir, l)
 		}
 		t := time.Unix(sec, 0).UTC()
 		if i == 0 {
@@ -57,53 +80,12 @@ func Read(ctx context.Context, dir string, ignore ...string) (Head, error) {
 			h.ParentTime = t
 		}
 	}
-
-	out, err = git(ctx, dir, "status", "--porcelain=v1", "-z", "--untracked-files=normal")
-	if err != nil {
-		return Head{}, fmt.Errorf("reading the work tree state of %s: %w", h.Root, err)
+	if statusErr != nil {
+		return Head{}, fmt.Errorf("reading the work tree state in %s: %w", dir, statusErr)
 	}
-	var rel []string
-	for _, p := range ignore {
-		if r, err := filepath.Rel(h.Root, p); err == nil && !strings.HasPrefix(r, "..") {
-			rel = append(rel, r)
-		}
-	}
-	h.Dirty = dirty(out, rel)
-
-	if u, err := git(ctx, dir, "config", "--get", "remote.origin.url"); err == nil {
-		h.Source = SanitizeURL(strings.TrimSpace(u))
-	}
+	h.Dirty = strings.TrimSpace(status) != ""
+	h.Source = SanitizeURL(strings.TrimSpace(origin))
 	return h, nil
-}
-
-// dirty reports whether porcelain -z output lists a path not under ignore.
-func dirty(porcelain string, ignore []string) bool {
-	entries := strings.Split(porcelain, "\x00")
-	for i := 0; i < len(entries); i++ {
-		e := entries[i]
-		if len(e) < 4 {
-			continue
-		}
-		status, path := e[:2], e[3:]
-		if status[0] == 'R' || status[0] == 'C' {
-			i++ // the next entry is the rename's source path
-		}
-		if !ignored(path, ignore) {
-			return true
-		}
-	}
-	return false
-}
-
-func ignored(path string, ignore []string) bool {
-	path = strings.TrimSuffix(filepath.ToSlash(path), "/")
-	for _, ig := range ignore {
-		ig = strings.TrimSuffix(filepath.ToSlash(ig), "/")
-		if ig != "" && (path == ig || strings.HasPrefix(path, ig+"/")) {
-			return true
-		}
-	}
-	return false
 }
 
 // SanitizeURL removes credentials from a remote URL, so that a token in
@@ -133,4 +115,54 @@ func git(ctx context.Context, dir string, args ...string) (string, error) {
 		return "", errors.New(msg)
 	}
 	return stdout.String(), nil
+}
+
+// originURL reads remote.origin.url from the repository's config file
+// (following a worktree's .git file to the common directory). It is only
+// the source label of an image, so anything unusual (an include, no
+// origin) gives "" rather than an error.
+func originURL(dir string) string {
+	gitDir := ""
+	for d := dir; ; d = filepath.Dir(d) {
+		p := filepath.Join(d, ".git")
+		if st, err := os.Stat(p); err == nil {
+			if st.IsDir() {
+				gitDir = p
+			} else if data, err := os.ReadFile(p); err == nil {
+				// A worktree or submodule: "gitdir: <path>".
+				gd := strings.TrimSpace(strings.TrimPrefix(string(data), "gitdir:"))
+				if !filepath.IsAbs(gd) {
+					gd = filepath.Join(d, gd)
+				}
+				gitDir = gd
+				if common, err := os.ReadFile(filepath.Join(gd, "commondir")); err == nil {
+					c := strings.TrimSpace(string(common))
+					if !filepath.IsAbs(c) {
+						c = filepath.Join(gd, c)
+					}
+					gitDir = c
+				}
+			}
+			break
+		}
+		if filepath.Dir(d) == d {
+			return ""
+		}
+	}
+	data, err := os.ReadFile(filepath.Join(gitDir, "config"))
+	if err != nil {
+		return ""
+	}
+	inOrigin := false
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "[") {
+			inOrigin = line == `[remote "origin"]`
+			continue
+		}
+		if k, v, ok := strings.Cut(line, "="); inOrigin && ok && strings.EqualFold(strings.TrimSpace(k), "url") {
+			return strings.Trim(strings.TrimSpace(v), `"`)
+		}
+	}
+	return ""
 }
