@@ -1,0 +1,162 @@
+package kustomize
+
+import (
+	"bytes"
+	"fmt"
+	"path"
+
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+)
+
+// Mode says what a pin holds.
+type Mode string
+
+// Pin modes: deploy.pin in shipit.yaml.
+const (
+	ModeTag          Mode = "tag"
+	ModeDigest       Mode = "digest"
+	ModeTagAndDigest Mode = "tag+digest"
+)
+
+// Image is an image to pin.
+type Image struct {
+	Name       string // shipit's name for it; the images entry name unless the overlay names it otherwise
+	Repository string
+	Tag        string
+	Digest     string
+}
+
+// Keep decides whether an overlay keeps its current pin of an image; it
+// returns why, or "" to let the pin change.
+type Keep func(image string, current Entry, next Pin) string
+
+// ImageChange is what happens to one image in one overlay.
+type ImageChange struct {
+	Image   string   // shipit's image name
+	Entry   string   // the images entry's name
+	Old     Entry    // as it was; not Found() when the entry is added
+	New     Pin      // the pin wanted
+	Changed bool     // the entry changes
+	Kept    string   // why the current pin stays (forward-only, a hold)
+	Uses    []string // Kind/name/container of what runs the image after the edit
+}
+
+// Change is the edit of one overlay.
+type Change struct {
+	Dir    string
+	File   string
+	Before []byte
+	After  []byte
+	Images []ImageChange
+}
+
+// Changed reports whether the file changes.
+func (c *Change) Changed() bool { return !bytes.Equal(c.Before, c.After) }
+
+// Plan computes the edit of one overlay without writing anything, and
+// checks it: the overlay must render with the kustomize library, and every
+// container that runs a pinned image must run the new reference.
+func Plan(fs filesys.FileSystem, dir string, imgs []Image, mode Mode, keep Keep) (*Change, error) {
+	file, err := FindFile(fs, dir)
+	if err != nil {
+		return nil, err
+	}
+	before, err := fs.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := Images(before)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	c := &Change{Dir: dir, File: file, Before: before, After: before}
+	var current []Container // the overlay as it renders now, when needed
+	var pins []Pin
+	aliases := map[string][]string{}
+	for _, im := range imgs {
+		name, ok := entryName(entries, im)
+		if !ok {
+			if current == nil {
+				if current, err = Render(fs, dir, nil); err != nil {
+					return nil, fmt.Errorf("overlay %s does not render: %w", dir, err)
+				}
+			}
+			name = discoverName(current, im)
+		}
+		pin := Pin{Name: name, NewName: im.Repository}
+		if mode != ModeDigest {
+			pin.NewTag = im.Tag
+		}
+		if mode != ModeTag {
+			pin.Digest = im.Digest
+		}
+		ic := ImageChange{Image: im.Name, Entry: name, Old: entries[name], New: pin}
+		if ic.Old.Found() && keep != nil {
+			if why := keep(im.Name, ic.Old, pin); why != "" {
+				ic.Kept = why
+				c.Images = append(c.Images, ic)
+				continue
+			}
+		}
+		after, err := SetImage(c.After, pin)
+		if err != nil {
+			return nil, fmt.Errorf("%s: setting image %s: %w", file, name, err)
+		}
+		ic.Changed = !bytes.Equal(after, c.After)
+		c.After = after
+		if ic.Old.NewName != "" {
+			aliases[name] = append(aliases[name], ic.Old.NewName)
+		}
+		pins = append(pins, pin)
+		c.Images = append(c.Images, ic)
+	}
+	if !c.Changed() {
+		return c, nil
+	}
+	rendered, err := Render(fs, dir, map[string][]byte{file: c.After})
+	if err != nil {
+		return nil, fmt.Errorf("overlay %s does not render with the new pins: %w", dir, err)
+	}
+	uses, err := CheckPins(dir, rendered, pins, aliases)
+	if err != nil {
+		return nil, err
+	}
+	for i := range c.Images {
+		c.Images[i].Uses = uses[c.Images[i].Entry]
+	}
+	return c, nil
+}
+
+// entryName finds the images entry that means im: by shipit's name or by
+// the repository.
+func entryName(entries map[string]Entry, im Image) (string, bool) {
+	for _, n := range []string{im.Name, im.Repository} {
+		if _, ok := entries[n]; ok {
+			return n, true
+		}
+	}
+	for n := range entries {
+		if Repository(n) == im.Repository {
+			return n, true
+		}
+	}
+	return "", false
+}
+
+// discoverName picks the name an added entry needs to reach the workloads:
+// the repository the manifests use for the image (its full repository, or
+// one whose last part is the image's name), else the image's name.
+func discoverName(cs []Container, im Image) string {
+	for _, want := range []func(string) bool{
+		func(r string) bool { return r == im.Name },
+		func(r string) bool { return r == im.Repository },
+		func(r string) bool { return path.Base(r) == im.Name },
+	} {
+		for _, c := range cs {
+			if r := Repository(c.Image); want(r) {
+				return r
+			}
+		}
+	}
+	return im.Name
+}

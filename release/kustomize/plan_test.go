@@ -1,0 +1,193 @@
+package kustomize
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+)
+
+const (
+	ecr     = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+	digestA = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	digestB = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+)
+
+// app lays out a base with a Deployment (rails and nginx) and a migration
+// Job, and one overlay per name.
+func app(t testing.TB, overlays map[string]string) filesys.FileSystem {
+	t.Helper()
+	fs := filesys.MakeFsInMemory()
+	write := func(p, s string) {
+		if err := fs.MkdirAll(filepath.Dir(p)); err != nil {
+			t.Fatal(err)
+		}
+		if err := fs.WriteFile(p, []byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("/repo/base/kustomization.yaml", "resources: [deployment.yaml, job.yaml]\n")
+	write("/repo/base/deployment.yaml", `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  template:
+    spec:
+      initContainers:
+      - {name: assets, image: app-rails}
+      containers:
+      - {name: rails, image: app-rails}
+      - {name: nginx, image: app-nginx:latest}
+`)
+	write("/repo/base/job.yaml", `apiVersion: batch/v1
+kind: Job
+metadata: {name: migrate}
+spec:
+  template:
+    spec:
+      containers:
+      - {name: migrate, image: app-rails, command: [rails, db:migrate]}
+`)
+	for name, k := range overlays {
+		write("/repo/overlays/"+name+"/kustomization.yaml", k)
+	}
+	return fs
+}
+
+func images(tag string, d string) []Image {
+	return []Image{
+		{Name: "app-rails", Repository: ecr + "/app-rails", Tag: tag, Digest: d},
+		{Name: "app-nginx", Repository: ecr + "/app-nginx", Tag: tag, Digest: d},
+	}
+}
+
+func TestPlan(t *testing.T) {
+	t.Parallel()
+	fs := app(t, map[string]string{"prod": `# production
+resources:
+- ../../base
+images:
+# rails, pinned by shipit
+- name: app-rails
+  newName: ` + ecr + `/app-rails
+  newTag: 20260101-000000-aaaaaaa
+  digest: ` + digestA + `
+`})
+	c, err := Plan(fs, "/repo/overlays/prod", images("20260102-000000-bbbbbbb", digestB), ModeTagAndDigest, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `# production
+resources:
+- ../../base
+images:
+# rails, pinned by shipit
+- name: app-rails
+  newName: ` + ecr + `/app-rails
+  newTag: 20260102-000000-bbbbbbb
+  digest: ` + digestB + `
+- name: app-nginx
+  newName: ` + ecr + `/app-nginx
+  newTag: 20260102-000000-bbbbbbb
+  digest: ` + digestB + `
+`
+	if string(c.After) != want {
+		t.Errorf("after:\n%s\nwant:\n%s", c.After, want)
+	}
+	rails, nginx := c.Images[0], c.Images[1]
+	if !rails.Changed || rails.Old.NewTag != "20260101-000000-aaaaaaa" || nginx.Old.Found() {
+		t.Errorf("changes = %+v", c.Images)
+	}
+	if got := strings.Join(rails.Uses, ","); got != "Deployment/web/assets,Deployment/web/rails,Job/migrate/migrate" {
+		t.Errorf("rails runs in %s", got)
+	}
+	if got := strings.Join(nginx.Uses, ","); got != "Deployment/web/nginx" {
+		t.Errorf("nginx runs in %s", got)
+	}
+	// Nothing was written.
+	if b, _ := fs.ReadFile("/repo/overlays/prod/kustomization.yaml"); string(b) != string(c.Before) {
+		t.Error("Plan wrote the file")
+	}
+
+	// Forward only: a keep function holds a newer pin.
+	c, err = Plan(fs, "/repo/overlays/prod", images("20251231-000000-ccccccc", digestB), ModeTag,
+		func(image string, cur Entry, next Pin) string {
+			if cur.NewTag > next.NewTag {
+				return "newer pinned"
+			}
+			return ""
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Images[0].Kept != "newer pinned" || c.Images[1].Kept != "" || !strings.Contains(string(c.After), "newTag: 20260101-000000-aaaaaaa") {
+		t.Errorf("forward-only: %+v\n%s", c.Images, c.After)
+	}
+}
+
+func TestPlanFindsTheManifestsName(t *testing.T) {
+	t.Parallel()
+	fs := app(t, map[string]string{"prod": "resources: [../../base]\n"})
+	// The base names the image by its full repository.
+	b, _ := fs.ReadFile("/repo/base/deployment.yaml")
+	if err := fs.WriteFile("/repo/base/deployment.yaml", []byte(strings.ReplaceAll(string(b), "image: app-nginx:latest", "image: "+ecr+"/app-nginx:old"))); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Plan(fs, "/repo/overlays/prod", images("t2", digestB), ModeDigest, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Images[1].Entry != ecr+"/app-nginx" || len(c.Images[1].Uses) != 1 {
+		t.Errorf("nginx entry %q uses %v", c.Images[1].Entry, c.Images[1].Uses)
+	}
+	if strings.Contains(string(c.After), "newTag") {
+		t.Errorf("digest mode wrote a tag:\n%s", c.After)
+	}
+}
+
+func TestPlanFailures(t *testing.T) {
+	t.Parallel()
+	fs := app(t, map[string]string{
+		"broken": "resources: [../../base, missing.yaml]\n",
+		"patched": `resources: [../../base]
+patches:
+- target: {kind: Job, name: migrate}
+  patch: |
+    - op: replace
+      path: /spec/template/spec/containers/0/image
+      value: ` + ecr + `/app-rails:pinned-by-hand
+`,
+	})
+	_, err := Plan(fs, "/repo/overlays/broken", images("t", digestA), ModeTag, nil)
+	if err == nil || !strings.Contains(err.Error(), "overlay /repo/overlays/broken does not render") || !strings.Contains(err.Error(), "missing.yaml") {
+		t.Errorf("broken overlay: %v", err)
+	}
+	_, err = Plan(fs, "/repo/overlays/patched", images("t", digestA), ModeTag, nil)
+	var stale *StaleError
+	if !errors.As(err, &stale) || stale.Container.Resource != "Job/migrate" {
+		t.Errorf("a patch that hard-codes the image: %v", err)
+	}
+	if _, err := Plan(fs, "/repo/overlays/none", images("t", digestA), ModeTag, nil); err == nil || !strings.Contains(err.Error(), "no such directory") {
+		t.Errorf("missing overlay: %v", err)
+	}
+}
+
+// BenchmarkPlan100 plans and render-checks 100 overlays of the base.
+func BenchmarkPlan100(b *testing.B) {
+	overlays := map[string]string{}
+	for i := 0; i < 100; i++ {
+		overlays[fmt.Sprintf("o%03d", i)] = "resources: [../../base]\nnamespace: ns" + fmt.Sprint(i) + "\nimages:\n- name: app-rails\n  newTag: old\n"
+	}
+	fs := app(b, overlays)
+	b.ResetTimer()
+	for n := 0; n < b.N; n++ {
+		for i := 0; i < 100; i++ {
+			if _, err := Plan(fs, fmt.Sprintf("/repo/overlays/o%03d", i), images("new", digestA), ModeTagAndDigest, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}

@@ -1,0 +1,167 @@
+package kustomize
+
+import (
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"sigs.k8s.io/kustomize/api/konfig"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/kustomize/kyaml/yaml"
+)
+
+// FindFile returns the kustomization file of an overlay directory.
+func FindFile(fs filesys.FileSystem, dir string) (string, error) {
+	for _, n := range konfig.RecognizedKustomizationFileNames() {
+		p := filepath.Join(dir, n)
+		if fs.Exists(p) && !fs.IsDir(p) {
+			return p, nil
+		}
+	}
+	if !fs.IsDir(dir) {
+		return "", fmt.Errorf("overlay %s: no such directory", dir)
+	}
+	return "", fmt.Errorf("overlay %s: no kustomization.yaml in it", dir)
+}
+
+// overlayFS serves edited files in place of the ones on the underlying
+// filesystem, so that an edit is rendered before anything is written.
+type overlayFS struct {
+	filesys.FileSystem
+	files map[string][]byte
+}
+
+func (o overlayFS) ReadFile(path string) ([]byte, error) {
+	if b, ok := o.files[filepath.Clean(path)]; ok {
+		return b, nil
+	}
+	return o.FileSystem.ReadFile(path)
+}
+
+// Container is one container of a rendered workload.
+type Container struct {
+	Resource string // Kind/name
+	Name     string
+	Image    string
+}
+
+// Render builds an overlay with the kustomize library, with edited files
+// served in place of the ones on fs, and returns every container in it.
+func Render(fs filesys.FileSystem, dir string, edited map[string][]byte) ([]Container, error) {
+	files := map[string][]byte{}
+	for p, b := range edited {
+		files[filepath.Clean(p)] = b
+	}
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	rm, err := k.Run(overlayFS{fs, files}, dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []Container
+	for _, r := range rm.Resources() {
+		id := r.GetKind() + "/" + r.GetName()
+		walkContainers(&r.RNode, func(n *yaml.RNode) {
+			name, _ := n.GetString("name")
+			image, _ := n.GetString("image")
+			out = append(out, Container{Resource: id, Name: name, Image: image})
+		})
+	}
+	return out, nil
+}
+
+// walkContainers calls fn for every container in any kind of resource:
+// the elements of containers, initContainers and ephemeralContainers lists.
+func walkContainers(n *yaml.RNode, fn func(*yaml.RNode)) {
+	y := n.YNode()
+	switch y.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(y.Content); i += 2 {
+			k, v := y.Content[i].Value, y.Content[i+1]
+			if (k == "containers" || k == "initContainers" || k == "ephemeralContainers") && v.Kind == yaml.SequenceNode {
+				for _, c := range v.Content {
+					if c.Kind == yaml.MappingNode {
+						fn(yaml.NewRNode(c))
+					}
+				}
+				continue
+			}
+			walkContainers(yaml.NewRNode(v), fn)
+		}
+	case yaml.SequenceNode:
+		for _, c := range y.Content {
+			walkContainers(yaml.NewRNode(c), fn)
+		}
+	}
+}
+
+// Repository returns an image reference without its tag and digest.
+func Repository(ref string) string {
+	if i := strings.Index(ref, "@"); i >= 0 {
+		ref = ref[:i]
+	}
+	if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+		ref = ref[:i]
+	}
+	return ref
+}
+
+// Ref is the reference kustomize renders for a pin.
+func (p Pin) Ref() string {
+	s := p.NewName
+	if s == "" {
+		s = p.Name
+	}
+	if p.NewTag != "" {
+		s += ":" + p.NewTag
+	}
+	if p.Digest != "" {
+		s += "@" + p.Digest
+	}
+	return s
+}
+
+// StaleError is a container that still runs another reference of a pinned
+// image after the edit: something in the overlay (a patch, a generator)
+// sets its image in a way the images list does not reach.
+type StaleError struct {
+	Overlay   string
+	Container Container
+	Want      string
+}
+
+func (e *StaleError) Error() string {
+	return fmt.Sprintf("overlay %s: %s container %q would still run %s, not %s: kustomize's images list does not reach it (is its image set by a patch?)",
+		e.Overlay, e.Container.Resource, e.Container.Name, e.Container.Image, e.Want)
+}
+
+// CheckPins checks the rendered containers against the pins: every
+// container whose repository is one of a pin's names must run exactly the
+// pin's reference. It returns, per pin name, the workloads that run it.
+// aliases lists, per pin name, other repositories that meant the image
+// before the edit (the old newName).
+func CheckPins(overlay string, cs []Container, pins []Pin, aliases map[string][]string) (map[string][]string, error) {
+	uses := map[string][]string{}
+	for _, p := range pins {
+		names := map[string]bool{p.Name: true, p.NewName: true}
+		for _, a := range aliases[p.Name] {
+			names[a] = true
+		}
+		want := p.Ref()
+		for _, c := range cs {
+			if !names[Repository(c.Image)] {
+				continue
+			}
+			if c.Image != want {
+				return nil, &StaleError{Overlay: overlay, Container: c, Want: want}
+			}
+			uses[p.Name] = append(uses[p.Name], c.Resource+"/"+c.Name)
+		}
+		sort.Strings(uses[p.Name])
+	}
+	return uses, nil
+}
+
+// DiskFS is the filesystem of this machine.
+func DiskFS() filesys.FileSystem { return filesys.MakeFsOnDisk() }
