@@ -97,7 +97,7 @@ Exit codes: 0 success, 1 failure, 2 bad usage or configuration, 130 interrupted.
 		newBuildCmd(g),
 		newTagCmd(g),
 		newVersionCmd(),
-		coming("release", "Push the built images and bump the kustomize pins in the deploy overlays"),
+		newReleaseCmd(g),
 		coming("pin <tag>", "Roll the overlays' pins to an existing release tag (rollback)"),
 	)
 	return root

@@ -89,10 +89,22 @@ type Secret struct {
 
 // Deploy configures where release and pin write pins.
 type Deploy struct {
+	// Repo is "." (this repository's origin) or the URL or path of a GitOps repository.
 	Repo     string   `yaml:"repo"`
 	Branch   string   `yaml:"branch"`
 	Overlays []string `yaml:"overlays"`
+	// Pin is what a pin holds: tag, digest or tag+digest.
+	Pin string `yaml:"pin"`
+	// Author of pin commits, "Name <email>".
+	Author string `yaml:"author"`
 }
+
+// Pin modes.
+const (
+	PinTag          = "tag"
+	PinDigest       = "digest"
+	PinTagAndDigest = "tag+digest"
+)
 
 // Dir is the directory of shipit.yaml, against which relative paths resolve.
 func (c *Config) Dir() string { return filepath.Dir(c.File) }

@@ -363,6 +363,9 @@ func (c *Config) defaults() {
 	if c.Deploy.Branch == "" {
 		c.Deploy.Branch = "main"
 	}
+	if c.Deploy.Pin == "" {
+		c.Deploy.Pin = PinTagAndDigest
+	}
 	for _, im := range c.Images {
 		if im != nil && im.Dockerfile == "" {
 			im.Dockerfile = "Dockerfile"

@@ -43,6 +43,21 @@ func (c *Config) Validate() error {
 	default:
 		return c.errorf("provenance", "%q is not a provenance mode: use off (the default), min or max", c.Provenance)
 	}
+	switch c.Deploy.Pin {
+	case PinTag, PinDigest, PinTagAndDigest:
+	default:
+		return c.errorf("deploy.pin", "%q is not a pin mode: use tag, digest or tag+digest (the default)", c.Deploy.Pin)
+	}
+	if a := c.Deploy.Author; a != "" {
+		if _, _, ok := ParseAuthor(a); !ok {
+			return c.errorf("deploy.author", "%q is not an author: write \"Name <email>\"", a)
+		}
+	}
+	for i, o := range c.Deploy.Overlays {
+		if o == "" || filepath.IsAbs(o) || strings.HasPrefix(filepath.Clean(o), "..") {
+			return c.errorf(fmt.Sprintf("deploy.overlays[%d]", i), "%q must be a directory inside the deploy repository, relative to its root", o)
+		}
+	}
 	if err := c.validateBuilder(); err != nil {
 		return err
 	}
@@ -177,4 +192,13 @@ func (c *Config) SecretPath(s Secret) string {
 		}
 	}
 	return c.Abs(p)
+}
+
+// ParseAuthor splits "Name <email>".
+func ParseAuthor(s string) (name, email string, ok bool) {
+	i, j := strings.LastIndex(s, "<"), strings.LastIndex(s, ">")
+	if i <= 0 || j != len(s)-1 || j < i+2 {
+		return "", "", false
+	}
+	return strings.TrimSpace(s[:i]), s[i+1 : j], strings.TrimSpace(s[:i]) != ""
 }

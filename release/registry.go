@@ -1,0 +1,132 @@
+package release
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/shipit-dev/shipit/build"
+)
+
+// Registry is the registry I/O a release needs; *Remote is the real one.
+type Registry interface {
+	// Lookup returns the digest repo:tag points at, or "" when there is no such tag.
+	Lookup(ctx context.Context, repo, tag string) (string, error)
+	// Push writes an image (or index) from an OCI layout to repo:tag.
+	Push(ctx context.Context, repo, tag, layoutDir, digest string) error
+}
+
+// Remote talks to registries with go-containerregistry: credentials from a
+// keychain, transient failures (429, 5xx, dropped connections) retried
+// with backoff, layers uploaded concurrently and only when missing.
+type Remote struct {
+	Keychain  authn.Keychain
+	Transport http.RoundTripper // nil: the default
+	Jobs      int               // concurrent layer uploads per image
+}
+
+func (r *Remote) options(ctx context.Context) []remote.Option {
+	opts := []remote.Option{
+		remote.WithContext(ctx),
+		remote.WithAuthFromKeychain(r.Keychain),
+		remote.WithRetryBackoff(remote.Backoff{Duration: 300 * time.Millisecond, Factor: 2.5, Jitter: 0.2, Steps: 5}),
+		remote.WithRetryStatusCodes(http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
+			http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout),
+		remote.WithUserAgent("shipit"),
+	}
+	if r.Transport != nil {
+		opts = append(opts, remote.WithTransport(r.Transport))
+	}
+	if r.Jobs > 0 {
+		opts = append(opts, remote.WithJobs(r.Jobs))
+	}
+	return opts
+}
+
+// Lookup implements Registry with one HEAD request for the manifest.
+func (r *Remote) Lookup(ctx context.Context, repo, tag string) (string, error) {
+	ref, err := name.NewTag(repo+":"+tag, name.WeakValidation)
+	if err != nil {
+		return "", err
+	}
+	desc, err := remote.Head(ref, r.options(ctx)...)
+	var te *transport.Error
+	if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("looking up %s: %w", ref, err)
+	}
+	return desc.Digest.String(), nil
+}
+
+// Push implements Registry.
+func (r *Remote) Push(ctx context.Context, repo, tag, layoutDir, digest string) error {
+	ref, err := name.NewTag(repo+":"+tag, name.WeakValidation)
+	if err != nil {
+		return err
+	}
+	idx, err := layout.ImageIndexFromPath(layoutDir)
+	if err != nil {
+		return fmt.Errorf("reading the image layout %s: %w (run `shipit build` again)", layoutDir, err)
+	}
+	h, err := v1.NewHash(digest)
+	if err != nil {
+		return err
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return err
+	}
+	for _, d := range im.Manifests {
+		if d.Digest != h {
+			continue
+		}
+		if d.MediaType.IsIndex() {
+			child, err := idx.ImageIndex(h)
+			if err != nil {
+				return err
+			}
+			return wrapPush(ref, remote.WriteIndex(ref, child, r.options(ctx)...))
+		}
+		img, err := idx.Image(h)
+		if err != nil {
+			return err
+		}
+		return wrapPush(ref, remote.Write(ref, img, r.options(ctx)...))
+	}
+	return fmt.Errorf("the image layout %s does not hold %s (run `shipit build` again)", layoutDir, digest)
+}
+
+func wrapPush(ref name.Tag, err error) error {
+	if err == nil {
+		return nil
+	}
+	var te *transport.Error
+	if errors.As(err, &te) {
+		for _, d := range te.Errors {
+			if d.Code == transport.NameUnknownErrorCode {
+				return fmt.Errorf("pushing %s: repository %s does not exist (create it, or for ECR set registry.create_repositories: true): %w", ref, ref.Context(), err)
+			}
+		}
+	}
+	return fmt.Errorf("pushing %s: %w", ref, err)
+}
+
+// LayoutDir is where a record's image layout is.
+func LayoutDir(recordDir string, im build.Image) string {
+	if filepath.IsAbs(im.Layout) {
+		return im.Layout
+	}
+	return filepath.Join(recordDir, im.Layout)
+}

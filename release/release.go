@@ -1,0 +1,300 @@
+// Package release pushes what a build made and bumps the kustomize image
+// pins that Argo CD syncs: push, tag, pin, commit. It depends on build's
+// record, never the reverse.
+package release
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/shipit-dev/shipit/build"
+	"github.com/shipit-dev/shipit/internal/tag"
+	"github.com/shipit-dev/shipit/release/gitops"
+	"github.com/shipit-dev/shipit/release/kustomize"
+)
+
+// Deploy says where pins are written.
+type Deploy struct {
+	URL      string   // the GitOps repository
+	Branch   string   // its branch
+	Overlays []string // overlay directories, relative to the repository root
+	Mode     kustomize.Mode
+	SkipCI   bool // add [skip ci]: the GitOps repository is the app's own
+	Author   gitops.Author
+	Attempts int // push attempts when the branch moves under us
+}
+
+// Options configure a release.
+type Options struct {
+	Record       *build.Record
+	RecordDir    string // the directory of the record, which layouts are relative to
+	Registry     Registry
+	KeepExisting bool // a tag on another digest: keep the registry's image and go on
+	DryRun       bool
+	Deploy       Deploy
+	TempDir      string    // where the GitOps clone goes; os.TempDir() when empty
+	Log          io.Writer // progress and notices
+}
+
+// Image actions.
+const (
+	ActionPushed       = "pushed"
+	ActionPresent      = "present"  // already in the registry under its tag
+	ActionWouldPush    = "would push"
+	ActionKeptExisting = "kept existing"
+)
+
+// ImageResult is what happened to one image in the registry.
+type ImageResult struct {
+	Name   string `json:"name"`
+	Ref    string `json:"ref"` // repository:tag@digest, the digest now under the tag
+	Digest string `json:"digest"`
+	Action string `json:"action"`
+}
+
+// OverlayResult is what happened to one overlay.
+type OverlayResult struct {
+	Path    string              `json:"path"`
+	Changed bool                `json:"changed"`
+	Images  []OverlayImageState `json:"images"`
+}
+
+// OverlayImageState is one image's pin in one overlay.
+type OverlayImageState struct {
+	Image string   `json:"image"`
+	From  string   `json:"from,omitempty"` // the old reference
+	To    string   `json:"to"`
+	Added bool     `json:"added,omitempty"`
+	Kept  string   `json:"kept,omitempty"` // why the old pin stays
+	Uses  []string `json:"uses,omitempty"`
+}
+
+// Result is what a release did (or, dry, would do).
+type Result struct {
+	Tag      string          `json:"tag"`
+	Images   []ImageResult   `json:"images"`
+	Overlays []OverlayResult `json:"overlays"`
+	Commit   string          `json:"commit,omitempty"` // the pin commit pushed, if any
+	Diff     string          `json:"diff,omitempty"`   // dry run: the change it would commit
+	DryRun   bool            `json:"dryRun,omitempty"`
+}
+
+// Run releases a build: every image ends up in the registry under its tag
+// (pushing only what is missing), then the overlays' pins move to it in
+// one commit. A failure leaves the overlays and the GitOps remote as they
+// were; images already pushed stay, and a re-run finishes the job.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	res := &Result{Tag: o.Record.Tag, DryRun: o.DryRun}
+	imgs, err := ensureImages(ctx, o)
+	res.Images = imgs
+	if err != nil {
+		return res, err
+	}
+	if len(o.Deploy.Overlays) == 0 {
+		fmt.Fprintln(o.Log, "shipit: no deploy.overlays configured: images are in the registry, no pins to bump")
+		return res, nil
+	}
+	var pins []kustomize.Image
+	for _, im := range imgs {
+		pins = append(pins, kustomize.Image{Name: im.Name, Repository: repoOf(im.Ref), Tag: o.Record.Tag, Digest: im.Digest})
+	}
+	return res, pin(ctx, o, res, pins, releaseMessage(o, imgs))
+}
+
+func repoOf(ref string) string {
+	ref, _, _ = strings.Cut(ref, "@")
+	return kustomize.Repository(ref)
+}
+
+// ensureImages makes sure every image of the record is in the registry
+// under the record's tag, concurrently.
+func ensureImages(ctx context.Context, o Options) ([]ImageResult, error) {
+	out := make([]ImageResult, len(o.Record.Images))
+	errs := make([]error, len(o.Record.Images))
+	var wg sync.WaitGroup
+	for i, im := range o.Record.Images {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i], errs[i] = ensureImage(ctx, o, im)
+		}()
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
+}
+
+func ensureImage(ctx context.Context, o Options, im build.Image) (ImageResult, error) {
+	r := ImageResult{Name: im.Name, Digest: im.Digest, Ref: im.Repository + ":" + im.Tag + "@" + im.Digest}
+	have, err := o.Registry.Lookup(ctx, im.Repository, im.Tag)
+	if err != nil {
+		return r, err
+	}
+	switch {
+	case have == im.Digest:
+		r.Action = ActionPresent
+		return r, nil
+	case have != "" && o.KeepExisting:
+		fmt.Fprintf(o.Log, "shipit: %s:%s already holds %s, not the build's %s; keeping the registry's image (--keep-existing)\n", im.Repository, im.Tag, have, im.Digest)
+		r.Digest, r.Ref, r.Action = have, im.Repository+":"+im.Tag+"@"+have, ActionKeptExisting
+		return r, nil
+	case have != "":
+		return r, fmt.Errorf("%s:%s already holds %s, and this build made %s: tags are never overwritten. If the rebuild was not reproducible and the registry's image is the one to release, run again with --keep-existing", im.Repository, im.Tag, have, im.Digest)
+	case im.Pushed:
+		return r, fmt.Errorf("%s:%s is not in the registry, though the build record says `shipit build --push` pushed it: build again", im.Repository, im.Tag)
+	case im.Layout == "":
+		return r, fmt.Errorf("image %s has no image layout in the build record: run `shipit build` again", im.Name)
+	case o.DryRun:
+		r.Action = ActionWouldPush
+		return r, nil
+	}
+	fmt.Fprintf(o.Log, "shipit: pushing %s:%s\n", im.Repository, im.Tag)
+	if err := o.Registry.Push(ctx, im.Repository, im.Tag, LayoutDir(o.RecordDir, im), im.Digest); err != nil {
+		return r, err
+	}
+	r.Action = ActionPushed
+	return r, nil
+}
+
+func releaseMessage(o Options, imgs []ImageResult) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "shipit: release %s", o.Record.Tag)
+	if o.Deploy.SkipCI {
+		b.WriteString(" [skip ci]")
+	}
+	b.WriteString("\n\n")
+	for _, im := range imgs {
+		fmt.Fprintf(&b, "%s: %s\n", im.Name, im.Ref)
+	}
+	fmt.Fprintf(&b, "\nSource-Commit: %s\n", o.Record.Commit)
+	return b.String()
+}
+
+// Forward keeps a pin whose release tag sorts after the release's: two
+// pipelines finishing out of order must not roll an overlay back. Pins
+// that are not release tags of the same prefix are not compared.
+func Forward(_ string, cur kustomize.Entry, next kustomize.Pin) string {
+	if cur.NewTag == "" || next.NewTag == "" {
+		return ""
+	}
+	c, err1 := tag.Parse(cur.NewTag)
+	n, err2 := tag.Parse(next.NewTag)
+	if err1 != nil || err2 != nil || c.Prefix != n.Prefix {
+		return ""
+	}
+	if tag.Less(next.NewTag, cur.NewTag) {
+		return fmt.Sprintf("it pins %s, newer than %s: releases only move forward (use `shipit pin` to roll back)", cur.NewTag, next.NewTag)
+	}
+	return ""
+}
+
+// pin clones the GitOps repository, plans every overlay, and commits and
+// pushes the change, re-planning on the new head when the push is
+// rejected. In a dry run it computes the diff and pushes nothing.
+func pin(ctx context.Context, o Options, res *Result, imgs []kustomize.Image, msg string) error {
+	tmp, err := os.MkdirTemp(o.TempDir, "shipit-gitops-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	repo, err := gitops.Clone(ctx, o.Deploy.URL, o.Deploy.Branch, filepath.Join(tmp, "repo"))
+	if err != nil {
+		return err
+	}
+	fs := kustomize.DiskFS()
+	apply := func(ctx context.Context) ([]string, string, error) {
+		var changes []*kustomize.Change
+		res.Overlays = nil
+		for _, ov := range o.Deploy.Overlays {
+			dir := filepath.Join(repo.Dir, ov)
+			warnArgoSource(o.Log, ov, dir)
+			c, err := kustomize.Plan(fs, dir, imgs, o.Deploy.Mode, Forward)
+			if err != nil {
+				return nil, "", fmt.Errorf("%s (in %s): %w", ov, o.Deploy.URL, stripDir(err, repo.Dir))
+			}
+			changes = append(changes, c)
+			res.Overlays = append(res.Overlays, overlayResult(ov, c))
+		}
+		var paths []string
+		for _, c := range changes {
+			if !c.Changed() {
+				continue
+			}
+			st, err := os.Stat(c.File)
+			if err != nil {
+				return nil, "", err
+			}
+			if err := os.WriteFile(c.File, c.After, st.Mode().Perm()); err != nil {
+				return nil, "", err
+			}
+			rel, _ := filepath.Rel(repo.Dir, c.File)
+			paths = append(paths, rel)
+		}
+		for _, ov := range res.Overlays {
+			for _, im := range ov.Images {
+				if im.Kept != "" {
+					fmt.Fprintf(o.Log, "shipit: %s: %s keeps its pin: %s\n", ov.Path, im.Image, im.Kept)
+				}
+			}
+		}
+		if o.DryRun {
+			if len(paths) > 0 {
+				d, err := repo.Diff(ctx)
+				if err != nil {
+					return nil, "", err
+				}
+				res.Diff = d
+			}
+			return nil, "", nil
+		}
+		return paths, msg, nil
+	}
+	sha, err := repo.Publish(ctx, max(o.Deploy.Attempts, 1), o.Deploy.Author, apply)
+	res.Commit = sha
+	return err
+}
+
+func overlayResult(path string, c *kustomize.Change) OverlayResult {
+	r := OverlayResult{Path: path, Changed: c.Changed()}
+	for _, ic := range c.Images {
+		s := OverlayImageState{Image: ic.Image, To: ic.New.Ref(), Added: !ic.Old.Found(), Kept: ic.Kept, Uses: ic.Uses}
+		if ic.Old.Found() {
+			s.From = kustomize.Pin(ic.Old).Ref()
+		}
+		r.Images = append(r.Images, s)
+	}
+	sort.Slice(r.Images, func(i, j int) bool { return r.Images[i].Image < r.Images[j].Image })
+	return r
+}
+
+// warnArgoSource warns when Argo CD's parameter override file sits beside
+// the overlay: its kustomize images win over kustomization.yaml's, so the
+// pin shipit writes would not take effect. There must be one writer.
+func warnArgoSource(log io.Writer, overlay, dir string) {
+	matches, _ := filepath.Glob(filepath.Join(dir, ".argocd-source*.yaml"))
+	for _, m := range matches {
+		data, err := os.ReadFile(m)
+		if err != nil || !strings.Contains(string(data), "images") {
+			continue
+		}
+		fmt.Fprintf(log, "warning: %s/%s sets kustomize images, and Argo CD applies them over kustomization.yaml: the pins shipit writes will not take effect there. Keep one writer of the pins (remove the file, or stop the tool that writes it)\n", overlay, filepath.Base(m))
+	}
+}
+
+// stripDir makes paths in an error relative to the clone.
+func stripDir(err error, dir string) error {
+	msg := strings.ReplaceAll(err.Error(), dir+string(filepath.Separator), "")
+	if msg == err.Error() {
+		return err
+	}
+	return errors.New(msg)
+}
