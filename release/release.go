@@ -46,7 +46,7 @@ type Options struct {
 // Image actions.
 const (
 	ActionPushed       = "pushed"
-	ActionPresent      = "present"  // already in the registry under its tag
+	ActionPresent      = "present" // already in the registry under its tag
 	ActionWouldPush    = "would push"
 	ActionKeptExisting = "kept existing"
 )

@@ -222,4 +222,3 @@ func printRelease(out, stderr io.Writer, format string, res *release.Result) err
 	}
 	return nil
 }
-

@@ -116,7 +116,7 @@ func (r *Repo) Publish(ctx context.Context, attempts int, a Author, apply func(c
 			return "", err
 		}
 		// Jitter spreads out pipelines that collided.
-		wait := delay/2 + time.Duration(rand.Int64N(int64(delay)))
+		wait := delay/2 + time.Duration(rand.Int64N(int64(delay))) //nolint:gosec // jitter, not a secret
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
