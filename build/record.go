@@ -45,6 +45,15 @@ type Image struct {
 // Ref is repository:tag@digest.
 func (i Image) Ref() string { return i.Repository + ":" + i.Tag + "@" + i.Digest }
 
+// Repositories lists the record's repositories.
+func (r *Record) Repositories() []string {
+	var out []string
+	for _, im := range r.Images {
+		out = append(out, im.Repository)
+	}
+	return out
+}
+
 // ErrNoRecord is returned by ReadRecord when there is no record.
 var ErrNoRecord = errors.New("no build record")
 

@@ -16,6 +16,11 @@ state="$repo/.testenv"
 bin="$repo/bin"
 REGISTRY_PORT=${SHIPIT_TEST_REGISTRY_PORT:-5055}
 AUTH_REGISTRY_PORT=${SHIPIT_TEST_AUTH_REGISTRY_PORT:-5056}
+ECR_PORT=${SHIPIT_TEST_ECR_PORT:-5057}
+# A registry named like Amazon ECR, on loopback (an /etc/hosts entry), with
+# TLS and htpasswd: the ECR tests' stand-in API issues tokens it accepts.
+ECR_HOST=123456789012.dkr.ecr.us-east-1.amazonaws.com
+HOSTS_MARK="# shipit-testenv"
 
 log() { printf 'testenv: %s\n' "$*" >&2; }
 
@@ -34,6 +39,7 @@ install_packages() {
 	command -v htpasswd >/dev/null || missing+=(apache2-utils)
 	command -v git >/dev/null || missing+=(git)
 	command -v curl >/dev/null || missing+=(curl)
+	command -v openssl >/dev/null || missing+=(openssl)
 	if [ ${#missing[@]} -gt 0 ]; then
 		log "installing ${missing[*]} from Debian"
 		export DEBIAN_FRONTEND=noninteractive
@@ -66,21 +72,56 @@ wait_for() { # what, command...
 	exit 1
 }
 
-start_registry() { # name port [htpasswd]
-	local name=$1 port=$2 htpasswd=${3:-}
+start_registry() { # name port [htpasswd [tls-dir user]]
+	local name=$1 port=$2 htpasswd=${3:-} tls=${4:-} user=${5:-shipit}
 	mkdir -p "$state/$name"
 	{
 		echo "version: 0.1"
 		echo "log: {level: warn}"
 		echo "storage: {filesystem: {rootdirectory: $state/$name/data}, delete: {enabled: true}}"
-		echo "http: {addr: 127.0.0.1:$port}"
+		if [ -n "$tls" ]; then
+			echo "http: {addr: 127.0.0.1:$port, tls: {certificate: $tls/server.pem, key: $tls/server-key.pem}}"
+		else
+			echo "http: {addr: 127.0.0.1:$port}"
+		fi
 		if [ -n "$htpasswd" ]; then
 			echo "auth: {htpasswd: {realm: shipit-test, path: $htpasswd}}"
 		fi
 	} >"$state/$name/config.yml"
 	docker-registry serve "$state/$name/config.yml" >"$state/$name.log" 2>&1 &
 	echo $! >"$state/$name.pid"
-	wait_for "$name" curl -fsS -o /dev/null -w '' "http://127.0.0.1:$port/v2/" --user "shipit:$(cat "$state/auth/password" 2>/dev/null || true)"
+	if [ -n "$tls" ]; then
+		wait_for "$name" curl -fsS -o /dev/null --cacert "$tls/ca.pem" --resolve "$ECR_HOST:$port:127.0.0.1" \
+			"https://$ECR_HOST:$port/v2/" --user "$user:$(cat "$tls/password")"
+	else
+		wait_for "$name" curl -fsS -o /dev/null "http://127.0.0.1:$port/v2/" --user "shipit:$(cat "$state/auth/password" 2>/dev/null || true)"
+	fi
+}
+
+# make_ecr_tls writes a CA and a server certificate for $ECR_HOST.
+make_ecr_tls() {
+	local d=$1
+	mkdir -p "$d"
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=shipit-test-ca" \
+		-keyout "$d/ca-key.pem" -out "$d/ca.pem" 2>/dev/null
+	openssl req -newkey rsa:2048 -nodes -subj "/CN=$ECR_HOST" \
+		-keyout "$d/server-key.pem" -out "$d/server.csr" 2>/dev/null
+	printf 'subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth\n' "$ECR_HOST" >"$d/ext.cnf"
+	openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca-key.pem" -CAcreateserial \
+		-days 2 -extfile "$d/ext.cnf" -out "$d/server.pem" 2>/dev/null
+}
+
+hosts_add() {
+	grep -q "$HOSTS_MARK" /etc/hosts || echo "127.0.0.1 $ECR_HOST $HOSTS_MARK" >>/etc/hosts
+}
+
+hosts_remove() {
+	if grep -q "$HOSTS_MARK" /etc/hosts 2>/dev/null; then
+		# /etc/hosts may be a bind mount: rewrite it in place rather than replace it.
+		local kept
+		kept=$(grep -v "$HOSTS_MARK" /etc/hosts)
+		printf '%s\n' "$kept" >/etc/hosts
+	fi
 }
 
 up() {
@@ -96,11 +137,19 @@ up() {
 	start_registry registry "$REGISTRY_PORT"
 	start_registry auth-registry "$AUTH_REGISTRY_PORT" "$state/auth/htpasswd"
 
+	make_ecr_tls "$state/ecr"
+	head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$state/ecr/password"
+	htpasswd -Bbn AWS "$(cat "$state/ecr/password")" >"$state/ecr/htpasswd"
+	hosts_add
+	start_registry ecr-registry "$ECR_PORT" "$state/ecr/htpasswd" "$state/ecr" AWS
+
 	cat >"$state/buildkitd.toml" <<TOML
 [registry."127.0.0.1:$REGISTRY_PORT"]
   http = true
 [registry."127.0.0.1:$AUTH_REGISTRY_PORT"]
   http = true
+[registry."$ECR_HOST:$ECR_PORT"]
+  ca = ["$state/ecr/ca.pem"]
 TOML
 	mkdir -p "$state/buildkit"
 	"$bin/buildkitd" --config "$state/buildkitd.toml" --root "$state/buildkit" \
@@ -122,12 +171,15 @@ export SHIPIT_TEST_AUTH_REGISTRY=127.0.0.1:$AUTH_REGISTRY_PORT
 export SHIPIT_TEST_AUTH_USER=shipit
 export SHIPIT_TEST_AUTH_PASSWORD_FILE=$state/auth/password
 export SHIPIT_TEST_BASE=$base
+export SHIPIT_TEST_ECR_REGISTRY=$ECR_HOST:$ECR_PORT
+export SHIPIT_TEST_ECR_CA=$state/ecr/ca.pem
+export SHIPIT_TEST_ECR_PASSWORD_FILE=$state/ecr/password
 ENV
 	log "up: source $state/env"
 }
 
 down() {
-	for name in buildkitd registry auth-registry; do
+	for name in buildkitd registry auth-registry ecr-registry; do
 		if [ -f "$state/$name.pid" ]; then
 			kill "$(cat "$state/$name.pid")" 2>/dev/null || true
 			rm -f "$state/$name.pid"
@@ -137,6 +189,7 @@ down() {
 	if [ -d "$state/buildkit" ]; then
 		grep -o " $state/buildkit[^ ]*" /proc/mounts 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
 	fi
+	hosts_remove
 	[ "${1:-}" = quiet ] || log "down"
 }
 

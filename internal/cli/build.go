@@ -81,7 +81,7 @@ func runBuild(cmd *cobra.Command, g *globals, o *buildOptions, args []string) er
 	default:
 		return usagef("--progress %q: use auto, tty, plain, rawjson or quiet", o.progress)
 	}
-	cfg, err := loadConfig(cmd, g, map[string]string{"builder": "builder.addr", "registry": "registry"})
+	cfg, err := loadConfig(cmd, g, map[string]string{"builder": "builder.addr", "registry": "registry.url"})
 	if err != nil {
 		return err
 	}
@@ -135,6 +135,16 @@ func runBuild(cmd *cobra.Command, g *globals, o *buildOptions, args []string) er
 	}
 	for _, w := range warnings {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
+	if o.push {
+		var repos []string
+		for _, r := range reqs {
+			repos = append(repos, r.Repository)
+		}
+		if err := ensureRepositories(ctx, cfg, repos, stderr); err != nil {
+			closeConn()
+			return err
+		}
 	}
 	cn := <-connected
 	if cn.err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/shipit-dev/shipit/build"
 	"github.com/shipit-dev/shipit/internal/config"
+	"github.com/shipit-dev/shipit/internal/ecr"
 	"github.com/shipit-dev/shipit/internal/regauth"
 	"github.com/shipit-dev/shipit/internal/tag"
 	"github.com/shipit-dev/shipit/release"
@@ -98,6 +99,11 @@ func runRelease(cmd *cobra.Command, g *globals, o *releaseOptions) error {
 	deploy, err := deployTarget(ctx, cfg)
 	if err != nil {
 		return err
+	}
+	if !o.dryRun {
+		if err := ensureRepositories(ctx, cfg, rec.Repositories(), stderr); err != nil {
+			return err
+		}
 	}
 	res, err := release.Run(ctx, release.Options{
 		Record:       rec,
@@ -221,4 +227,14 @@ func printRelease(out, stderr io.Writer, format string, res *release.Result) err
 		fmt.Fprintln(stderr, "shipit: nothing to change: no commit")
 	}
 	return nil
+}
+
+// ensureRepositories checks (and, with registry.create_repositories,
+// creates) the ECR repositories images go to.
+func ensureRepositories(ctx context.Context, cfg *config.Config, repos []string, log io.Writer) error {
+	created, err := ecr.Ensure(ctx, repos, cfg.Registry.CreateRepositories)
+	for _, r := range created {
+		fmt.Fprintf(log, "shipit: created ECR repository %s\n", r)
+	}
+	return err
 }

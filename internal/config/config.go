@@ -5,6 +5,8 @@ package config
 import (
 	"path/filepath"
 	"sort"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // FileName is the name shipit looks for from the working directory upward.
@@ -18,8 +20,9 @@ const StateDir = ".shipit"
 
 // Config is shipit.yaml.
 type Config struct {
-	// Registry is host[:port][/prefix]; an image's repository is <registry>/<image name>.
-	Registry   string            `yaml:"registry"`
+	// Registry is where images go: "host[:port][/prefix]", or a mapping
+	// with url and create_repositories.
+	Registry   Registry          `yaml:"registry"`
 	Builder    Builder           `yaml:"builder"`
 	Tag        Tag               `yaml:"tag"`
 	Cache      Cache             `yaml:"cache"`
@@ -32,6 +35,25 @@ type Config struct {
 
 	// lines maps a key to its line in File, for error messages.
 	lines map[string]int
+}
+
+// Registry is where images go.
+type Registry struct {
+	// URL is host[:port][/prefix]; an image's repository is <url>/<image name>.
+	URL string `yaml:"url"`
+	// CreateRepositories creates missing ECR repositories (immutable tags
+	// but for the cache tag, scan on push).
+	CreateRepositories bool `yaml:"create_repositories"`
+}
+
+// UnmarshalYAML reads the short form "registry: host/prefix" too.
+func (r *Registry) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		r.URL = n.Value
+		return nil
+	}
+	type plain Registry
+	return n.Decode((*plain)(r))
 }
 
 // Builder says how to reach BuildKit.
@@ -135,10 +157,10 @@ func (c *Config) RepositoryFor(name string) string {
 	if im := c.Images[name]; im != nil && im.Repository != "" {
 		return im.Repository
 	}
-	if c.Registry == "" {
+	if c.Registry.URL == "" {
 		return name
 	}
-	return trimSlash(c.Registry) + "/" + name
+	return trimSlash(c.Registry.URL) + "/" + name
 }
 
 func trimSlash(s string) string {

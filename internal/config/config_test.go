@@ -148,8 +148,8 @@ func TestOverrides(t *testing.T) { // not parallel: it sets the process environm
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Registry != "env.example.com/team" || cfg.Builder.Addr != "tcp://buildkit-host:1234" || cfg.Images["web"].Target != "env-target" {
-		t.Errorf("environment did not win over the file: %s %s %s", cfg.Registry, cfg.Builder.Addr, cfg.Images["web"].Target)
+	if cfg.Registry.URL != "env.example.com/team" || cfg.Builder.Addr != "tcp://buildkit-host:1234" || cfg.Images["web"].Target != "env-target" {
+		t.Errorf("environment did not win over the file: %s %s %s", cfg.Registry.URL, cfg.Builder.Addr, cfg.Images["web"].Target)
 	}
 	if got := strings.Join(cfg.Deploy.Overlays, "|"); got != "a|b" {
 		t.Errorf("overlays from env = %q", got)
@@ -162,12 +162,12 @@ func TestOverrides(t *testing.T) { // not parallel: it sets the process environm
 	if err := fs.Parse([]string{"--registry", "flag.example.com"}); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err = Load(Options{Dir: dir, Flags: fs, FlagKeys: map[string]string{"builder": "builder.addr", "registry": "registry"}})
+	cfg, err = Load(Options{Dir: dir, Flags: fs, FlagKeys: map[string]string{"builder": "builder.addr", "registry": "registry.url"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Registry != "flag.example.com" {
-		t.Errorf("flag did not win: registry = %s", cfg.Registry)
+	if cfg.Registry.URL != "flag.example.com" {
+		t.Errorf("flag did not win: registry = %s", cfg.Registry.URL)
 	}
 	if cfg.Builder.Addr != "unix:///shipit-env.sock" {
 		t.Errorf("SHIPIT_BUILDER_ADDR should win over BUILDKIT_HOST, and an unset flag change nothing: %s", cfg.Builder.Addr)

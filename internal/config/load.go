@@ -148,6 +148,9 @@ func check(lines map[string]int, file string, n *yaml.Node, t reflect.Type, key 
 	bad := func(want string) error {
 		return &Error{File: file, Line: n.Line, Key: key, Msg: fmt.Sprintf("expected %s, got %s", want, describe(n))}
 	}
+	if t == reflect.TypeOf(Registry{}) && n.Kind == yaml.ScalarNode {
+		return nil // the short form, registry: host/prefix
+	}
 	switch t.Kind() {
 	case reflect.Pointer:
 		return check(lines, file, n, t.Elem(), key)
@@ -283,8 +286,11 @@ func override(cfg *Config, opt Options) error {
 	sort.Strings(keys)
 	for _, key := range keys {
 		envs := []string{key, EnvName(key)}
-		if key == "builder.addr" {
+		switch key {
+		case "builder.addr":
 			envs = append(envs, "BUILDKIT_HOST")
+		case "registry.url":
+			envs = append(envs, "SHIPIT_REGISTRY")
 		}
 		if err := v.BindEnv(envs...); err != nil {
 			return err
@@ -309,6 +315,8 @@ func override(cfg *Config, opt Options) error {
 		switch fv.Kind() {
 		case reflect.String:
 			fv.SetString(v.GetString(key))
+		case reflect.Bool:
+			fv.SetBool(v.GetBool(key))
 		case reflect.Slice:
 			var list []string
 			for _, s := range strings.Split(v.GetString(key), ",") {
@@ -340,7 +348,7 @@ func collect(v reflect.Value, prefix string, out map[string]reflect.Value) {
 		key := join(prefix, name)
 		fv := v.Field(i)
 		switch {
-		case fv.Kind() == reflect.String:
+		case fv.Kind() == reflect.String, fv.Kind() == reflect.Bool:
 			out[key] = fv
 		case fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.String:
 			out[key] = fv

@@ -28,9 +28,9 @@ func (c *Config) Validate() error {
 	if len(c.Images) == 0 {
 		return c.errorf("images", "no images are configured: add at least one under `images:`, each with a `context:`")
 	}
-	if c.Registry != "" {
-		if _, err := name.NewRepository(strings.TrimSuffix(c.Registry, "/")+"/x", name.WeakValidation); err != nil {
-			return c.errorf("registry", "%q is not a registry: write host[:port][/prefix], for example 123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/team", c.Registry)
+	if u := c.Registry.URL; u != "" {
+		if _, err := name.NewRepository(strings.TrimSuffix(u, "/")+"/x", name.WeakValidation); err != nil || strings.Contains(u, "://") {
+			return c.errorf("registry", "%q is not a registry: write host[:port][/prefix], for example 123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/team", u)
 		}
 	}
 	switch c.Cache.Export {

@@ -9,22 +9,15 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"regexp"
-	"strings"
 
 	"github.com/awslabs/amazon-ecr-credential-helper/ecr-login"
+	"github.com/awslabs/amazon-ecr-credential-helper/ecr-login/api"
 	"github.com/docker/cli/cli/config/types"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/moby/buildkit/session"
 	"github.com/moby/buildkit/session/auth/authprovider"
 )
-
-// ecrHost matches a private ECR registry host, including FIPS and China regions.
-var ecrHost = regexp.MustCompile(`^[0-9]{12}\.dkr[.-]ecr(-fips)?\.[a-z0-9-]+\.(amazonaws\.com(\.cn)?|sc2s\.sgov\.gov|c2s\.ic\.gov)$`)
-
-// IsECR reports whether host (without a port) is an Amazon ECR registry.
-func IsECR(host string) bool { return ecrHost.MatchString(host) }
 
 // Keychain resolves ECR hosts through the AWS chain and everything else
 // through the Docker config.
@@ -45,7 +38,7 @@ func NewKeychain(logw io.Writer) *Keychain {
 // failure is an error here, not an anonymous request that fails with 401 later.
 func (k *Keychain) Resolve(target authn.Resource) (authn.Authenticator, error) {
 	host := target.RegistryStr()
-	if IsECR(strings.Split(host, ":")[0]) {
+	if reg, err := api.ExtractRegistry(host); err == nil && reg.Service == api.ServiceECR {
 		user, secret, err := k.ecr.Get(host)
 		if err != nil {
 			return nil, fmt.Errorf("getting ECR credentials for %s from the AWS credential chain (environment, profile, web identity, instance role): %w", host, err)
