@@ -3,14 +3,18 @@
 # side by side in one run, alternating the two so that neither gets a
 # warmer machine. Needs the test environment: it starts it when it is not up.
 #
-#   ci/bench.sh            # N=15 rounds
-#   N=40 ci/bench.sh
+#   ci/bench.sh            # everything, N=15 rounds
+#   ci/bench.sh build      # shipit build against buildctl build
+#   ci/bench.sh release    # shipit release against crane push + kustomize edit + git
+#   ci/bench.sh overlays   # pin editing and render checks over 100 overlays (Go benchmark)
+#   N=40 ci/bench.sh build
 #
-# Prints medians and the ratio shipit/buildctl, and the time shipit takes
-# from process start to its first solve request.
+# Prints medians and ratios, and the time shipit takes from process start
+# to its first solve request.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 N=${N:-15}
+what=${1:-all}
 if [ ! -S "$repo/.testenv/buildkitd.sock" ]; then "$repo/ci/testenv.sh" up; fi
 # shellcheck disable=SC1091
 . "$repo/.testenv/env"
@@ -19,7 +23,10 @@ shipit="$repo/bin/shipit"
 buildctl="$repo/bin/buildctl"
 
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+results=$(mktemp -d)
+trap 'rm -rf "$work" "$results"' EXIT
+ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 cp -r "$repo/examples/app/." "$work/"
 rm -rf "$work/.shipit"
 sed -i "s#^registry: .*#registry: $SHIPIT_TEST_REGISTRY/bench#" "$work/shipit.yaml"
@@ -32,6 +39,7 @@ tag=$("$shipit" tag)
 epoch=$(git log -1 --format=%ct)
 sha=$(git rev-parse HEAD)
 
+bench_build() {
 # The same two builds as shipit's, one after the other, with buildctl.
 buildctl_both() {
 	"$buildctl" build --progress quiet --frontend dockerfile.v0 \
@@ -48,14 +56,9 @@ buildctl_both() {
 }
 shipit_build() { "$shipit" build --push --progress quiet >/dev/null; }
 
-ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-
 # Warm both paths once.
 shipit_build
 buildctl_both
-results=$(mktemp -d)
-trap 'rm -rf "$work" "$results"' EXIT
 : >"$results/shipit.ms"
 : >"$results/buildctl.ms"
 for _ in $(seq "$N"); do
@@ -106,3 +109,83 @@ done
 echo "whole run of a command that does nothing, median of $N:"
 echo "  shipit version                                     $(awk -v v="$(median <"$results/sv.us")" 'BEGIN{printf "%.1f", v/1000}') ms"
 echo "  buildctl --version                                 $(awk -v v="$(median <"$results/bv.us")" 'BEGIN{printf "%.1f", v/1000}') ms"
+}
+
+# A release of the example app, each round a new commit (the worker image
+# changes, web gets a new tag on the same digest), alternating shipit
+# release with the same job by hand: crane push of each OCI layout, a
+# shallow clone of the GitOps repository, kustomize edit set image per
+# image, git commit and git push.
+bench_release() {
+	(cd "$repo/tools" && go build -o ../bin/crane github.com/google/go-containerregistry/cmd/crane &&
+		go build -o ../bin/kustomize sigs.k8s.io/kustomize/kustomize/v5)
+	local gitops="$results/gitops.git" seed="$results/seed"
+	git init -q --bare -b main "$gitops"
+	git clone -q "$gitops" "$seed" 2>/dev/null
+	mkdir -p "$seed/base" "$seed/overlays/prod"
+	printf 'resources: [deployment.yaml]\n' >"$seed/base/kustomization.yaml"
+	printf 'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  template:\n    spec:\n      containers:\n      - {name: web, image: web}\n      - {name: proxy, image: proxy}\n' >"$seed/base/deployment.yaml"
+	printf '# production\nresources:\n- ../../base\nimages:\n- name: web\n  newTag: old\n' >"$seed/overlays/prod/kustomization.yaml"
+	git -C "$seed" add -A && git -C "$seed" -c user.name=b -c user.email=b@example.com commit -qm seed && git -C "$seed" push -q origin HEAD:main
+	sed -i "s#^  repo: .*#  repo: $gitops#; s#k8s/overlays/production#overlays/prod#" "$work/shipit.yaml"
+	git -C "$work" -c user.name=bench -c user.email=bench@example.com commit -qam "bench release"
+
+	by_hand() {
+		local t sha clone
+		t=$("$shipit" tag)
+		for im in web proxy; do
+			"$repo/bin/crane" push --insecure "$work/.shipit/images/$im" "$SHIPIT_TEST_REGISTRY/bench/$im:$t" >/dev/null 2>&1
+		done
+		clone=$(mktemp -d)
+		git clone -q --depth 1 --branch main "file://$gitops" "$clone"
+		for im in web proxy; do
+			d=$(jq -r ".images[] | select(.name==\"$im\") | .digest" "$work/.shipit/build.json")
+			(cd "$clone/overlays/prod" && "$repo/bin/kustomize" edit set image "$im=$SHIPIT_TEST_REGISTRY/bench/$im:$t@$d")
+		done
+		git -C "$clone" -c user.name=b -c user.email=b@example.com commit -qam "release $t"
+		git -C "$clone" push -q origin HEAD:main
+		rm -rf "$clone"
+	}
+	round=0
+	next_commit() {
+		round=$((round + 1))
+		echo "listen 8080; # round $round" >"$work/proxy/proxy.conf"
+		git -C "$work" -c user.name=bench -c user.email=bench@example.com commit -qam "round $round"
+		"$shipit" build --progress quiet >/dev/null
+	}
+	: >"$results/rel-shipit.ms"
+	: >"$results/rel-hand.ms"
+	for _ in $(seq "$N"); do
+		next_commit
+		t=$(date +%s%N); "$shipit" release >/dev/null 2>&1; ms "$t" >>"$results/rel-shipit.ms"
+		next_commit
+		t=$(date +%s%N); by_hand; ms "$t" >>"$results/rel-hand.ms"
+	done
+	local s h
+	s=$(median <"$results/rel-shipit.ms")
+	h=$(median <"$results/rel-hand.ms")
+	echo "release of two images (push + pin + commit + push), median of $N alternating rounds:"
+	echo "  shipit release                                     ${s} ms"
+	echo "  crane push x2, kustomize edit x2, git commit+push  ${h} ms"
+	awk -v s="$s" -v b="$h" 'BEGIN {printf "  ratio shipit/by hand                               %.2f (target <= 1.00)\n", s/b}'
+}
+
+bench_overlays() {
+	(cd "$repo" && go test ./release/kustomize/ -run '^$' -bench 'Plan100' -benchtime 5x) | grep -E '^Benchmark' |
+		awk '{printf "pin editing and render checks over 100 overlays: %.0f ms (target < 1000 ms)\n", $3/1e6}'
+}
+
+case "$what" in
+build) bench_build ;;
+release) bench_release ;;
+overlays) bench_overlays ;;
+all)
+	bench_build
+	bench_release
+	bench_overlays
+	;;
+*)
+	echo "usage: $0 [build|release|overlays|all]" >&2
+	exit 2
+	;;
+esac
