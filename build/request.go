@@ -27,9 +27,13 @@ const CacheTag = "buildcache"
 
 // Plan is what to build: the images, the commit and the tag.
 type Plan struct {
-	Config  *config.Config
-	Head    gitinfo.Head
-	Tag     string
+	Config *config.Config
+	Head   gitinfo.Head
+	Tag    string
+	// Time stamps the images (SOURCE_DATE_EPOCH, created): the tag's
+	// release time, which is the commit time but for commits made within a
+	// second of their parent. Zero: the commit time.
+	Time    time.Time
 	Images  []string // names from Config.Images
 	Push    bool
 	NoCache bool
@@ -39,8 +43,12 @@ type Plan struct {
 // user (build arguments that look like secrets), which never hold a value.
 func Requests(p Plan) ([]Request, []string, error) {
 	cfg := p.Config
-	epoch := strconv.FormatInt(p.Head.Time.Unix(), 10)
-	created := p.Head.Time.UTC().Format(time.RFC3339)
+	stamp := p.Time
+	if stamp.IsZero() {
+		stamp = p.Head.Time
+	}
+	epoch := strconv.FormatInt(stamp.Unix(), 10)
+	created := stamp.UTC().Format(time.RFC3339)
 	meta := map[string]string{LabelRevision: p.Head.SHA, LabelCreated: created}
 	if p.Head.Source != "" {
 		meta[LabelSource] = p.Head.Source

@@ -122,12 +122,12 @@ func runBuild(cmd *cobra.Command, g *globals, o *buildOptions, args []string) er
 		closeConn()
 		return err
 	}
-	t, err := releaseTag(cfg, head, o.tag)
+	t, stamp, err := releaseTag(cfg, head, o.tag)
 	if err != nil {
 		closeConn()
 		return err
 	}
-	plan := build.Plan{Config: cfg, Head: head, Tag: t, Images: names, Push: o.push, NoCache: o.noCache}
+	plan := build.Plan{Config: cfg, Head: head, Tag: t, Time: stamp, Images: names, Push: o.push, NoCache: o.noCache}
 	reqs, warnings, err := build.Requests(plan)
 	if err != nil {
 		closeConn()

@@ -42,26 +42,27 @@ func readHead(ctx context.Context, cfg *config.Config) (gitinfo.Head, error) {
 	return h, err
 }
 
-// releaseTag is the tag for HEAD, or the validated --tag override.
-func releaseTag(cfg *config.Config, h gitinfo.Head, override string) (string, error) {
+// releaseTag is the tag for HEAD, or the validated --tag override, and
+// the time images are stamped with (SOURCE_DATE_EPOCH, created): the tag's.
+func releaseTag(cfg *config.Config, h gitinfo.Head, override string) (string, time.Time, error) {
 	if override != "" {
 		if err := tag.Validate(override); err != nil {
-			return "", usagef("--tag: %v", err)
+			return "", time.Time{}, usagef("--tag: %v", err)
 		}
-		return override, nil
+		return override, h.Time, nil
 	}
 	prefix, err := expandPrefix(cfg, os.Environ())
 	if err != nil {
-		return "", err
+		return "", time.Time{}, err
 	}
-	t, err := tag.New(prefix, tag.Commit{SHA: h.SHA, Time: h.Time, ParentTime: h.ParentTime, Dirty: h.Dirty})
+	t, err := tag.New(prefix, tag.Commit{SHA: h.SHA, Time: h.Time, Ancestors: h.Ancestors, Dirty: h.Dirty})
 	if err != nil {
 		if errors.Is(err, tag.ErrClockSkew) {
-			return "", err
+			return "", time.Time{}, err
 		}
-		return "", &config.Error{File: cfg.File, Key: "tag.prefix", Msg: err.Error()}
+		return "", time.Time{}, &config.Error{File: cfg.File, Key: "tag.prefix", Msg: err.Error()}
 	}
-	return t.String(), nil
+	return t.String(), t.Time, nil
 }
 
 // expandPrefix evaluates tag.prefix as a template over the environment:

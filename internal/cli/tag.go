@@ -26,7 +26,7 @@ and such a tag is never released.`,
 			if err != nil {
 				return err
 			}
-			t, err := releaseTag(cfg, h, "")
+			t, _, err := releaseTag(cfg, h, "")
 			if err != nil {
 				return err
 			}

@@ -19,12 +19,18 @@ import (
 
 // Head describes the checked-out commit of a repository.
 type Head struct {
-	SHA        string    // full commit id
-	Time       time.Time // committer time, UTC
-	ParentTime time.Time // first parent's committer time; zero for a root commit
-	Dirty      bool      // tracked or untracked changes outside ignored paths
-	Source     string    // the origin remote's URL without credentials; empty when there is none
+	SHA  string    // full commit id
+	Time time.Time // committer time, UTC
+	// Ancestors are the committer times of up to MaxAncestors first
+	// parents, nearest first; none for a root commit or a depth-1 clone.
+	Ancestors []time.Time
+	Dirty     bool   // tracked or untracked changes outside ignored paths
+	Source    string // the origin remote's URL without credentials; empty when there is none
 }
+
+// MaxAncestors is how far back Read looks along first parents: far enough
+// for a run of commits made within the same second.
+const MaxAncestors = 32
 
 // ErrNotRepository is returned when dir is not inside a git work tree.
 var ErrNotRepository = errors.New("not a git repository")
@@ -50,8 +56,8 @@ func Read(ctx context.Context, dir string, ignore ...string) (Head, error) {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		// HEAD and its first parent: "<sha> <committer time>" lines.
-		log, logErr = git(ctx, dir, "log", "--first-parent", "-n", "2", "--format=%H %ct")
+		// HEAD and its first parents: "<sha> <committer time>" lines.
+		log, logErr = git(ctx, dir, "log", "--first-parent", "-n", strconv.Itoa(MaxAncestors+1), "--format=%H %ct")
 	}()
 	go func() {
 		defer wg.Done()
@@ -77,7 +83,7 @@ func Read(ctx context.Context, dir string, ignore ...string) (Head, error) {
 		if i == 0 {
 			h.SHA, h.Time = sha, t
 		} else {
-			h.ParentTime = t
+			h.Ancestors = append(h.Ancestors, t)
 		}
 	}
 	if statusErr != nil {

@@ -42,8 +42,8 @@ func TestRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := time.Date(2026, 1, 1, 18, 4, 5, 0, time.UTC); !h.Time.Equal(want) || !h.ParentTime.IsZero() {
-		t.Errorf("time = %v parent = %v, want %v and none", h.Time, h.ParentTime, want)
+	if want := time.Date(2026, 1, 1, 18, 4, 5, 0, time.UTC); !h.Time.Equal(want) || len(h.Ancestors) != 0 {
+		t.Errorf("time = %v ancestors = %v, want %v and none", h.Time, h.Ancestors, want)
 	}
 	if h.Dirty {
 		t.Error("a clean tree is dirty")
@@ -77,8 +77,8 @@ func TestRead(t *testing.T) {
 	if h.Dirty {
 		t.Error("the ignored subdirectory itself made the tree dirty")
 	}
-	if !h.Time.Before(h.ParentTime) {
-		t.Errorf("time %v parent %v: the skew should be visible", h.Time, h.ParentTime)
+	if len(h.Ancestors) != 1 || !h.Time.Before(h.Ancestors[0]) {
+		t.Errorf("time %v ancestors %v: the skew should be visible", h.Time, h.Ancestors)
 	}
 
 	if _, err := Read(ctx, t.TempDir()); !errors.Is(err, ErrNotRepository) {

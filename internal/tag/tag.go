@@ -37,10 +37,38 @@ var ErrClockSkew = errors.New("commit time is earlier than its first parent's")
 
 // Commit is what a tag is made from.
 type Commit struct {
-	SHA        string    // full hex commit id
-	Time       time.Time // committer time
-	ParentTime time.Time // committer time of the first parent; zero for a root commit
-	Dirty      bool      // the work tree has uncommitted changes
+	SHA  string    // full hex commit id
+	Time time.Time // committer time
+	// Ancestors are the committer times of the first-parent chain before
+	// the commit, nearest first (as far as the clone has history).
+	Ancestors []time.Time
+	Dirty     bool // the work tree has uncommitted changes
+}
+
+// ReleaseTime is the time in a commit's tag: its committer time, except
+// that a commit made in the same second as its parent (or, after a clock
+// was behind, earlier than an ancestor) gets one second more than the
+// parent's release time. So along first-parent history release times
+// strictly increase and tags sort in commit order, however fast commits
+// come. Rebuilding a commit gives the same time.
+func ReleaseTime(c Commit) time.Time {
+	if len(c.Ancestors) == 0 {
+		return c.Time.UTC().Truncate(time.Second)
+	}
+	t := c.Ancestors[len(c.Ancestors)-1].UTC().Truncate(time.Second)
+	for i := len(c.Ancestors) - 2; i >= 0; i-- {
+		t = later(c.Ancestors[i], t)
+	}
+	return later(c.Time, t)
+}
+
+// later is at, or prev plus a second when at is not after prev.
+func later(at, prev time.Time) time.Time {
+	at = at.UTC().Truncate(time.Second)
+	if next := prev.Add(time.Second); at.Before(next) {
+		return next
+	}
+	return at
 }
 
 // Tag is a parsed release tag.
@@ -70,11 +98,11 @@ func New(prefix string, c Commit) (Tag, error) {
 	if len(c.SHA) < 7 {
 		return Tag{}, fmt.Errorf("commit id %q is too short", c.SHA)
 	}
-	if !c.ParentTime.IsZero() && c.Time.Before(c.ParentTime) {
-		return Tag{}, fmt.Errorf("%w: commit %s was made at %s but its parent at %s; a tag from it would sort before the parent's release (fix the committer clock, amend the commit with `git commit --amend --no-edit --reset-author`, or pass --tag)",
-			ErrClockSkew, c.SHA[:7], c.Time.UTC().Format(time.RFC3339), c.ParentTime.UTC().Format(time.RFC3339))
+	if len(c.Ancestors) > 0 && c.Time.Truncate(time.Second).Before(c.Ancestors[0].Truncate(time.Second)) {
+		return Tag{}, fmt.Errorf("%w: commit %s was made at %s but its parent at %s; a tag from it would not say when it was made (fix the committer clock and amend the commit with `git commit --amend --no-edit --date=now`, or pass --tag)",
+			ErrClockSkew, c.SHA[:7], c.Time.UTC().Format(time.RFC3339), c.Ancestors[0].UTC().Format(time.RFC3339))
 	}
-	t := Tag{Prefix: prefix, Time: c.Time.UTC().Truncate(time.Second), SHA7: strings.ToLower(c.SHA[:7]), Dirty: c.Dirty}
+	t := Tag{Prefix: prefix, Time: ReleaseTime(c), SHA7: strings.ToLower(c.SHA[:7]), Dirty: c.Dirty}
 	if n := len(t.String()); n > MaxLen {
 		return Tag{}, fmt.Errorf("tag %q is %d characters long; registries accept at most %d (shorten tag.prefix)", t.String(), n, MaxLen)
 	}
