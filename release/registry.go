@@ -24,6 +24,48 @@ type Registry interface {
 	Lookup(ctx context.Context, repo, tag string) (string, error)
 	// Push writes an image (or index) from an OCI layout to repo:tag.
 	Push(ctx context.Context, repo, tag, layoutDir, digest string) error
+	// Tags lists a repository's tags.
+	Tags(ctx context.Context, repo string) ([]string, error)
+	// Copy puts the manifest under from also under to: one manifest read
+	// and one write, no blob moves.
+	Copy(ctx context.Context, repo, from, to string) error
+}
+
+// Tags implements Registry.
+func (r *Remote) Tags(ctx context.Context, repo string) ([]string, error) {
+	rp, err := name.NewRepository(repo, name.WeakValidation)
+	if err != nil {
+		return nil, err
+	}
+	tags, err := remote.List(rp, r.options(ctx)...)
+	var te *transport.Error
+	if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing the tags of %s: %w", repo, err)
+	}
+	return tags, nil
+}
+
+// Copy implements Registry.
+func (r *Remote) Copy(ctx context.Context, repo, from, to string) error {
+	src, err := name.NewTag(repo+":"+from, name.WeakValidation)
+	if err != nil {
+		return err
+	}
+	dst, err := name.NewTag(repo+":"+to, name.WeakValidation)
+	if err != nil {
+		return err
+	}
+	desc, err := remote.Get(src, r.options(ctx)...)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", src, err)
+	}
+	if err := remote.Put(dst, desc, r.options(ctx)...); err != nil {
+		return fmt.Errorf("tagging %s as %s: %w", src, to, err)
+	}
+	return nil
 }
 
 // Remote talks to registries with go-containerregistry: credentials from a

@@ -29,6 +29,9 @@ type Deploy struct {
 	SkipCI   bool // add [skip ci]: the GitOps repository is the app's own
 	Author   gitops.Author
 	Attempts int // push attempts when the branch moves under us
+	// ImageUpdater: Argo CD Image Updater writes the pins (deploy.mode:
+	// image-updater); releases write no git, and pin retags.
+	ImageUpdater bool
 }
 
 // Options configure a release.
@@ -104,11 +107,20 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		fmt.Fprintln(o.Log, "shipit: no deploy.overlays configured: images are in the registry, no pins to bump")
 		return res, nil
 	}
+	if o.Deploy.ImageUpdater {
+		fmt.Fprintln(o.Log, "shipit: deploy.mode is image-updater: Argo CD Image Updater moves the pins, shipit writes no git")
+		return res, nil
+	}
 	var pins []kustomize.Image
 	for _, im := range imgs {
 		pins = append(pins, kustomize.Image{Name: im.Name, Repository: repoOf(im.Ref), Tag: o.Record.Tag, Digest: im.Digest})
 	}
-	return res, pin(ctx, o, res, pins, releaseMessage(o, imgs))
+	msg := releaseMessage(o, imgs)
+	return res, writePins(ctx, o, res, pins, pinHooks{
+		keep:    releaseKeep,
+		holds:   releaseHolds,
+		message: func(*Result) string { return msg },
+	})
 }
 
 func repoOf(ref string) string {
@@ -197,10 +209,17 @@ func Forward(_ string, cur kustomize.Entry, next kustomize.Pin) string {
 	return ""
 }
 
-// pin clones the GitOps repository, plans every overlay, and commits and
-// pushes the change, re-planning on the new head when the push is
+// pinHooks make writePins serve release and pin.
+type pinHooks struct {
+	keep    func(Holds) kustomize.Keep     // which current pins stay
+	holds   func(Holds, *kustomize.Change) // how the holds change
+	message func(*Result) string           // the commit message, from the plan
+}
+
+// writePins clones the GitOps repository, plans every overlay, and commits
+// and pushes the change, re-planning on the new head when the push is
 // rejected. In a dry run it computes the diff and pushes nothing.
-func pin(ctx context.Context, o Options, res *Result, imgs []kustomize.Image, msg string) error {
+func writePins(ctx context.Context, o Options, res *Result, imgs []kustomize.Image, hooks pinHooks) error {
 	tmp, err := os.MkdirTemp(o.TempDir, "shipit-gitops-")
 	if err != nil {
 		return err
@@ -213,19 +232,34 @@ func pin(ctx context.Context, o Options, res *Result, imgs []kustomize.Image, ms
 	fs := kustomize.DiskFS()
 	apply := func(ctx context.Context) ([]string, string, error) {
 		var changes []*kustomize.Change
+		var holds []Holds
 		res.Overlays = nil
 		for _, ov := range o.Deploy.Overlays {
 			dir := filepath.Join(repo.Dir, ov)
 			warnArgoSource(o.Log, ov, dir)
-			c, err := kustomize.Plan(fs, dir, imgs, o.Deploy.Mode, Forward)
+			h, err := readHolds(dir)
+			if err != nil {
+				return nil, "", err
+			}
+			c, err := kustomize.Plan(fs, dir, imgs, o.Deploy.Mode, hooks.keep(h))
 			if err != nil {
 				return nil, "", fmt.Errorf("%s (in %s): %w", ov, o.Deploy.URL, stripDir(err, repo.Dir))
 			}
+			hooks.holds(h, c)
 			changes = append(changes, c)
+			holds = append(holds, h)
 			res.Overlays = append(res.Overlays, overlayResult(ov, c))
 		}
 		var paths []string
-		for _, c := range changes {
+		for i, c := range changes {
+			changed, err := writeHolds(c.Dir, holds[i])
+			if err != nil {
+				return nil, "", err
+			}
+			if changed {
+				rel, _ := filepath.Rel(repo.Dir, filepath.Join(c.Dir, HoldFile))
+				paths = append(paths, rel)
+			}
 			if !c.Changed() {
 				continue
 			}
@@ -256,7 +290,7 @@ func pin(ctx context.Context, o Options, res *Result, imgs []kustomize.Image, ms
 			}
 			return nil, "", nil
 		}
-		return paths, msg, nil
+		return paths, hooks.message(res), nil
 	}
 	sha, err := repo.Publish(ctx, max(o.Deploy.Attempts, 1), o.Deploy.Author, apply)
 	res.Commit = sha

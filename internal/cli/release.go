@@ -145,11 +145,12 @@ func checkRecord(rec *build.Record, path, headSHA string) error {
 // deployTarget resolves deploy.* into where pins are written.
 func deployTarget(ctx context.Context, cfg *config.Config) (release.Deploy, error) {
 	d := release.Deploy{
-		Branch:   cfg.Deploy.Branch,
-		Mode:     kustomize.Mode(cfg.Deploy.Pin),
-		Attempts: 8,
+		Branch:       cfg.Deploy.Branch,
+		Mode:         kustomize.Mode(cfg.Deploy.Pin),
+		Attempts:     8,
+		ImageUpdater: cfg.Deploy.Mode == config.ModeImageUpdater,
 	}
-	overlays := cfg.Deploy.Overlays
+	overlays := append([]string(nil), cfg.Deploy.Overlays...)
 	if cfg.Deploy.Repo == "." {
 		// The app repository itself, through its origin remote, so that the
 		// user's work tree is never touched.

@@ -92,31 +92,18 @@ Exit codes: 0 success, 1 failure, 2 bad usage or configuration, 130 interrupted.
 	root.PersistentFlags().StringVar(&g.configFile, "config", "", "path to shipit.yaml (default: searched from the working directory upward)")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log what shipit does on stderr")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
-	root.AddGroup(&cobra.Group{ID: "main", Title: "Commands:"}, &cobra.Group{ID: "coming", Title: "Coming soon:"})
+	root.AddGroup(&cobra.Group{ID: "main", Title: "Commands:"})
 	root.AddCommand(
 		newBuildCmd(g),
 		newTagCmd(g),
 		newVersionCmd(),
 		newReleaseCmd(g),
-		coming("pin <tag>", "Roll the overlays' pins to an existing release tag (rollback)"),
+		newPinCmd(g),
 	)
 	return root
 }
 
-// coming is a command that is planned but not yet built.
-func coming(use, short string) *cobra.Command {
-	return &cobra.Command{
-		Use:                use,
-		Short:              short,
-		GroupID:            "coming",
-		DisableFlagParsing: true,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return fmt.Errorf("`shipit %s` is not available in this version yet", cmd.Name())
-		},
-	}
-}
-
-// exactArgs wraps cobra's argument checks so that they exit 2.
+// argsUsage wraps cobra's argument checks so that they exit 2.
 func argsUsage(check cobra.PositionalArgs) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if err := check(cmd, args); err != nil {

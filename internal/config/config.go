@@ -119,7 +119,16 @@ type Deploy struct {
 	Pin string `yaml:"pin"`
 	// Author of pin commits, "Name <email>".
 	Author string `yaml:"author"`
+	// Mode is who writes the pins: git (shipit, the default) or
+	// image-updater (Argo CD Image Updater; shipit only pushes and tags).
+	Mode string `yaml:"mode"`
 }
+
+// Deploy modes.
+const (
+	ModeGit          = "git"
+	ModeImageUpdater = "image-updater"
+)
 
 // Pin modes.
 const (

@@ -371,6 +371,9 @@ func (c *Config) defaults() {
 	if c.Deploy.Branch == "" {
 		c.Deploy.Branch = "main"
 	}
+	if c.Deploy.Mode == "" {
+		c.Deploy.Mode = ModeGit
+	}
 	if c.Deploy.Pin == "" {
 		c.Deploy.Pin = PinTagAndDigest
 	}

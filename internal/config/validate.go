@@ -48,6 +48,9 @@ func (c *Config) Validate() error {
 	default:
 		return c.errorf("deploy.pin", "%q is not a pin mode: use tag, digest or tag+digest (the default)", c.Deploy.Pin)
 	}
+	if m := c.Deploy.Mode; m != ModeGit && m != ModeImageUpdater {
+		return c.errorf("deploy.mode", "%q is not a deploy mode: use git (shipit writes the pins, the default) or image-updater (Argo CD Image Updater does)", m)
+	}
 	if a := c.Deploy.Author; a != "" {
 		if _, _, ok := ParseAuthor(a); !ok {
 			return c.errorf("deploy.author", "%q is not an author: write \"Name <email>\"", a)

@@ -1,0 +1,171 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shipit-dev/shipit/internal/regauth"
+	"github.com/shipit-dev/shipit/internal/tag"
+	"github.com/shipit-dev/shipit/release"
+)
+
+type pinOptions struct {
+	images   []string
+	overlays []string
+	dryRun   bool
+	output   string
+}
+
+func newPinCmd(g *globals) *cobra.Command {
+	o := &pinOptions{}
+	cmd := &cobra.Command{
+		Use:   "pin <tag>",
+		Short: "Roll the overlays' pins to an existing release tag (rollback)",
+		Long: `Move the pins of every image (or --image ones) in every deploy overlay (or
+--overlay ones) to an existing release tag: the explicit way to roll back.
+
+The tag must exist in the registry for every selected image (its digest is
+resolved there); otherwise nothing changes. The pins change through the
+release machinery: edited in place, render-checked, all overlays or none,
+one commit (its message says from which tag to which) pushed with retry.
+
+A rollback sticks: shipit records a hold beside the overlay
+(.shipit-hold.yaml in the GitOps repository), so re-running the release of
+the rolled-back commit, or of anything before it, leaves the pin alone. A
+release of a newer commit moves forward as usual and lifts the hold, as
+does pinning a newer tag.
+
+With deploy.mode: image-updater, Argo CD Image Updater writes the pins, so
+shipit gives the tag's digest a new release tag that sorts after every
+existing one (a manifest copy: no blob moves); the updater's alphabetical
+strategy then rolls to it, and shipit history shows it as a rollback.`,
+		Example: `  shipit history web                            # find the tag to go back to
+  shipit pin 20261120-093000-1a2b3c4            # every image, every overlay
+  shipit pin 20261120-093000-1a2b3c4 --image web --overlay k8s/overlays/production`,
+		GroupID: "main",
+		Args:    argsUsage(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runPin(cmd, g, o, args[0])
+		},
+	}
+	f := cmd.Flags()
+	f.StringSliceVar(&o.images, "image", nil, "pin only these images (repeatable; default all in shipit.yaml)")
+	f.StringSliceVar(&o.overlays, "overlay", nil, "pin only in these overlays of deploy.overlays (repeatable)")
+	f.BoolVar(&o.dryRun, "dry-run", false, "print the diff that would be committed; change nothing")
+	f.StringVarP(&o.output, "output", "o", "text", "result format on stdout: text or json")
+	return cmd
+}
+
+func runPin(cmd *cobra.Command, g *globals, o *pinOptions, t string) error {
+	ctx := cmd.Context()
+	stderr := cmd.ErrOrStderr()
+	if o.output != "text" && o.output != "json" {
+		return usagef("--output %q: use text or json", o.output)
+	}
+	parsed, err := tag.Parse(t)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if parsed.Dirty {
+		return usagef("%s was built from a work tree with uncommitted changes and is never released", t)
+	}
+	cfg, err := loadConfig(cmd, g, nil)
+	if err != nil {
+		return err
+	}
+	names := cfg.ImageNames()
+	if len(o.images) > 0 {
+		for _, n := range o.images {
+			if _, ok := cfg.Images[n]; !ok {
+				return usagef("--image %s: no such image in %s (images: %s)", n, cfg.File, strings.Join(names, ", "))
+			}
+		}
+		names = dedupe(o.images)
+	}
+	var imgs []release.PinImage
+	for _, n := range names {
+		imgs = append(imgs, release.PinImage{Name: n, Repository: cfg.RepositoryFor(n)})
+	}
+	deploy, err := deployTarget(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if len(o.overlays) > 0 {
+		var sel []string
+		for _, ov := range o.overlays {
+			i := slices.Index(cfg.Deploy.Overlays, filepath.Clean(ov))
+			if i < 0 {
+				return usagef("--overlay %s is not one of deploy.overlays (%s)", ov, strings.Join(cfg.Deploy.Overlays, ", "))
+			}
+			sel = append(sel, deploy.Overlays[i])
+		}
+		deploy.Overlays = sel
+	}
+	if !deploy.ImageUpdater && len(deploy.Overlays) == 0 {
+		return usagef("no deploy.overlays in %s: there are no pins to move", cfg.File)
+	}
+	res, err := release.Pin(ctx, release.PinOptions{
+		Tag:      t,
+		Images:   imgs,
+		Registry: &release.Remote{Keychain: regauth.NewKeychain(stderr)},
+		Deploy:   deploy,
+		DryRun:   o.dryRun,
+		Log:      stderr,
+	})
+	if err != nil {
+		return err
+	}
+	return printPin(cmd.OutOrStdout(), stderr, o.output, res)
+}
+
+func printPin(out, stderr io.Writer, format string, res *release.PinResult) error {
+	if format == "json" {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	if res.RollbackTag != "" {
+		verb := "tagged"
+		if res.DryRun {
+			verb = "would tag"
+		}
+		for _, im := range res.Images {
+			fmt.Fprintf(stderr, "shipit: %s: %s %s:%s as %s, for Argo CD Image Updater to roll to\n", im.Name, verb, strings.Split(im.Ref, ":")[0], res.Tag, res.RollbackTag)
+		}
+	}
+	for _, im := range res.Images {
+		fmt.Fprintln(out, im.Ref)
+	}
+	for _, ov := range res.Overlays {
+		for _, im := range ov.Images {
+			if im.From == im.To {
+				fmt.Fprintf(stderr, "shipit: %s: %s already pinned to %s\n", ov.Path, im.Image, res.Tag)
+			} else {
+				fmt.Fprintf(stderr, "shipit: %s: %s %s -> %s\n", ov.Path, im.Image, orNone(im.From), im.To)
+			}
+		}
+	}
+	switch {
+	case res.DryRun && res.Diff != "":
+		fmt.Fprintln(stderr, "shipit: dry run: this change would be committed:")
+		fmt.Fprint(out, res.Diff)
+	case res.Commit != "":
+		fmt.Fprintln(out, res.Commit)
+	case len(res.Overlays) > 0 && !res.DryRun:
+		fmt.Fprintln(stderr, "shipit: already pinned: no commit")
+	}
+	return nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
