@@ -99,6 +99,9 @@ Exit codes: 0 success, 1 failure, 2 bad usage or configuration, 130 interrupted.
 		newVersionCmd(),
 		newReleaseCmd(g),
 		newPinCmd(g),
+		newHistoryCmd(g),
+		newStatusCmd(g),
+		newUpdaterConfigCmd(g),
 	)
 	return root
 }

@@ -127,6 +127,13 @@ func Plan(fs filesys.FileSystem, dir string, imgs []Image, mode Mode, keep Keep)
 	return c, nil
 }
 
+// EntryFor finds the images entry that means an image: by its name or by
+// its repository.
+func EntryFor(entries map[string]Entry, name, repository string) (Entry, bool) {
+	n, ok := entryName(entries, Image{Name: name, Repository: repository})
+	return entries[n], ok
+}
+
 // entryName finds the images entry that means im: by shipit's name or by
 // the repository.
 func entryName(entries map[string]Entry, im Image) (string, bool) {

@@ -1,0 +1,231 @@
+package release
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/shipit-dev/shipit/internal/tag"
+	"github.com/shipit-dev/shipit/release/gitops"
+	"github.com/shipit-dev/shipit/release/kustomize"
+)
+
+// OverlayState is what one overlay pins, read from the GitOps repository.
+type OverlayState struct {
+	Path    string
+	Entries map[string]kustomize.Entry // by shipit image name
+	Holds   Holds
+}
+
+// ReadOverlays reads the pins and holds of the deploy overlays from a
+// fresh shallow clone of the GitOps repository.
+func ReadOverlays(ctx context.Context, d Deploy, imgs []PinImage, tempDir string) ([]OverlayState, error) {
+	tmp, err := os.MkdirTemp(tempDir, "shipit-gitops-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	repo, err := gitops.Clone(ctx, d.URL, d.Branch, filepath.Join(tmp, "repo"))
+	if err != nil {
+		return nil, err
+	}
+	fs := kustomize.DiskFS()
+	var out []OverlayState
+	for _, ov := range d.Overlays {
+		dir := filepath.Join(repo.Dir, ov)
+		file, err := kustomize.FindFile(fs, dir)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", ov, stripDir(err, repo.Dir))
+		}
+		data, err := fs.ReadFile(file)
+		if err != nil {
+			return nil, err
+		}
+		entries, err := kustomize.Images(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", ov, err)
+		}
+		holds, err := readHolds(dir)
+		if err != nil {
+			return nil, err
+		}
+		st := OverlayState{Path: ov, Entries: map[string]kustomize.Entry{}, Holds: holds}
+		for _, im := range imgs {
+			if e, ok := kustomize.EntryFor(entries, im.Name, im.Repository); ok {
+				st.Entries[im.Name] = e
+			}
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// HistoryEntry is one release tag of one image.
+type HistoryEntry struct {
+	Image      string    `json:"image"`
+	Tag        string    `json:"tag"`
+	Commit     string    `json:"commit"` // the commit's short id
+	Time       time.Time `json:"time"`   // the release time (the commit time)
+	Digest     string    `json:"digest"`
+	PinnedIn   []string  `json:"pinnedIn,omitempty"`
+	RollbackTo string    `json:"rollbackTo,omitempty"` // a tag shipit pin made: the release it rolls back to
+	SameDigest []string  `json:"sameDigest,omitempty"` // other release tags on this digest
+}
+
+// History lists the release tags of each image, newest first, at most
+// limit per image (0: all), with the overlays that pin each.
+func History(ctx context.Context, reg Registry, imgs []PinImage, overlays []OverlayState, limit int) ([]HistoryEntry, error) {
+	var out []HistoryEntry
+	for _, im := range imgs {
+		tags, err := releaseTags(ctx, reg, im.Repository)
+		if err != nil {
+			return nil, err
+		}
+		// Digests of all tags (the rollback marks need older tags too), concurrently.
+		digests := make([]string, len(tags))
+		errs := make([]error, len(tags))
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 8)
+		for i, t := range tags {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				digests[i], errs[i] = reg.Lookup(ctx, im.Repository, t.String())
+			}()
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				return nil, err
+			}
+		}
+		byDigest := map[string][]int{}
+		for i := range tags {
+			byDigest[digests[i]] = append(byDigest[digests[i]], i)
+		}
+		for i, t := range tags {
+			if limit > 0 && i >= limit {
+				break
+			}
+			e := HistoryEntry{Image: im.Name, Tag: t.String(), Commit: t.SHA7, Time: t.Time, Digest: digests[i]}
+			for _, j := range byDigest[digests[i]] {
+				if j == i {
+					continue
+				}
+				e.SameDigest = append(e.SameDigest, tags[j].String())
+				// A newer tag with the commit of an older tag on the same
+				// digest is a rollback tag pointing at that release.
+				if tags[j].SHA7 == t.SHA7 && tags[j].Time.Before(t.Time) && e.RollbackTo == "" {
+					e.RollbackTo = tags[j].String()
+				}
+			}
+			for _, ov := range overlays {
+				if en, ok := ov.Entries[im.Name]; ok && (en.NewTag == e.Tag || (en.NewTag == "" && en.Digest == e.Digest)) {
+					e.PinnedIn = append(e.PinnedIn, ov.Path)
+				}
+			}
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// releaseTags lists a repository's release tags (not dirty), newest first.
+func releaseTags(ctx context.Context, reg Registry, repo string) ([]tag.Tag, error) {
+	all, err := reg.Tags(ctx, repo)
+	if err != nil {
+		return nil, err
+	}
+	var tags []tag.Tag
+	for _, s := range all {
+		if t, err := tag.Parse(s); err == nil && !t.Dirty {
+			tags = append(tags, t)
+		}
+	}
+	sort.Slice(tags, func(i, j int) bool { return tag.Less(tags[j].String(), tags[i].String()) })
+	return tags, nil
+}
+
+// Pin states.
+const (
+	StateCurrent  = "current"  // pins the newest release
+	StateBehind   = "behind"   // a newer release exists and nothing holds the pin back
+	StateHeld     = "held"     // rolled back by shipit pin; releases up to the hold leave it
+	StateUnpinned = "unpinned" // the overlay has no entry for the image
+	StateUnknown  = "unknown"  // the pin is not a release tag shipit can compare
+)
+
+// StatusEntry is one image's pin in one overlay.
+type StatusEntry struct {
+	Overlay     string `json:"overlay"`
+	Image       string `json:"image"`
+	PinnedTag   string `json:"pinnedTag,omitempty"`
+	PinnedRef   string `json:"pinnedRef,omitempty"`
+	Newest      string `json:"newest,omitempty"` // the newest release tag in the registry
+	State       string `json:"state"`
+	Hold        *Hold  `json:"hold,omitempty"`
+	UpdaterPick string `json:"updaterPick,omitempty"` // image-updater mode: what the alphabetical strategy picks
+}
+
+// Status compares every overlay's pins with the registry's release tags.
+// With updater set, it also predicts the tag Argo CD Image Updater's
+// alphabetical strategy will pick, with the updater's own tag sort.
+func Status(ctx context.Context, reg Registry, imgs []PinImage, overlays []OverlayState, prefix string, updater bool) ([]StatusEntry, error) {
+	var out []StatusEntry
+	for _, im := range imgs {
+		all, err := reg.Tags(ctx, im.Repository)
+		if err != nil {
+			return nil, err
+		}
+		newest := ""
+		for _, s := range all {
+			if t, err := tag.Parse(s); err == nil && !t.Dirty && t.Prefix == prefix && tag.Less(newest, s) {
+				newest = s
+			}
+		}
+		pick := ""
+		if updater {
+			if pick, err = UpdaterPick(all, tag.Pattern(prefix)); err != nil {
+				return nil, err
+			}
+		}
+		for _, ov := range overlays {
+			e := StatusEntry{Overlay: ov.Path, Image: im.Name, Newest: newest, UpdaterPick: pick}
+			en, ok := ov.Entries[im.Name]
+			if h, held := ov.Holds[im.Name]; held {
+				e.Hold = &h
+			}
+			switch {
+			case !ok:
+				e.State = StateUnpinned
+			default:
+				e.PinnedTag, e.PinnedRef = en.NewTag, kustomize.Pin(en).Ref()
+				target := newest
+				if updater {
+					target = pick
+				}
+				_, perr := tag.Parse(en.NewTag)
+				switch {
+				case perr != nil:
+					e.State = StateUnknown
+				case en.NewTag == target:
+					e.State = StateCurrent
+				case e.Hold != nil && !tag.Less(e.Hold.Until, target):
+					e.State = StateHeld
+				case tag.Less(en.NewTag, target):
+					e.State = StateBehind
+				default:
+					e.State = StateUnknown
+				}
+			}
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
