@@ -236,4 +236,3 @@ func dash(s string) string {
 	}
 	return s
 }
-

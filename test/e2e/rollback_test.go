@@ -74,7 +74,7 @@ func TestRevertAndRollback(t *testing.T) {
 	tagR := strings.TrimSpace(mustShipit(t, a.dir, nil, "tag").stdout)
 	buildAndRelease(t, a)
 
-	if !(tagA < tagB && tagB < tagR) {
+	if tagA >= tagB || tagB >= tagR {
 		t.Fatalf("tags do not sort in commit order: %s %s %s", tagA, tagB, tagR)
 	}
 	digests := map[string]string{}
@@ -91,7 +91,7 @@ func TestRevertAndRollback(t *testing.T) {
 	if digests[tagR] == digests[tagA] || digests[tagR] == digests[tagB] || digests[tagA] == digests[tagB] {
 		t.Errorf("the revert's image is not an image of its own: %v", digests)
 	}
-	if !(digests[tagA+"/created"] < digests[tagB+"/created"] && digests[tagB+"/created"] < digests[tagR+"/created"]) {
+	if digests[tagA+"/created"] >= digests[tagB+"/created"] || digests[tagB+"/created"] >= digests[tagR+"/created"] {
 		t.Errorf("created does not sort newest for the revert: %v", digests)
 	}
 	if st := status(t, a); st["web"].PinnedTag != tagR || st["web"].State != "current" || st["worker"].PinnedTag != tagR {
