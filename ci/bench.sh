@@ -7,6 +7,7 @@
 #   ci/bench.sh build      # shipit build against buildctl build
 #   ci/bench.sh release    # shipit release against crane push + kustomize edit + git
 #   ci/bench.sh overlays   # pin editing and render checks over 100 overlays (Go benchmark)
+#   ci/bench.sh pin        # shipit pin of two images over three overlays (Go benchmark)
 #   N=40 ci/bench.sh build
 #
 # Prints medians and ratios, and the time shipit takes from process start
@@ -175,17 +176,24 @@ bench_overlays() {
 		awk '{printf "pin editing and render checks over 100 overlays: %.0f ms (target < 1000 ms)\n", $3/1e6}'
 }
 
+bench_pin() {
+	(cd "$repo" && go test ./test/e2e/ -run '^$' -bench 'Pin' -benchtime "${N}x") | grep -E '^Benchmark' |
+		awk '{printf "shipit pin, 2 images x 3 overlays, %s: %s ms/pin, %s registry requests/pin, %s blob uploads/pin\n", $1, $7, $9, $5}'
+}
+
 case "$what" in
 build) bench_build ;;
+pin) bench_pin ;;
 release) bench_release ;;
 overlays) bench_overlays ;;
 all)
 	bench_build
 	bench_release
 	bench_overlays
+	bench_pin
 	;;
 *)
-	echo "usage: $0 [build|release|overlays|all]" >&2
+	echo "usage: $0 [build|release|overlays|pin|all]" >&2
 	exit 2
 	;;
 esac

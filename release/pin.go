@@ -61,16 +61,20 @@ func Pin(ctx context.Context, o PinOptions) (*PinResult, error) {
 		o.Now = time.Now
 	}
 	res := &PinResult{Tag: o.Tag, DryRun: o.DryRun}
-	digests, err := lookupAll(ctx, o.Registry, o.Images, o.Tag)
+	manifests, err := lookupAll(ctx, o.Registry, o.Images, o.Tag, o.Deploy.ImageUpdater)
 	if err != nil {
 		return res, err
+	}
+	digests := map[string]string{}
+	for n, m := range manifests {
+		digests[n] = m.Digest
 	}
 	for _, im := range o.Images {
 		d := digests[im.Name]
 		res.Images = append(res.Images, ImageResult{Name: im.Name, Digest: d, Ref: im.Repository + ":" + o.Tag + "@" + d, Action: "exists"})
 	}
 	if o.Deploy.ImageUpdater {
-		return res, retag(ctx, o, res)
+		return res, retag(ctx, o, res, manifests)
 	}
 	var imgs []kustomize.Image
 	for _, im := range o.Images {
@@ -86,10 +90,11 @@ func Pin(ctx context.Context, o PinOptions) (*PinResult, error) {
 	return res, err
 }
 
-// lookupAll resolves tag for every image (one manifest request each); a
+// lookupAll resolves tag for every image, with one manifest request each
+// (a HEAD, or a GET when the manifest itself is needed to retag it); a
 // missing tag is an error naming every image that lacks it.
-func lookupAll(ctx context.Context, reg Registry, imgs []PinImage, t string) (map[string]string, error) {
-	out := map[string]string{}
+func lookupAll(ctx context.Context, reg Registry, imgs []PinImage, t string, full bool) (map[string]*Manifest, error) {
+	out := map[string]*Manifest{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	errs := make([]error, len(imgs))
@@ -97,13 +102,22 @@ func lookupAll(ctx context.Context, reg Registry, imgs []PinImage, t string) (ma
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d, err := reg.Lookup(ctx, im.Repository, t)
-			if err == nil && d == "" {
+			var m *Manifest
+			var err error
+			if full {
+				m, err = reg.Manifest(ctx, im.Repository, t)
+			} else {
+				var d string
+				if d, err = reg.Lookup(ctx, im.Repository, t); d != "" {
+					m = &Manifest{Digest: d}
+				}
+			}
+			if err == nil && m == nil {
 				err = fmt.Errorf("image %s: %w %s in %s", im.Name, ErrNoSuchTag, t, im.Repository)
 			}
 			errs[i] = err
 			mu.Lock()
-			out[im.Name] = d
+			out[im.Name] = m
 			mu.Unlock()
 		}()
 	}
@@ -165,7 +179,7 @@ func tagOf(ref string) string {
 // blob moves. Its time is now (or a second after the newest tag, if that
 // is later), its commit part the pinned tag's, so history can show it as
 // a rollback to that tag.
-func retag(ctx context.Context, o PinOptions, res *PinResult) error {
+func retag(ctx context.Context, o PinOptions, res *PinResult, manifests map[string]*Manifest) error {
 	want, err := tag.Parse(o.Tag)
 	if err != nil {
 		return err
@@ -192,7 +206,7 @@ func retag(ctx context.Context, o PinOptions, res *PinResult) error {
 		return nil
 	}
 	for i, im := range o.Images {
-		if err := o.Registry.Copy(ctx, im.Repository, o.Tag, rb); err != nil {
+		if err := o.Registry.PutManifest(ctx, im.Repository, rb, manifests[im.Name]); err != nil {
 			return err
 		}
 		res.Images[i].Ref = im.Repository + ":" + rb + "@" + res.Images[i].Digest

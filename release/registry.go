@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/shipit-dev/shipit/build"
 )
@@ -26,9 +27,17 @@ type Registry interface {
 	Push(ctx context.Context, repo, tag, layoutDir, digest string) error
 	// Tags lists a repository's tags.
 	Tags(ctx context.Context, repo string) ([]string, error)
-	// Copy puts the manifest under from also under to: one manifest read
-	// and one write, no blob moves.
-	Copy(ctx context.Context, repo, from, to string) error
+	// Manifest reads the manifest repo:tag points at; nil when there is no such tag.
+	Manifest(ctx context.Context, repo, tag string) (*Manifest, error)
+	// PutManifest puts a manifest under a tag: no blob moves.
+	PutManifest(ctx context.Context, repo, tag string, m *Manifest) error
+}
+
+// Manifest is a manifest (or index) as the registry holds it.
+type Manifest struct {
+	Digest    string
+	MediaType types.MediaType
+	Raw       []byte
 }
 
 // Tags implements Registry.
@@ -48,25 +57,40 @@ func (r *Remote) Tags(ctx context.Context, repo string) ([]string, error) {
 	return tags, nil
 }
 
-// Copy implements Registry.
-func (r *Remote) Copy(ctx context.Context, repo, from, to string) error {
-	src, err := name.NewTag(repo+":"+from, name.WeakValidation)
+// Manifest implements Registry with one GET.
+func (r *Remote) Manifest(ctx context.Context, repo, tag string) (*Manifest, error) {
+	ref, err := name.NewTag(repo+":"+tag, name.WeakValidation)
+	if err != nil {
+		return nil, err
+	}
+	desc, err := remote.Get(ref, r.options(ctx)...)
+	var te *transport.Error
+	if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", ref, err)
+	}
+	return &Manifest{Digest: desc.Digest.String(), MediaType: desc.MediaType, Raw: desc.Manifest}, nil
+}
+
+// PutManifest implements Registry with one PUT.
+func (r *Remote) PutManifest(ctx context.Context, repo, tag string, m *Manifest) error {
+	ref, err := name.NewTag(repo+":"+tag, name.WeakValidation)
 	if err != nil {
 		return err
 	}
-	dst, err := name.NewTag(repo+":"+to, name.WeakValidation)
-	if err != nil {
-		return err
-	}
-	desc, err := remote.Get(src, r.options(ctx)...)
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", src, err)
-	}
-	if err := remote.Put(dst, desc, r.options(ctx)...); err != nil {
-		return fmt.Errorf("tagging %s as %s: %w", src, to, err)
+	if err := remote.Put(ref, taggable{m}, r.options(ctx)...); err != nil {
+		return fmt.Errorf("tagging %s: %w", ref, err)
 	}
 	return nil
 }
+
+// taggable gives remote.Put the manifest's bytes and media type.
+type taggable struct{ m *Manifest }
+
+func (t taggable) RawManifest() ([]byte, error)        { return t.m.Raw, nil }
+func (t taggable) MediaType() (types.MediaType, error) { return t.m.MediaType, nil }
 
 // Remote talks to registries with go-containerregistry: credentials from a
 // keychain, transient failures (429, 5xx, dropped connections) retried

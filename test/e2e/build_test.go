@@ -34,7 +34,7 @@ type app struct {
 
 const commitDate = "2026-05-06T07:08:09+02:00"
 
-func randomSecret(t *testing.T, kind string) string {
+func randomSecret(t testing.TB, kind string) string {
 	b := make([]byte, 12)
 	if _, err := rand.Read(b); err != nil {
 		t.Fatal(err)
@@ -44,7 +44,7 @@ func randomSecret(t *testing.T, kind string) string {
 
 // newApp writes the fixture: web is multi-stage with a target, a build
 // argument, a file secret, an env secret and a cache mount; worker is plain.
-func newApp(t *testing.T) *app {
+func newApp(t testing.TB) *app {
 	t.Helper()
 	a := &app{dir: t.TempDir(), repo: uniqueRepo(t), fileSecret: randomSecret(t, "file"), envSecret: randomSecret(t, "env")}
 	writeFiles(t, a.dir, map[string]string{
@@ -119,7 +119,7 @@ type record struct {
 	} `json:"images"`
 }
 
-func readRecord(t *testing.T, dir string) (record, []byte) {
+func readRecord(t testing.TB, dir string) (record, []byte) {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(dir, ".shipit", "build.json"))
 	if err != nil {
@@ -220,7 +220,7 @@ func TestBuildPush(t *testing.T) {
 }
 
 // imageFiles maps each regular file's path to its content.
-func imageFiles(t *testing.T, img v1.Image) map[string]string {
+func imageFiles(t testing.TB, img v1.Image) map[string]string {
 	t.Helper()
 	files := map[string]string{}
 	for _, l := range layersOf(t, img) {
@@ -243,7 +243,7 @@ func imageFiles(t *testing.T, img v1.Image) map[string]string {
 }
 
 // layersOf returns each layer's uncompressed tar.
-func layersOf(t *testing.T, img v1.Image) [][]byte {
+func layersOf(t testing.TB, img v1.Image) [][]byte {
 	t.Helper()
 	layers, err := img.Layers()
 	if err != nil {
@@ -338,7 +338,7 @@ func validateLayers(img v1.Image) error {
 	return nil
 }
 
-func mustRef(t *testing.T, s string) name.Reference {
+func mustRef(t testing.TB, s string) name.Reference {
 	t.Helper()
 	r, err := name.ParseReference(s)
 	if err != nil {

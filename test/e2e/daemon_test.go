@@ -23,7 +23,7 @@ import (
 
 // tlsFiles makes a CA, a server certificate for 127.0.0.1 and a client
 // certificate, and writes them as PEM files in dir.
-func tlsFiles(t *testing.T, dir string) (ca, serverCert, serverKey, clientCert, clientKey string) {
+func tlsFiles(t testing.TB, dir string) (ca, serverCert, serverKey, clientCert, clientKey string) {
 	t.Helper()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	caTmpl := &x509.Certificate{
@@ -64,7 +64,7 @@ func tlsFiles(t *testing.T, dir string) (ca, serverCert, serverKey, clientCert, 
 	return
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -76,7 +76,7 @@ func freePort(t *testing.T) int {
 
 // startDaemon starts a buildkitd of its own with an empty state directory:
 // a cold daemon, as on a fresh CI runner.
-func startDaemon(t *testing.T, extra ...string) {
+func startDaemon(t testing.TB, extra ...string) {
 	t.Helper()
 	bin := os.Getenv("SHIPIT_TEST_BUILDKITD")
 	if bin == "" {
@@ -229,7 +229,7 @@ func TestSSHForwarding(t *testing.T) {
 	mustShipit(t, a.dir, append(a.env(), "SSH_AUTH_SOCK="+sock), "build", "worker", "--progress", "plain")
 }
 
-func mustRead(t *testing.T, p string) string {
+func mustRead(t testing.TB, p string) string {
 	t.Helper()
 	b, err := os.ReadFile(p)
 	if err != nil {

@@ -66,7 +66,7 @@ func (s *ecrStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func ecrEnv(t *testing.T, api string, withCreds bool) []string {
+func ecrEnv(t testing.TB, api string, withCreds bool) []string {
 	home := t.TempDir()
 	env := []string{
 		"AWS_ENDPOINT_URL_ECR=" + api,

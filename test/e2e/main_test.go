@@ -59,7 +59,7 @@ func run(m *testing.M) int {
 var repoSeq atomic.Int64
 
 // uniqueRepo is a registry path no other test uses.
-func uniqueRepo(t *testing.T) string {
+func uniqueRepo(t testing.TB) string {
 	name := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
 	return fmt.Sprintf("%s/e2e/%s-%d-%d", registry, name, time.Now().UnixNano()%1e6, repoSeq.Add(1))
 }
@@ -71,7 +71,7 @@ type result struct {
 }
 
 // shipitRun runs shipit in dir with extra environment variables.
-func shipitRun(t *testing.T, dir string, env []string, args ...string) result {
+func shipitRun(t testing.TB, dir string, env []string, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -92,7 +92,7 @@ func shipitRun(t *testing.T, dir string, env []string, args ...string) result {
 }
 
 // mustShipit runs shipit and fails the test unless it exits 0.
-func mustShipit(t *testing.T, dir string, env []string, args ...string) result {
+func mustShipit(t testing.TB, dir string, env []string, args ...string) result {
 	t.Helper()
 	r := shipitRun(t, dir, env, args...)
 	if r.code != 0 {
@@ -103,7 +103,7 @@ func mustShipit(t *testing.T, dir string, env []string, args ...string) result {
 
 // git runs git in dir with a test identity; date, when set, is the
 // committer and author date.
-func git(t *testing.T, dir, date string, args ...string) string {
+func git(t testing.TB, dir, date string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command("git", append([]string{"-C", dir}, args...)...)
 	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=e2e", "GIT_AUTHOR_EMAIL=e2e@example.com",
@@ -119,7 +119,7 @@ func git(t *testing.T, dir, date string, args ...string) string {
 }
 
 // writeFiles writes files under dir.
-func writeFiles(t *testing.T, dir string, files map[string]string) {
+func writeFiles(t testing.TB, dir string, files map[string]string) {
 	t.Helper()
 	for p, content := range files {
 		full := filepath.Join(dir, p)

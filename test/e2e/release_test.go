@@ -26,7 +26,7 @@ type countingProxy struct {
 	log      []string
 }
 
-func newCountingProxy(t *testing.T) *countingProxy {
+func newCountingProxy(t testing.TB) *countingProxy {
 	t.Helper()
 	target, _ := url.Parse("http://" + registry)
 	rp := httputil.NewSingleHostReverseProxy(target)
@@ -71,7 +71,13 @@ images:
 // newGitOps makes a bare GitOps repository: a base with a Deployment
 // (web and worker containers) and a migration Job from the web image, and
 // a production overlay that pins web but not worker.
-func newGitOps(t *testing.T, overlay string) string {
+func newGitOps(t testing.TB, overlay string) string {
+	t.Helper()
+	return newGitOpsOverlays(t, map[string]string{"prod": overlay})
+}
+
+// newGitOpsOverlays is newGitOps with several overlays, by name.
+func newGitOpsOverlays(t testing.TB, overlays map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
 	bare := filepath.Join(dir, "gitops.git")
@@ -102,8 +108,10 @@ spec:
       containers:
       - {name: migrate, image: web, command: [/app/app, migrate]}
 `,
-		"overlays/prod/kustomization.yaml": overlay,
 	})
+	for name, k := range overlays {
+		writeFiles(t, work, map[string]string{"overlays/" + name + "/kustomization.yaml": k})
+	}
 	git(t, work, "", "add", "-A")
 	git(t, work, "", "commit", "-qm", "gitops")
 	git(t, work, "", "push", "-q", "origin", "HEAD:main")
@@ -111,7 +119,7 @@ spec:
 }
 
 // withDeploy points an app at a registry and a GitOps repository.
-func withDeploy(t *testing.T, a *app, reg, bare string) {
+func withDeploy(t testing.TB, a *app, reg, bare string) {
 	t.Helper()
 	cfg := mustRead(t, filepath.Join(a.dir, "shipit.yaml"))
 	cfg = strings.Replace(cfg, "registry: "+a.repo, "registry: "+strings.Replace(a.repo, registry, reg, 1), 1)
@@ -124,18 +132,18 @@ func withDeploy(t *testing.T, a *app, reg, bare string) {
 	a.repo = strings.Replace(a.repo, registry, reg, 1)
 }
 
-func commits(t *testing.T, bare string) []string {
+func commits(t testing.TB, bare string) []string {
 	t.Helper()
 	return strings.Split(git(t, bare, "", "log", "--format=%H %s", "main"), "\n")
 }
 
-func showFile(t *testing.T, bare, path string) string {
+func showFile(t testing.TB, bare, path string) string {
 	t.Helper()
 	return git(t, bare, "", "show", "main:"+path)
 }
 
 // render runs kubectl kustomize on the overlay at the GitOps head.
-func render(t *testing.T, bare string) string {
+func render(t testing.TB, bare string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "r")
 	git(t, "", "", "clone", "-q", bare, dir)

@@ -11,14 +11,14 @@ import (
 )
 
 // commitAt commits all changes with a committer date and returns the tag.
-func commitAt(t *testing.T, a *app, date, msg string) string {
+func commitAt(t testing.TB, a *app, date, msg string) string {
 	t.Helper()
 	git(t, a.dir, "", "add", "-A")
 	git(t, a.dir, date, "commit", "-qm", msg)
 	return strings.TrimSpace(mustShipit(t, a.dir, nil, "tag").stdout)
 }
 
-func buildAndRelease(t *testing.T, a *app) {
+func buildAndRelease(t testing.TB, a *app) {
 	t.Helper()
 	mustShipit(t, a.dir, a.env(), "build", "--progress", "quiet")
 	mustShipit(t, a.dir, nil, "release")
@@ -28,7 +28,7 @@ type statusRow struct {
 	Overlay, Image, PinnedTag, Newest, State, UpdaterPick string
 }
 
-func status(t *testing.T, a *app) map[string]statusRow {
+func status(t testing.TB, a *app) map[string]statusRow {
 	t.Helper()
 	var rows []statusRow
 	if err := json.Unmarshal([]byte(mustShipit(t, a.dir, nil, "status", "-o", "json").stdout), &rows); err != nil {
@@ -46,7 +46,7 @@ type historyRow struct {
 	PinnedIn                       []string
 }
 
-func history(t *testing.T, a *app, args ...string) []historyRow {
+func history(t testing.TB, a *app, args ...string) []historyRow {
 	t.Helper()
 	var rows []historyRow
 	if err := json.Unmarshal([]byte(mustShipit(t, a.dir, nil, append([]string{"history", "-o", "json"}, args...)...).stdout), &rows); err != nil {
