@@ -70,37 +70,44 @@ type stats struct {
 	platforms []string
 }
 
-func layoutStats(dir, dgst string) (stats, error) {
+// FromLayout opens the image or index with the given digest in an OCI
+// image layout: exactly one of the two results is set.
+func FromLayout(dir, dgst string) (v1.Image, v1.ImageIndex, error) {
 	idx, err := layout.ImageIndexFromPath(dir)
 	if err != nil {
-		return stats{}, err
+		return nil, nil, fmt.Errorf("reading the image layout %s: %w (run `shipit build` again)", dir, err)
 	}
 	h, err := v1.NewHash(dgst)
 	if err != nil {
-		return stats{}, err
+		return nil, nil, err
 	}
 	im, err := idx.IndexManifest()
 	if err != nil {
-		return stats{}, err
+		return nil, nil, err
 	}
 	for _, d := range im.Manifests {
-		if d.Digest != h {
-			continue
-		}
-		if d.MediaType.IsIndex() {
+		switch {
+		case d.Digest != h:
+		case d.MediaType.IsIndex():
 			child, err := idx.ImageIndex(h)
-			if err != nil {
-				return stats{}, err
-			}
-			return indexStats(child)
+			return nil, child, err
+		default:
+			img, err := idx.Image(h)
+			return img, nil, err
 		}
-		img, err := idx.Image(h)
-		if err != nil {
-			return stats{}, err
-		}
-		return imageStats(img)
 	}
-	return stats{}, fmt.Errorf("%s holds no image %s", dir, dgst)
+	return nil, nil, fmt.Errorf("the image layout %s does not hold %s (run `shipit build` again)", dir, dgst)
+}
+
+func layoutStats(dir, dgst string) (stats, error) {
+	img, idx, err := FromLayout(dir, dgst)
+	switch {
+	case err != nil:
+		return stats{}, err
+	case idx != nil:
+		return indexStats(idx)
+	}
+	return imageStats(img)
 }
 
 func remoteStats(ctx context.Context, kc authn.Keychain, repo, dgst string) (stats, error) {

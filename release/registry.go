@@ -10,8 +10,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -142,36 +140,14 @@ func (r *Remote) Push(ctx context.Context, repo, tag, layoutDir, digest string) 
 	if err != nil {
 		return err
 	}
-	idx, err := layout.ImageIndexFromPath(layoutDir)
-	if err != nil {
-		return fmt.Errorf("reading the image layout %s: %w (run `shipit build` again)", layoutDir, err)
-	}
-	h, err := v1.NewHash(digest)
-	if err != nil {
+	img, idx, err := build.FromLayout(layoutDir, digest)
+	switch {
+	case err != nil:
 		return err
+	case idx != nil:
+		return wrapPush(ref, remote.WriteIndex(ref, idx, r.options(ctx)...))
 	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		return err
-	}
-	for _, d := range im.Manifests {
-		if d.Digest != h {
-			continue
-		}
-		if d.MediaType.IsIndex() {
-			child, err := idx.ImageIndex(h)
-			if err != nil {
-				return err
-			}
-			return wrapPush(ref, remote.WriteIndex(ref, child, r.options(ctx)...))
-		}
-		img, err := idx.Image(h)
-		if err != nil {
-			return err
-		}
-		return wrapPush(ref, remote.Write(ref, img, r.options(ctx)...))
-	}
-	return fmt.Errorf("the image layout %s does not hold %s (run `shipit build` again)", layoutDir, digest)
+	return wrapPush(ref, remote.Write(ref, img, r.options(ctx)...))
 }
 
 func wrapPush(ref name.Tag, err error) error {

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -71,10 +70,8 @@ record). stderr: BuildKit's progress display.`,
 func runBuild(cmd *cobra.Command, g *globals, o *buildOptions, args []string) error {
 	ctx := cmd.Context()
 	stderr := cmd.ErrOrStderr()
-	switch o.output {
-	case "text", "json":
-	default:
-		return usagef("--output %q: use text or json", o.output)
+	if err := checkOutput(o.output); err != nil {
+		return err
 	}
 	switch o.progress {
 	case "auto", "tty", "plain", "rawjson", "quiet":
@@ -170,9 +167,7 @@ func runBuild(cmd *cobra.Command, g *globals, o *buildOptions, args []string) er
 	}
 	out := cmd.OutOrStdout()
 	if o.output == "json" {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rec)
+		return writeJSON(out, rec)
 	}
 	built := map[string]bool{}
 	for _, n := range names {

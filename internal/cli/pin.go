@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -65,8 +64,8 @@ strategy then rolls to it, and shipit history shows it as a rollback.`,
 func runPin(cmd *cobra.Command, g *globals, o *pinOptions, t string) error {
 	ctx := cmd.Context()
 	stderr := cmd.ErrOrStderr()
-	if o.output != "text" && o.output != "json" {
-		return usagef("--output %q: use text or json", o.output)
+	if err := checkOutput(o.output); err != nil {
+		return err
 	}
 	parsed, err := tag.Parse(t)
 	if err != nil {
@@ -126,9 +125,7 @@ func runPin(cmd *cobra.Command, g *globals, o *pinOptions, t string) error {
 
 func printPin(out, stderr io.Writer, format string, res *release.PinResult) error {
 	if format == "json" {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+		return writeJSON(out, res)
 	}
 	if res.RollbackTag != "" {
 		verb := "tagged"

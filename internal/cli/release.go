@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os/exec"
@@ -74,8 +73,8 @@ diff it would commit, and changes nothing.`,
 func runRelease(cmd *cobra.Command, g *globals, o *releaseOptions) error {
 	ctx := cmd.Context()
 	stderr := cmd.ErrOrStderr()
-	if o.output != "text" && o.output != "json" {
-		return usagef("--output %q: use text or json", o.output)
+	if err := checkOutput(o.output); err != nil {
+		return err
 	}
 	cfg, err := loadConfig(cmd, g, nil)
 	if err != nil {
@@ -192,9 +191,7 @@ func gitOut(ctx context.Context, dir string, args ...string) (string, error) {
 
 func printRelease(out, stderr io.Writer, format string, res *release.Result) error {
 	if format == "json" {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+		return writeJSON(out, res)
 	}
 	for _, im := range res.Images {
 		fmt.Fprintf(stderr, "shipit: %s: %s\n", im.Name, im.Action)

@@ -31,6 +31,14 @@ func pinImages(cfg *config.Config, names []string) ([]release.PinImage, error) {
 	return out, nil
 }
 
+// checkOutput validates --output.
+func checkOutput(output string) error {
+	if output != "text" && output != "json" {
+		return usagef("--output %q: use text or json", output)
+	}
+	return nil
+}
+
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -49,8 +57,8 @@ Image Updater mode (a newer tag on an older release's digest) is marked as a
 rollback to that release; several tags on one digest are shown as such.`,
 		GroupID: "main",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "text" && output != "json" {
-				return usagef("--output %q: use text or json", output)
+			if err := checkOutput(output); err != nil {
+				return err
 			}
 			ctx := cmd.Context()
 			cfg, err := loadConfig(cmd, g, nil)
@@ -115,8 +123,8 @@ pick, computed with the updater's own tag sort.`,
 		GroupID: "main",
 		Args:    argsUsage(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "text" && output != "json" {
-				return usagef("--output %q: use text or json", output)
+			if err := checkOutput(output); err != nil {
+				return err
 			}
 			ctx := cmd.Context()
 			cfg, err := loadConfig(cmd, g, nil)
