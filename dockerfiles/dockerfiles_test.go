@@ -1,0 +1,140 @@
+package dockerfiles
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io/fs"
+	"strings"
+	"testing"
+
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/client/llb/sourceresolver"
+	"github.com/moby/buildkit/frontend/dockerfile/dockerfile2llb"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/moby/buildkit/frontend/dockerui"
+	digest "github.com/opencontainers/go-digest"
+)
+
+// offlineResolver answers the linter's base image look-ups with a plain
+// linux/amd64 config, as no registry can be reached here. The rules run on
+// the Dockerfile itself; only base images' metadata is not real.
+type offlineResolver struct{}
+
+func (offlineResolver) ResolveImageConfig(_ context.Context, ref string, _ sourceresolver.Opt) (string, digest.Digest, []byte, error) {
+	cfg, _ := json.Marshal(map[string]any{
+		"os": "linux", "architecture": "amd64",
+		"config": map[string]any{"Env": []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}},
+	})
+	return ref, digest.FromBytes(cfg), cfg, nil
+}
+
+func templates(t *testing.T) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	err := fs.WalkDir(FS, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := FS.ReadFile(p)
+		out[strings.TrimSuffix(p, ".Dockerfile")] = b
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"rails", "nginx", "go", "shipit"} {
+		if out[k] == nil {
+			t.Fatalf("no %s template", k)
+		}
+	}
+	return out
+}
+
+// TestLintClean runs BuildKit's Dockerfile linter (every rule, all stages)
+// over each template: no warning, no error.
+func TestLintClean(t *testing.T) {
+	t.Parallel()
+	for name, dt := range templates(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			sm := llb.NewSourceMap(nil, name+".Dockerfile", "Dockerfile", dt)
+			sm.Definition = &llb.Definition{}
+			res, err := dockerfile2llb.DockerfileLint(context.Background(), dt, dockerfile2llb.ConvertOpt{
+				Config:       dockerui.Config{},
+				SourceMap:    sm,
+				MetaResolver: offlineResolver{},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Error != nil {
+				t.Errorf("build error: %s", res.Error.Message)
+			}
+			for _, w := range res.Warnings {
+				var b bytes.Buffer
+				_ = w.PrintTo(&b, res.Sources, nil)
+				t.Errorf("lint: %s: %s\n%s", w.RuleName, w.Detail, b.String())
+			}
+		})
+	}
+}
+
+// TestPractices checks what the templates promise: Alpine bases,
+// multi-stage, no syntax line, secrets and caches through mounts, a
+// non-root runtime.
+func TestPractices(t *testing.T) {
+	t.Parallel()
+	stages := 0
+	var all strings.Builder
+	for name, dt := range templates(t) {
+		if d, _, _, _ := parser.ParseDirective("syntax", dt); d != "" {
+			t.Errorf("%s: has a # syntax= line: builds would depend on pulling a frontend image", name)
+		}
+		ast, err := parser.Parse(bytes.NewReader(dt))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		st, _, err := instructions.Parse(ast.AST, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(st) < 2 {
+			t.Errorf("%s: %d stage(s), want a multi-stage build", name, len(st))
+		}
+		stages += len(st)
+		last := st[len(st)-1]
+		if last.Name != "runtime" {
+			t.Errorf("%s: the last stage is %q, want runtime", name, last.Name)
+		}
+		if !strings.Contains(strings.ToLower(last.BaseName), "alpine") && !strings.HasPrefix(last.BaseName, "base") {
+			t.Errorf("%s: runtime is FROM %s, want an Alpine base", name, last.BaseName)
+		}
+		hasUser := false
+		for _, c := range last.Commands {
+			if u, ok := c.(*instructions.UserCommand); ok && !strings.HasPrefix(u.User, "root") && u.User != "0" {
+				hasUser = true
+			}
+		}
+		if name != "nginx" && !hasUser { // the nginx image drops privileges itself
+			t.Errorf("%s: the runtime stage does not switch to a non-root user", name)
+		}
+		all.Write(dt)
+	}
+	if stages < 6 {
+		t.Errorf("%d stages in all, want at least 6", stages)
+	}
+	rails := string(templates(t)["rails"])
+	for _, want := range []string{"--mount=type=secret,id=bundle_token", "--mount=type=ssh", "--mount=type=secret,id=rails_master_key", "--mount=type=cache,id=apk", "--mount=type=cache,id=bundler", "tzdata", "build-base", "-dev"} {
+		if !strings.Contains(rails, want) {
+			t.Errorf("rails template lacks %q", want)
+		}
+	}
+	if strings.Contains(all.String(), "ARG RAILS_MASTER_KEY") || strings.Contains(all.String(), "ENV RAILS_MASTER_KEY") {
+		t.Error("RAILS_MASTER_KEY is a build argument or environment variable")
+	}
+	if g := string(templates(t)["go"]); !strings.Contains(g, "target=/go/pkg/mod") || !strings.Contains(g, "target=/root/.cache/go-build") || !strings.Contains(g, "CGO_ENABLED=0") {
+		t.Error("the Go template lacks its module and build cache mounts or a static build")
+	}
+}
