@@ -14,3 +14,10 @@ if [ ! -x bin/golangci-lint ] || [ tools/go.mod -nt bin/golangci-lint ]; then
 	(cd tools && go build -o ../bin/golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint)
 fi
 bin/golangci-lint run ./...
+
+# GitHub workflows: shipit's own, and the template shipit init writes.
+if [ ! -x bin/actionlint ] || [ tools/actionlint/go.mod -nt bin/actionlint ]; then
+	echo "lint: building actionlint (tools/actionlint/go.mod)" >&2
+	(cd tools/actionlint && go build -o ../../bin/actionlint github.com/rhysd/actionlint/cmd/actionlint)
+fi
+bin/actionlint .github/workflows/*.yml ci/templates/github-actions.yml
