@@ -100,7 +100,7 @@ func TestPractices(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if len(st) < 2 {
+		if len(st) < 2 && name != "nginx" { // nginx builds nothing: its assets come from the app image
 			t.Errorf("%s: %d stage(s), want a multi-stage build", name, len(st))
 		}
 		stages += len(st)

@@ -1,21 +1,21 @@
 # nginx in front of the app, built by shipit.
 #
-# Static assets come from the app image itself (APP_IMAGE, which shipit
-# sets to the app image of the same release), so both images always serve
-# the same build. The configuration is rendered from the environment when
-# the container starts (the nginx image's envsubst of
-# /etc/nginx/templates/*.template): APP_UPSTREAM (host:port of the app,
-# default app:3000) and NGINX_PORT (default 8080).
+# The configuration is rendered from the environment when the container
+# starts (the nginx image's envsubst of /etc/nginx/templates/*.template):
+# APP_UPSTREAM, the app's host:port (default 127.0.0.1:3000, the app in
+# the same pod), and NGINX_PORT (default 8080).
+#
+# Static assets come from the app image of the same release, at run time:
+# an init container of the pod runs the app image and copies /app/public
+# into a shared volume mounted at /usr/share/nginx/html (shipit init's
+# Deployment does this). So nginx never serves assets of another build,
+# and the two images are built and pinned together.
 
-ARG APP_IMAGE=app:latest
 ARG NGINX_VERSION=1.27
 
-FROM ${APP_IMAGE} AS app
-
 FROM nginx:${NGINX_VERSION}-alpine AS runtime
-ENV APP_UPSTREAM=app:3000 \
+ENV APP_UPSTREAM=127.0.0.1:3000 \
     NGINX_PORT=8080
-COPY --from=app /app/public /usr/share/nginx/html
 COPY <<'CONF' /etc/nginx/templates/default.conf.template
 upstream app {
   server ${APP_UPSTREAM};

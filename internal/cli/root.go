@@ -102,6 +102,7 @@ Exit codes: 0 success, 1 failure, 2 bad usage or configuration, 130 interrupted.
 		newHistoryCmd(g),
 		newStatusCmd(g),
 		newUpdaterConfigCmd(g),
+		newInitCmd(),
 	)
 	return root
 }
