@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -141,13 +145,58 @@ func (r *Remote) Push(ctx context.Context, repo, tag, layoutDir, digest string) 
 		return err
 	}
 	img, idx, err := build.FromLayout(layoutDir, digest)
-	switch {
-	case err != nil:
+	if err != nil {
 		return err
-	case idx != nil:
-		return wrapPush(ref, remote.WriteIndex(ref, idx, r.options(ctx)...))
 	}
-	return wrapPush(ref, remote.Write(ref, img, r.options(ctx)...))
+	// go-containerregistry retries single requests, but not a blob upload
+	// that fails between its requests (a 429 on a PATCH, a connection
+	// dropped mid-stream). The whole write is safe to repeat: blobs that
+	// made it are found by their HEAD and not uploaded again.
+	return retry(ctx, pushAttempts, func() error {
+		if idx != nil {
+			return wrapPush(ref, remote.WriteIndex(ref, idx, r.options(ctx)...))
+		}
+		return wrapPush(ref, remote.Write(ref, img, r.options(ctx)...))
+	})
+}
+
+// pushAttempts bounds the retries of a whole image write.
+const pushAttempts = 6
+
+// retry runs fn until it succeeds, fails for good, or attempts run out,
+// waiting a jittered, growing delay between attempts.
+func retry(ctx context.Context, attempts int, fn func() error) error {
+	delay := 200 * time.Millisecond
+	for i := 1; ; i++ {
+		err := fn()
+		if err == nil || i >= attempts || !transient(err) || ctx.Err() != nil {
+			return err
+		}
+		wait := delay/2 + time.Duration(rand.Int64N(int64(delay))) //nolint:gosec // jitter, not a secret
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		delay *= 2
+	}
+}
+
+// transient reports whether an error is worth another attempt: rate
+// limits, server errors and broken connections.
+func transient(err error) bool {
+	var te *transport.Error
+	if errors.As(err, &te) {
+		switch te.StatusCode {
+		case http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
+			http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return true
+		}
+		return te.Temporary()
+	}
+	var ne net.Error
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &ne)
 }
 
 func wrapPush(ref name.Tag, err error) error {

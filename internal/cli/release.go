@@ -146,7 +146,7 @@ func deployTarget(ctx context.Context, cfg *config.Config) (release.Deploy, erro
 	d := release.Deploy{
 		Branch:       cfg.Deploy.Branch,
 		Mode:         kustomize.Mode(cfg.Deploy.Pin),
-		Attempts:     8,
+		Attempts:     15,
 		ImageUpdater: cfg.Deploy.Mode == config.ModeImageUpdater,
 	}
 	overlays := append([]string(nil), cfg.Deploy.Overlays...)

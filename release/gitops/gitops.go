@@ -122,7 +122,7 @@ func (r *Repo) Publish(ctx context.Context, attempts int, a Author, apply func(c
 		case <-ctx.Done():
 			return "", ctx.Err()
 		}
-		delay *= 2
+		delay = min(delay*2, 1600*time.Millisecond)
 		if err := r.Reset(ctx); err != nil {
 			return "", err
 		}
