@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
 // tlsFiles makes a CA, a server certificate for 127.0.0.1 and a client
@@ -226,7 +228,44 @@ func TestSSHForwarding(t *testing.T) {
 	if r.code != 2 || !strings.Contains(r.stderr, "images.worker.ssh[0]") || !strings.Contains(r.stderr, "SSH_AUTH_SOCK") {
 		t.Errorf("ssh without an agent: exit %d: %s", r.code, r.stderr)
 	}
-	mustShipit(t, a.dir, append(a.env(), "SSH_AUTH_SOCK="+sock), "build", "worker", "--progress", "plain")
+	// A key in the agent: its private and public parts must appear in no
+	// layer, config, record or output of a pushed build.
+	keyDir := t.TempDir()
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(keyDir, "id")).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v %s", err, out)
+	}
+	add := exec.Command("ssh-add", filepath.Join(keyDir, "id"))
+	add.Env = append(os.Environ(), "SSH_AUTH_SOCK="+sock)
+	if out, err := add.CombinedOutput(); err != nil {
+		t.Fatalf("ssh-add: %v %s", err, out)
+	}
+	r = mustShipit(t, a.dir, append(a.env(), "SSH_AUTH_SOCK="+sock), "build", "--push", "--progress", "plain")
+	priv := mustRead(t, filepath.Join(keyDir, "id"))
+	pub := strings.Fields(mustRead(t, filepath.Join(keyDir, "id.pub")))[1]
+	var body []string
+	for _, l := range strings.Split(priv, "\n") {
+		if len(l) > 20 && !strings.HasPrefix(l, "-----") {
+			body = append(body, l)
+		}
+	}
+	parsed, rec := readRecord(t, a.dir)
+	haystack := r.stdout + r.stderr + string(rec)
+	for _, name := range []string{"web", "worker"} {
+		img, err := remote.Image(mustRef(t, a.repo+"/"+name+":"+parsed.Tag))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := img.RawConfigFile()
+		haystack += string(raw)
+		for _, l := range layersOf(t, img) {
+			haystack += string(l)
+		}
+	}
+	for _, secret := range append(body, pub, a.fileSecret, a.envSecret) {
+		if strings.Contains(haystack, secret) {
+			t.Errorf("secret material %.12s… reached an image, the record or the output", secret)
+		}
+	}
 }
 
 func mustRead(t testing.TB, p string) string {

@@ -274,7 +274,8 @@ func TestDaemonKilledMidBuild(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
-	case <-done:
+	case err := <-done:
+		t.Logf("shipit ended: %v", err)
 	case <-time.After(30 * time.Second):
 		_ = cmd.Process.Kill()
 		t.Fatal("shipit did not notice the daemon died")
@@ -307,4 +308,48 @@ func lookupDigest(t testing.TB, ref string) string {
 		}
 	}
 	return ""
+}
+
+// TestInterruptedGitStep: Ctrl-C while the pin commit is being pushed
+// (the remote's hook is slow), then a re-run: exactly one pin commit.
+func TestInterruptedGitStep(t *testing.T) {
+	t.Parallel()
+	bare := newGitOps(t, overlayYAML)
+	marker := filepath.Join(t.TempDir(), "hook-started")
+	writeFiles(t, bare, map[string]string{"hooks/pre-receive": "#!/bin/sh\ncat >/dev/null\ntouch " + marker + "\nsleep 3\n"})
+	if err := os.Chmod(filepath.Join(bare, "hooks/pre-receive"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	a := newApp(t)
+	withDeploy(t, a, registry, bare)
+	mustShipit(t, a.dir, a.env(), "build", "--progress", "quiet")
+	cmd := exec.Command(shipit, "release")
+	cmd.Dir = a.dir
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(marker); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("the push never reached the remote: %s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	_ = cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != 130 {
+		t.Errorf("exit %d after Ctrl-C, want 130: %s", code, stderr.String())
+	}
+	time.Sleep(3 * time.Second) // let an orphaned hook finish, whatever it does
+	mustShipit(t, a.dir, nil, "release")
+	mustShipit(t, a.dir, nil, "release")
+	if n := len(commits(t, bare)); n != 2 {
+		t.Errorf("%d pin commits after an interrupted push and two re-runs, want exactly one", n-1)
+	}
 }
