@@ -5,9 +5,11 @@
 #
 #   ci/bench.sh            # everything, N=15 rounds
 #   ci/bench.sh build      # shipit build against buildctl build
+#   ci/bench.sh images     # the same with 1, 2 and 8 images
 #   ci/bench.sh release    # shipit release against crane push + kustomize edit + git
 #   ci/bench.sh overlays   # pin editing and render checks over 100 overlays (Go benchmark)
 #   ci/bench.sh pin        # shipit pin of two images over three overlays (Go benchmark)
+#   ci/bench.sh cold       # a cold daemon importing the registry cache, against one without
 #   N=40 ci/bench.sh build
 #
 # Prints medians and ratios, and the time shipit takes from process start
@@ -172,8 +174,48 @@ bench_release() {
 }
 
 bench_overlays() {
-	(cd "$repo" && go test ./release/kustomize/ -run '^$' -bench 'Plan100' -benchtime 5x) | grep -E '^Benchmark' |
-		awk '{printf "pin editing and render checks over 100 overlays: %.0f ms (target < 1000 ms)\n", $3/1e6}'
+	(cd "$repo" && go test ./release/kustomize/ -run '^$' -bench '^BenchmarkPlan$' -benchtime 5x) | grep -E '^Benchmark' |
+		awk '{split($1, a, "="); sub(/-[0-9]+$/, "", a[2]); printf "pin editing and render checks, %3d overlay(s): %7.1f ms (target for 100: < 1000 ms)\n", a[2], $3/1e6}'
+}
+
+# How a warm no-op build --push grows with the number of images: shipit
+# (one process, concurrent solves) against buildctl (one run per image).
+bench_images() {
+	local app="$results/scale"
+	for n in 1 2 8; do
+		rm -rf "$app" && mkdir -p "$app"
+		printf 'registry: %s/bench-scale\nimages:\n' "$SHIPIT_TEST_REGISTRY" >"$app/shipit.yaml"
+		for i in $(seq "$n"); do
+			mkdir -p "$app/img$i"
+			printf 'ARG BASE=busybox\nFROM ${BASE}\nCOPY f /f\nRUN cat /f > /g\n' >"$app/img$i/Dockerfile"
+			echo "$i" >"$app/img$i/f"
+			printf '  img%s:\n    context: img%s\n    args: {BASE: "%s"}\n' "$i" "$i" "$SHIPIT_TEST_BASE" >>"$app/shipit.yaml"
+		done
+		git -C "$app" init -q && git -C "$app" add -A && git -C "$app" -c user.name=b -c user.email=b@example.com commit -qm scale
+		local t0 ep sh
+		t0=$(cd "$app" && "$shipit" tag)
+		ep=$(git -C "$app" log -1 --format=%ct)
+		sh_all() { (cd "$app" && "$shipit" build --push --progress quiet >/dev/null); }
+		bc_all() {
+			for i in $(seq "$n"); do
+				"$buildctl" build --progress quiet --frontend dockerfile.v0 --local "context=$app/img$i" --local "dockerfile=$app/img$i" \
+					--opt build-arg:BASE="$SHIPIT_TEST_BASE" --opt build-arg:SOURCE_DATE_EPOCH="$ep" \
+					--output "type=image,name=$SHIPIT_TEST_REGISTRY/bench-scale/img$i:$t0,push=true,registry.insecure=true,oci-mediatypes=true,rewrite-timestamp=true"
+			done
+		}
+		sh_all
+		bc_all
+		: >"$results/s.ms"
+		: >"$results/b.ms"
+		for _ in $(seq "$N"); do
+			t=$(date +%s%N); sh_all; ms "$t" >>"$results/s.ms"
+			t=$(date +%s%N); bc_all; ms "$t" >>"$results/b.ms"
+		done
+		sh=$(median <"$results/s.ms")
+		local bc
+		bc=$(median <"$results/b.ms")
+		printf 'warm no-op build --push, %d image(s): shipit %5s ms, buildctl one after another %5s ms, ratio %s\n' "$n" "$sh" "$bc" "$(awk -v s="$sh" -v b="$bc" 'BEGIN{printf "%.2f", s/b}')"
+	done
 }
 
 bench_pin() {
@@ -181,19 +223,76 @@ bench_pin() {
 		awk '{printf "shipit pin, 2 images x 3 overlays, %s: %s ms/pin, %s registry requests/pin, %s blob uploads/pin\n", $1, $7, $9, $5}'
 }
 
+# What CI runners do: a new runner has a cold daemon. Each round starts a
+# daemon with an empty state directory and builds an app whose compile
+# step takes seconds, once importing the registry cache (cache.export:
+# registry, which a warm build exported) and once without it.
+bench_cold() {
+	local app="$results/coldapp" sock="$results/cold.sock"
+	mkdir -p "$app/src"
+	echo "package main" >"$app/src/main.go"
+	cat >"$app/Dockerfile" <<'DF'
+ARG BASE=busybox
+FROM ${BASE} AS build
+COPY src /src
+# Stands in for a compile: seconds of CPU.
+RUN i=0; while [ "$i" -lt 1500000 ]; do i=$((i+1)); done; cp -r /src /out
+FROM ${BASE} AS runtime
+COPY --from=build /out /app
+DF
+	printf 'registry: %s/bench-cold\ncache:\n  export: registry\nimages:\n  app:\n    context: .\n    args: {BASE: "%s"}\n' "$SHIPIT_TEST_REGISTRY" "$SHIPIT_TEST_BASE" >"$app/shipit.yaml"
+	git -C "$app" init -q && git -C "$app" add -A && git -C "$app" -c user.name=b -c user.email=b@example.com commit -qm cold
+	cold_daemon() {
+		local root
+		root=$(mktemp -d)
+		"$repo/bin/buildkitd" --config "$SHIPIT_TEST_BUILDKITD_CONFIG" --root "$root" --addr "unix://$sock" \
+			--oci-worker=true --containerd-worker=false >"$results/cold-daemon.log" 2>&1 &
+		cold_pid=$! cold_root=$root
+		for _ in $(seq 100); do "$buildctl" --addr "unix://$sock" debug workers >/dev/null 2>&1 && return; sleep 0.1; done
+	}
+	cold_stop() {
+		kill "$cold_pid" && wait "$cold_pid" 2>/dev/null || true
+		grep -o " $cold_root[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+		rm -rf "$cold_root"
+	}
+	(cd "$app" && "$shipit" build --progress quiet >/dev/null) # a warm build exports the cache
+	: >"$results/cold-cache.ms"
+	: >"$results/cold-none.ms"
+	local rounds=${COLD_N:-3}
+	for _ in $(seq "$rounds"); do
+		cold_daemon
+		t=$(date +%s%N); (cd "$app" && BUILDKIT_HOST="unix://$sock" "$shipit" build --progress quiet >/dev/null); ms "$t" >>"$results/cold-cache.ms"
+		cold_stop
+		cold_daemon
+		t=$(date +%s%N); (cd "$app" && BUILDKIT_HOST="unix://$sock" SHIPIT_CACHE_EXPORT=none "$shipit" build --progress quiet >/dev/null); ms "$t" >>"$results/cold-none.ms"
+		cold_stop
+	done
+	local c n
+	c=$(median <"$results/cold-cache.ms")
+	n=$(median <"$results/cold-none.ms")
+	echo "cold daemon (a new CI runner), median of $rounds alternating rounds:"
+	echo "  importing the registry cache (cache.export: registry)   ${c} ms"
+	echo "  no cache                                                ${n} ms"
+	awk -v c="$c" -v n="$n" 'BEGIN {printf "  ratio cached/uncached                                   %.2f\n", c/n}'
+}
+
 case "$what" in
 build) bench_build ;;
+images) bench_images ;;
+cold) bench_cold ;;
 pin) bench_pin ;;
 release) bench_release ;;
 overlays) bench_overlays ;;
 all)
 	bench_build
+	bench_images
 	bench_release
 	bench_overlays
 	bench_pin
+	bench_cold
 	;;
 *)
-	echo "usage: $0 [build|release|overlays|pin|all]" >&2
+	echo "usage: $0 [build|images|release|overlays|pin|cold|all]" >&2
 	exit 2
 	;;
 esac

@@ -175,19 +175,24 @@ patches:
 	}
 }
 
-// BenchmarkPlan100 plans and render-checks 100 overlays of the base.
-func BenchmarkPlan100(b *testing.B) {
-	overlays := map[string]string{}
-	for i := 0; i < 100; i++ {
-		overlays[fmt.Sprintf("o%03d", i)] = "resources: [../../base]\nnamespace: ns" + fmt.Sprint(i) + "\nimages:\n- name: app-rails\n  newTag: old\n"
-	}
-	fs := app(b, overlays)
-	b.ResetTimer()
-	for n := 0; n < b.N; n++ {
-		for i := 0; i < 100; i++ {
-			if _, err := Plan(fs, fmt.Sprintf("/repo/overlays/o%03d", i), images("new", digestA), ModeTagAndDigest, nil); err != nil {
-				b.Fatal(err)
+// BenchmarkPlan plans and render-checks 1, 10 and 100 overlays of the
+// base: pin editing and render checks, what release and pin do per overlay.
+func BenchmarkPlan(b *testing.B) {
+	for _, n := range []int{1, 10, 100} {
+		b.Run(fmt.Sprintf("overlays=%d", n), func(b *testing.B) {
+			overlays := map[string]string{}
+			for i := 0; i < n; i++ {
+				overlays[fmt.Sprintf("o%03d", i)] = "resources: [../../base]\nnamespace: ns" + fmt.Sprint(i) + "\nimages:\n- name: app-rails\n  newTag: old\n"
 			}
-		}
+			fs := app(b, overlays)
+			b.ResetTimer()
+			for range b.N {
+				for i := 0; i < n; i++ {
+					if _, err := Plan(fs, fmt.Sprintf("/repo/overlays/o%03d", i), images("new", digestA), ModeTagAndDigest, nil); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
 	}
 }
