@@ -243,7 +243,7 @@ func writePins(ctx context.Context, o Options, res *Result, imgs []kustomize.Ima
 			}
 			c, err := kustomize.Plan(fs, dir, imgs, o.Deploy.Mode, hooks.keep(h))
 			if err != nil {
-				return nil, "", fmt.Errorf("%s (in %s): %w", ov, o.Deploy.URL, stripDir(err, repo.Dir))
+				return nil, "", fmt.Errorf("%s (in %s): %w", ov, repo.URL, stripDir(err, repo.Dir))
 			}
 			hooks.holds(h, c)
 			changes = append(changes, c)

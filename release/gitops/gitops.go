@@ -21,8 +21,19 @@ var ErrRejected = errors.New("the remote branch moved")
 // Repo is a shallow clone of one branch.
 type Repo struct {
 	Dir    string
-	URL    string
+	URL    string // the remote, without credentials: for messages
 	Branch string
+}
+
+// Redact removes credentials from a URL, for messages.
+func Redact(url string) string {
+	if i := strings.Index(url, "://"); i >= 0 {
+		rest := url[i+3:]
+		if at := strings.Index(rest, "@"); at >= 0 && !strings.Contains(rest[:at], "/") {
+			return url[:i+3] + rest[at+1:]
+		}
+	}
+	return url
 }
 
 // Clone clones branch of url into dir, shallow.
@@ -31,14 +42,15 @@ func Clone(ctx context.Context, url, branch, dir string) (*Repo, error) {
 	if strings.HasPrefix(url, "/") {
 		src = "file://" + url // --depth is honoured only for file:// URLs
 	}
+	shown := Redact(url)
 	_, err := run(ctx, "", "clone", "--quiet", "--depth", "1", "--single-branch", "--branch", branch, "--no-tags", src, dir)
 	if err != nil {
 		if strings.Contains(err.Error(), "Remote branch") && strings.Contains(err.Error(), "not found") {
-			return nil, fmt.Errorf("cloning %s: branch %s does not exist there (check deploy.branch)", url, branch)
+			return nil, fmt.Errorf("cloning %s: branch %s does not exist there (check deploy.branch)", shown, branch)
 		}
-		return nil, fmt.Errorf("cloning %s (deploy.repo): %w", url, err)
+		return nil, fmt.Errorf("cloning %s (deploy.repo): %w", shown, err)
 	}
-	return &Repo{Dir: dir, URL: url, Branch: branch}, nil
+	return &Repo{Dir: dir, URL: shown, Branch: branch}, nil
 }
 
 // Head returns the checked-out commit.
@@ -158,13 +170,9 @@ func runIn(ctx context.Context, dir string, stdin *strings.Reader, args ...strin
 
 // redact removes credentials from URLs in git's messages.
 func redact(s string) string {
-	fields := strings.Fields(s)
-	for _, f := range fields {
-		if i := strings.Index(f, "://"); i >= 0 {
-			rest := f[i+3:]
-			if at := strings.Index(rest, "@"); at >= 0 && !strings.Contains(rest[:at], "/") {
-				s = strings.ReplaceAll(s, f, f[:i+3]+"***@"+rest[at+1:])
-			}
+	for _, f := range strings.Fields(s) {
+		if r := Redact(strings.Trim(f, "'\"")); r != strings.Trim(f, "'\"") {
+			s = strings.ReplaceAll(s, strings.Trim(f, "'\""), r)
 		}
 	}
 	return s

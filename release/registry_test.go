@@ -1,0 +1,106 @@
+package release
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/shipit-dev/shipit/build"
+)
+
+// fixture is an in-process registry and a build record whose one image is
+// kept in an OCI layout.
+func fixture(t *testing.T) (string, *build.Record, string, *atomic.Int64) {
+	t.Helper()
+	var uploads atomic.Int64
+	h := registry.New()
+	srv := httptest.NewServer(countUploads(h, &uploads))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	img, err := random.Image(1024, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	p, err := layout.Write(filepath.Join(dir, "images/web"), empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendImage(img); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := img.Digest()
+	rec := &build.Record{Version: build.RecordVersion, Commit: "c", Tag: tA, Images: []build.Image{{
+		Name: "web", Repository: host + "/team/web", Tag: tA, Digest: d.String(), Layout: "images/web",
+	}}}
+	return host, rec, dir, &uploads
+}
+
+func TestEnsureImages(t *testing.T) {
+	t.Parallel()
+	host, rec, dir, uploads := fixture(t)
+	reg := &Remote{Keychain: authn.DefaultKeychain}
+	o := Options{Record: rec, RecordDir: dir, Registry: reg, Log: io.Discard}
+	ctx := context.Background()
+
+	got, err := ensureImages(ctx, o)
+	if err != nil || got[0].Action != ActionPushed {
+		t.Fatalf("first push: %+v %v", got, err)
+	}
+	if uploads.Load() == 0 {
+		t.Fatal("nothing was uploaded")
+	}
+	uploads.Store(0)
+	got, err = ensureImages(ctx, o)
+	if err != nil || got[0].Action != ActionPresent || uploads.Load() != 0 {
+		t.Errorf("repeat: %+v %v, %d uploads", got, err, uploads.Load())
+	}
+
+	// Another image under the same tag: never overwritten.
+	other, _ := random.Image(512, 1)
+	ref, _ := name.NewTag(host + "/team/api:" + tA)
+	if err := remote.Write(ref, other); err != nil {
+		t.Fatal(err)
+	}
+	od, _ := other.Digest()
+	rec.Images[0].Repository = host + "/team/api"
+	_, err = ensureImages(ctx, o)
+	if err == nil || !strings.Contains(err.Error(), od.String()) || !strings.Contains(err.Error(), rec.Images[0].Digest) {
+		t.Errorf("tag on another digest: %v", err)
+	}
+	o.KeepExisting = true
+	got, err = ensureImages(ctx, o)
+	if err != nil || got[0].Action != ActionKeptExisting || got[0].Digest != od.String() {
+		t.Errorf("--keep-existing: %+v %v", got, err)
+	}
+
+	// A record that claims a push that is not there.
+	rec.Images[0].Repository, rec.Images[0].Pushed = host+"/team/missing", true
+	if _, err := ensureImages(ctx, Options{Record: rec, RecordDir: dir, Registry: reg, Log: io.Discard}); err == nil || !strings.Contains(err.Error(), "build again") {
+		t.Errorf("a missing pushed image: %v", err)
+	}
+}
+
+func TestTransient(t *testing.T) {
+	t.Parallel()
+	if transient(errors.New("manifest invalid")) {
+		t.Error("a plain error is transient")
+	}
+	if !transient(fmt.Errorf("pushing: %w", io.ErrUnexpectedEOF)) {
+		t.Error("a connection cut mid-body is not transient")
+	}
+}
