@@ -5,6 +5,8 @@ package build
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +22,8 @@ import (
 	"github.com/moby/buildkit/session/sshforward/sshprovider"
 	"github.com/moby/buildkit/solver/errdefs"
 	"github.com/moby/buildkit/util/progress/progressui"
+	digest "github.com/opencontainers/go-digest"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/tonistiigi/fsutil"
 )
 
@@ -73,8 +77,9 @@ func (r Request) Ref() string { return r.Repository + ":" + r.Tag }
 
 // Result is what a solve produced for one image.
 type Result struct {
-	Request Request
-	Digest  string
+	Request    Request
+	Digest     string
+	Descriptor ocispecs.Descriptor // of the manifest or index, with its platform
 }
 
 // Options configure a Builder.
@@ -127,12 +132,12 @@ func Solve(ctx context.Context, opt Options, reqs []Request) ([]Result, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			dgst, err := solveOne(ctx, opt, r, ch)
+			desc, err := solveOne(ctx, opt, r, ch)
 			if err != nil {
 				errs[i] = &Error{Image: r.Name, Err: err}
 				return
 			}
-			results[i] = Result{Request: r, Digest: dgst}
+			results[i] = Result{Request: r, Digest: desc.Digest.String(), Descriptor: desc}
 		}()
 	}
 	wg.Wait()
@@ -162,24 +167,37 @@ func PrintSources(w io.Writer, err error) {
 	}
 }
 
-func solveOne(ctx context.Context, opt Options, r Request, ch chan *client.SolveStatus) (string, error) {
+func solveOne(ctx context.Context, opt Options, r Request, ch chan *client.SolveStatus) (ocispecs.Descriptor, error) {
+	var desc ocispecs.Descriptor
 	so, err := solveOpt(r)
 	if err != nil {
 		close(ch)
-		return "", err
+		return desc, err
 	}
 	if opt.Auth != nil {
 		so.Session = append(so.Session, opt.Auth)
 	}
 	res, err := opt.Solver.Solve(ctx, nil, so, ch)
 	if err != nil {
-		return "", err
+		return desc, err
+	}
+	// The exporter's descriptor of the manifest (or index) carries its
+	// size and, for a single image, its platform.
+	if b64 := res.ExporterResponse[exptypes.ExporterImageDescriptorKey]; b64 != "" {
+		if raw, err := base64.StdEncoding.DecodeString(b64); err == nil {
+			_ = json.Unmarshal(raw, &desc)
+		}
 	}
 	dgst := res.ExporterResponse[exptypes.ExporterImageDigestKey]
 	if dgst == "" {
-		return "", errors.New("BuildKit returned no image digest")
+		return desc, errors.New("BuildKit returned no image digest")
 	}
-	return dgst, nil
+	d, err := digest.Parse(dgst)
+	if err != nil {
+		return desc, fmt.Errorf("BuildKit returned image digest %q: %w", dgst, err)
+	}
+	desc.Digest = d
+	return desc, nil
 }
 
 func solveOpt(r Request) (client.SolveOpt, error) {

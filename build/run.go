@@ -2,16 +2,21 @@ package build
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
+	"github.com/containerd/platforms"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Run builds a plan and writes the build record. A record is written only
@@ -34,10 +39,10 @@ func Run(ctx context.Context, opt Options, kc authn.Keychain, p Plan, reqs []Req
 		}
 		var st stats
 		if r.Push {
-			st, err = remoteStats(ctx, kc, r.Repository, res.Digest)
+			st, err = remoteStats(ctx, kc, r.Repository, res.Descriptor)
 		} else {
 			im.Layout, _ = filepath.Rel(state, r.LayoutDir)
-			st, err = layoutStats(r.LayoutDir, res.Digest)
+			st, err = layoutStats(r.LayoutDir, res.Descriptor)
 			if err == nil {
 				err = pruneLayout(r.LayoutDir, res.Digest)
 			}
@@ -70,6 +75,81 @@ type stats struct {
 	platforms []string
 }
 
+// sizeOf sums what an image takes in a registry: its manifest, config and
+// layers (compressed), and for an index each child's. Platforms come from
+// the index's entries, or top for a single manifest. Only manifests are
+// read (fetch), never configs or layers.
+func sizeOf(raw []byte, top *ocispecs.Platform, fetch func(dgst string) ([]byte, error)) (stats, error) {
+	var m struct {
+		Config    *ocispecs.Descriptor  `json:"config"`
+		Layers    []ocispecs.Descriptor `json:"layers"`
+		Manifests []ocispecs.Descriptor `json:"manifests"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return stats{}, err
+	}
+	s := stats{size: int64(len(raw))}
+	if m.Config != nil {
+		s.size += m.Config.Size
+	}
+	for _, l := range m.Layers {
+		s.size += l.Size
+	}
+	if m.Manifests == nil {
+		if top != nil {
+			s.platforms = []string{platforms.Format(*top)}
+		}
+		return s, nil
+	}
+	for _, d := range m.Manifests {
+		child, err := fetch(d.Digest.String())
+		if err != nil {
+			return stats{}, err
+		}
+		cs, err := sizeOf(child, d.Platform, fetch)
+		if err != nil {
+			return stats{}, err
+		}
+		s.size += cs.size
+		// Attestation manifests carry the platform unknown/unknown.
+		if d.Platform != nil && d.Platform.OS != "unknown" {
+			s.platforms = append(s.platforms, cs.platforms...)
+		}
+	}
+	return s, nil
+}
+
+func layoutStats(dir string, desc ocispecs.Descriptor) (stats, error) {
+	blob := func(dgst string) ([]byte, error) {
+		algo, hex, _ := strings.Cut(dgst, ":")
+		return os.ReadFile(filepath.Join(dir, "blobs", algo, hex))
+	}
+	raw, err := blob(desc.Digest.String())
+	if err != nil {
+		return stats{}, fmt.Errorf("the image layout %s does not hold %s: %w", dir, desc.Digest, err)
+	}
+	return sizeOf(raw, desc.Platform, blob)
+}
+
+func remoteStats(ctx context.Context, kc authn.Keychain, repo string, desc ocispecs.Descriptor) (stats, error) {
+	fetch := func(dgst string) ([]byte, error) {
+		ref, err := name.NewDigest(repo+"@"+dgst, name.WeakValidation)
+		if err != nil {
+			return nil, err
+		}
+		d, err := remote.Get(ref, remote.WithContext(ctx), remote.WithAuthFromKeychain(kc))
+		if err != nil {
+			return nil, err
+		}
+		return d.Manifest, nil
+	}
+	raw, err := fetch(desc.Digest.String())
+	if err != nil {
+		return stats{}, err
+	}
+	return sizeOf(raw, desc.Platform, fetch)
+}
+
 // FromLayout opens the image or index with the given digest in an OCI
 // image layout: exactly one of the two results is set.
 func FromLayout(dir, dgst string) (v1.Image, v1.ImageIndex, error) {
@@ -97,93 +177,4 @@ func FromLayout(dir, dgst string) (v1.Image, v1.ImageIndex, error) {
 		}
 	}
 	return nil, nil, fmt.Errorf("the image layout %s does not hold %s (run `shipit build` again)", dir, dgst)
-}
-
-func layoutStats(dir, dgst string) (stats, error) {
-	img, idx, err := FromLayout(dir, dgst)
-	switch {
-	case err != nil:
-		return stats{}, err
-	case idx != nil:
-		return indexStats(idx)
-	}
-	return imageStats(img)
-}
-
-func remoteStats(ctx context.Context, kc authn.Keychain, repo, dgst string) (stats, error) {
-	ref, err := name.NewDigest(repo+"@"+dgst, name.WeakValidation)
-	if err != nil {
-		return stats{}, err
-	}
-	desc, err := remote.Get(ref, remote.WithContext(ctx), remote.WithAuthFromKeychain(kc))
-	if err != nil {
-		return stats{}, err
-	}
-	if desc.MediaType.IsIndex() {
-		idx, err := desc.ImageIndex()
-		if err != nil {
-			return stats{}, err
-		}
-		return indexStats(idx)
-	}
-	img, err := desc.Image()
-	if err != nil {
-		return stats{}, err
-	}
-	return imageStats(img)
-}
-
-// imageStats sums what an image occupies in a registry: its manifest,
-// config and (compressed) layers.
-func imageStats(img v1.Image) (stats, error) {
-	m, err := img.Manifest()
-	if err != nil {
-		return stats{}, err
-	}
-	raw, err := img.RawManifest()
-	if err != nil {
-		return stats{}, err
-	}
-	s := stats{size: int64(len(raw)) + m.Config.Size}
-	for _, l := range m.Layers {
-		s.size += l.Size
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return stats{}, err
-	}
-	p := cf.OS + "/" + cf.Architecture
-	if cf.Variant != "" {
-		p += "/" + cf.Variant
-	}
-	s.platforms = []string{p}
-	return s, nil
-}
-
-func indexStats(idx v1.ImageIndex) (stats, error) {
-	m, err := idx.IndexManifest()
-	if err != nil {
-		return stats{}, err
-	}
-	raw, err := idx.RawManifest()
-	if err != nil {
-		return stats{}, err
-	}
-	s := stats{size: int64(len(raw))}
-	for _, d := range m.Manifests {
-		img, err := idx.Image(d.Digest)
-		if err != nil {
-			return stats{}, err
-		}
-		cs, err := imageStats(img)
-		if err != nil {
-			return stats{}, err
-		}
-		s.size += cs.size
-		// Attestation manifests carry the platform unknown/unknown.
-		if d.Platform != nil && d.Platform.OS != "unknown" {
-			s.platforms = append(s.platforms, cs.platforms...)
-		}
-	}
-	return s, nil
 }

@@ -183,10 +183,19 @@ func retry(ctx context.Context, attempts int, fn func() error) error {
 }
 
 // transient reports whether an error is worth another attempt: rate
-// limits, server errors and broken connections.
+// limits, server errors, broken connections, and a manifest refused for a
+// blob the registry does not have yet (concurrent pushes of one layer to
+// one repository race in some registries; the next attempt finds the
+// blob by its HEAD or uploads it again).
 func transient(err error) bool {
 	var te *transport.Error
 	if errors.As(err, &te) {
+		for _, d := range te.Errors {
+			switch d.Code {
+			case transport.ManifestBlobUnknownErrorCode, transport.BlobUnknownErrorCode, transport.DigestInvalidErrorCode, transport.BlobUploadUnknownErrorCode:
+				return true
+			}
+		}
 		switch te.StatusCode {
 		case http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
 			http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
