@@ -386,3 +386,39 @@ func TestReleaseRefusals(t *testing.T) {
 		t.Errorf("--keep-existing released the build's digest, not the registry's: %s", r.stdout)
 	}
 }
+
+// TestReleaseToOwnRepository: deploy.repo "." pins through the app
+// repository's origin, with [skip ci], leaving the work tree alone.
+func TestReleaseToOwnRepository(t *testing.T) {
+	t.Parallel()
+	a := newApp(t)
+	origin := filepath.Join(t.TempDir(), "origin.git")
+	git(t, "", "", "init", "-q", "--bare", "-b", "main", origin)
+	writeFiles(t, a.dir, map[string]string{
+		"k8s/base/kustomization.yaml":          "resources: [deployment.yaml]\n",
+		"k8s/base/deployment.yaml":             "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  template:\n    spec:\n      containers:\n      - {name: web, image: web}\n      - {name: worker, image: worker}\n",
+		"k8s/overlays/prod/kustomization.yaml": "# prod\nresources:\n- ../../base\n",
+	})
+	writeFiles(t, a.dir, map[string]string{"shipit.yaml": mustRead(t, filepath.Join(a.dir, "shipit.yaml")) + "deploy:\n  repo: .\n  overlays: [k8s/overlays/prod]\n"})
+	git(t, a.dir, "", "add", "-A")
+	git(t, a.dir, "2026-05-06T07:09:00+02:00", "commit", "-qm", "deploy here")
+	git(t, a.dir, "", "remote", "set-url", "origin", origin)
+	git(t, a.dir, "", "push", "-q", "origin", "HEAD:main")
+	head := git(t, a.dir, "", "rev-parse", "HEAD")
+
+	mustShipit(t, a.dir, a.env(), "build", "--progress", "quiet")
+	mustShipit(t, a.dir, nil, "release")
+	msg := git(t, origin, "", "log", "-1", "--format=%s", "main")
+	if !strings.Contains(msg, "[skip ci]") {
+		t.Errorf("the pin commit to the app's own repository lacks [skip ci]: %q", msg)
+	}
+	if parent := git(t, origin, "", "rev-parse", "main^"); parent != head {
+		t.Errorf("the pin commit's parent is %s, want the released commit %s", parent, head)
+	}
+	if k := git(t, origin, "", "show", "main:k8s/overlays/prod/kustomization.yaml"); !strings.Contains(k, "- name: web") || !strings.Contains(k, "- name: worker") {
+		t.Errorf("pins:\n%s", k)
+	}
+	if st := git(t, a.dir, "", "status", "--porcelain", "--untracked-files=no"); st != "" || git(t, a.dir, "", "rev-parse", "HEAD") != head {
+		t.Errorf("release touched the work tree: %q", st)
+	}
+}
