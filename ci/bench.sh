@@ -30,6 +30,29 @@ results=$(mktemp -d)
 trap 'rm -rf "$work" "$results"' EXIT
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+# alternate A B [ROUNDS [SETUP [TEARDOWN]]] runs the shell functions A and
+# B ROUNDS times each (default N), alternating, with SETUP before and
+# TEARDOWN after each run untimed, and leaves their medians in ms in
+# $med_a and $med_b.
+alternate() {
+	local a=$1 b=$2 rounds=${3:-$N} setup=${4:-:} teardown=${5:-:} f t
+	: >"$results/$a.ms"
+	: >"$results/$b.ms"
+	for _ in $(seq "$rounds"); do
+		for f in "$a" "$b"; do
+			"$setup"
+			t=$(date +%s%N)
+			"$f"
+			ms "$t" >>"$results/$f.ms"
+			"$teardown"
+		done
+	done
+	med_a=$(median <"$results/$a.ms")
+	med_b=$(median <"$results/$b.ms")
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
 cp -r "$repo/examples/app/." "$work/"
 rm -rf "$work/.shipit"
 sed -i "s#^registry: .*#registry: $SHIPIT_TEST_REGISTRY/bench#" "$work/shipit.yaml"
@@ -62,18 +85,11 @@ shipit_build() { "$shipit" build --push --progress quiet >/dev/null; }
 # Warm both paths once.
 shipit_build
 buildctl_both
-: >"$results/shipit.ms"
-: >"$results/buildctl.ms"
-for _ in $(seq "$N"); do
-	t=$(date +%s%N); shipit_build; ms "$t" >>"$results/shipit.ms"
-	t=$(date +%s%N); buildctl_both; ms "$t" >>"$results/buildctl.ms"
-done
-s=$(median <"$results/shipit.ms")
-b=$(median <"$results/buildctl.ms")
+alternate shipit_build buildctl_both
 echo "warm no-op build --push of two images, median of $N alternating runs on $(nproc) cores:"
-echo "  shipit build --push                 ${s} ms"
-echo "  buildctl build (web, then proxy)    ${b} ms"
-awk -v s="$s" -v b="$b" 'BEGIN {printf "  ratio shipit/buildctl               %.2f (target <= 1.00)\n", s/b}'
+echo "  shipit build --push                 ${med_a} ms"
+echo "  buildctl build (web, then proxy)    ${med_b} ms"
+echo "  ratio shipit/buildctl               $(ratio "$med_a" "$med_b") (target <= 1.00)"
 
 # Time to the first solve request: from just before shipit is started (the
 # shell's clock) to the moment shipit sends its first solve (shipit -v logs
@@ -156,21 +172,12 @@ bench_release() {
 		git -C "$work" -c user.name=bench -c user.email=bench@example.com commit -qam "round $round"
 		"$shipit" build --progress quiet >/dev/null
 	}
-	: >"$results/rel-shipit.ms"
-	: >"$results/rel-hand.ms"
-	for _ in $(seq "$N"); do
-		next_commit
-		t=$(date +%s%N); "$shipit" release >/dev/null 2>&1; ms "$t" >>"$results/rel-shipit.ms"
-		next_commit
-		t=$(date +%s%N); by_hand; ms "$t" >>"$results/rel-hand.ms"
-	done
-	local s h
-	s=$(median <"$results/rel-shipit.ms")
-	h=$(median <"$results/rel-hand.ms")
+	shipit_release() { "$shipit" release >/dev/null 2>&1; }
+	alternate shipit_release by_hand "$N" next_commit
 	echo "release of two images (push + pin + commit + push), median of $N alternating rounds:"
-	echo "  shipit release                                     ${s} ms"
-	echo "  crane push x2, kustomize edit x2, git commit+push  ${h} ms"
-	awk -v s="$s" -v b="$h" 'BEGIN {printf "  ratio shipit/by hand                               %.2f (target <= 1.00)\n", s/b}'
+	echo "  shipit release                                     ${med_a} ms"
+	echo "  crane push x2, kustomize edit x2, git commit+push  ${med_b} ms"
+	echo "  ratio shipit/by hand                               $(ratio "$med_a" "$med_b") (target <= 1.00)"
 }
 
 bench_overlays() {
@@ -205,16 +212,8 @@ bench_images() {
 		}
 		sh_all
 		bc_all
-		: >"$results/s.ms"
-		: >"$results/b.ms"
-		for _ in $(seq "$N"); do
-			t=$(date +%s%N); sh_all; ms "$t" >>"$results/s.ms"
-			t=$(date +%s%N); bc_all; ms "$t" >>"$results/b.ms"
-		done
-		sh=$(median <"$results/s.ms")
-		local bc
-		bc=$(median <"$results/b.ms")
-		printf 'warm no-op build --push, %d image(s): shipit %5s ms, buildctl one after another %5s ms, ratio %s\n' "$n" "$sh" "$bc" "$(awk -v s="$sh" -v b="$bc" 'BEGIN{printf "%.2f", s/b}')"
+		alternate sh_all bc_all
+		printf 'warm no-op build --push, %d image(s): shipit %5s ms, buildctl one after another %5s ms, ratio %s\n' "$n" "$med_a" "$med_b" "$(ratio "$med_a" "$med_b")"
 	done
 }
 
@@ -256,24 +255,14 @@ DF
 		rm -rf "$cold_root"
 	}
 	(cd "$app" && "$shipit" build --progress quiet >/dev/null) # a warm build exports the cache
-	: >"$results/cold-cache.ms"
-	: >"$results/cold-none.ms"
+	cold_cached() { (cd "$app" && BUILDKIT_HOST="unix://$sock" "$shipit" build --progress quiet >/dev/null); }
+	cold_uncached() { (cd "$app" && BUILDKIT_HOST="unix://$sock" SHIPIT_CACHE_EXPORT=none "$shipit" build --progress quiet >/dev/null); }
 	local rounds=${COLD_N:-3}
-	for _ in $(seq "$rounds"); do
-		cold_daemon
-		t=$(date +%s%N); (cd "$app" && BUILDKIT_HOST="unix://$sock" "$shipit" build --progress quiet >/dev/null); ms "$t" >>"$results/cold-cache.ms"
-		cold_stop
-		cold_daemon
-		t=$(date +%s%N); (cd "$app" && BUILDKIT_HOST="unix://$sock" SHIPIT_CACHE_EXPORT=none "$shipit" build --progress quiet >/dev/null); ms "$t" >>"$results/cold-none.ms"
-		cold_stop
-	done
-	local c n
-	c=$(median <"$results/cold-cache.ms")
-	n=$(median <"$results/cold-none.ms")
+	alternate cold_cached cold_uncached "$rounds" cold_daemon cold_stop
 	echo "cold daemon (a new CI runner), median of $rounds alternating rounds:"
-	echo "  importing the registry cache (cache.export: registry)   ${c} ms"
-	echo "  no cache                                                ${n} ms"
-	awk -v c="$c" -v n="$n" 'BEGIN {printf "  ratio cached/uncached                                   %.2f\n", c/n}'
+	echo "  importing the registry cache (cache.export: registry)   ${med_a} ms"
+	echo "  no cache                                                ${med_b} ms"
+	echo "  ratio cached/uncached                                   $(ratio "$med_a" "$med_b")"
 }
 
 case "$what" in
