@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -26,7 +27,9 @@ type Registry interface {
 	// Lookup returns the digest repo:tag points at, or "" when there is no such tag.
 	Lookup(ctx context.Context, repo, tag string) (string, error)
 	// Push writes an image (or index) from an OCI layout to repo:tag.
-	Push(ctx context.Context, repo, tag, layoutDir, digest string) error
+	// mountFrom, when set, is another repository:tag of the same registry
+	// whose layers may be mounted rather than uploaded.
+	Push(ctx context.Context, repo, tag, layoutDir, digest, mountFrom string) error
 	// Tags lists a repository's tags.
 	Tags(ctx context.Context, repo string) ([]string, error)
 	// Manifest reads the manifest repo:tag points at; nil when there is no such tag.
@@ -139,7 +142,7 @@ func (r *Remote) Lookup(ctx context.Context, repo, tag string) (string, error) {
 }
 
 // Push implements Registry.
-func (r *Remote) Push(ctx context.Context, repo, tag, layoutDir, digest string) error {
+func (r *Remote) Push(ctx context.Context, repo, tag, layoutDir, digest, mountFrom string) error {
 	ref, err := name.NewTag(repo+":"+tag, name.WeakValidation)
 	if err != nil {
 		return err
@@ -147,6 +150,13 @@ func (r *Remote) Push(ctx context.Context, repo, tag, layoutDir, digest string) 
 	img, idx, err := build.FromLayout(layoutDir, digest)
 	if err != nil {
 		return err
+	}
+	if mountFrom != "" && img != nil {
+		src, err := name.NewTag(mountFrom, name.WeakValidation)
+		if err != nil {
+			return err
+		}
+		img = mountable{Image: img, from: src}
 	}
 	// go-containerregistry retries single requests, but not a blob upload
 	// that fails between its requests (a 429 on a PATCH, a connection
@@ -229,4 +239,33 @@ func LayoutDir(recordDir string, im build.Image) string {
 		return im.Layout
 	}
 	return filepath.Join(recordDir, im.Layout)
+}
+
+// mountable offers an image's layers for a cross-repository mount from
+// another repository of the same registry: go-containerregistry asks the
+// registry to mount a layer the target repository lacks, and uploads it
+// only when the registry declines.
+type mountable struct {
+	v1.Image
+	from name.Reference
+}
+
+func (m mountable) Layers() ([]v1.Layer, error) {
+	ls, err := m.Image.Layers()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]v1.Layer, len(ls))
+	for i, l := range ls {
+		out[i] = &remote.MountableLayer{Layer: l, Reference: m.from}
+	}
+	return out, nil
+}
+
+func (m mountable) LayerByDigest(h v1.Hash) (v1.Layer, error) {
+	l, err := m.Image.LayerByDigest(h)
+	if err != nil {
+		return nil, err
+	}
+	return &remote.MountableLayer{Layer: l, Reference: m.from}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -14,10 +15,13 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/shipit-dev/shipit/build"
 )
@@ -103,4 +107,83 @@ func TestTransient(t *testing.T) {
 	if !transient(fmt.Errorf("pushing: %w", io.ErrUnexpectedEOF)) {
 		t.Error("a connection cut mid-body is not transient")
 	}
+}
+
+// TestCrossRepositoryMount: two images that share layers, in two
+// repositories of one registry: the shared layers go up once.
+func TestCrossRepositoryMount(t *testing.T) {
+	t.Parallel()
+	var patches, mounts atomic.Int64
+	h := registry.New()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPatch || (r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/blobs/uploads")) && r.ContentLength > 0 {
+			patches.Add(1)
+		}
+		if r.URL.Query().Get("mount") != "" {
+			mounts.Add(1)
+		}
+		h.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	base, _ := random.Image(4096, 3)
+	extra, _ := random.Layer(1024, types.OCILayer)
+	worker, err := mutate.AppendLayers(base, extra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	rec := &build.Record{Version: build.RecordVersion, Commit: "c", Tag: tA}
+	for _, im := range []struct {
+		name string
+		img  v1.Image
+	}{{"web", base}, {"worker", worker}} {
+		p, err := layout.Write(filepath.Join(dir, "images", im.name), empty.Index)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.AppendImage(im.img); err != nil {
+			t.Fatal(err)
+		}
+		d, _ := im.img.Digest()
+		rec.Images = append(rec.Images, build.Image{Name: im.name, Repository: host + "/team/" + im.name, Tag: tA, Digest: d.String(), Layout: "images/" + im.name})
+	}
+	got, err := ensureImages(context.Background(), Options{Record: rec, RecordDir: dir, Registry: &Remote{Keychain: authn.DefaultKeychain}, Log: io.Discard})
+	if err != nil || got[0].Action != ActionPushed || got[1].Action != ActionPushed {
+		t.Fatalf("%+v %v", got, err)
+	}
+	if mounts.Load() == 0 {
+		t.Error("no cross-repository mount was asked for")
+	}
+	// Both images are complete in their repositories.
+	for _, im := range rec.Images {
+		ref, _ := name.NewTag(im.Repository + ":" + tA)
+		img, err := remote.Image(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := validate(img); err != nil {
+			t.Errorf("%s: %v", im.Name, err)
+		}
+	}
+	t.Logf("%d blob uploads with data, %d mount requests", patches.Load(), mounts.Load())
+}
+
+func validate(img v1.Image) error {
+	ls, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	for _, l := range ls {
+		rc, err := l.Compressed()
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(io.Discard, rc)
+		rc.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

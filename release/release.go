@@ -129,52 +129,88 @@ func repoOf(ref string) string {
 }
 
 // ensureImages makes sure every image of the record is in the registry
-// under the record's tag, concurrently.
+// under the record's tag. It looks every tag up at once; then, per
+// registry, it pushes one image alone and the rest at once, mounting the
+// layers they share with it from its repository instead of uploading them
+// again (where the registry allows cross-repository mounts).
 func ensureImages(ctx context.Context, o Options) ([]ImageResult, error) {
-	out := make([]ImageResult, len(o.Record.Images))
-	errs := make([]error, len(o.Record.Images))
-	var wg sync.WaitGroup
-	for i, im := range o.Record.Images {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			out[i], errs[i] = ensureImage(ctx, o, im)
-		}()
+	n := len(o.Record.Images)
+	out := make([]ImageResult, n)
+	push := make([]bool, n)
+	errs := make([]error, n)
+	each := func(idx []int, fn func(i int)) {
+		var wg sync.WaitGroup
+		for _, i := range idx {
+			wg.Add(1)
+			go func() { defer wg.Done(); fn(i) }()
+		}
+		wg.Wait()
 	}
-	wg.Wait()
+	all := make([]int, n)
+	for i := range all {
+		all[i] = i
+	}
+	each(all, func(i int) { out[i], push[i], errs[i] = checkImage(ctx, o, o.Record.Images[i]) })
+	if err := errors.Join(errs...); err != nil || o.DryRun {
+		return out, err
+	}
+	var first, rest []int
+	mountFrom := map[int]string{}
+	firstOfHost := map[string]int{}
+	for i, im := range o.Record.Images {
+		if !push[i] {
+			continue
+		}
+		host, _, _ := strings.Cut(im.Repository, "/")
+		if f, ok := firstOfHost[host]; ok {
+			rest = append(rest, i)
+			if o.Record.Images[f].Repository != im.Repository {
+				mountFrom[i] = o.Record.Images[f].Repository + ":" + o.Record.Images[f].Tag
+			}
+			continue
+		}
+		firstOfHost[host] = i
+		first = append(first, i)
+	}
+	pushOne := func(i int) {
+		im := o.Record.Images[i]
+		fmt.Fprintf(o.Log, "shipit: pushing %s:%s\n", im.Repository, im.Tag)
+		if errs[i] = o.Registry.Push(ctx, im.Repository, im.Tag, LayoutDir(o.RecordDir, im), im.Digest, mountFrom[i]); errs[i] == nil {
+			out[i].Action = ActionPushed
+		}
+	}
+	each(first, pushOne)
+	if err := errors.Join(errs...); err != nil {
+		return out, err
+	}
+	each(rest, pushOne)
 	return out, errors.Join(errs...)
 }
 
-func ensureImage(ctx context.Context, o Options, im build.Image) (ImageResult, error) {
+// checkImage looks an image's tag up and says whether it must be pushed.
+func checkImage(ctx context.Context, o Options, im build.Image) (ImageResult, bool, error) {
 	r := ImageResult{Name: im.Name, Digest: im.Digest, Ref: im.Repository + ":" + im.Tag + "@" + im.Digest}
 	have, err := o.Registry.Lookup(ctx, im.Repository, im.Tag)
 	if err != nil {
-		return r, err
+		return r, false, err
 	}
 	switch {
 	case have == im.Digest:
 		r.Action = ActionPresent
-		return r, nil
+		return r, false, nil
 	case have != "" && o.KeepExisting:
 		fmt.Fprintf(o.Log, "shipit: %s:%s already holds %s, not the build's %s; keeping the registry's image (--keep-existing)\n", im.Repository, im.Tag, have, im.Digest)
 		r.Digest, r.Ref, r.Action = have, im.Repository+":"+im.Tag+"@"+have, ActionKeptExisting
-		return r, nil
+		return r, false, nil
 	case have != "":
-		return r, fmt.Errorf("%s:%s already holds %s, and this build made %s: tags are never overwritten. If the rebuild was not reproducible and the registry's image is the one to release, run again with --keep-existing", im.Repository, im.Tag, have, im.Digest)
+		return r, false, fmt.Errorf("%s:%s already holds %s, and this build made %s: tags are never overwritten. If the rebuild was not reproducible and the registry's image is the one to release, run again with --keep-existing", im.Repository, im.Tag, have, im.Digest)
 	case im.Pushed:
-		return r, fmt.Errorf("%s:%s is not in the registry, though the build record says `shipit build --push` pushed it: build again", im.Repository, im.Tag)
+		return r, false, fmt.Errorf("%s:%s is not in the registry, though the build record says `shipit build --push` pushed it: build again", im.Repository, im.Tag)
 	case im.Layout == "":
-		return r, fmt.Errorf("image %s has no image layout in the build record: run `shipit build` again", im.Name)
-	case o.DryRun:
-		r.Action = ActionWouldPush
-		return r, nil
+		return r, false, fmt.Errorf("image %s has no image layout in the build record: run `shipit build` again", im.Name)
 	}
-	fmt.Fprintf(o.Log, "shipit: pushing %s:%s\n", im.Repository, im.Tag)
-	if err := o.Registry.Push(ctx, im.Repository, im.Tag, LayoutDir(o.RecordDir, im), im.Digest); err != nil {
-		return r, err
-	}
-	r.Action = ActionPushed
-	return r, nil
+	r.Action = ActionWouldPush
+	return r, true, nil
 }
 
 func releaseMessage(o Options, imgs []ImageResult) string {

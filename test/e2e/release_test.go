@@ -24,13 +24,14 @@ type countingProxy struct {
 	uploads  atomic.Int64 // blob upload requests (POST/PATCH/PUT under /blobs/uploads/)
 	mu       sync.Mutex
 	log      []string
+	finished map[string]int // completed uploads (PUT ...?digest=) by digest
 }
 
 func newCountingProxy(t testing.TB) *countingProxy {
 	t.Helper()
 	target, _ := url.Parse("http://" + registry)
 	rp := httputil.NewSingleHostReverseProxy(target)
-	p := &countingProxy{}
+	p := &countingProxy{finished: map[string]int{}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/v2/" {
 			p.requests.Add(1)
@@ -40,6 +41,9 @@ func newCountingProxy(t testing.TB) *countingProxy {
 		}
 		p.mu.Lock()
 		p.log = append(p.log, r.Method+" "+r.URL.Path)
+		if d := r.URL.Query().Get("digest"); r.Method == http.MethodPut && d != "" {
+			p.finished[d]++
+		}
 		p.mu.Unlock()
 		rp.ServeHTTP(w, r)
 	}))
@@ -180,6 +184,15 @@ func TestRelease(t *testing.T) {
 	}
 
 	r = mustShipit(t, a.dir, nil, "release")
+	// web and worker share the base layer: it goes up once, and is
+	// mounted into the other repository.
+	proxy.mu.Lock()
+	for d, n := range proxy.finished {
+		if n > 1 {
+			t.Errorf("blob %s was uploaded %d times", d, n)
+		}
+	}
+	proxy.mu.Unlock()
 	after := commits(t, bare)
 	if len(after) != len(before)+1 {
 		t.Fatalf("commits: %v, want exactly one new one", after)
