@@ -19,8 +19,9 @@ var ErrNoSuchTag = errors.New("no such tag")
 
 // PinImage is an image to pin.
 type PinImage struct {
-	Name       string
-	Repository string
+	Name          string
+	Repository    string
+	KustomizeName string // the images entry name, when configured
 }
 
 // PinOptions configure a pin.
@@ -78,7 +79,7 @@ func Pin(ctx context.Context, o PinOptions) (*PinResult, error) {
 	}
 	var imgs []kustomize.Image
 	for _, im := range o.Images {
-		imgs = append(imgs, kustomize.Image{Name: im.Name, Repository: im.Repository, Tag: o.Tag, Digest: digests[im.Name]})
+		imgs = append(imgs, kustomize.Image{Name: im.Name, Entry: im.KustomizeName, Repository: im.Repository, Tag: o.Tag, Digest: digests[im.Name]})
 	}
 	r := &Result{Tag: o.Tag, DryRun: o.DryRun}
 	err = writePins(ctx, Options{Deploy: o.Deploy, DryRun: o.DryRun, TempDir: o.TempDir, Log: o.Log}, r, imgs, pinHooks{

@@ -44,6 +44,8 @@ type Options struct {
 	Deploy       Deploy
 	TempDir      string    // where the GitOps clone goes; os.TempDir() when empty
 	Log          io.Writer // progress and notices
+	// KustomizeNames are configured images entry names, by image name.
+	KustomizeNames map[string]string
 }
 
 // Image actions.
@@ -113,7 +115,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	var pins []kustomize.Image
 	for _, im := range imgs {
-		pins = append(pins, kustomize.Image{Name: im.Name, Repository: repoOf(im.Ref), Tag: o.Record.Tag, Digest: im.Digest})
+		pins = append(pins, kustomize.Image{Name: im.Name, Entry: o.KustomizeNames[im.Name], Repository: repoOf(im.Ref), Tag: o.Record.Tag, Digest: im.Digest})
 	}
 	msg := releaseMessage(o, imgs)
 	return res, writePins(ctx, o, res, pins, pinHooks{

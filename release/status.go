@@ -55,7 +55,9 @@ func ReadOverlays(ctx context.Context, d Deploy, imgs []PinImage, tempDir string
 		}
 		st := OverlayState{Path: ov, Entries: map[string]kustomize.Entry{}, Holds: holds}
 		for _, im := range imgs {
-			if e, ok := kustomize.EntryFor(entries, im.Name, im.Repository); ok {
+			if e, ok := entries[im.KustomizeName]; ok && im.KustomizeName != "" {
+				st.Entries[im.Name] = e
+			} else if e, ok := kustomize.EntryFor(entries, im.Name, im.Repository); ok {
 				st.Entries[im.Name] = e
 			}
 		}

@@ -78,18 +78,9 @@ func runPin(cmd *cobra.Command, g *globals, o *pinOptions, t string) error {
 	if err != nil {
 		return err
 	}
-	names := cfg.ImageNames()
-	if len(o.images) > 0 {
-		for _, n := range o.images {
-			if _, ok := cfg.Images[n]; !ok {
-				return usagef("--image %s: no such image in %s (images: %s)", n, cfg.File, strings.Join(names, ", "))
-			}
-		}
-		names = dedupe(o.images)
-	}
-	var imgs []release.PinImage
-	for _, n := range names {
-		imgs = append(imgs, release.PinImage{Name: n, Repository: cfg.RepositoryFor(n)})
+	imgs, err := pinImages(cfg, o.images)
+	if err != nil {
+		return err
 	}
 	deploy, err := deployTarget(ctx, cfg)
 	if err != nil {

@@ -112,6 +112,15 @@ func runRelease(cmd *cobra.Command, g *globals, o *releaseOptions) error {
 		DryRun:       o.dryRun,
 		Deploy:       deploy,
 		Log:          stderr,
+		KustomizeNames: func() map[string]string {
+			m := map[string]string{}
+			for n, im := range cfg.Images {
+				if im.KustomizeName != "" {
+					m[n] = im.KustomizeName
+				}
+			}
+			return m
+		}(),
 	})
 	if err != nil {
 		return err

@@ -26,7 +26,7 @@ func pinImages(cfg *config.Config, names []string) ([]release.PinImage, error) {
 		if _, ok := cfg.Images[n]; !ok {
 			return nil, usagef("no image %q in %s (images: %s)", n, cfg.File, strings.Join(all, ", "))
 		}
-		out = append(out, release.PinImage{Name: n, Repository: cfg.RepositoryFor(n)})
+		out = append(out, release.PinImage{Name: n, Repository: cfg.RepositoryFor(n), KustomizeName: cfg.Images[n].KustomizeName})
 	}
 	return out, nil
 }
@@ -221,7 +221,11 @@ the first deploy overlay's kustomization.`,
 			}
 			var imgs []release.UpdaterImage
 			for _, n := range cfg.ImageNames() {
-				imgs = append(imgs, release.UpdaterImage{Alias: n, Repository: cfg.RepositoryFor(n), KustomizeName: n})
+				kn := cfg.Images[n].KustomizeName
+				if kn == "" {
+					kn = n
+				}
+				imgs = append(imgs, release.UpdaterImage{Alias: n, Repository: cfg.RepositoryFor(n), KustomizeName: kn})
 			}
 			_, err = fmt.Fprint(cmd.OutOrStdout(), release.UpdaterConfig(app, cfg.Deploy.Overlays[0], cfg.Deploy.Branch, prefix, imgs))
 			return err

@@ -100,6 +100,9 @@ type Image struct {
 	Secrets    []Secret          `yaml:"secrets"`
 	SSH        []string          `yaml:"ssh"`
 	Platforms  []string          `yaml:"platforms"`
+	// KustomizeName is the image's name in the manifests and in the
+	// overlays' images lists; default: the image's name in shipit.yaml.
+	KustomizeName string `yaml:"kustomize_name"`
 }
 
 // Secret is a BuildKit secret mount source: a file or an environment variable.

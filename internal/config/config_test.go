@@ -83,7 +83,7 @@ func TestLoadErrors(t *testing.T) {
 		{"unknown top key", "regstry: x\nimages: {web: {context: .}}\n",
 			`:1: regstry: unknown key, did you mean "registry"? (known keys here: registry, builder, tag, cache, provenance, images, deploy)`},
 		{"unknown image key", "images:\n  web:\n    contxt: web\n",
-			`:3: images.web.contxt: unknown key, did you mean "context"? (known keys here: repository, context, dockerfile, target, args, secrets, ssh, platforms)`},
+			`:3: images.web.contxt: unknown key, did you mean "context"? (known keys here: repository, context, dockerfile, target, args, secrets, ssh, platforms, kustomize_name)`},
 		{"images is a list", "images: [web, api]\n",
 			`:1: images: expected a mapping, got a list`},
 		{"args is a list", "images:\n  web:\n    context: .\n    args: [A=1]\n",

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"path"
+	"sort"
 
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
@@ -21,6 +22,7 @@ const (
 // Image is an image to pin.
 type Image struct {
 	Name       string // shipit's name for it; the images entry name unless the overlay names it otherwise
+	Entry      string // the images entry name to use, when configured (kustomize_name)
 	Repository string
 	Tag        string
 	Digest     string
@@ -74,7 +76,10 @@ func Plan(fs filesys.FileSystem, dir string, imgs []Image, mode Mode, keep Keep)
 	var pins []Pin
 	aliases := map[string][]string{}
 	for _, im := range imgs {
-		name, ok := entryName(entries, im)
+		name, ok := im.Entry, im.Entry != ""
+		if !ok {
+			name, ok = entryName(entries, im)
+		}
 		if !ok {
 			if current == nil {
 				if current, err = Render(fs, dir, nil); err != nil {
@@ -142,8 +147,14 @@ func entryName(entries map[string]Entry, im Image) (string, bool) {
 			return n, true
 		}
 	}
+	// An entry named otherwise that already points at the repository.
+	var names []string
 	for n := range entries {
-		if Repository(n) == im.Repository {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if Repository(n) == im.Repository || (entries[n].NewName != "" && Repository(entries[n].NewName) == im.Repository) {
 			return n, true
 		}
 	}

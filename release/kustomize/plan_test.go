@@ -148,6 +148,33 @@ func TestPlanFindsTheManifestsName(t *testing.T) {
 	}
 }
 
+// TestPlanFindsEntryByNewName: an entry named after the manifests' image
+// ("rails") that already points at the repository is the image's entry.
+func TestPlanFindsEntryByNewName(t *testing.T) {
+	t.Parallel()
+	fs := app(t, map[string]string{"prod": "resources: [../../base]\nimages:\n- name: app-rails\n  newName: " + ecr + "/app-rails\n  newTag: old\n"})
+	c, err := Plan(fs, "/repo/overlays/prod", []Image{{Name: "web", Repository: ecr + "/app-rails", Tag: "new", Digest: digestA}}, ModeTag, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Images[0].Entry != "app-rails" || !c.Images[0].Old.Found() || strings.Count(string(c.After), "- name:") != 1 || len(c.Images[0].Uses) != 3 {
+		t.Errorf("%+v\n%s", c.Images[0], c.After)
+	}
+}
+
+// TestPlanConfiguredEntry: kustomize_name names the entry outright.
+func TestPlanConfiguredEntry(t *testing.T) {
+	t.Parallel()
+	fs := app(t, map[string]string{"prod": "resources: [../../base]\n"})
+	c, err := Plan(fs, "/repo/overlays/prod", []Image{{Name: "web", Entry: "app-rails", Repository: ecr + "/web", Tag: "t", Digest: digestA}}, ModeTag, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Images[0].Entry != "app-rails" || len(c.Images[0].Uses) != 3 || !strings.Contains(string(c.After), "- name: app-rails\n  newName: "+ecr+"/web\n") {
+		t.Errorf("%+v\n%s", c.Images[0], c.After)
+	}
+}
+
 func TestPlanFailures(t *testing.T) {
 	t.Parallel()
 	fs := app(t, map[string]string{
