@@ -94,6 +94,11 @@ func runBuild(cmd *cobra.Command, g *globals, o *buildOptions, args []string) er
 	if err := cfg.CheckInputs(names, os.Getenv); err != nil {
 		return err
 	}
+	if o.push {
+		if err := cfg.CheckRegistry(names); err != nil {
+			return err
+		}
+	}
 	// Reach the daemon while git is read: both are on the way to the first
 	// solve, and neither needs the other.
 	type conn struct {

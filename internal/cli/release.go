@@ -95,6 +95,11 @@ func runRelease(cmd *cobra.Command, g *globals, o *releaseOptions) error {
 	if err := checkRecord(rec, recPath, head.SHA); err != nil {
 		return err
 	}
+	for _, im := range rec.Images {
+		if !config.NamesRegistry(im.Repository) {
+			return usagef("%s: image %s was built for %s, which names no registry: set registry in %s and build again", recPath, im.Name, im.Repository, cfg.File)
+		}
+	}
 	deploy, err := deployTarget(ctx, cfg)
 	if err != nil {
 		return err

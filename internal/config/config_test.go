@@ -123,6 +123,22 @@ func TestLoadErrors(t *testing.T) {
 	}
 }
 
+func TestCheckRegistry(t *testing.T) {
+	t.Parallel()
+	dir := write(t, map[string]string{"shipit.yaml": "images:\n  web: {context: .}\n  api: {context: ., repository: ghcr.io/acme/api}\n"})
+	cfg, err := Load(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.CheckRegistry([]string{"api"}); err != nil {
+		t.Errorf("a full repository: %v", err)
+	}
+	err = cfg.CheckRegistry([]string{"web"})
+	if err == nil || !strings.Contains(err.Error(), "registry: image web would go to web, which names no registry") {
+		t.Errorf("no registry: %v", err)
+	}
+}
+
 func TestFindNone(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()

@@ -185,6 +185,29 @@ func (c *Config) CheckInputs(names []string, getenv func(string) string) error {
 	return nil
 }
 
+// CheckRegistry checks that the named images have somewhere to go: a
+// registry, or a repository of their own that names its registry. Without
+// one, "web" would mean docker.io/library/web.
+func (c *Config) CheckRegistry(names []string) error {
+	for _, n := range names {
+		if repo := c.RepositoryFor(n); !NamesRegistry(repo) {
+			key := "registry"
+			if c.Images[n].Repository != "" {
+				key = "images." + n + ".repository"
+			}
+			return c.errorf(key, "image %s would go to %s, which names no registry: set registry (for example 123456789012.dkr.ecr.us-east-1.amazonaws.com/team) or images.%s.repository", n, repo, n)
+		}
+	}
+	return nil
+}
+
+// NamesRegistry reports whether a repository starts with a registry host
+// (it has a dot or a port, or is localhost), as docker reads it.
+func NamesRegistry(repo string) bool {
+	host, _, ok := strings.Cut(repo, "/")
+	return ok && (strings.ContainsAny(host, ".:") || host == "localhost")
+}
+
 // SecretPath resolves a file secret's src: ~ is the home directory, and a
 // relative path is relative to shipit.yaml.
 func (c *Config) SecretPath(s Secret) string {
