@@ -10,6 +10,7 @@ import (
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/util/progress/progressui"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/shipit-dev/shipit/build"
 	"github.com/shipit-dev/shipit/internal/regauth"
@@ -77,6 +78,9 @@ func runBuild(cmd *cobra.Command, g *globals, o *buildOptions, args []string) er
 	case "auto", "tty", "plain", "rawjson", "quiet":
 	default:
 		return usagef("--progress %q: use auto, tty, plain, rawjson or quiet", o.progress)
+	}
+	if f, ok := stderr.(*os.File); o.progress == "tty" && (!ok || !term.IsTerminal(int(f.Fd()))) { //nolint:gosec // a file descriptor fits an int
+		return usagef("--progress tty needs a terminal on stderr: use auto (tty when there is one) or plain")
 	}
 	cfg, err := loadConfig(cmd, g, map[string]string{"builder": "builder.addr", "registry": "registry.url"})
 	if err != nil {

@@ -50,7 +50,7 @@ func TestBuildBadInput(t *testing.T) {
 	writeFiles(t, a.dir, map[string]string{"shipit.yaml": string(data)})
 
 	// Bad usage.
-	for _, args := range [][]string{{"build", "nosuchimage"}, {"build", "--output", "yaml"}, {"build", "--bogus"}, {"build", "--tag", "-bad"}} {
+	for _, args := range [][]string{{"build", "nosuchimage"}, {"build", "--output", "yaml"}, {"build", "--bogus"}, {"build", "--tag", "-bad"}, {"build", "--progress", "tty"}, {"build", "--progress", "fancy"}} {
 		if r := shipitRun(t, a.dir, a.env(), args...); r.code != 2 || r.stderr == "" {
 			t.Errorf("shipit %v: exit %d, stderr %q; want 2 and a message", args, r.code, r.stderr)
 		}
