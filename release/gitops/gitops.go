@@ -13,6 +13,8 @@ import (
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/shipit-dev/shipit/internal/gitinfo"
 )
 
 // ErrRejected is a push the remote refused because the branch moved.
@@ -25,24 +27,13 @@ type Repo struct {
 	Branch string
 }
 
-// Redact removes credentials from a URL, for messages.
-func Redact(url string) string {
-	if i := strings.Index(url, "://"); i >= 0 {
-		rest := url[i+3:]
-		if at := strings.Index(rest, "@"); at >= 0 && !strings.Contains(rest[:at], "/") {
-			return url[:i+3] + rest[at+1:]
-		}
-	}
-	return url
-}
-
 // Clone clones branch of url into dir, shallow.
 func Clone(ctx context.Context, url, branch, dir string) (*Repo, error) {
 	src := url
 	if strings.HasPrefix(url, "/") {
 		src = "file://" + url // --depth is honoured only for file:// URLs
 	}
-	shown := Redact(url)
+	shown := gitinfo.SanitizeURL(url)
 	_, err := run(ctx, "", "clone", "--quiet", "--depth", "1", "--single-branch", "--branch", branch, "--no-tags", src, dir)
 	if err != nil {
 		if strings.Contains(err.Error(), "Remote branch") && strings.Contains(err.Error(), "not found") {
@@ -171,8 +162,10 @@ func runIn(ctx context.Context, dir string, stdin *strings.Reader, args ...strin
 // redact removes credentials from URLs in git's messages.
 func redact(s string) string {
 	for _, f := range strings.Fields(s) {
-		if r := Redact(strings.Trim(f, "'\"")); r != strings.Trim(f, "'\"") {
-			s = strings.ReplaceAll(s, strings.Trim(f, "'\""), r)
+		if u := strings.Trim(f, "'\""); strings.Contains(u, "@") {
+			if r := gitinfo.SanitizeURL(u); r != u {
+				s = strings.ReplaceAll(s, u, r)
+			}
 		}
 	}
 	return s
