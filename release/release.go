@@ -114,8 +114,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return res, nil
 	}
 	var pins []kustomize.Image
-	for _, im := range imgs {
-		pins = append(pins, kustomize.Image{Name: im.Name, Entry: o.KustomizeNames[im.Name], Repository: repoOf(im.Ref), Tag: o.Record.Tag, Digest: im.Digest})
+	for i, im := range imgs {
+		pins = append(pins, kustomize.Image{Name: im.Name, Entry: o.KustomizeNames[im.Name], Repository: o.Record.Images[i].Repository, Tag: o.Record.Tag, Digest: im.Digest})
 	}
 	msg := releaseMessage(o, imgs)
 	return res, writePins(ctx, o, res, pins, pinHooks{
@@ -123,11 +123,6 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		holds:   releaseHolds,
 		message: func(*Result) string { return msg },
 	})
-}
-
-func repoOf(ref string) string {
-	ref, _, _ = strings.Cut(ref, "@")
-	return kustomize.Repository(ref)
 }
 
 // ensureImages makes sure every image of the record is in the registry
