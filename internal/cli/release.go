@@ -244,7 +244,7 @@ func printRelease(out, stderr io.Writer, format string, res *release.Result) err
 // ensureRepositories checks (and, with registry.create_repositories,
 // creates) the ECR repositories images go to.
 func ensureRepositories(ctx context.Context, cfg *config.Config, repos []string, log io.Writer) error {
-	created, err := ecr.Ensure(ctx, repos, cfg.Registry.CreateRepositories)
+	created, err := ecr.Ensure(ctx, repos, cfg.Registry.CreateRepositories, build.CacheTag)
 	for _, r := range created {
 		fmt.Fprintf(log, "shipit: created ECR repository %s\n", r)
 	}

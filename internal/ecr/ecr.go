@@ -44,15 +44,11 @@ func IsECR(host string) bool {
 	return err == nil && reg.Service == api.ServiceECR
 }
 
-// CacheTag is excluded from tag immutability: the registry cache is
-// rewritten on every build.
-const CacheTag = "buildcache"
-
 // Ensure checks that each repository exists and, when create is set,
-// creates the missing ones: immutable tags except the cache tag, scan on
-// push. A missing repository without create is an error naming it and the
+// creates the missing ones: immutable tags except cacheTag (the registry
+// cache, rewritten by every build), scan on push. A missing repository without create is an error naming it and the
 // setting that would create it. Non-ECR repositories are left alone.
-func Ensure(ctx context.Context, repositories []string, create bool) ([]string, error) {
+func Ensure(ctx context.Context, repositories []string, create bool, cacheTag string) ([]string, error) {
 	clients := map[string]*ecr.Client{}
 	var created []string
 	for _, r := range repositories {
@@ -89,7 +85,7 @@ func Ensure(ctx context.Context, repositories []string, create bool) ([]string, 
 			RepositoryName:     aws.String(repo.Name),
 			ImageTagMutability: types.ImageTagMutabilityImmutableWithExclusion,
 			ImageTagMutabilityExclusionFilters: []types.ImageTagMutabilityExclusionFilter{
-				{FilterType: types.ImageTagMutabilityExclusionFilterTypeWildcard, Filter: aws.String(CacheTag)},
+				{FilterType: types.ImageTagMutabilityExclusionFilterTypeWildcard, Filter: aws.String(cacheTag)},
 			},
 			ImageScanningConfiguration: &types.ImageScanningConfiguration{ScanOnPush: true},
 		})

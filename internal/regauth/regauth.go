@@ -10,13 +10,14 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/awslabs/amazon-ecr-credential-helper/ecr-login"
-	"github.com/awslabs/amazon-ecr-credential-helper/ecr-login/api"
+	ecrlogin "github.com/awslabs/amazon-ecr-credential-helper/ecr-login"
 	"github.com/docker/cli/cli/config/types"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/moby/buildkit/session"
 	"github.com/moby/buildkit/session/auth/authprovider"
+
+	"github.com/shipit-dev/shipit/internal/ecr"
 )
 
 // Keychain resolves ECR hosts through the AWS chain and everything else
@@ -31,14 +32,14 @@ func NewKeychain(logw io.Writer) *Keychain {
 	if logw == nil {
 		logw = io.Discard
 	}
-	return &Keychain{ecr: ecr.NewECRHelper(ecr.WithLogger(logw)), docker: authn.DefaultKeychain}
+	return &Keychain{ecr: ecrlogin.NewECRHelper(ecrlogin.WithLogger(logw)), docker: authn.DefaultKeychain}
 }
 
 // Resolve implements authn.Keychain. For an ECR host, an AWS credential
 // failure is an error here, not an anonymous request that fails with 401 later.
 func (k *Keychain) Resolve(target authn.Resource) (authn.Authenticator, error) {
 	host := target.RegistryStr()
-	if reg, err := api.ExtractRegistry(host); err == nil && reg.Service == api.ServiceECR {
+	if ecr.IsECR(host) {
 		user, secret, err := k.ecr.Get(host)
 		if err != nil {
 			return nil, fmt.Errorf("getting ECR credentials for %s from the AWS credential chain (environment, profile, web identity, instance role): %w", host, err)
