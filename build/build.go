@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
@@ -25,6 +26,8 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/tonistiigi/fsutil"
+
+	"github.com/shipit-dev/shipit/internal/progress"
 )
 
 // Solver runs one solve on a BuildKit daemon; *client.Client is one.
@@ -82,12 +85,14 @@ type Result struct {
 	Descriptor ocispecs.Descriptor // of the manifest or index, with its platform
 }
 
-// Options configure a Builder.
+// Options configure a build.
 type Options struct {
 	Solver   Solver
 	Auth     session.Attachable // registry credentials for the daemon; may be nil
+	Keychain authn.Keychain     // registry credentials for reading back pushed manifests
 	Progress io.Writer          // BuildKit's display goes here
 	Mode     progressui.DisplayMode
+	Events   progress.Sink // warnings and notices beside the display; nil: none
 }
 
 // Error is a failed image build. Sources holds the Dockerfile excerpts at
@@ -118,6 +123,7 @@ func Solve(ctx context.Context, opt Options, reqs []Request) ([]Result, error) {
 		_, _ = disp.UpdateFrom(context.WithoutCancel(ctx), merged)
 	}()
 	warnings := make([][]string, len(reqs))
+	progress.Debugf(opt.Events, "first solve request")
 
 	results := make([]Result, len(reqs))
 	errs := make([]error, len(reqs))
@@ -146,7 +152,7 @@ func Solve(ctx context.Context, opt Options, reqs []Request) ([]Result, error) {
 	<-displayDone
 	for _, ws := range warnings {
 		for _, w := range ws {
-			fmt.Fprintln(opt.Progress, w)
+			progress.Warnf(opt.Events, "%s", strings.TrimPrefix(w, "warning: "))
 		}
 	}
 

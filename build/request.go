@@ -11,7 +11,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/moby/buildkit/client"
 
-	"github.com/shipit-dev/shipit/internal/config"
 	"github.com/shipit-dev/shipit/internal/gitinfo"
 )
 
@@ -25,24 +24,50 @@ const (
 // CacheTag is the tag of an image's registry cache, beside the image.
 const CacheTag = "buildcache"
 
+// Spec is one image to build, as configured: paths absolute, names
+// resolved. The composition root makes specs from shipit.yaml.
+type Spec struct {
+	Name       string
+	Repository string // where the image goes: host[:port]/path
+	Context    string // the build context directory
+	Dockerfile string // the Dockerfile's path
+	Target     string
+	Args       map[string]string
+	Secrets    []Secret
+	SSH        []SSH
+	Platforms  []string
+	// Insecure: the registry may be spoken to over plain HTTP (loopback,
+	// or listed in insecure-registries).
+	Insecure bool
+}
+
+// Cache says where build cache goes beyond the daemon's own.
+type Cache struct {
+	// Registry: a registry cache at <repository>:buildcache.
+	Registry bool
+	// LocalDir: a local cache in LocalDir/<image>; "" for none.
+	LocalDir string
+}
+
 // Plan is what to build: the images, the commit and the tag.
 type Plan struct {
-	Config *config.Config
-	Head   gitinfo.Head
-	Tag    string
+	Images   []Spec
+	StateDir string // .shipit: layouts and the record go here
+	Head     gitinfo.Head
+	Tag      string
 	// Time stamps the images (SOURCE_DATE_EPOCH, created): the tag's
 	// release time, which is the commit time but for commits made within a
 	// second of their parent. Zero: the commit time.
-	Time    time.Time
-	Images  []string // names from Config.Images
-	Push    bool
-	NoCache bool
+	Time       time.Time
+	Push       bool
+	NoCache    bool
+	Cache      Cache
+	Provenance string // "", "min" or "max"
 }
 
 // Requests turns a plan into solve requests, and returns warnings for the
 // user (build arguments that look like secrets), which never hold a value.
 func Requests(p Plan) ([]Request, []string, error) {
-	cfg := p.Config
 	stamp := p.Time
 	if stamp.IsZero() {
 		stamp = p.Head.Time
@@ -55,15 +80,11 @@ func Requests(p Plan) ([]Request, []string, error) {
 	}
 	var reqs []Request
 	var warnings []string
-	for _, n := range p.Images {
-		im := cfg.Images[n]
-		repo := cfg.RepositoryFor(n)
-		ref, err := name.NewRepository(repo, name.WeakValidation)
-		if err != nil {
-			return nil, nil, fmt.Errorf("image %s: repository %q: %w", n, repo, err)
+	for _, im := range p.Images {
+		n := im.Name
+		if _, err := name.NewRepository(im.Repository, name.WeakValidation); err != nil {
+			return nil, nil, fmt.Errorf("image %s: repository %q: %w", n, im.Repository, err)
 		}
-		ctxDir := cfg.Abs(im.Context)
-		df := filepath.Join(ctxDir, im.Dockerfile)
 		args := map[string]string{"SOURCE_DATE_EPOCH": epoch}
 		for k, v := range im.Args {
 			args[k] = v
@@ -73,11 +94,11 @@ func Requests(p Plan) ([]Request, []string, error) {
 		}
 		r := Request{
 			Name:           n,
-			Repository:     repo,
+			Repository:     im.Repository,
 			Tag:            p.Tag,
-			ContextDir:     ctxDir,
-			DockerfileDir:  filepath.Dir(df),
-			DockerfileName: filepath.Base(df),
+			ContextDir:     im.Context,
+			DockerfileDir:  filepath.Dir(im.Dockerfile),
+			DockerfileName: filepath.Base(im.Dockerfile),
 			Target:         im.Target,
 			Args:           args,
 			Labels:         meta,
@@ -85,30 +106,15 @@ func Requests(p Plan) ([]Request, []string, error) {
 			Platforms:      im.Platforms,
 			NoCache:        p.NoCache,
 			Push:           p.Push,
-			Insecure:       ref.Scheme() == "http",
-			LayoutDir:      LayoutPath(cfg.StatePath(), n),
+			Insecure:       im.Insecure,
+			LayoutDir:      LayoutPath(p.StateDir, n),
+			Secrets:        im.Secrets,
+			SSH:            im.SSH,
 		}
-		if cfg.Provenance == "min" || cfg.Provenance == "max" {
-			r.Provenance = cfg.Provenance
+		if p.Provenance == "min" || p.Provenance == "max" {
+			r.Provenance = p.Provenance
 		}
-		for _, s := range im.Secrets {
-			sec := Secret{ID: s.ID, Env: s.Env}
-			if s.Src != "" {
-				sec.File = cfg.SecretPath(s)
-			}
-			r.Secrets = append(r.Secrets, sec)
-		}
-		for _, s := range im.SSH {
-			id, paths, _ := strings.Cut(s, "=")
-			var ps []string
-			if paths != "" {
-				for _, p := range strings.Split(paths, ",") {
-					ps = append(ps, cfg.Abs(p))
-				}
-			}
-			r.SSH = append(r.SSH, SSH{ID: id, Paths: ps})
-		}
-		r.CacheImports, r.CacheExports = cacheEntries(cfg, n, repo, r.Insecure)
+		r.CacheImports, r.CacheExports = cacheEntries(p.Cache, n, im.Repository, r.Insecure)
 		reqs = append(reqs, r)
 	}
 	sort.Slice(reqs, func(i, j int) bool { return reqs[i].Name < reqs[j].Name })
@@ -117,9 +123,9 @@ func Requests(p Plan) ([]Request, []string, error) {
 
 // cacheEntries configures cache import and export. A registry cache lives
 // at <repository>:buildcache with the settings ECR requires.
-func cacheEntries(cfg *config.Config, name, repo string, insecure bool) (imports, exports []client.CacheOptionsEntry) {
-	switch cfg.Cache.Export {
-	case config.CacheRegistry:
+func cacheEntries(c Cache, name, repo string, insecure bool) (imports, exports []client.CacheOptionsEntry) {
+	switch {
+	case c.Registry:
 		ref := repo + ":" + CacheTag
 		in := map[string]string{"ref": ref}
 		out := map[string]string{"ref": ref, "mode": "max", "image-manifest": "true", "oci-mediatypes": "true"}
@@ -128,8 +134,8 @@ func cacheEntries(cfg *config.Config, name, repo string, insecure bool) (imports
 			out["registry.insecure"] = "true"
 		}
 		return []client.CacheOptionsEntry{{Type: "registry", Attrs: in}}, []client.CacheOptionsEntry{{Type: "registry", Attrs: out}}
-	case config.CacheLocal:
-		dir := filepath.Join(cfg.StatePath(), "cache", name)
+	case c.LocalDir != "":
+		dir := filepath.Join(c.LocalDir, name)
 		return []client.CacheOptionsEntry{{Type: "local", Attrs: map[string]string{"src": dir}}},
 			[]client.CacheOptionsEntry{{Type: "local", Attrs: map[string]string{"dest": dir, "mode": "max"}}}
 	}
@@ -150,4 +156,13 @@ func LooksSecret(arg string) bool {
 		}
 	}
 	return false
+}
+
+// Repositories lists the plan's repositories.
+func (p Plan) Repositories() []string {
+	var out []string
+	for _, im := range p.Images {
+		out = append(out, im.Repository)
+	}
+	return out
 }

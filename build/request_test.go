@@ -7,85 +7,36 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shipit-dev/shipit/internal/config"
 	"github.com/shipit-dev/shipit/internal/gitinfo"
 )
 
-func loadConfig(t *testing.T, yaml string) *config.Config {
-	t.Helper()
-	dir := t.TempDir()
-	for _, d := range []string{"web", "nginx"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, d, "Dockerfile"), []byte("FROM scratch\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(dir, "shipit.yaml"), []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(config.Options{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
-}
-
 func TestRequests(t *testing.T) {
 	t.Parallel()
-	cfg := loadConfig(t, `registry: 127.0.0.1:5000/team
-cache: {export: registry}
-images:
-  web:
-    context: web
-    target: runtime
-    args: {GREETING: hi, NPM_TOKEN: oops}
-    secrets: [{id: gem, src: gem.txt}, {id: npm, env: NPM}]
-    ssh: [default, deploy=keys/deploy]
-  nginx:
-    context: nginx
-    repository: ecr.example.com/nginx
-`)
-	if err := os.WriteFile(filepath.Join(cfg.Dir(), "gem.txt"), []byte("gem-secret"), 0o600); err != nil {
+	dir := t.TempDir()
+	head := gitinfo.Head{SHA: "0123456789abcdef", Time: time.Unix(1700000000, 0).UTC(), Source: "https://github.com/acme/app"}
+	plan := Plan{
+		StateDir: filepath.Join(dir, ".shipit"), Head: head, Tag: "20231114-221320-0123456", Cache: Cache{Registry: true},
+		Images: []Spec{{
+			Name: "web", Repository: "127.0.0.1:5000/team/web", Context: dir, Dockerfile: filepath.Join(dir, "Dockerfile"), Target: "runtime",
+			Args: map[string]string{"GREETING": "hi", "NPM_TOKEN": "oops"}, Insecure: true,
+			Secrets: []Secret{{ID: "gem", File: filepath.Join(dir, "gem.txt")}, {ID: "npm", Env: "NPM"}},
+		}},
+	}
+	if err := os.WriteFile(filepath.Join(dir, "gem.txt"), []byte("gem-secret"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	head := gitinfo.Head{SHA: "0123456789abcdef", Time: time.Unix(1700000000, 0).UTC(), Source: "https://github.com/acme/app"}
-	reqs, warnings, err := Requests(Plan{Config: cfg, Head: head, Tag: "20231114-221320-0123456", Images: []string{"web", "nginx"}})
+	reqs, warnings, err := Requests(plan)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(reqs) != 2 || reqs[0].Name != "nginx" || reqs[1].Name != "web" {
-		t.Fatalf("requests = %+v", reqs)
-	}
-	nginx, web := reqs[0], reqs[1]
-	if nginx.Repository != "ecr.example.com/nginx" || nginx.Insecure {
-		t.Errorf("nginx: %s insecure=%v", nginx.Repository, nginx.Insecure)
-	}
-	if web.Repository != "127.0.0.1:5000/team/web" || !web.Insecure {
-		t.Errorf("web: %s insecure=%v: a loopback registry speaks plain HTTP", web.Repository, web.Insecure)
-	}
-	if web.Args["SOURCE_DATE_EPOCH"] != "1700000000" || web.Args["GREETING"] != "hi" {
-		t.Errorf("args = %v", web.Args)
-	}
-	if web.Labels[LabelRevision] != head.SHA || web.Labels[LabelCreated] != "2023-11-14T22:13:20Z" || web.Labels[LabelSource] != head.Source {
-		t.Errorf("labels = %v", web.Labels)
-	}
-	if web.Secrets[0].File != filepath.Join(cfg.Dir(), "gem.txt") || web.Secrets[1].Env != "NPM" {
-		t.Errorf("secrets = %+v", web.Secrets)
-	}
-	if web.SSH[1].ID != "deploy" || web.SSH[1].Paths[0] != filepath.Join(cfg.Dir(), "keys/deploy") {
-		t.Errorf("ssh = %+v", web.SSH)
-	}
+	web := reqs[0]
 	if len(warnings) != 1 || !strings.Contains(warnings[0], "NPM_TOKEN looks like a secret") || strings.Contains(warnings[0], "oops") {
 		t.Errorf("warnings = %q: want one naming NPM_TOKEN and not its value", warnings)
 	}
 	ex := web.CacheExports[0].Attrs
-	if ex["ref"] != "127.0.0.1:5000/team/web:buildcache" || ex["image-manifest"] != "true" || ex["oci-mediatypes"] != "true" || ex["mode"] != "max" {
+	if ex["ref"] != "127.0.0.1:5000/team/web:buildcache" || ex["image-manifest"] != "true" || ex["oci-mediatypes"] != "true" || ex["mode"] != "max" || ex["registry.insecure"] != "true" {
 		t.Errorf("cache export = %v: ECR needs image-manifest and OCI media types", ex)
 	}
-
-	web.SSH = nil // forwarding needs a live agent: the e2e tests cover it
 	so, err := solveOpt(web)
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +53,7 @@ images:
 		t.Error("provenance is on by default")
 	}
 	e := so.Exports[0]
-	if e.Type != "oci" || e.OutputDir != LayoutPath(cfg.StatePath(), "web") || e.Attrs["rewrite-timestamp"] != "true" || e.Attrs["name"] != "127.0.0.1:5000/team/web:20231114-221320-0123456" {
+	if e.Type != "oci" || e.OutputDir != LayoutPath(plan.StateDir, "web") || e.Attrs["rewrite-timestamp"] != "true" || e.Attrs["name"] != "127.0.0.1:5000/team/web:20231114-221320-0123456" {
 		t.Errorf("export = %+v", e)
 	}
 	for k := range so.FrontendAttrs {

@@ -17,11 +17,24 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/shipit-dev/shipit/internal/progress"
 )
 
 // Run builds a plan and writes the build record. A record is written only
 // when every image built: no record ever claims a failed image.
-func Run(ctx context.Context, opt Options, kc authn.Keychain, p Plan, reqs []Request) (*Record, error) {
+func Run(ctx context.Context, opt Options, p Plan) (*Record, error) {
+	reqs, warnings, err := Requests(p)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range warnings {
+		progress.Warnf(opt.Events, "%s", w)
+	}
+	kc := opt.Keychain
+	if kc == nil {
+		kc = authn.DefaultKeychain
+	}
 	results, err := Solve(ctx, opt, reqs)
 	if err != nil {
 		return nil, err
@@ -29,7 +42,7 @@ func Run(ctx context.Context, opt Options, kc authn.Keychain, p Plan, reqs []Req
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	state := p.Config.StatePath()
+	state := p.StateDir
 	rec := &Record{Version: RecordVersion, Commit: p.Head.SHA, CommitTime: p.Head.Time.UTC(), Tag: p.Tag}
 	for _, res := range results {
 		r := res.Request

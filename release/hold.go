@@ -86,7 +86,7 @@ func writeHolds(dir string, h Holds) (bool, error) {
 // and pins held by a rollback.
 func releaseKeep(h Holds) kustomize.Keep {
 	return func(image string, cur kustomize.Entry, next kustomize.Pin) string {
-		if why := Forward(image, cur, next); why != "" {
+		if why := Forward(cur, next); why != "" {
 			return why
 		}
 		if hold, ok := h[image]; ok && next.NewTag != "" && !tag.Less(hold.Until, next.NewTag) {

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/shipit-dev/shipit/internal/progress"
 	"github.com/shipit-dev/shipit/internal/tag"
 	"github.com/shipit-dev/shipit/release/kustomize"
 )
@@ -32,7 +32,7 @@ type PinOptions struct {
 	Deploy   Deploy // Overlays: the ones to move
 	DryRun   bool
 	TempDir  string
-	Log      io.Writer
+	Events   progress.Sink // notices; nil: none
 	// Now is the clock for rollback tags in Image Updater mode.
 	Now func() time.Time
 }
@@ -55,9 +55,6 @@ type PinResult struct {
 // it gives the tag's digest a new tag that sorts after every existing one,
 // so the updater's alphabetical strategy rolls to it.
 func Pin(ctx context.Context, o PinOptions) (*PinResult, error) {
-	if o.Log == nil {
-		o.Log = io.Discard
-	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -72,7 +69,7 @@ func Pin(ctx context.Context, o PinOptions) (*PinResult, error) {
 	}
 	for _, im := range o.Images {
 		d := digests[im.Name]
-		res.Images = append(res.Images, ImageResult{Name: im.Name, Digest: d, Ref: im.Repository + ":" + o.Tag + "@" + d, Action: "exists"})
+		res.Images = append(res.Images, ImageResult{Name: im.Name, Repository: im.Repository, Digest: d, Ref: im.Repository + ":" + o.Tag + "@" + d, Action: ActionExists})
 	}
 	if o.Deploy.ImageUpdater {
 		return res, retag(ctx, o, res, manifests)
@@ -82,7 +79,7 @@ func Pin(ctx context.Context, o PinOptions) (*PinResult, error) {
 		imgs = append(imgs, kustomize.Image{Name: im.Name, Entry: im.KustomizeName, Repository: im.Repository, Tag: o.Tag, Digest: digests[im.Name]})
 	}
 	r := &Result{Tag: o.Tag, DryRun: o.DryRun}
-	err = writePins(ctx, Options{Deploy: o.Deploy, DryRun: o.DryRun, TempDir: o.TempDir, Log: o.Log}, r, imgs, pinHooks{
+	err = writePins(ctx, Options{Deploy: o.Deploy, DryRun: o.DryRun, TempDir: o.TempDir, Events: o.Events}, r, imgs, pinHooks{
 		keep:    func(Holds) kustomize.Keep { return nil },
 		holds:   pinHolds,
 		message: func(r *Result) string { return pinMessage(o.Tag, r) },
@@ -144,7 +141,7 @@ func pinMessage(to string, r *Result) string {
 					back = true
 				}
 			}
-			lines = append(lines, fmt.Sprintf("%s: %s %s -> %s", ov.Path, im.Image, orNone(im.From), im.To))
+			lines = append(lines, fmt.Sprintf("%s: %s %s -> %s", ov.Path, im.Image, im.FromOrNone(), im.To))
 		}
 	}
 	var olds []string
@@ -157,13 +154,6 @@ func pinMessage(to string, r *Result) string {
 		head = fmt.Sprintf("shipit: roll back from %s to %s", strings.Join(olds, ", "), to)
 	}
 	return head + "\n\n" + strings.Join(lines, "\n") + "\n"
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "(none)"
-	}
-	return s
 }
 
 // tagOf returns the tag of a reference, or "".
@@ -211,7 +201,7 @@ func retag(ctx context.Context, o PinOptions, res *PinResult, manifests map[stri
 			return err
 		}
 		res.Images[i].Ref = im.Repository + ":" + rb + "@" + res.Images[i].Digest
-		res.Images[i].Action = "retagged"
+		res.Images[i].Action = ActionRetagged
 	}
 	return nil
 }

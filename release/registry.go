@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -20,6 +20,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/shipit-dev/shipit/build"
+	"github.com/shipit-dev/shipit/internal/progress"
+	"github.com/shipit-dev/shipit/internal/redact"
+	"github.com/shipit-dev/shipit/internal/regnet"
+	"github.com/shipit-dev/shipit/internal/retry"
 )
 
 // Registry is the registry I/O a release needs; *Remote is the real one.
@@ -45,13 +49,19 @@ type Manifest struct {
 	Raw       []byte
 }
 
-// Tags implements Registry.
+// Tags implements Registry. It follows the registry's pages, and stops
+// with an error at a page it has been sent to before (a Link header that
+// loops).
 func (r *Remote) Tags(ctx context.Context, repo string) ([]string, error) {
-	rp, err := name.NewRepository(repo, name.WeakValidation)
+	rp, err := r.repository(repo)
 	if err != nil {
 		return nil, err
 	}
-	tags, err := remote.List(rp, r.options(ctx)...)
+	p, err := remote.NewPuller(r.options(ctx)...)
+	if err != nil {
+		return nil, err
+	}
+	l, err := p.Lister(ctx, rp)
 	var te *transport.Error
 	if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
 		return nil, nil
@@ -59,12 +69,27 @@ func (r *Remote) Tags(ctx context.Context, repo string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listing the tags of %s: %w", repo, err)
 	}
+	var tags []string
+	seen := map[string]bool{}
+	for l.HasNext() {
+		page, err := l.Next(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("listing the tags of %s: %w", repo, err)
+		}
+		tags = append(tags, page.Tags...)
+		if page.Next != "" {
+			if seen[page.Next] {
+				return nil, fmt.Errorf("listing the tags of %s: the registry sent the page %s twice (its Link header loops): stopped after %d pages", repo, redact.URL(page.Next), len(seen)+1)
+			}
+			seen[page.Next] = true
+		}
+	}
 	return tags, nil
 }
 
 // Manifest implements Registry with one GET.
 func (r *Remote) Manifest(ctx context.Context, repo, tag string) (*Manifest, error) {
-	ref, err := name.NewTag(repo+":"+tag, name.WeakValidation)
+	ref, err := r.tag(repo, tag)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +106,7 @@ func (r *Remote) Manifest(ctx context.Context, repo, tag string) (*Manifest, err
 
 // PutManifest implements Registry with one PUT.
 func (r *Remote) PutManifest(ctx context.Context, repo, tag string, m *Manifest) error {
-	ref, err := name.NewTag(repo+":"+tag, name.WeakValidation)
+	ref, err := r.tag(repo, tag)
 	if err != nil {
 		return err
 	}
@@ -98,35 +123,57 @@ func (t taggable) RawManifest() ([]byte, error)        { return t.m.Raw, nil }
 func (t taggable) MediaType() (types.MediaType, error) { return t.m.MediaType, nil }
 
 // Remote talks to registries with go-containerregistry: credentials from a
-// keychain, transient failures (429, 5xx, dropped connections) retried
-// with backoff, layers uploaded concurrently and only when missing.
+// keychain, TLS but where the policy allows plain HTTP, no wait without an
+// end, transient failures (429, 5xx, dropped connections) retried with
+// backoff, layers uploaded concurrently and only when missing.
 type Remote struct {
-	Keychain  authn.Keychain
-	Transport http.RoundTripper // nil: the default
-	Jobs      int               // concurrent layer uploads per image
+	Keychain authn.Keychain
+	Policy   regnet.Policy
+	// Transport is the round tripper; nil: Policy.Transport().
+	Transport http.RoundTripper
+	Jobs      int           // concurrent layer uploads per image; 0: DefaultJobs
+	Events    progress.Sink // bytes pushed; nil: none
 }
 
+// DefaultJobs is how many layers of one image are uploaded at once.
+const DefaultJobs = 4
+
 func (r *Remote) options(ctx context.Context) []remote.Option {
-	opts := []remote.Option{
+	t := r.Transport
+	if t == nil {
+		t = r.Policy.Transport()
+	}
+	jobs := r.Jobs
+	if jobs <= 0 {
+		jobs = DefaultJobs
+	}
+	return []remote.Option{
 		remote.WithContext(ctx),
 		remote.WithAuthFromKeychain(r.Keychain),
 		remote.WithRetryBackoff(remote.Backoff{Duration: 300 * time.Millisecond, Factor: 2.5, Jitter: 0.2, Steps: 5}),
 		remote.WithRetryStatusCodes(http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
 			http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout),
 		remote.WithUserAgent("shipit"),
+		remote.WithTransport(t),
+		remote.WithJobs(jobs),
 	}
-	if r.Transport != nil {
-		opts = append(opts, remote.WithTransport(r.Transport))
-	}
-	if r.Jobs > 0 {
-		opts = append(opts, remote.WithJobs(r.Jobs))
-	}
-	return opts
+}
+
+// repository parses a repository, insecure only where the policy allows.
+func (r *Remote) repository(repo string) (name.Repository, error) {
+	host, _, _ := strings.Cut(repo, "/")
+	return name.NewRepository(repo, r.Policy.Options(host)...)
+}
+
+// tag parses repo:tag, insecure only where the policy allows.
+func (r *Remote) tag(repo, t string) (name.Tag, error) {
+	host, _, _ := strings.Cut(repo, "/")
+	return name.NewTag(repo+":"+t, r.Policy.Options(host)...)
 }
 
 // Lookup implements Registry with one HEAD request for the manifest.
 func (r *Remote) Lookup(ctx context.Context, repo, tag string) (string, error) {
-	ref, err := name.NewTag(repo+":"+tag, name.WeakValidation)
+	ref, err := r.tag(repo, tag)
 	if err != nil {
 		return "", err
 	}
@@ -143,7 +190,7 @@ func (r *Remote) Lookup(ctx context.Context, repo, tag string) (string, error) {
 
 // Push implements Registry.
 func (r *Remote) Push(ctx context.Context, repo, tag, layoutDir, digest, mountFrom string) error {
-	ref, err := name.NewTag(repo+":"+tag, name.WeakValidation)
+	ref, err := r.tag(repo, tag)
 	if err != nil {
 		return err
 	}
@@ -152,7 +199,8 @@ func (r *Remote) Push(ctx context.Context, repo, tag, layoutDir, digest, mountFr
 		return err
 	}
 	if mountFrom != "" && img != nil {
-		src, err := name.NewTag(mountFrom, name.WeakValidation)
+		host, _, _ := strings.Cut(mountFrom, "/")
+		src, err := name.NewTag(mountFrom, r.Policy.Options(host)...)
 		if err != nil {
 			return err
 		}
@@ -162,35 +210,49 @@ func (r *Remote) Push(ctx context.Context, repo, tag, layoutDir, digest, mountFr
 	// that fails between its requests (a 429 on a PATCH, a connection
 	// dropped mid-stream). The whole write is safe to repeat: blobs that
 	// made it are found by their HEAD and not uploaded again.
-	return retry(ctx, pushAttempts, func() error {
+	err = retry.Do(ctx, pushPolicy, transient, func(int) error {
+		opts, wait := r.withProgress(ctx, ref.String())
 		if idx != nil {
-			return wrapPush(ref, remote.WriteIndex(ref, idx, r.options(ctx)...))
+			err = remote.WriteIndex(ref, idx, opts...)
+		} else {
+			err = remote.Write(ref, img, opts...)
 		}
-		return wrapPush(ref, remote.Write(ref, img, r.options(ctx)...))
+		wait()
+		return wrapPush(ref, err)
 	})
+	progress.Emit(r.Events, progress.Event{Kind: progress.PushDone, Ref: ref.String()})
+	return err
 }
 
-// pushAttempts bounds the retries of a whole image write.
-const pushAttempts = 6
-
-// retry runs fn until it succeeds, fails for good, or attempts run out,
-// waiting a jittered, growing delay between attempts.
-func retry(ctx context.Context, attempts int, fn func() error) error {
-	delay := 200 * time.Millisecond
-	for i := 1; ; i++ {
-		err := fn()
-		if err == nil || i >= attempts || !transient(err) || ctx.Err() != nil {
-			return err
+// withProgress adds go-containerregistry's byte progress to the options,
+// as push-bytes events; wait returns once the last update is sent.
+func (r *Remote) withProgress(ctx context.Context, ref string) ([]remote.Option, func()) {
+	opts := r.options(ctx)
+	if r.Events == nil {
+		return opts, func() {}
+	}
+	ch := make(chan v1.Update, 16)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for u := range ch {
+			if u.Error == nil {
+				progress.Emit(r.Events, progress.Event{Kind: progress.PushBytes, Ref: ref, Done: u.Complete, Total: u.Total})
+			}
 		}
-		wait := delay/2 + time.Duration(rand.Int64N(int64(delay))) //nolint:gosec // jitter, not a secret
+	}()
+	// go-containerregistry closes ch when the write ends; if it failed
+	// before it began, nothing closes it, and a second is long enough.
+	return append(opts, remote.WithProgress(ch)), func() {
 		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return ctx.Err()
+		case <-done:
+		case <-time.After(time.Second):
 		}
-		delay *= 2
 	}
 }
+
+// pushPolicy bounds the retries of a whole image write.
+var pushPolicy = retry.Policy{Attempts: 6, Delay: 200 * time.Millisecond}
 
 // transient reports whether an error is worth another attempt: rate
 // limits, server errors, broken connections, and a manifest refused for a
@@ -198,6 +260,10 @@ func retry(ctx context.Context, attempts int, fn func() error) error {
 // one repository race in some registries; the next attempt finds the
 // blob by its HEAD or uploads it again).
 func transient(err error) bool {
+	var stall *regnet.StallError
+	if errors.As(err, &stall) {
+		return false // a registry that went quiet for a minute is not retried for six more
+	}
 	var te *transport.Error
 	if errors.As(err, &te) {
 		for _, d := range te.Errors {

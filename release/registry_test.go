@@ -58,7 +58,7 @@ func TestEnsureImages(t *testing.T) {
 	t.Parallel()
 	host, rec, dir, uploads := fixture(t)
 	reg := &Remote{Keychain: authn.DefaultKeychain}
-	o := Options{Record: rec, RecordDir: dir, Registry: reg, Log: io.Discard}
+	o := Options{Record: rec, RecordDir: dir, Registry: reg}
 	ctx := context.Background()
 
 	got, err := ensureImages(ctx, o)
@@ -94,7 +94,7 @@ func TestEnsureImages(t *testing.T) {
 
 	// A record that claims a push that is not there.
 	rec.Images[0].Repository, rec.Images[0].Pushed = host+"/team/missing", true
-	if _, err := ensureImages(ctx, Options{Record: rec, RecordDir: dir, Registry: reg, Log: io.Discard}); err == nil || !strings.Contains(err.Error(), "build again") {
+	if _, err := ensureImages(ctx, Options{Record: rec, RecordDir: dir, Registry: reg}); err == nil || !strings.Contains(err.Error(), "build again") {
 		t.Errorf("a missing pushed image: %v", err)
 	}
 }
@@ -148,7 +148,7 @@ func TestCrossRepositoryMount(t *testing.T) {
 		d, _ := im.img.Digest()
 		rec.Images = append(rec.Images, build.Image{Name: im.name, Repository: host + "/team/" + im.name, Tag: tA, Digest: d.String(), Layout: "images/" + im.name})
 	}
-	got, err := ensureImages(context.Background(), Options{Record: rec, RecordDir: dir, Registry: &Remote{Keychain: authn.DefaultKeychain}, Log: io.Discard})
+	got, err := ensureImages(context.Background(), Options{Record: rec, RecordDir: dir, Registry: &Remote{Keychain: authn.DefaultKeychain}})
 	if err != nil || got[0].Action != ActionPushed || got[1].Action != ActionPushed {
 		t.Fatalf("%+v %v", got, err)
 	}

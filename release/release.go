@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -15,24 +14,10 @@ import (
 	"sync"
 
 	"github.com/shipit-dev/shipit/build"
+	"github.com/shipit-dev/shipit/internal/progress"
 	"github.com/shipit-dev/shipit/internal/tag"
-	"github.com/shipit-dev/shipit/release/gitops"
 	"github.com/shipit-dev/shipit/release/kustomize"
 )
-
-// Deploy says where pins are written.
-type Deploy struct {
-	URL      string   // the GitOps repository
-	Branch   string   // its branch
-	Overlays []string // overlay directories, relative to the repository root
-	Mode     kustomize.Mode
-	SkipCI   bool // add [skip ci]: the GitOps repository is the app's own
-	Author   gitops.Author
-	Attempts int // push attempts when the branch moves under us
-	// ImageUpdater: Argo CD Image Updater writes the pins (deploy.mode:
-	// image-updater); releases write no git, and pin retags.
-	ImageUpdater bool
-}
 
 // Options configure a release.
 type Options struct {
@@ -42,8 +27,8 @@ type Options struct {
 	KeepExisting bool // a tag on another digest: keep the registry's image and go on
 	DryRun       bool
 	Deploy       Deploy
-	TempDir      string    // where the GitOps clone goes; os.TempDir() when empty
-	Log          io.Writer // progress and notices
+	TempDir      string        // where the GitOps clone goes; os.TempDir() when empty
+	Events       progress.Sink // notices and progress; nil: none
 	// KustomizeNames are configured images entry names, by image name.
 	KustomizeNames map[string]string
 }
@@ -54,14 +39,17 @@ const (
 	ActionPresent      = "present" // already in the registry under its tag
 	ActionWouldPush    = "would push"
 	ActionKeptExisting = "kept existing"
+	ActionExists       = "exists"   // pin: the tag is in the registry
+	ActionRetagged     = "retagged" // pin in Image Updater mode: a new tag on the old digest
 )
 
 // ImageResult is what happened to one image in the registry.
 type ImageResult struct {
-	Name   string `json:"name"`
-	Ref    string `json:"ref"` // repository:tag@digest, the digest now under the tag
-	Digest string `json:"digest"`
-	Action string `json:"action"`
+	Name       string `json:"name"`
+	Repository string `json:"repository"`
+	Ref        string `json:"ref"` // repository:tag@digest, the digest now under the tag
+	Digest     string `json:"digest"`
+	Action     string `json:"action"`
 }
 
 // OverlayResult is what happened to one overlay.
@@ -81,6 +69,14 @@ type OverlayImageState struct {
 	Uses  []string `json:"uses,omitempty"`
 }
 
+// FromOrNone is the old reference, or "(none)" for an entry that was added.
+func (s OverlayImageState) FromOrNone() string {
+	if s.From == "" {
+		return "(none)"
+	}
+	return s.From
+}
+
 // Result is what a release did (or, dry, would do).
 type Result struct {
 	Tag      string          `json:"tag"`
@@ -96,9 +92,6 @@ type Result struct {
 // one commit. A failure leaves the overlays and the GitOps remote as they
 // were; images already pushed stay, and a re-run finishes the job.
 func Run(ctx context.Context, o Options) (*Result, error) {
-	if o.Log == nil {
-		o.Log = io.Discard
-	}
 	res := &Result{Tag: o.Record.Tag, DryRun: o.DryRun}
 	imgs, err := ensureImages(ctx, o)
 	res.Images = imgs
@@ -106,11 +99,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return res, err
 	}
 	if len(o.Deploy.Overlays) == 0 {
-		fmt.Fprintln(o.Log, "shipit: no deploy.overlays configured: images are in the registry, no pins to bump")
+		progress.Infof(o.Events, "no deploy.overlays configured: images are in the registry, no pins to bump")
 		return res, nil
 	}
 	if o.Deploy.ImageUpdater {
-		fmt.Fprintln(o.Log, "shipit: deploy.mode is image-updater: Argo CD Image Updater moves the pins, shipit writes no git")
+		progress.Infof(o.Events, "deploy.mode is image-updater: Argo CD Image Updater moves the pins, shipit writes no git")
 		return res, nil
 	}
 	var pins []kustomize.Image
@@ -171,7 +164,7 @@ func ensureImages(ctx context.Context, o Options) ([]ImageResult, error) {
 	}
 	pushOne := func(i int) {
 		im := o.Record.Images[i]
-		fmt.Fprintf(o.Log, "shipit: pushing %s:%s\n", im.Repository, im.Tag)
+		progress.Emit(o.Events, progress.Event{Kind: progress.PushStart, Subject: im.Name, Ref: im.Repository + ":" + im.Tag})
 		if errs[i] = o.Registry.Push(ctx, im.Repository, im.Tag, LayoutDir(o.RecordDir, im), im.Digest, mountFrom[i]); errs[i] == nil {
 			out[i].Action = ActionPushed
 		}
@@ -186,7 +179,7 @@ func ensureImages(ctx context.Context, o Options) ([]ImageResult, error) {
 
 // checkImage looks an image's tag up and says whether it must be pushed.
 func checkImage(ctx context.Context, o Options, im build.Image) (ImageResult, bool, error) {
-	r := ImageResult{Name: im.Name, Digest: im.Digest, Ref: im.Repository + ":" + im.Tag + "@" + im.Digest}
+	r := ImageResult{Name: im.Name, Repository: im.Repository, Digest: im.Digest, Ref: im.Repository + ":" + im.Tag + "@" + im.Digest}
 	have, err := o.Registry.Lookup(ctx, im.Repository, im.Tag)
 	if err != nil {
 		return r, false, err
@@ -196,7 +189,7 @@ func checkImage(ctx context.Context, o Options, im build.Image) (ImageResult, bo
 		r.Action = ActionPresent
 		return r, false, nil
 	case have != "" && o.KeepExisting:
-		fmt.Fprintf(o.Log, "shipit: %s:%s already holds %s, not the build's %s; keeping the registry's image (--keep-existing)\n", im.Repository, im.Tag, have, im.Digest)
+		progress.Infof(o.Events, "%s:%s already holds %s, not the build's %s; keeping the registry's image (--keep-existing)", im.Repository, im.Tag, have, im.Digest)
 		r.Digest, r.Ref, r.Action = have, im.Repository+":"+im.Tag+"@"+have, ActionKeptExisting
 		return r, false, nil
 	case have != "":
@@ -227,7 +220,7 @@ func releaseMessage(o Options, imgs []ImageResult) string {
 // Forward keeps a pin whose release tag sorts after the release's: two
 // pipelines finishing out of order must not roll an overlay back. Pins
 // that are not release tags of the same prefix are not compared.
-func Forward(_ string, cur kustomize.Entry, next kustomize.Pin) string {
+func Forward(cur kustomize.Entry, next kustomize.Pin) string {
 	if cur.NewTag == "" || next.NewTag == "" {
 		return ""
 	}
@@ -258,7 +251,7 @@ func writePins(ctx context.Context, o Options, res *Result, imgs []kustomize.Ima
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	repo, err := gitops.Clone(ctx, o.Deploy.URL, o.Deploy.Branch, filepath.Join(tmp, "repo"))
+	repo, err := o.Deploy.cloner().Clone(ctx, filepath.Join(tmp, "repo"))
 	if err != nil {
 		return err
 	}
@@ -268,8 +261,8 @@ func writePins(ctx context.Context, o Options, res *Result, imgs []kustomize.Ima
 		var holds []Holds
 		res.Overlays = nil
 		for _, ov := range o.Deploy.Overlays {
-			dir := filepath.Join(repo.Dir, ov)
-			warnArgoSource(o.Log, ov, dir)
+			dir := filepath.Join(repo.Dir, o.Deploy.inRepo(ov))
+			warnArgoSource(o.Events, ov, dir)
 			h, err := readHolds(dir)
 			if err != nil {
 				return nil, "", err
@@ -309,7 +302,7 @@ func writePins(ctx context.Context, o Options, res *Result, imgs []kustomize.Ima
 		for _, ov := range res.Overlays {
 			for _, im := range ov.Images {
 				if im.Kept != "" {
-					fmt.Fprintf(o.Log, "shipit: %s: %s keeps its pin: %s\n", ov.Path, im.Image, im.Kept)
+					progress.Infof(o.Events, "%s: %s keeps its pin: %s", ov.Path, im.Image, im.Kept)
 				}
 			}
 		}
@@ -346,22 +339,33 @@ func overlayResult(path string, c *kustomize.Change) OverlayResult {
 // warnArgoSource warns when Argo CD's parameter override file sits beside
 // the overlay: its kustomize images win over kustomization.yaml's, so the
 // pin shipit writes would not take effect. There must be one writer.
-func warnArgoSource(log io.Writer, overlay, dir string) {
+func warnArgoSource(events progress.Sink, overlay, dir string) {
 	matches, _ := filepath.Glob(filepath.Join(dir, ".argocd-source*.yaml"))
 	for _, m := range matches {
 		data, err := os.ReadFile(m)
 		if err != nil || !strings.Contains(string(data), "images") {
 			continue
 		}
-		fmt.Fprintf(log, "warning: %s/%s sets kustomize images, and Argo CD applies them over kustomization.yaml: the pins shipit writes will not take effect there. Keep one writer of the pins (remove the file, or stop the tool that writes it)\n", overlay, filepath.Base(m))
+		progress.Warnf(events, "%s/%s sets kustomize images, and Argo CD applies them over kustomization.yaml: the pins shipit writes will not take effect there. Keep one writer of the pins (remove the file, or stop the tool that writes it)", overlay, filepath.Base(m))
 	}
 }
 
-// stripDir makes paths in an error relative to the clone.
+// stripDir makes paths in an error relative to the clone. The error
+// underneath stays reachable (errors.As finds a *kustomize.StaleError or
+// an *exec.ExitError through it).
 func stripDir(err error, dir string) error {
 	msg := strings.ReplaceAll(err.Error(), dir+string(filepath.Separator), "")
 	if msg == err.Error() {
 		return err
 	}
-	return errors.New(msg)
+	return &rewordedError{msg: msg, err: err}
 }
+
+// rewordedError shows another message for an error and unwraps to it.
+type rewordedError struct {
+	msg string
+	err error
+}
+
+func (e *rewordedError) Error() string { return e.msg }
+func (e *rewordedError) Unwrap() error { return e.err }

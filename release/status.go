@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/shipit-dev/shipit/internal/tag"
-	"github.com/shipit-dev/shipit/release/gitops"
 	"github.com/shipit-dev/shipit/release/kustomize"
 )
 
@@ -29,14 +28,14 @@ func ReadOverlays(ctx context.Context, d Deploy, imgs []PinImage, tempDir string
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	repo, err := gitops.Clone(ctx, d.URL, d.Branch, filepath.Join(tmp, "repo"))
+	repo, err := d.cloner().Clone(ctx, filepath.Join(tmp, "repo"))
 	if err != nil {
 		return nil, err
 	}
 	fs := kustomize.DiskFS()
 	var out []OverlayState
 	for _, ov := range d.Overlays {
-		dir := filepath.Join(repo.Dir, ov)
+		dir := filepath.Join(repo.Dir, d.inRepo(ov))
 		file, err := kustomize.FindFile(fs, dir)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", ov, stripDir(err, repo.Dir))

@@ -8,14 +8,29 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/shipit-dev/shipit/internal/cli"
 )
 
+// grace is how long shipit may take to wind down after SIGINT or SIGTERM
+// (every call takes the context, so it is normally at once); past it, or
+// at a second signal, it exits regardless.
+const grace = 2 * time.Second
+
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sigs
+		cancel()
+		select {
+		case <-sigs:
+		case <-time.After(grace):
+		}
+		os.Exit(cli.ExitCode(context.Canceled, true, os.Stderr))
+	}()
 	err := cli.New().ExecuteContext(ctx)
-	interrupted := ctx.Err() != nil
-	stop()
-	os.Exit(cli.ExitCode(err, interrupted, os.Stderr))
+	os.Exit(cli.ExitCode(err, ctx.Err() != nil, os.Stderr))
 }

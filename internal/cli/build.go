@@ -1,16 +1,13 @@
 package cli
 
 import (
-	"context"
 	"fmt"
+	"io"
 	"os"
-	"strings"
-	"time"
+	"slices"
 
-	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/util/progress/progressui"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/shipit-dev/shipit/build"
 	"github.com/shipit-dev/shipit/internal/regauth"
@@ -69,104 +66,56 @@ record). stderr: BuildKit's progress display.`,
 }
 
 func runBuild(cmd *cobra.Command, g *globals, o *buildOptions, args []string) error {
-	ctx := cmd.Context()
-	stderr := cmd.ErrOrStderr()
+	ctx, stderr := cmd.Context(), cmd.ErrOrStderr()
 	if err := checkOutput(o.output); err != nil {
 		return err
 	}
-	switch o.progress {
-	case "auto", "tty", "plain", "rawjson", "quiet":
-	default:
-		return usagef("--progress %q: use auto, tty, plain, rawjson or quiet", o.progress)
-	}
-	if f, ok := stderr.(*os.File); o.progress == "tty" && (!ok || !term.IsTerminal(int(f.Fd()))) { //nolint:gosec // a file descriptor fits an int
-		return usagef("--progress tty needs a terminal on stderr: use auto (tty when there is one) or plain")
-	}
-	cfg, err := loadConfig(cmd, g, map[string]string{"builder": "builder.addr", "registry": "registry.url"})
+	mode, err := checkProgress(o.progress, stderr)
 	if err != nil {
 		return err
 	}
-	names := cfg.ImageNames()
-	if len(args) > 0 {
-		for _, a := range args {
-			if _, ok := cfg.Images[a]; !ok {
-				return usagef("no image %q in %s (images: %s)", a, cfg.File, strings.Join(names, ", "))
-			}
-		}
-		names = dedupe(args)
+	d, err := g.resolve(cmd, map[string]string{"builder": "builder.addr", "registry": "registry.url"}, newRenderer(stderr, mode, g.verbose, g.start))
+	if err != nil {
+		return err
 	}
-	if err := cfg.CheckInputs(names, os.Getenv); err != nil {
+	names, err := d.images(args)
+	if err != nil {
+		return err
+	}
+	if err := d.cfg.CheckInputs(names, os.Getenv); err != nil {
 		return err
 	}
 	if o.push {
-		if err := cfg.CheckRegistry(names); err != nil {
+		if err := d.cfg.CheckRegistry(names); err != nil {
 			return err
 		}
 	}
 	// Reach the daemon while git is read: both are on the way to the first
 	// solve, and neither needs the other.
-	type conn struct {
-		c   *client.Client
-		err error
-	}
-	connCtx, cancelConn := context.WithCancel(ctx)
-	defer cancelConn()
-	connected := make(chan conn, 1)
-	go func() {
-		c, err := connectBuilder(connCtx, cfg)
-		connected <- conn{c, err}
-	}()
-	closeConn := func() {
-		cancelConn()
-		if cn := <-connected; cn.c != nil {
-			_ = cn.c.Close()
-		}
-	}
-
-	head, err := readHead(ctx, cfg)
+	dial := d.dialBuilder(ctx)
+	defer dial.Close()
+	head, err := d.readHead(ctx)
 	if err != nil {
-		closeConn()
 		return err
 	}
-	t, stamp, err := releaseTag(cfg, head, o.tag)
+	t, stamp, err := d.releaseTag(head, o.tag)
 	if err != nil {
-		closeConn()
 		return err
 	}
-	plan := build.Plan{Config: cfg, Head: head, Tag: t, Time: stamp, Images: names, Push: o.push, NoCache: o.noCache}
-	reqs, warnings, err := build.Requests(plan)
-	if err != nil {
-		closeConn()
-		return err
-	}
-	for _, w := range warnings {
-		fmt.Fprintf(stderr, "warning: %s\n", w)
-	}
+	plan := d.buildPlan(names, head, t, stamp, o.push, o.noCache)
 	if o.push {
-		var repos []string
-		for _, r := range reqs {
-			repos = append(repos, r.Repository)
-		}
-		if err := ensureRepositories(ctx, cfg, repos, stderr); err != nil {
-			closeConn()
+		if err := d.ensureRepositories(ctx, plan.Repositories()); err != nil {
 			return err
 		}
 	}
-	cn := <-connected
-	if cn.err != nil {
-		return cn.err
+	c, err := dial.Client()
+	if err != nil {
+		return err
 	}
-	c := cn.c
-	defer c.Close()
-
-	kc := regauth.NewKeychain(nil)
-	g.logf(stderr, "building %s as %s on %s; first solve request %s after main started (unix time %d ns)", strings.Join(names, ", "), t, cfg.Builder.Addr, time.Since(g.start).Round(time.Microsecond), time.Now().UnixNano())
 	rec, err := build.Run(ctx, build.Options{
-		Solver:   c,
-		Auth:     regauth.Session(kc),
-		Progress: stderr,
-		Mode:     progressui.DisplayMode(o.progress),
-	}, kc, plan, reqs)
+		Solver: c, Auth: regauth.Session(d.keychain), Keychain: d.keychain,
+		Progress: stderr, Mode: progressui.DisplayMode(o.progress), Events: d.events,
+	}, plan)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -174,23 +123,27 @@ func runBuild(cmd *cobra.Command, g *globals, o *buildOptions, args []string) er
 		build.PrintSources(stderr, err)
 		return err
 	}
-	out := cmd.OutOrStdout()
-	if o.output == "json" {
+	if err := printBuild(cmd.OutOrStdout(), o.output, rec, names); err != nil {
+		return err
+	}
+	if head.Dirty && o.tag == "" {
+		fmt.Fprintln(stderr, "note: the work tree has uncommitted changes, so the tag ends in -dirty and shipit release will refuse it; commit and build again to release")
+	}
+	return nil
+}
+
+// printBuild writes one repository:tag@digest line per image built (the
+// record holds others' too), or the record as JSON.
+func printBuild(out io.Writer, format string, rec *build.Record, names []string) error {
+	if format == "json" {
 		return writeJSON(out, rec)
 	}
-	built := map[string]bool{}
-	for _, n := range names {
-		built[n] = true
-	}
 	for _, im := range rec.Images {
-		if built[im.Name] {
+		if slices.Contains(names, im.Name) {
 			if _, err := fmt.Fprintln(out, im.Ref()); err != nil {
 				return err
 			}
 		}
-	}
-	if head.Dirty && o.tag == "" {
-		fmt.Fprintln(stderr, "note: the work tree has uncommitted changes, so the tag ends in -dirty and shipit release will refuse it; commit and build again to release")
 	}
 	return nil
 }

@@ -3,8 +3,6 @@ package cli
 import (
 	"fmt"
 	"os"
-	"os/exec"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -46,9 +44,7 @@ it twice changes nothing. Edit registry in shipit.yaml afterwards.`,
 			}
 			o.Dir = wd
 			if o.RepoURL == "" {
-				if out, err := exec.CommandContext(cmd.Context(), "git", "-C", wd, "remote", "get-url", "origin").Output(); err == nil {
-					o.RepoURL = gitinfo.SanitizeURL(strings.TrimSpace(string(out)))
-				}
+				o.RepoURL = gitinfo.SanitizeURL(gitinfo.Origin(wd))
 			}
 			res, err := scaffold.Init(o)
 			if err != nil {

@@ -3,13 +3,9 @@ package cli
 import (
 	"fmt"
 	"io"
-	"path/filepath"
-	"slices"
-	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/shipit-dev/shipit/internal/regauth"
 	"github.com/shipit-dev/shipit/internal/tag"
 	"github.com/shipit-dev/shipit/release"
 )
@@ -62,52 +58,34 @@ strategy then rolls to it, and shipit history shows it as a rollback.`,
 }
 
 func runPin(cmd *cobra.Command, g *globals, o *pinOptions, t string) error {
-	ctx := cmd.Context()
-	stderr := cmd.ErrOrStderr()
+	ctx, stderr := cmd.Context(), cmd.ErrOrStderr()
 	if err := checkOutput(o.output); err != nil {
 		return err
 	}
-	parsed, err := tag.Parse(t)
-	if err != nil {
+	if parsed, err := tag.Parse(t); err != nil {
 		return usagef("%v", err)
-	}
-	if parsed.Dirty {
+	} else if parsed.Dirty {
 		return usagef("%s was built from a work tree with uncommitted changes and is never released", t)
 	}
-	cfg, err := loadConfig(cmd, g, nil)
+	d, err := g.resolve(cmd, nil, newRenderer(stderr, progressPlain, g.verbose, g.start))
 	if err != nil {
 		return err
 	}
-	imgs, err := pinImages(cfg, o.images)
+	imgs, err := d.pinImages(o.images)
 	if err != nil {
 		return err
 	}
-	deploy, err := deployTarget(ctx, cfg)
+	deploy, err := d.deploy(ctx)
 	if err != nil {
 		return err
 	}
-	if len(o.overlays) > 0 {
-		var sel []string
-		for _, ov := range o.overlays {
-			i := slices.Index(cfg.Deploy.Overlays, filepath.Clean(ov))
-			if i < 0 {
-				return usagef("--overlay %s is not one of deploy.overlays (%s)", ov, strings.Join(cfg.Deploy.Overlays, ", "))
-			}
-			sel = append(sel, deploy.Overlays[i])
-		}
-		deploy.Overlays = sel
+	if err := d.overlaySelection(&deploy, o.overlays); err != nil {
+		return err
 	}
 	if !deploy.ImageUpdater && len(deploy.Overlays) == 0 {
-		return usagef("no deploy.overlays in %s: there are no pins to move", cfg.File)
+		return usagef("no deploy.overlays in %s: there are no pins to move", d.cfg.File)
 	}
-	res, err := release.Pin(ctx, release.PinOptions{
-		Tag:      t,
-		Images:   imgs,
-		Registry: &release.Remote{Keychain: regauth.NewKeychain(stderr)},
-		Deploy:   deploy,
-		DryRun:   o.dryRun,
-		Log:      stderr,
-	})
+	res, err := release.Pin(ctx, release.PinOptions{Tag: t, Images: imgs, Registry: d.registry, Deploy: deploy, DryRun: o.dryRun, Events: d.events})
 	if err != nil {
 		return err
 	}
@@ -124,7 +102,7 @@ func printPin(out, stderr io.Writer, format string, res *release.PinResult) erro
 			verb = "would tag"
 		}
 		for _, im := range res.Images {
-			fmt.Fprintf(stderr, "shipit: %s: %s %s:%s as %s, for Argo CD Image Updater to roll to\n", im.Name, verb, strings.Split(im.Ref, ":")[0], res.Tag, res.RollbackTag)
+			fmt.Fprintf(stderr, "shipit: %s: %s %s:%s as %s, for Argo CD Image Updater to roll to\n", im.Name, verb, im.Repository, res.Tag, res.RollbackTag)
 		}
 	}
 	for _, im := range res.Images {
@@ -135,7 +113,7 @@ func printPin(out, stderr io.Writer, format string, res *release.PinResult) erro
 			if im.From == im.To {
 				fmt.Fprintf(stderr, "shipit: %s: %s already pinned to %s\n", ov.Path, im.Image, res.Tag)
 			} else {
-				fmt.Fprintf(stderr, "shipit: %s: %s %s -> %s\n", ov.Path, im.Image, orNone(im.From), im.To)
+				fmt.Fprintf(stderr, "shipit: %s: %s %s -> %s\n", ov.Path, im.Image, im.FromOrNone(), im.To)
 			}
 		}
 	}
@@ -149,11 +127,4 @@ func printPin(out, stderr io.Writer, format string, res *release.PinResult) erro
 		fmt.Fprintln(stderr, "shipit: already pinned: no commit")
 	}
 	return nil
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "(none)"
-	}
-	return s
 }

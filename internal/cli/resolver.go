@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
-	"text/template"
 	"time"
 
 	"github.com/moby/buildkit/client"
@@ -16,26 +17,133 @@ import (
 	_ "github.com/moby/buildkit/client/connhelper/kubepod"
 	"github.com/spf13/cobra"
 
+	"github.com/shipit-dev/shipit/build"
 	"github.com/shipit-dev/shipit/internal/config"
+	"github.com/shipit-dev/shipit/internal/ecr"
 	"github.com/shipit-dev/shipit/internal/gitinfo"
+	"github.com/shipit-dev/shipit/internal/progress"
+	"github.com/shipit-dev/shipit/internal/regauth"
+	"github.com/shipit-dev/shipit/internal/regnet"
 	"github.com/shipit-dev/shipit/internal/tag"
+	"github.com/shipit-dev/shipit/release"
+	"github.com/shipit-dev/shipit/release/kustomize"
 )
+
+// This file is the composition root: the one place that turns
+// configuration into the parts commands work with (registry keychain and
+// client, BuildKit client, git remote, deploy target, build specs). Below
+// it, packages receive what they use and never read shipit.yaml, flags or
+// the environment themselves.
 
 // builderTimeout bounds how long shipit waits for an unreachable daemon.
 const builderTimeout = 8 * time.Second
 
-// loadConfig reads shipit.yaml with the command's flags layered on top.
-func loadConfig(cmd *cobra.Command, g *globals, flagKeys map[string]string) (*config.Config, error) {
+// deps are what a command works with, made once from its configuration.
+type deps struct {
+	cfg      *config.Config
+	keychain *regauth.Keychain
+	registry *release.Remote
+	events   progress.Sink
+}
+
+// resolve loads shipit.yaml with the command's flags layered on top (flag
+// name to configuration key in flagKeys), and makes the parts from it.
+// Progress and notices go to events.
+func (g *globals) resolve(cmd *cobra.Command, flagKeys map[string]string, events progress.Sink) (*deps, error) {
 	wd, err := os.Getwd()
 	if err != nil {
 		return nil, err
 	}
-	return config.Load(config.Options{File: g.configFile, Dir: wd, Flags: cmd.Flags(), FlagKeys: flagKeys})
+	set := map[string]string{}
+	for flag, key := range flagKeys {
+		if f := cmd.Flags().Lookup(flag); f != nil && f.Changed {
+			set[key] = f.Value.String()
+		}
+	}
+	cfg, err := config.Load(config.Options{File: g.configFile, Dir: wd, Flags: set})
+	if err != nil {
+		return nil, err
+	}
+	events = progress.Or(events)
+	// The AWS SDK's own diagnostics are for -v.
+	awsLog := io.Discard
+	if g.verbose {
+		awsLog = cmd.ErrOrStderr()
+	}
+	kc := regauth.NewKeychain(awsLog)
+	return &deps{
+		cfg:      cfg,
+		keychain: kc,
+		registry: &release.Remote{Keychain: kc, Policy: regnet.Policy{Insecure: cfg.InsecureRegistries, Idle: stallTimeout()}, Events: events},
+		events:   events,
+	}, nil
+}
+
+// stallTimeout is how long a remote may send nothing: SHIPIT_STALL_TIMEOUT
+// (a Go duration) or regnet.DefaultIdle.
+func stallTimeout() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("SHIPIT_STALL_TIMEOUT")); err == nil && d > 0 {
+		return d
+	}
+	return regnet.DefaultIdle
+}
+
+// images selects configured images by name (all when names is empty).
+func (d *deps) images(names []string) ([]string, error) {
+	all := d.cfg.ImageNames()
+	if len(names) == 0 {
+		return all, nil
+	}
+	for _, n := range names {
+		if _, ok := d.cfg.Images[n]; !ok {
+			return nil, usagef("no image %q in %s (images: %s)", n, d.cfg.File, strings.Join(all, ", "))
+		}
+	}
+	return dedupe(names), nil
+}
+
+// pinImages are the selected images as release pins them.
+func (d *deps) pinImages(names []string) ([]release.PinImage, error) {
+	sel, err := d.images(names)
+	if err != nil {
+		return nil, err
+	}
+	var out []release.PinImage
+	for _, n := range sel {
+		out = append(out, release.PinImage{Name: n, Repository: d.cfg.RepositoryFor(n), KustomizeName: d.cfg.Images[n].KustomizeName})
+	}
+	return out, nil
+}
+
+// deploy resolves deploy.* into where pins are written.
+func (d *deps) deploy(ctx context.Context) (release.Deploy, error) {
+	c := d.cfg.Deploy
+	spec := release.DeploySpec{
+		Repo: c.Repo, Dir: d.cfg.Dir(), Branch: c.Branch, Overlays: c.Overlays,
+		Pin: kustomize.Mode(c.Pin), ImageUpdater: c.Mode == config.ModeImageUpdater,
+	}
+	if c.Author != "" {
+		spec.Author.Name, spec.Author.Email, _ = config.ParseAuthor(c.Author)
+	}
+	dep, err := release.ResolveDeploy(ctx, spec)
+	if errors.Is(err, release.ErrNoOrigin) {
+		return dep, &config.Error{File: d.cfg.File, Key: "deploy.repo", Msg: err.Error()}
+	}
+	return dep, err
+}
+
+// tagPrefix is tag.prefix expanded over the environment.
+func (d *deps) tagPrefix() (string, error) {
+	p, err := tag.ExpandPrefix(d.cfg.Tag.Prefix, os.Environ())
+	if err != nil {
+		return "", &config.Error{File: d.cfg.File, Key: "tag.prefix", Msg: err.Error()}
+	}
+	return p, nil
 }
 
 // readHead reads the commit that shipit.yaml's repository has checked out.
-func readHead(ctx context.Context, cfg *config.Config) (gitinfo.Head, error) {
-	h, err := gitinfo.Read(ctx, cfg.Dir(), config.StateDir)
+func (d *deps) readHead(ctx context.Context) (gitinfo.Head, error) {
+	h, err := gitinfo.Read(ctx, d.cfg.Dir(), config.StateDir)
 	if errors.Is(err, gitinfo.ErrNotRepository) {
 		return h, &usageError{err}
 	}
@@ -44,14 +152,14 @@ func readHead(ctx context.Context, cfg *config.Config) (gitinfo.Head, error) {
 
 // releaseTag is the tag for HEAD, or the validated --tag override, and
 // the time images are stamped with (SOURCE_DATE_EPOCH, created): the tag's.
-func releaseTag(cfg *config.Config, h gitinfo.Head, override string) (string, time.Time, error) {
+func (d *deps) releaseTag(h gitinfo.Head, override string) (string, time.Time, error) {
 	if override != "" {
 		if err := tag.Validate(override); err != nil {
 			return "", time.Time{}, usagef("--tag: %v", err)
 		}
 		return override, h.Time, nil
 	}
-	prefix, err := expandPrefix(cfg, os.Environ())
+	prefix, err := d.tagPrefix()
 	if err != nil {
 		return "", time.Time{}, err
 	}
@@ -60,35 +168,115 @@ func releaseTag(cfg *config.Config, h gitinfo.Head, override string) (string, ti
 		if errors.Is(err, tag.ErrClockSkew) {
 			return "", time.Time{}, err
 		}
-		return "", time.Time{}, &config.Error{File: cfg.File, Key: "tag.prefix", Msg: err.Error()}
+		return "", time.Time{}, &config.Error{File: d.cfg.File, Key: "tag.prefix", Msg: err.Error()}
 	}
 	return t.String(), t.Time, nil
 }
 
-// expandPrefix evaluates tag.prefix as a template over the environment:
-// "pr-{{.PR_NUMBER}}-" reads $PR_NUMBER.
-func expandPrefix(cfg *config.Config, environ []string) (string, error) {
-	p := cfg.Tag.Prefix
-	if !strings.Contains(p, "{{") {
-		return p, nil
+// buildPlan turns the configured images into what build builds.
+func (d *deps) buildPlan(names []string, head gitinfo.Head, t string, stamp time.Time, push, noCache bool) build.Plan {
+	cfg := d.cfg
+	p := build.Plan{
+		StateDir: cfg.StatePath(), Head: head, Tag: t, Time: stamp, Push: push, NoCache: noCache,
+		Provenance: cfg.Provenance,
 	}
-	env := map[string]string{}
-	for _, kv := range environ {
-		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v
+	switch cfg.Cache.Export {
+	case config.CacheRegistry:
+		p.Cache.Registry = true
+	case config.CacheLocal:
+		p.Cache.LocalDir = filepath.Join(cfg.StatePath(), "cache")
 	}
-	t, err := template.New("tag.prefix").Option("missingkey=error").Parse(p)
-	if err != nil {
-		return "", &config.Error{File: cfg.File, Key: "tag.prefix", Msg: fmt.Sprintf("not a valid template: %v", err)}
+	for _, n := range names {
+		im := cfg.Images[n]
+		repo := cfg.RepositoryFor(n)
+		host, _, _ := strings.Cut(repo, "/")
+		spec := build.Spec{
+			Name: n, Repository: repo, Context: cfg.Abs(im.Context),
+			Dockerfile: filepath.Join(cfg.Abs(im.Context), im.Dockerfile), Target: im.Target, Args: im.Args, Platforms: im.Platforms,
+			Insecure: d.registry.Policy.PlainHTTP(host),
+		}
+		for _, s := range im.Secrets {
+			sec := build.Secret{ID: s.ID, Env: s.Env}
+			if s.Src != "" {
+				sec.File = cfg.SecretPath(s)
+			}
+			spec.Secrets = append(spec.Secrets, sec)
+		}
+		for _, s := range im.SSH {
+			id, paths, _ := strings.Cut(s, "=")
+			var ps []string
+			if paths != "" {
+				for _, p := range strings.Split(paths, ",") {
+					ps = append(ps, cfg.Abs(p))
+				}
+			}
+			spec.SSH = append(spec.SSH, build.SSH{ID: id, Paths: ps})
+		}
+		p.Images = append(p.Images, spec)
 	}
-	var b strings.Builder
-	if err := t.Execute(&b, env); err != nil {
-		return "", &config.Error{File: cfg.File, Key: "tag.prefix", Msg: fmt.Sprintf("%q needs an environment variable that is not set (%v)", p, err)}
+	return p
+}
+
+// ensureRepositories checks (and, with registry.create_repositories,
+// creates) the ECR repositories images go to.
+func (d *deps) ensureRepositories(ctx context.Context, repos []string) error {
+	created, err := ecr.Ensure(ctx, repos, d.cfg.Registry.CreateRepositories, build.CacheTag)
+	for _, r := range created {
+		progress.Infof(d.events, "created ECR repository %s", r)
 	}
-	if b.Len() > 0 && strings.Trim(b.String(), "-_.") == "" {
-		return "", &config.Error{File: cfg.File, Key: "tag.prefix", Msg: fmt.Sprintf("%q expands to %q: an environment variable it reads is empty", p, b.String())}
+	return err
+}
+
+// overlaySelection narrows the deploy target to the --overlay ones.
+func (d *deps) overlaySelection(dep *release.Deploy, overlays []string) error {
+	if len(overlays) == 0 {
+		return nil
 	}
-	return b.String(), nil
+	var sel []string
+	for _, ov := range overlays {
+		i := slices.Index(dep.Overlays, filepath.Clean(ov))
+		if i < 0 {
+			return usagef("--overlay %s is not one of deploy.overlays (%s)", ov, strings.Join(dep.Overlays, ", "))
+		}
+		sel = append(sel, dep.Overlays[i])
+	}
+	dep.Overlays = sel
+	return nil
+}
+
+// dialing is a BuildKit connection being made in the background, so that
+// it overlaps reading git; Close releases it however the command ends.
+type dialing struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	c      *client.Client
+	err    error
+}
+
+// dialBuilder starts connecting to BuildKit.
+func (d *deps) dialBuilder(ctx context.Context) *dialing {
+	ctx, cancel := context.WithCancel(ctx)
+	dl := &dialing{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(dl.done)
+		dl.c, dl.err = connectBuilder(ctx, d.cfg)
+	}()
+	return dl
+}
+
+// Client waits for the connection.
+func (dl *dialing) Client() (*client.Client, error) {
+	<-dl.done
+	return dl.c, dl.err
+}
+
+// Close ends the connection, or its making.
+func (dl *dialing) Close() {
+	dl.cancel()
+	<-dl.done
+	if dl.c != nil {
+		_ = dl.c.Close()
+	}
 }
 
 // connectBuilder connects to BuildKit and checks that it answers, so that
@@ -128,9 +316,13 @@ func connectBuilder(ctx context.Context, cfg *config.Config) (*client.Client, er
 	return c, nil
 }
 
-// logf writes a verbose log line.
-func (g *globals) logf(w io.Writer, format string, args ...any) {
-	if g.verbose {
-		fmt.Fprintf(w, "shipit: "+format+"\n", args...)
+// kustomizeNames are the configured images entry names, by image name.
+func (d *deps) kustomizeNames() map[string]string {
+	m := map[string]string{}
+	for n, im := range d.cfg.Images {
+		if im.KustomizeName != "" {
+			m[n] = im.KustomizeName
+		}
 	}
+	return m
 }

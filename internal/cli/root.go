@@ -4,9 +4,12 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -23,6 +26,14 @@ const (
 	ExitUsage       = 2
 	ExitInterrupted = 130
 )
+
+// activeTimeout is --timeout of the running command, for ExitCode.
+var activeTimeout atomic.Int64
+
+// TimeoutError is the --timeout limit reached.
+type TimeoutError struct{ Limit time.Duration }
+
+func (e *TimeoutError) Error() string { return fmt.Sprintf("--timeout %s reached", e.Limit) }
 
 // usageError marks bad usage: exit code 2.
 type usageError struct{ err error }
@@ -44,7 +55,15 @@ func ExitCode(err error, interrupted bool, w io.Writer) int {
 		fmt.Fprintln(w, "shipit: interrupted")
 		return ExitInterrupted
 	}
+	if limit := activeTimeout.Load(); limit > 0 && errors.Is(err, context.DeadlineExceeded) {
+		fmt.Fprintf(w, "shipit: %v: %v\n", &TimeoutError{Limit: time.Duration(limit)}, err)
+		return ExitFailure
+	}
 	fmt.Fprintf(w, "shipit: %v\n", err)
+	var bad interface{ BadInput() bool }
+	if errors.As(err, &bad) && bad.BadInput() {
+		return ExitUsage
+	}
 	var ue *usageError
 	var ce *config.Error
 	if errors.As(err, &ue) || errors.As(err, &ce) || errors.Is(err, tag.ErrClockSkew) {
@@ -57,6 +76,8 @@ type globals struct {
 	start      time.Time // when main called New, for -v timings
 	configFile string
 	verbose    bool
+	timeout    time.Duration
+	cancel     context.CancelFunc // releases the --timeout context
 }
 
 // New returns the root command.
@@ -81,16 +102,42 @@ Exit codes: 0 success, 1 failure, 2 bad usage or configuration, 130 interrupted.
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) {
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		// BuildKit's and containerd's libraries log through logrus; their
 		// notices (fsverity support, retries) are for -v only.
 		logrus.SetOutput(cmd.ErrOrStderr())
 		if !g.verbose {
 			logrus.SetOutput(io.Discard)
 		}
+		if !cmd.Flags().Changed("timeout") {
+			if v := os.Getenv("SHIPIT_TIMEOUT"); v != "" {
+				d, err := time.ParseDuration(v)
+				if err != nil || d < 0 {
+					return usagef("SHIPIT_TIMEOUT=%q: write a duration such as 10m or 90s", v)
+				}
+				g.timeout = d
+			}
+		}
+		if g.timeout < 0 {
+			return usagef("--timeout %s: write a positive duration such as 10m or 90s", g.timeout)
+		}
+		if g.timeout > 0 {
+			// The whole command, every network wait included, ends by then.
+			var ctx context.Context
+			ctx, g.cancel = context.WithTimeout(cmd.Context(), g.timeout)
+			cmd.SetContext(ctx)
+			activeTimeout.Store(int64(g.timeout))
+		}
+		return nil
+	}
+	root.PersistentPostRun = func(*cobra.Command, []string) {
+		if g.cancel != nil {
+			g.cancel()
+		}
 	}
 	root.PersistentFlags().StringVar(&g.configFile, "config", "", "path to shipit.yaml (default: searched from the working directory upward)")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log what shipit does on stderr")
+	root.PersistentFlags().DurationVar(&g.timeout, "timeout", 0, "give up on the whole command after this long, e.g. 10m ($SHIPIT_TIMEOUT; default: none, but a remote that sends nothing for 60s fails)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	root.AddGroup(&cobra.Group{ID: "main", Title: "Commands:"})
 	root.AddCommand(

@@ -18,15 +18,15 @@ and such a tag is never released.`,
 		GroupID: "main",
 		Args:    argsUsage(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cmd, g, map[string]string{})
+			d, err := g.resolve(cmd, nil, nil)
 			if err != nil {
 				return err
 			}
-			h, err := readHead(cmd.Context(), cfg)
+			h, err := d.readHead(cmd.Context())
 			if err != nil {
 				return err
 			}
-			t, _, err := releaseTag(cfg, h, "")
+			t, _, err := d.releaseTag(h, "")
 			if err != nil {
 				return err
 			}

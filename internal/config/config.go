@@ -22,13 +22,17 @@ const StateDir = ".shipit"
 type Config struct {
 	// Registry is where images go: "host[:port][/prefix]", or a mapping
 	// with url and create_repositories.
-	Registry   Registry          `yaml:"registry"`
-	Builder    Builder           `yaml:"builder"`
-	Tag        Tag               `yaml:"tag"`
-	Cache      Cache             `yaml:"cache"`
-	Provenance string            `yaml:"provenance"`
-	Images     map[string]*Image `yaml:"images"`
-	Deploy     Deploy            `yaml:"deploy"`
+	Registry   Registry `yaml:"registry"`
+	Builder    Builder  `yaml:"builder"`
+	Tag        Tag      `yaml:"tag"`
+	Cache      Cache    `yaml:"cache"`
+	Provenance string   `yaml:"provenance"`
+	// InsecureRegistries are registry hosts (host or host:port) that speak
+	// plain HTTP. Loopback hosts always may; no other host does unless
+	// listed here.
+	InsecureRegistries []string          `yaml:"insecure-registries"`
+	Images             map[string]*Image `yaml:"images"`
+	Deploy             Deploy            `yaml:"deploy"`
 
 	// File is the absolute path of the file the configuration came from.
 	File string `yaml:"-"`
@@ -61,6 +65,9 @@ type Builder struct {
 	// Addr is a BuildKit address: unix://, tcp://, docker-container://, kube-pod://.
 	Addr string `yaml:"addr"`
 	TLS  TLS    `yaml:"tls"`
+	// Insecure allows a tcp:// builder off loopback without TLS: secrets
+	// and registry credentials then cross the network in the clear.
+	Insecure bool `yaml:"insecure"`
 }
 
 // TLS holds the client certificates for a tcp:// builder.
@@ -118,7 +125,7 @@ type Deploy struct {
 	Repo     string   `yaml:"repo"`
 	Branch   string   `yaml:"branch"`
 	Overlays []string `yaml:"overlays"`
-	// Pin is what a pin holds: tag, digest or tag+digest.
+	// Pin is what a pin holds: tag, digest or tag+digest (kustomize.Mode).
 	Pin string `yaml:"pin"`
 	// Author of pin commits, "Name <email>".
 	Author string `yaml:"author"`
@@ -131,13 +138,6 @@ type Deploy struct {
 const (
 	ModeGit          = "git"
 	ModeImageUpdater = "image-updater"
-)
-
-// Pin modes.
-const (
-	PinTag          = "tag"
-	PinDigest       = "digest"
-	PinTagAndDigest = "tag+digest"
 )
 
 // Dir is the directory of shipit.yaml, against which relative paths resolve.

@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/spf13/pflag"
 )
 
 // write lays out files under a temp dir and returns it.
@@ -29,6 +27,7 @@ func write(t *testing.T, files map[string]string) string {
 const good = `registry: 123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/team
 builder:
   addr: tcp://buildkitd:1234
+  insecure: true
 images:
   web:
     context: web
@@ -81,7 +80,7 @@ func TestLoadErrors(t *testing.T) {
 		want string // the whole message after the file name
 	}{
 		{"unknown top key", "regstry: x\nimages: {web: {context: .}}\n",
-			`:1: regstry: unknown key, did you mean "registry"? (known keys here: registry, builder, tag, cache, provenance, images, deploy)`},
+			`:1: regstry: unknown key, did you mean "registry"? (known keys here: registry, builder, tag, cache, provenance, insecure-registries, images, deploy)`},
 		{"unknown image key", "images:\n  web:\n    contxt: web\n",
 			`:3: images.web.contxt: unknown key, did you mean "context"? (known keys here: repository, context, dockerfile, target, args, secrets, ssh, platforms, kustomize_name)`},
 		{"images is a list", "images: [web, api]\n",
@@ -154,6 +153,7 @@ func TestOverrides(t *testing.T) { // not parallel: it sets the process environm
 	env := map[string]string{
 		"SHIPIT_REGISTRY":          "env.example.com/team",
 		"BUILDKIT_HOST":            "tcp://buildkit-host:1234",
+		"SHIPIT_BUILDER_INSECURE":  "true",
 		"SHIPIT_IMAGES_WEB_TARGET": "env-target",
 		"SHIPIT_DEPLOY_OVERLAYS":   "a, b",
 	}
@@ -172,13 +172,7 @@ func TestOverrides(t *testing.T) { // not parallel: it sets the process environm
 	}
 
 	t.Setenv("SHIPIT_BUILDER_ADDR", "unix:///shipit-env.sock")
-	fs := pflag.NewFlagSet("build", pflag.ContinueOnError)
-	fs.String("builder", "", "")
-	fs.String("registry", "", "")
-	if err := fs.Parse([]string{"--registry", "flag.example.com"}); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err = Load(Options{Dir: dir, Flags: fs, FlagKeys: map[string]string{"builder": "builder.addr", "registry": "registry.url"}})
+	cfg, err = Load(Options{Dir: dir, Flags: map[string]string{"registry.url": "flag.example.com"}})
 	if err != nil {
 		t.Fatal(err)
 	}

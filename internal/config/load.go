@@ -9,9 +9,10 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/shipit-dev/shipit/release/kustomize"
 )
 
 // Error is a configuration error: exit code 2, and a message that names the
@@ -66,11 +67,9 @@ type Options struct {
 	File string
 	// Dir is the working directory.
 	Dir string
-	// Flags are the command's flags; those in FlagKeys that the user set win
+	// Flags are the values of keys that the user set by flag: they win
 	// over the file and the environment.
-	Flags *pflag.FlagSet
-	// FlagKeys maps a flag name to the configuration key it sets.
-	FlagKeys map[string]string
+	Flags map[string]string
 }
 
 // Load reads shipit.yaml, applies SHIPIT_<KEY> environment variables and
@@ -296,16 +295,8 @@ func override(cfg *Config, opt Options) error {
 			return err
 		}
 	}
-	if opt.Flags != nil {
-		for flag, key := range opt.FlagKeys {
-			f := opt.Flags.Lookup(flag)
-			if f == nil || !f.Changed {
-				continue
-			}
-			if err := v.BindPFlag(key, f); err != nil {
-				return err
-			}
-		}
+	for key, val := range opt.Flags {
+		v.Set(key, val)
 	}
 	for _, key := range keys {
 		if !v.IsSet(key) {
@@ -375,7 +366,7 @@ func (c *Config) defaults() {
 		c.Deploy.Mode = ModeGit
 	}
 	if c.Deploy.Pin == "" {
-		c.Deploy.Pin = PinTagAndDigest
+		c.Deploy.Pin = string(kustomize.ModeTagAndDigest)
 	}
 	for _, im := range c.Images {
 		if im != nil && im.Dockerfile == "" {

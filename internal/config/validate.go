@@ -1,6 +1,9 @@
 package config
 
 import (
+	"github.com/shipit-dev/shipit/internal/regnet"
+	"github.com/shipit-dev/shipit/release/kustomize"
+
 	"fmt"
 	"os"
 	"path/filepath"
@@ -43,8 +46,8 @@ func (c *Config) Validate() error {
 	default:
 		return c.errorf("provenance", "%q is not a provenance mode: use off (the default), min or max", c.Provenance)
 	}
-	switch c.Deploy.Pin {
-	case PinTag, PinDigest, PinTagAndDigest:
+	switch kustomize.Mode(c.Deploy.Pin) {
+	case kustomize.ModeTag, kustomize.ModeDigest, kustomize.ModeTagAndDigest:
 	default:
 		return c.errorf("deploy.pin", "%q is not a pin mode: use tag, digest or tag+digest (the default)", c.Deploy.Pin)
 	}
@@ -54,6 +57,17 @@ func (c *Config) Validate() error {
 	if a := c.Deploy.Author; a != "" {
 		if _, _, ok := ParseAuthor(a); !ok {
 			return c.errorf("deploy.author", "%q is not an author: write \"Name <email>\"", a)
+		}
+	}
+	// git would read these as options (--upload-pack=…): never.
+	for key, v := range map[string]string{"deploy.repo": c.Deploy.Repo, "deploy.branch": c.Deploy.Branch} {
+		if strings.HasPrefix(v, "-") {
+			return c.errorf(key, "%q begins with \"-\", which git would read as an option: write a repository URL or path, and a branch name", v)
+		}
+	}
+	for i, h := range c.InsecureRegistries {
+		if h == "" || strings.ContainsAny(h, "/ ") {
+			return c.errorf(fmt.Sprintf("insecure-registries[%d]", i), "%q is not a registry host: write host or host:port", h)
 		}
 	}
 	for i, o := range c.Deploy.Overlays {
@@ -79,6 +93,9 @@ func (c *Config) validateBuilder() error {
 		return c.errorf("builder.addr", "%q is not a BuildKit address: use unix:///path, tcp://host:port, docker-container://name or kube-pod://name", addr)
 	}
 	t := c.Builder.TLS
+	if scheme == "tcp" && t.CA == "" && t.Cert == "" && !c.Builder.Insecure && !loopbackAddr(addr) {
+		return c.errorf("builder.addr", "%s is a tcp:// builder off this machine without TLS: build secrets and registry credentials would cross the network in the clear. Set builder.tls (ca, cert, key), or builder.insecure: true if the network is trusted", addr)
+	}
 	if (t.Cert == "") != (t.Key == "") {
 		return c.errorf("builder.tls", "cert and key go together: set both or neither")
 	}
@@ -227,4 +244,11 @@ func ParseAuthor(s string) (name, email string, ok bool) {
 		return "", "", false
 	}
 	return strings.TrimSpace(s[:i]), s[i+1 : j], strings.TrimSpace(s[:i]) != ""
+}
+
+// loopbackAddr reports whether a tcp:// address is on this machine's loopback.
+func loopbackAddr(addr string) bool {
+	_, hostport, _ := strings.Cut(addr, "://")
+	hostport, _, _ = strings.Cut(hostport, "/")
+	return regnet.IsLoopback(hostport)
 }

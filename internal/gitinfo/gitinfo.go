@@ -3,18 +3,17 @@
 package gitinfo
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/shipit-dev/shipit/internal/redact"
 )
 
 // Head describes the checked-out commit of a repository.
@@ -96,31 +95,31 @@ func Read(ctx context.Context, dir string, ignore ...string) (Head, error) {
 
 // SanitizeURL removes credentials from a remote URL, so that a token in
 // "https://x-access-token:TOKEN@host/repo" never reaches an image label.
-// scp-like addresses (git@host:org/repo) are returned as they are.
-func SanitizeURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.Scheme == "" || u.Host == "" {
-		if i := strings.Index(raw, "@"); i >= 0 && strings.Contains(raw[:i], ":") && !strings.Contains(raw, "://") {
-			return raw[i+1:] // user:password@host:path without a scheme
-		}
-		return raw
-	}
-	u.User = nil
-	return u.String()
-}
+// It fails closed (see redact.URL).
+func SanitizeURL(raw string) string { return redact.URL(raw) }
 
 func git(ctx context.Context, dir string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		msg := strings.TrimSpace(stderr.String())
-		if msg == "" {
-			return "", err
-		}
-		return "", errors.New(msg)
-	}
-	return stdout.String(), nil
+	return Run(ctx, dir, args...)
+}
+
+// Origin is the origin remote's URL of the repository that holds dir, as
+// configured (credentials included: sanitize before showing it), or ""
+// when there is none.
+func Origin(dir string) string { return originURL(dir) }
+
+// TopLevel is the root of the work tree that holds dir.
+func TopLevel(ctx context.Context, dir string) (string, error) {
+	out, err := Run(ctx, dir, "rev-parse", "--show-toplevel")
+	return strings.TrimSpace(out), err
+}
+
+// Identity is the user.name and user.email git would commit with in dir;
+// ok is false when either is unset.
+func Identity(ctx context.Context, dir string) (name, email string, ok bool) {
+	n, err1 := Run(ctx, dir, "config", "user.name")
+	e, err2 := Run(ctx, dir, "config", "user.email")
+	name, email = strings.TrimSpace(n), strings.TrimSpace(e)
+	return name, email, err1 == nil && err2 == nil && name != "" && email != ""
 }
 
 // originURL reads remote.origin.url from the repository's config file

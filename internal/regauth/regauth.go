@@ -35,25 +35,46 @@ func NewKeychain(logw io.Writer) *Keychain {
 	return &Keychain{ecr: ecrlogin.NewECRHelper(ecrlogin.WithLogger(logw)), docker: authn.DefaultKeychain}
 }
 
-// Resolve implements authn.Keychain. For an ECR host, an AWS credential
-// failure is an error here, not an anonymous request that fails with 401 later.
+// Resolve implements authn.Keychain.
 func (k *Keychain) Resolve(target authn.Resource) (authn.Authenticator, error) {
+	return k.ResolveContext(context.Background(), target)
+}
+
+// ResolveContext implements authn.ContextKeychain. For an ECR host, an AWS
+// credential failure is an error here, not an anonymous request that
+// fails with 401 later. The ECR helper takes no context, so it runs aside
+// and is abandoned when ctx ends: Ctrl-C and a deadline work while a token
+// request hangs.
+func (k *Keychain) ResolveContext(ctx context.Context, target authn.Resource) (authn.Authenticator, error) {
 	host := target.RegistryStr()
-	if ecr.IsECR(host) {
-		user, secret, err := k.ecr.Get(host)
-		if err != nil {
-			return nil, fmt.Errorf("getting ECR credentials for %s from the AWS credential chain (environment, profile, web identity, instance role): %w", host, err)
-		}
-		return authn.FromConfig(authn.AuthConfig{Username: user, Password: secret}), nil
+	if !ecr.IsECR(host) {
+		return authn.Resolve(ctx, k.docker, target)
 	}
-	return k.docker.Resolve(target)
+	type creds struct {
+		user, secret string
+		err          error
+	}
+	ch := make(chan creds, 1)
+	go func() {
+		u, s, err := k.ecr.Get(host)
+		ch <- creds{u, s, err}
+	}()
+	select {
+	case <-ctx.Done():
+		return nil, fmt.Errorf("getting ECR credentials for %s: %w", host, ctx.Err())
+	case c := <-ch:
+		if c.err != nil {
+			return nil, fmt.Errorf("getting ECR credentials for %s from the AWS credential chain (environment, profile, web identity, instance role): %w", host, c.err)
+		}
+		return authn.FromConfig(authn.AuthConfig{Username: c.user, Password: c.secret}), nil
+	}
 }
 
 // Session returns a BuildKit session attachable that answers the daemon's
 // credential requests from the keychain.
 func Session(kc authn.Keychain) session.Attachable {
 	return authprovider.NewDockerAuthProvider(authprovider.DockerAuthProviderConfig{
-		AuthConfigProvider: func(_ context.Context, host string, _ []string, _ authprovider.ExpireCachedAuthCheck) (types.AuthConfig, error) {
+		AuthConfigProvider: func(ctx context.Context, host string, _ []string, _ authprovider.ExpireCachedAuthCheck) (types.AuthConfig, error) {
 			if host == authprovider.DockerHubRegistryHost {
 				host = name.DefaultRegistry
 			}
@@ -61,11 +82,11 @@ func Session(kc authn.Keychain) session.Attachable {
 			if err != nil {
 				return types.AuthConfig{}, err
 			}
-			a, err := kc.Resolve(reg)
+			a, err := authn.Resolve(ctx, kc, reg)
 			if err != nil {
 				return types.AuthConfig{}, err
 			}
-			cfg, err := authn.Authorization(context.Background(), a)
+			cfg, err := authn.Authorization(ctx, a)
 			if err != nil {
 				return types.AuthConfig{}, err
 			}

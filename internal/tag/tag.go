@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"text/template"
 	"time"
 )
 
@@ -152,4 +153,32 @@ func Less(a, b string) bool { return a < b }
 // tags of a prefix (and not dirty ones), for an updater's allow-tags.
 func Pattern(prefix string) string {
 	return "^" + regexp.QuoteMeta(prefix) + `[0-9]{8}-[0-9]{6}-[0-9a-f]{7}$`
+}
+
+// ExpandPrefix evaluates a tag prefix as a text/template over environment
+// variables: "pr-{{.PR_NUMBER}}-" reads PR_NUMBER from env (KEY=VALUE
+// entries, as os.Environ gives them). A prefix without "{{" is returned
+// as it is. A variable that is unset, or empty where the prefix would be
+// nothing but separators, is an error saying which.
+func ExpandPrefix(prefix string, env []string) (string, error) {
+	if !strings.Contains(prefix, "{{") {
+		return prefix, nil
+	}
+	vars := map[string]string{}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		vars[k] = v
+	}
+	t, err := template.New("tag.prefix").Option("missingkey=error").Parse(prefix)
+	if err != nil {
+		return "", fmt.Errorf("not a valid template: %w", err)
+	}
+	var b strings.Builder
+	if err := t.Execute(&b, vars); err != nil {
+		return "", fmt.Errorf("%q needs an environment variable that is not set (%w)", prefix, err)
+	}
+	if b.Len() > 0 && strings.Trim(b.String(), "-_.") == "" {
+		return "", fmt.Errorf("%q expands to %q: an environment variable it reads is empty", prefix, b.String())
+	}
+	return b.String(), nil
 }

@@ -4,17 +4,14 @@
 package gitops
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"os"
-	"os/exec"
 	"strings"
 	"time"
 
 	"github.com/shipit-dev/shipit/internal/gitinfo"
+	"github.com/shipit-dev/shipit/internal/retry"
 )
 
 // ErrRejected is a push the remote refused because the branch moved.
@@ -25,28 +22,48 @@ type Repo struct {
 	Dir    string
 	URL    string // the remote, without credentials: for messages
 	Branch string
+	git    gitinfo.Cmd
 }
 
-// Clone clones branch of url into dir, shallow.
+// Remote is a GitOps repository's branch: where pins are written.
+type Remote struct {
+	URL    string // may hold credentials; they reach git only through its environment
+	Branch string
+}
+
+// Clone clones the remote's branch into dir, shallow.
+func (rm Remote) Clone(ctx context.Context, dir string) (*Repo, error) {
+	return Clone(ctx, rm.URL, rm.Branch, dir)
+}
+
+// Clone clones branch of url into dir, shallow. Credentials in url are
+// handed to git through its environment, never its arguments, and the
+// clone's remote is configured without them.
 func Clone(ctx context.Context, url, branch, dir string) (*Repo, error) {
-	src := url
-	if strings.HasPrefix(url, "/") {
-		src = "file://" + url // --depth is honoured only for file:// URLs
-	}
 	shown := gitinfo.SanitizeURL(url)
-	_, err := run(ctx, "", "clone", "--quiet", "--depth", "1", "--single-branch", "--branch", branch, "--no-tags", src, dir)
+	if strings.HasPrefix(url, "-") || strings.HasPrefix(branch, "-") {
+		return nil, fmt.Errorf("cloning %s: a repository or branch that begins with \"-\" is refused", shown)
+	}
+	clean, env, secrets := gitinfo.Credentials(url)
+	src := clean
+	if strings.HasPrefix(clean, "/") {
+		src = "file://" + clean // --depth is honoured only for file:// URLs
+	}
+	g := gitinfo.Cmd{Env: env, Secrets: secrets}
+	_, err := g.Run(ctx, "clone", "--quiet", "--depth", "1", "--single-branch", "--branch", branch, "--no-tags", "--", src, dir)
 	if err != nil {
 		if strings.Contains(err.Error(), "Remote branch") && strings.Contains(err.Error(), "not found") {
 			return nil, fmt.Errorf("cloning %s: branch %s does not exist there (check deploy.branch)", shown, branch)
 		}
 		return nil, fmt.Errorf("cloning %s (deploy.repo): %w", shown, err)
 	}
-	return &Repo{Dir: dir, URL: shown, Branch: branch}, nil
+	g.Dir = dir
+	return &Repo{Dir: dir, URL: shown, Branch: branch, git: g}, nil
 }
 
 // Head returns the checked-out commit.
 func (r *Repo) Head(ctx context.Context) (string, error) {
-	out, err := run(ctx, r.Dir, "rev-parse", "HEAD")
+	out, err := r.git.Run(ctx, "rev-parse", "HEAD")
 	return strings.TrimSpace(out), err
 }
 
@@ -55,11 +72,14 @@ type Author struct{ Name, Email string }
 
 // Commit commits the given paths (relative to Dir) with a message.
 func (r *Repo) Commit(ctx context.Context, paths []string, msg string, a Author) (string, error) {
-	if _, err := run(ctx, r.Dir, append([]string{"add", "--"}, paths...)...); err != nil {
+	if _, err := r.git.Run(ctx, append([]string{"add", "--"}, paths...)...); err != nil {
 		return "", err
 	}
-	args := []string{"-c", "user.name=" + a.Name, "-c", "user.email=" + a.Email, "commit", "--quiet", "--no-verify", "-F", "-"}
-	if _, err := runIn(ctx, r.Dir, strings.NewReader(msg), args...); err != nil {
+	g := r.git
+	g.Stdin = strings.NewReader(msg)
+	g.Env = append(append([]string(nil), g.Env...),
+		"GIT_AUTHOR_NAME="+a.Name, "GIT_AUTHOR_EMAIL="+a.Email, "GIT_COMMITTER_NAME="+a.Name, "GIT_COMMITTER_EMAIL="+a.Email)
+	if _, err := g.Run(ctx, "commit", "--quiet", "--no-verify", "-F", "-"); err != nil {
 		return "", fmt.Errorf("committing in %s: %w", r.URL, err)
 	}
 	return r.Head(ctx)
@@ -68,7 +88,7 @@ func (r *Repo) Commit(ctx context.Context, paths []string, msg string, a Author)
 // Push pushes HEAD to the branch, never forcing. A refusal because the
 // branch moved is ErrRejected.
 func (r *Repo) Push(ctx context.Context) error {
-	_, err := run(ctx, r.Dir, "push", "--quiet", "--porcelain", "origin", "HEAD:refs/heads/"+r.Branch)
+	_, err := r.git.Run(ctx, "push", "--quiet", "--porcelain", "--", "origin", "HEAD:refs/heads/"+r.Branch)
 	if err == nil {
 		return nil
 	}
@@ -84,10 +104,10 @@ func (r *Repo) Push(ctx context.Context) error {
 // Reset moves the clone to the remote branch's current head, dropping the
 // local commit.
 func (r *Repo) Reset(ctx context.Context) error {
-	if _, err := run(ctx, r.Dir, "fetch", "--quiet", "--depth", "1", "origin", "refs/heads/"+r.Branch); err != nil {
+	if _, err := r.git.Run(ctx, "fetch", "--quiet", "--depth", "1", "--", "origin", "refs/heads/"+r.Branch); err != nil {
 		return fmt.Errorf("fetching %s %s: %w", r.URL, r.Branch, err)
 	}
-	_, err := run(ctx, r.Dir, "reset", "--quiet", "--hard", "FETCH_HEAD")
+	_, err := r.git.Run(ctx, "reset", "--quiet", "--hard", "FETCH_HEAD")
 	return err
 }
 
@@ -98,80 +118,34 @@ func (r *Repo) Reset(ctx context.Context) error {
 // returns the paths it changed and the commit message; no paths means
 // nothing to commit, and Publish returns "".
 func (r *Repo) Publish(ctx context.Context, attempts int, a Author, apply func(ctx context.Context) ([]string, string, error)) (string, error) {
-	delay := 100 * time.Millisecond
-	for i := 1; ; i++ {
+	var sha string
+	policy := retry.Policy{Attempts: attempts, Delay: 100 * time.Millisecond, Max: 1600 * time.Millisecond}
+	err := retry.Do(ctx, policy, func(err error) bool { return errors.Is(err, ErrRejected) }, func(i int) error {
+		sha = ""
+		if i > 1 {
+			if err := r.Reset(ctx); err != nil {
+				return err
+			}
+		}
 		paths, msg, err := apply(ctx)
 		if err != nil || len(paths) == 0 {
-			return "", err
+			return err
 		}
-		sha, err := r.Commit(ctx, paths, msg, a)
-		if err != nil {
-			return "", err
+		if sha, err = r.Commit(ctx, paths, msg, a); err != nil {
+			return err
 		}
-		err = r.Push(ctx)
-		if err == nil {
-			return sha, nil
-		}
-		if !errors.Is(err, ErrRejected) || i >= attempts {
-			if errors.Is(err, ErrRejected) {
-				err = fmt.Errorf("%w; gave up after %d attempts", err, attempts)
-			}
-			return "", err
-		}
-		// Jitter spreads out pipelines that collided.
-		wait := delay/2 + time.Duration(rand.Int64N(int64(delay))) //nolint:gosec // jitter, not a secret
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return "", ctx.Err()
-		}
-		delay = min(delay*2, 1600*time.Millisecond)
-		if err := r.Reset(ctx); err != nil {
-			return "", err
-		}
+		return r.Push(ctx)
+	})
+	if errors.Is(err, ErrRejected) {
+		return "", fmt.Errorf("%w; gave up after %d attempts", err, max(attempts, 1))
 	}
-}
-
-func run(ctx context.Context, dir string, args ...string) (string, error) {
-	return runIn(ctx, dir, nil, args...)
-}
-
-func runIn(ctx context.Context, dir string, stdin *strings.Reader, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "git", args...)
-	cmd.Dir = dir
-	// Never prompt: a missing credential is an error, not a hung pipeline.
-	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_ASKPASS=", "SSH_ASKPASS=")
-	if stdin != nil {
-		cmd.Stdin = stdin
+	if err != nil {
+		return "", err
 	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		if ctx.Err() != nil {
-			return "", ctx.Err()
-		}
-		msg := strings.TrimSpace(stderr.String() + "\n" + stdout.String())
-		if msg == "" {
-			return "", err
-		}
-		return "", errors.New(redact(msg))
-	}
-	return stdout.String(), nil
-}
-
-// redact removes credentials from URLs in git's messages.
-func redact(s string) string {
-	for _, f := range strings.Fields(s) {
-		if u := strings.Trim(f, "'\""); strings.Contains(u, "@") {
-			if r := gitinfo.SanitizeURL(u); r != u {
-				s = strings.ReplaceAll(s, u, r)
-			}
-		}
-	}
-	return s
+	return sha, nil
 }
 
 // Diff shows the uncommitted change in the clone.
 func (r *Repo) Diff(ctx context.Context) (string, error) {
-	return run(ctx, r.Dir, "-c", "color.ui=never", "diff", "--no-ext-diff")
+	return r.git.Run(ctx, "-c", "color.ui=never", "diff", "--no-ext-diff")
 }

@@ -1,0 +1,189 @@
+package gitinfo
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+
+	"github.com/shipit-dev/shipit/internal/redact"
+)
+
+// Cmd is how shipit runs git: the one runner, for reading the app
+// repository and for cloning, committing and pushing the GitOps one.
+//
+// git never prompts (a missing credential is an error, not a hung
+// pipeline), a remote that stops sending fails instead of hanging
+// (http.lowSpeedLimit/Time; ssh ConnectTimeout and ServerAliveInterval),
+// and every message git prints is redacted before it reaches an error.
+type Cmd struct {
+	Dir   string    // the working directory; "" for the current one
+	Stdin io.Reader // nil: none
+	// Env is added to the environment: credentials reach git here (see
+	// Credentials), never through its arguments, which every local user
+	// can read in ps.
+	Env []string
+	// Secrets are redacted from git's messages, whatever their shape.
+	Secrets []string
+}
+
+// StallSeconds is how long a git remote may send nothing before git gives
+// up on it.
+const StallSeconds = 60
+
+// Error is a failed git command: git's own message (redacted), and the
+// process's exit status underneath.
+type Error struct {
+	Args []string // the subcommand and its arguments
+	Msg  string   // what git printed, redacted
+	Err  error    // *exec.ExitError, or why git did not run
+}
+
+func (e *Error) Error() string {
+	if e.Msg != "" {
+		return e.Msg
+	}
+	return fmt.Sprintf("git %s: %v", e.Args[0], e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Run runs git with args and returns its standard output.
+func (c Cmd) Run(ctx context.Context, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Dir = c.Dir
+	cmd.Stdin = c.Stdin
+	cmd.Env = append(os.Environ(), c.env()...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		msg := strings.TrimSpace(stderr.String() + "\n" + stdout.String())
+		return "", &Error{Args: args, Msg: redact.Text(msg, c.Secrets...), Err: err}
+	}
+	return stdout.String(), nil
+}
+
+// env is what every git shipit runs gets on top of the caller's
+// environment, then the command's own (credentials).
+func (c Cmd) env() []string {
+	env := []string{"GIT_TERMINAL_PROMPT=0", "GIT_ASKPASS=", "SSH_ASKPASS=", "GCM_INTERACTIVE=never"}
+	if os.Getenv("GIT_SSH_COMMAND") == "" && os.Getenv("GIT_SSH") == "" {
+		env = append(env, fmt.Sprintf("GIT_SSH_COMMAND=ssh -o BatchMode=yes -o ConnectTimeout=%d -o ServerAliveInterval=15 -o ServerAliveCountMax=%d", StallSeconds/2, StallSeconds/15))
+	}
+	cfg := [][2]string{
+		{"http.lowSpeedLimit", "1"},
+		{"http.lowSpeedTime", fmt.Sprint(StallSeconds)},
+	}
+	cfg = append(cfg, configFromEnv(c.Env)...)
+	env = append(env, configEnv(cfg)...)
+	for _, kv := range c.Env {
+		if !strings.HasPrefix(kv, "GIT_CONFIG_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// configEnv passes git configuration through GIT_CONFIG_COUNT/KEY/VALUE:
+// the environment, not argv.
+func configEnv(kv [][2]string) []string {
+	env := []string{fmt.Sprintf("GIT_CONFIG_COUNT=%d", len(kv))}
+	for i, p := range kv {
+		env = append(env, fmt.Sprintf("GIT_CONFIG_KEY_%d=%s", i, p[0]), fmt.Sprintf("GIT_CONFIG_VALUE_%d=%s", i, p[1]))
+	}
+	return env
+}
+
+// configFromEnv reads back configuration pairs a caller put in Env as
+// GIT_CONFIG_KEY_n/GIT_CONFIG_VALUE_n, so that they join ours.
+func configFromEnv(env []string) [][2]string {
+	keys, vals := map[string]string{}, map[string]string{}
+	var order []string
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		if n, ok := strings.CutPrefix(k, "GIT_CONFIG_KEY_"); ok {
+			keys[n] = v
+			order = append(order, n)
+		} else if n, ok := strings.CutPrefix(k, "GIT_CONFIG_VALUE_"); ok {
+			vals[n] = v
+		}
+	}
+	var out [][2]string
+	for _, n := range order {
+		out = append(out, [2]string{keys[n], vals[n]})
+	}
+	return out
+}
+
+// Credentials splits the user information off a remote URL. It returns
+// the URL without it, and the environment that hands it to git through a
+// credential helper reading variables, so that the password is never in
+// git's argv (ps) nor in anything git prints. A URL without a password
+// comes back unchanged with no environment.
+func Credentials(raw string) (string, []string, []string) {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok || (scheme != "https" && scheme != "http") {
+		return raw, nil, nil
+	}
+	at := strings.LastIndex(rest, "@")
+	if slash := strings.Index(rest, "/"); at < 0 || (slash >= 0 && slash < at && !strings.Contains(rest[:at], ":")) {
+		return raw, nil, nil
+	}
+	user, pass, _ := strings.Cut(rest[:at], ":")
+	clean := scheme + "://" + rest[at+1:]
+	helper := `!f() { test "$1" = get && printf 'username=%s\npassword=%s\n' "$SHIPIT_GIT_USERNAME" "$SHIPIT_GIT_PASSWORD"; }; f`
+	env := []string{
+		"SHIPIT_GIT_USERNAME=" + unescape(user),
+		"SHIPIT_GIT_PASSWORD=" + unescape(pass),
+		"GIT_CONFIG_KEY_100=credential.helper", "GIT_CONFIG_VALUE_100=",
+		"GIT_CONFIG_KEY_101=credential.helper", "GIT_CONFIG_VALUE_101=" + helper,
+	}
+	return clean, env, []string{user, pass, unescape(user), unescape(pass)}
+}
+
+// unescape undoes percent-encoding, leaving a malformed escape as it is.
+func unescape(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+			i += 2
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func isHex(c byte) bool {
+	return ('0' <= c && c <= '9') || ('a' <= c && c <= 'f') || ('A' <= c && c <= 'F')
+}
+
+func unhex(c byte) byte {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0'
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10
+	default:
+		return c - 'A' + 10
+	}
+}
+
+// Run runs git in dir: the short form of Cmd{Dir: dir}.Run.
+func Run(ctx context.Context, dir string, args ...string) (string, error) {
+	return Cmd{Dir: dir}.Run(ctx, args...)
+}
+
+// IsExit reports whether err is git having run and exited non-zero.
+func IsExit(err error) bool {
+	var ee *exec.ExitError
+	return errors.As(err, &ee)
+}

@@ -1,0 +1,158 @@
+package release
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/shipit-dev/shipit/build"
+	"github.com/shipit-dev/shipit/internal/gitinfo"
+	"github.com/shipit-dev/shipit/internal/tag"
+	"github.com/shipit-dev/shipit/release/gitops"
+	"github.com/shipit-dev/shipit/release/kustomize"
+)
+
+// PushAttempts bounds how often a pin commit is pushed when the branch
+// keeps moving under it (each time fetched, re-planned and retried).
+const PushAttempts = 15
+
+// Cloner checks out the GitOps branch; gitops.Remote is the real one.
+type Cloner interface {
+	Clone(ctx context.Context, dir string) (*gitops.Repo, error)
+}
+
+// Deploy says where pins are written.
+type Deploy struct {
+	Remote gitops.Remote // the GitOps repository and branch
+	// Cloner checks the branch out; nil: Remote, with the user's git.
+	Cloner Cloner
+	// Prefix is where the configured overlay paths start inside the
+	// repository: shipit.yaml's directory, for a deploy.repo of "." with
+	// shipit.yaml below the repository root; "" otherwise.
+	Prefix   string
+	Overlays []string // overlay directories as configured
+	Mode     kustomize.Mode
+	SkipCI   bool // add [skip ci]: the GitOps repository is the app's own
+	Author   gitops.Author
+	Attempts int // push attempts when the branch moves under us
+	// ImageUpdater: Argo CD Image Updater writes the pins (deploy.mode:
+	// image-updater); releases write no git, and pin retags.
+	ImageUpdater bool
+}
+
+func (d Deploy) cloner() Cloner {
+	if d.Cloner != nil {
+		return d.Cloner
+	}
+	return d.Remote
+}
+
+// inRepo is an overlay's directory relative to the repository's root.
+func (d Deploy) inRepo(overlay string) string { return filepath.Join(d.Prefix, overlay) }
+
+// DeploySpec is deploy.* as configured, for ResolveDeploy.
+type DeploySpec struct {
+	Repo     string // ".", a git URL, or a path relative to Dir
+	Dir      string // the directory of shipit.yaml
+	Branch   string
+	Overlays []string
+	Pin      kustomize.Mode
+	Author   gitops.Author // zero: git's user.name and user.email in Dir, or shipit
+	// ImageUpdater: deploy.mode is image-updater.
+	ImageUpdater bool
+}
+
+// ErrNoOrigin is a deploy.repo of "." in a repository without an origin remote.
+var ErrNoOrigin = errors.New(`is "." (this repository), but it has no origin remote to push pins to: add one, or set deploy.repo to the GitOps repository's URL`)
+
+// DefaultAuthor signs pin commits when nothing else names an author.
+var DefaultAuthor = gitops.Author{Name: "shipit", Email: "shipit@users.noreply.localhost"}
+
+// ResolveDeploy turns deploy.* into where pins are written. A deploy.repo
+// of "." is this repository through its origin remote, so that the user's
+// work tree is never touched; its pin commits carry [skip ci], so that the
+// app's CI does not loop.
+func ResolveDeploy(ctx context.Context, s DeploySpec) (Deploy, error) {
+	d := Deploy{
+		Remote:       gitops.Remote{Branch: s.Branch},
+		Overlays:     append([]string(nil), s.Overlays...),
+		Mode:         s.Pin,
+		Attempts:     PushAttempts,
+		ImageUpdater: s.ImageUpdater,
+		Author:       s.Author,
+	}
+	switch {
+	case s.Repo == ".":
+		url := gitinfo.Origin(s.Dir)
+		if url == "" {
+			return d, ErrNoOrigin
+		}
+		top, err := gitinfo.TopLevel(ctx, s.Dir)
+		if err != nil {
+			return d, err
+		}
+		if top, err = filepath.EvalSymlinks(top); err != nil {
+			return d, err
+		}
+		dir, err := filepath.EvalSymlinks(s.Dir)
+		if err != nil {
+			return d, err
+		}
+		if prefix, err := filepath.Rel(top, dir); err == nil && prefix != "." {
+			d.Prefix = prefix
+		}
+		d.Remote.URL, d.SkipCI = url, true
+	case !strings.Contains(s.Repo, "://") && !strings.Contains(s.Repo, "@") && !filepath.IsAbs(s.Repo):
+		d.Remote.URL = filepath.Join(s.Dir, s.Repo) // a path relative to shipit.yaml
+	default:
+		d.Remote.URL = s.Repo
+	}
+	if d.Author == (gitops.Author{}) {
+		d.Author = DefaultAuthor
+		if n, e, ok := gitinfo.Identity(ctx, s.Dir); ok {
+			d.Author = gitops.Author{Name: n, Email: e}
+		}
+	}
+	return d, nil
+}
+
+// RecordError is a build record that must not be released: bad input,
+// exit code 2.
+type RecordError struct {
+	Path string // the record
+	Msg  string // the whole message, naming the record
+}
+
+func (e *RecordError) Error() string { return e.Msg }
+
+// BadInput marks the error as the user's to fix (exit code 2).
+func (e *RecordError) BadInput() bool { return true }
+
+// CheckRecord refuses records a release must not ship: empty, from
+// another commit than HEAD, from a dirty work tree, or not tagged with a
+// release tag.
+func CheckRecord(rec *build.Record, path, headSHA string) error {
+	bad := func(format string, args ...any) error {
+		return &RecordError{Path: path, Msg: path + " " + fmt.Sprintf(format, args...)}
+	}
+	if len(rec.Images) == 0 {
+		return bad("lists no images: run `shipit build` first")
+	}
+	if rec.Commit != headSHA {
+		return bad("was built from commit %.7s, but HEAD is %.7s: run `shipit build` for HEAD first (or check out %.7s)", rec.Commit, headSHA, rec.Commit)
+	}
+	if strings.HasSuffix(rec.Tag, tag.DirtySuffix) {
+		return bad("is tagged %s: it was built from a work tree with uncommitted changes, which is never released. Commit, then `shipit build` again", rec.Tag)
+	}
+	if _, err := tag.Parse(rec.Tag); err != nil {
+		return bad("has tag %s, which is not a release tag (built with --tag?): releases need YYYYMMDD-HHMMSS-<sha7> tags, which sort in commit order", rec.Tag)
+	}
+	for _, im := range rec.Images {
+		if im.Tag != rec.Tag || im.Commit != rec.Commit {
+			return bad("lists image %s from another build (%s)", im.Name, im.Tag)
+		}
+	}
+	return nil
+}
