@@ -1,0 +1,84 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/shipit-dev/shipit"
+
+// TestDependencyDirection keeps the layering visible and enforced, the way
+// crane's depcheck test does: it asks the go command what each package
+// imports, directly or not, and fails on an import against the direction.
+func TestDependencyDirection(t *testing.T) {
+	t.Parallel()
+	deps := goList(t, "Deps")
+	imports := goList(t, "Imports")
+	if len(deps) < 10 {
+		t.Fatalf("go list found %d packages: the test would check nothing", len(deps))
+	}
+	for _, tc := range []struct {
+		pkg       string // the package (and those below it, with a trailing /...)
+		forbidden func(dep string) bool
+		why       string
+	}{
+		{"build/...", prefixed(module + "/release"), "build never imports release: release depends on build's record, not the reverse"},
+		{"release/kustomize", prefixed(module), "the pin editor imports no shipit package"},
+		{"internal/tag", prefixed(module), "the release tag imports no shipit package"},
+		{"build/...", nameIs(module + "/internal/config"), "build takes build specs from the composition root, not the configuration"},
+		{"release/...", nameIs(module + "/internal/config"), "release takes its deploy target from the composition root, not the configuration"},
+	} {
+		for pkg, ds := range deps {
+			if !matches(pkg, module+"/"+tc.pkg) {
+				continue
+			}
+			for _, d := range ds {
+				if d != pkg && tc.forbidden(d) {
+					t.Errorf("%s imports %s: %s", pkg, d, tc.why)
+				}
+			}
+		}
+	}
+	// Nothing below the command line imports the flag and command
+	// libraries, and only the configuration loader imports viper.
+	for pkg, ds := range imports {
+		if pkg == module+"/internal/cli" || strings.HasPrefix(pkg, module+"/cmd/") {
+			continue
+		}
+		for _, d := range ds {
+			if d == "github.com/spf13/cobra" || d == "github.com/spf13/pflag" || (d == "github.com/spf13/viper" && pkg != module+"/internal/config") {
+				t.Errorf("%s imports %s: only internal/cli may (and internal/config, viper)", pkg, d)
+			}
+		}
+	}
+}
+
+// goList maps each of the module's packages to its Deps (everything it
+// links) or Imports (what it names).
+func goList(t *testing.T, field string) map[string][]string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .`+field+` " "}}`, module+"/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	m := map[string][]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		m[f[0]] = f[1:]
+	}
+	return m
+}
+
+func matches(pkg, pattern string) bool {
+	if p, ok := strings.CutSuffix(pattern, "/..."); ok {
+		return pkg == p || strings.HasPrefix(pkg, p+"/")
+	}
+	return pkg == pattern
+}
+
+func prefixed(p string) func(string) bool {
+	return func(d string) bool { return d == p || strings.HasPrefix(d, p+"/") }
+}
+
+func nameIs(p string) func(string) bool { return func(d string) bool { return d == p } }
