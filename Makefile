@@ -1,7 +1,7 @@
 # shipit's own tasks. `make demo` and `make test` work on a fresh Debian
 # machine as root: they install and start what they need (ci/testenv.sh).
 
-.PHONY: all build demo test testenv testenv-down lint bench clean
+.PHONY: all build demo test testenv testenv-down lint bench fuzz clean
 
 all: build
 
@@ -30,6 +30,10 @@ lint:
 
 bench:
 	ci/bench.sh
+
+# Every fuzz target for FUZZTIME each (default here: 2 minutes).
+fuzz:
+	FUZZTIME=$${FUZZTIME:-2m} ci/fuzz.sh
 
 clean:
 	ci/testenv.sh down

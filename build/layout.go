@@ -11,9 +11,16 @@ import (
 // index names only it, and blobs no longer reachable are removed. Blobs the
 // new image shares with the old one stay, so the next build writes only
 // what changed.
+//
+// It works through an os.Root of the layout, so nothing outside it is ever
+// read or removed, whatever links a repository planted there.
 func pruneLayout(dir, keep string) error {
-	indexPath := filepath.Join(dir, "index.json")
-	data, err := os.ReadFile(indexPath)
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	data, err := root.ReadFile("index.json")
 	if err != nil {
 		return err
 	}
@@ -34,7 +41,7 @@ func pruneLayout(dir, keep string) error {
 	}
 	reachable := map[string]bool{}
 	for _, d := range kept {
-		if err := walk(dir, d.Digest, reachable); err != nil {
+		if err := walk(root, d.Digest, reachable); err != nil {
 			return err
 		}
 	}
@@ -48,18 +55,25 @@ func pruneLayout(dir, keep string) error {
 		if err != nil {
 			return err
 		}
-		if err := writeAtomic(indexPath, out); err != nil {
+		if err := writeAtomic(filepath.Join(dir, "index.json"), out); err != nil {
 			return err
 		}
 	}
-	blobs := filepath.Join(dir, "blobs", "sha256")
-	entries, err := os.ReadDir(blobs)
+	blobs, err := root.Open(filepath.Join("blobs", "sha256"))
+	if err != nil {
+		return err
+	}
+	entries, err := blobs.ReadDir(-1)
+	_ = blobs.Close()
 	if err != nil {
 		return err
 	}
 	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			return &StateError{Path: filepath.Join(dir, "blobs", "sha256", e.Name()), Why: "is not a regular file"}
+		}
 		if !reachable["sha256:"+e.Name()] {
-			if err := os.Remove(filepath.Join(blobs, e.Name())); err != nil {
+			if err := root.Remove(filepath.Join("blobs", "sha256", e.Name())); err != nil {
 				return err
 			}
 		}
@@ -76,7 +90,7 @@ type ociDescriptor struct {
 }
 
 // walk marks a blob and, for manifests and indexes, everything they name.
-func walk(dir, dgst string, seen map[string]bool) error {
+func walk(root *os.Root, dgst string, seen map[string]bool) error {
 	if seen[dgst] {
 		return nil
 	}
@@ -85,7 +99,7 @@ func walk(dir, dgst string, seen map[string]bool) error {
 	if !ok {
 		return nil
 	}
-	data, err := os.ReadFile(filepath.Join(dir, "blobs", algo, hex))
+	data, err := root.ReadFile(filepath.Join("blobs", algo, hex))
 	if err != nil {
 		return err
 	}
@@ -105,7 +119,7 @@ func walk(dir, dgst string, seen map[string]bool) error {
 		seen[l.Digest] = true
 	}
 	for _, c := range m.Manifests {
-		if err := walk(dir, c.Digest, seen); err != nil {
+		if err := walk(root, c.Digest, seen); err != nil {
 			return err
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sort"
 	"time"
+
+	"github.com/shipit-dev/shipit/internal/safeyaml"
 )
 
 // RecordVersion is the version of the build record's format.
@@ -57,28 +59,39 @@ func (r *Record) Repositories() []string {
 // ErrNoRecord is returned by ReadRecord when there is no record.
 var ErrNoRecord = errors.New("no build record")
 
-// ReadRecord reads a build record.
+// ReadRecord reads a build record: a regular file of bounded size (it may
+// have travelled between CI jobs as an artifact, and is input like any
+// other).
 func ReadRecord(path string) (*Record, error) {
-	data, err := os.ReadFile(path)
+	data, err := safeyaml.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%s: %w (run `shipit build` first)", path, ErrNoRecord)
 	}
 	if err != nil {
 		return nil, err
 	}
+	r, err := ParseRecord(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return r, nil
+}
+
+// ParseRecord decodes a build record and checks its version.
+func ParseRecord(data []byte) (*Record, error) {
 	var r Record
 	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, fmt.Errorf("%s: not a build record: %w", path, err)
+		return nil, fmt.Errorf("not a build record: %w", err)
 	}
 	if r.Version != RecordVersion {
-		return nil, fmt.Errorf("%s: build record version %d is not supported (this shipit reads version %d): run `shipit build` again", path, r.Version, RecordVersion)
+		return nil, fmt.Errorf("build record version %d is not supported (this shipit reads version %d): run `shipit build` again", r.Version, RecordVersion)
 	}
 	return &r, nil
 }
 
 // Merge adds images to the record that a build of the same tag made, so
 // that building one image after another leaves a record of both. A record
-// of another tag is replaced.
+// of another tag is replaced. Only a partial build merges.
 func (r *Record) Merge(prev *Record) {
 	if prev == nil || prev.Tag != r.Tag || prev.Commit != r.Commit {
 		return
@@ -106,15 +119,24 @@ func WriteRecord(path string, r *Record) error {
 	return writeAtomic(path, data)
 }
 
+// writeAtomic writes path through an os.Root of its directory, so that a
+// symbolic link planted there is never followed out of it.
 func writeAtomic(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(f.Name())
+	defer root.Close()
+	tmp := fmt.Sprintf(".%s.%d.tmp", filepath.Base(path), os.Getpid())
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	defer root.Remove(tmp) //nolint:errcheck // gone after the rename
 	if _, err := f.Write(data); err != nil {
 		_ = f.Close()
 		return err
@@ -126,8 +148,5 @@ func writeAtomic(path string, data []byte) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return root.Rename(tmp, filepath.Base(path))
 }

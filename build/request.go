@@ -63,6 +63,10 @@ type Plan struct {
 	NoCache    bool
 	Cache      Cache
 	Provenance string // "", "min" or "max"
+	// Partial: only some of the configured images are built, and the
+	// record keeps the others' entries from a build of the same commit.
+	// A full build writes a fresh record.
+	Partial bool
 }
 
 // Requests turns a plan into solve requests, and returns warnings for the

@@ -73,7 +73,9 @@ func Run(ctx context.Context, opt Options, p Plan) (*Record, error) {
 	if err != nil && !errors.Is(err, ErrNoRecord) {
 		prev = nil // an unreadable old record is replaced
 	}
-	rec.Merge(prev)
+	if p.Partial {
+		rec.Merge(prev)
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -133,9 +135,14 @@ func sizeOf(raw []byte, top *ocispecs.Platform, fetch func(dgst string) ([]byte,
 }
 
 func layoutStats(dir string, desc ocispecs.Descriptor) (stats, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return stats{}, err
+	}
+	defer root.Close()
 	blob := func(dgst string) ([]byte, error) {
 		algo, hex, _ := strings.Cut(dgst, ":")
-		return os.ReadFile(filepath.Join(dir, "blobs", algo, hex))
+		return root.ReadFile(filepath.Join("blobs", algo, hex))
 	}
 	raw, err := blob(desc.Digest.String())
 	if err != nil {

@@ -12,3 +12,4 @@ trap 'ci/testenv.sh down' EXIT
 
 ci/lint.sh
 go test -count=1 -timeout 20m ./...
+FUZZTIME=${FUZZTIME:-5s} ci/fuzz.sh

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/shipit-dev/shipit/build"
@@ -131,9 +132,13 @@ func (e *RecordError) Error() string { return e.Msg }
 func (e *RecordError) BadInput() bool { return true }
 
 // CheckRecord refuses records a release must not ship: empty, from
-// another commit than HEAD, from a dirty work tree, or not tagged with a
-// release tag.
-func CheckRecord(rec *build.Record, path, headSHA string) error {
+// another commit than HEAD, from a dirty work tree, not tagged with a
+// release tag, or with an entry that is not what shipit.yaml builds. The
+// record is input: it may have travelled between CI jobs as an artifact,
+// and every field that reaches the registry, the pins or a commit message
+// is checked against the configuration. repos maps each configured image
+// to its repository.
+func CheckRecord(rec *build.Record, path, headSHA string, repos map[string]string) error {
 	bad := func(format string, args ...any) error {
 		return &RecordError{Path: path, Msg: path + " " + fmt.Sprintf(format, args...)}
 	}
@@ -147,12 +152,35 @@ func CheckRecord(rec *build.Record, path, headSHA string) error {
 		return bad("is tagged %s: it was built from a work tree with uncommitted changes, which is never released. Commit, then `shipit build` again", rec.Tag)
 	}
 	if _, err := tag.Parse(rec.Tag); err != nil {
-		return bad("has tag %s, which is not a release tag (built with --tag?): releases need YYYYMMDD-HHMMSS-<sha7> tags, which sort in commit order", rec.Tag)
+		return bad("has tag %q, which is not a release tag (built with --tag?): releases need YYYYMMDD-HHMMSS-<sha7> tags, which sort in commit order", rec.Tag)
 	}
-	for _, im := range rec.Images {
-		if im.Tag != rec.Tag || im.Commit != rec.Commit {
-			return bad("lists image %s from another build (%s)", im.Name, im.Tag)
+	seen := map[string]bool{}
+	for i, im := range rec.Images {
+		field := fmt.Sprintf("images[%d]", i)
+		want, ok := repos[im.Name]
+		switch {
+		case !ok:
+			return bad("%s.name: %q is not an image in shipit.yaml: refusing a record that names images the configuration does not build (run `shipit build` again)", field, im.Name)
+		case seen[im.Name]:
+			return bad("%s.name: image %s is listed twice", field, im.Name)
+		case im.Repository != want:
+			return bad("%s.repository: %q, but shipit.yaml sends image %s to %s: refusing to push or pin it (run `shipit build` again)", field, im.Repository, im.Name, want)
+		case im.Tag != rec.Tag || im.Commit != rec.Commit:
+			return bad("%s: image %s is from another build (%q)", field, im.Name, im.Tag)
+		case !digestRE.MatchString(im.Digest):
+			return bad("%s.digest: %q is not a sha256 digest", field, im.Digest)
+		case !im.Pushed && !localLayout(im.Layout):
+			return bad("%s.layout: %q is not an image layout under the record's directory (.shipit/): refusing to push from elsewhere", field, im.Layout)
 		}
+		seen[im.Name] = true
 	}
 	return nil
+}
+
+var digestRE = regexp.MustCompile(`^sha256:[a-f0-9]{64}$`)
+
+// localLayout reports whether a record's layout path stays inside the
+// record's directory: relative, no "..", no absolute path.
+func localLayout(p string) bool {
+	return p != "" && filepath.IsLocal(p) && !strings.ContainsRune(p, '\\')
 }

@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/shipit-dev/shipit/internal/safeyaml"
 	"github.com/shipit-dev/shipit/internal/tag"
 	"github.com/shipit-dev/shipit/release/kustomize"
 )
@@ -35,7 +38,7 @@ const holdHeader = `# Written by shipit pin: a rollback that releases must not u
 `
 
 func readHolds(dir string) (Holds, error) {
-	data, err := os.ReadFile(filepath.Join(dir, HoldFile))
+	data, err := safeyaml.ReadFile(filepath.Join(dir, HoldFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return Holds{}, nil
 	}
@@ -45,8 +48,19 @@ func readHolds(dir string) (Holds, error) {
 	var f struct {
 		Holds Holds `yaml:"holds"`
 	}
-	if err := yaml.Unmarshal(data, &f); err != nil {
-		return nil, fmt.Errorf("%s: %w (fix or delete it)", filepath.Join(dir, HoldFile), err)
+	doc, err := safeyaml.Parse(data)
+	if err == nil {
+		err = doc.Decode(&f)
+	}
+	if err != nil {
+		// yaml's messages quote no more than a line and column: the file's
+		// content (which may be anything) stays out of the error.
+		return nil, fmt.Errorf("%s: not a hold file (%s): fix or delete it", HoldFile, firstLine(err.Error()))
+	}
+	for img, h := range f.Holds {
+		if !validTag(h.Pinned) || !validTag(h.Until) || !imageNameRE.MatchString(img) {
+			return nil, fmt.Errorf("%s: the hold of %q is not a pair of release tags: fix or delete it", HoldFile, firstLine(img))
+		}
 	}
 	if f.Holds == nil {
 		f.Holds = Holds{}
@@ -56,9 +70,9 @@ func readHolds(dir string) (Holds, error) {
 
 // writeHolds writes the holds, or removes the file when there are none.
 // It reports whether the file changed.
-func writeHolds(dir string, h Holds) (bool, error) {
+func writeHolds(repoDir, dir string, h Holds) (bool, error) {
 	p := filepath.Join(dir, HoldFile)
-	old, err := os.ReadFile(p)
+	old, err := safeyaml.ReadFile(p)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return false, err
 	}
@@ -66,7 +80,7 @@ func writeHolds(dir string, h Holds) (bool, error) {
 		if old == nil {
 			return false, nil
 		}
-		return true, os.Remove(p)
+		return true, removeInRepo(repoDir, p)
 	}
 	var b bytes.Buffer
 	b.WriteString(holdHeader)
@@ -79,7 +93,22 @@ func writeHolds(dir string, h Holds) (bool, error) {
 	if string(data) == string(old) {
 		return false, nil
 	}
-	return true, os.WriteFile(p, data, 0o644)
+	return true, writeInRepo(repoDir, p, data)
+}
+
+var imageNameRE = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*$`)
+
+func validTag(t string) bool {
+	_, err := tag.Parse(t)
+	return err == nil
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	if len(s) > 120 {
+		s = s[:120] + "…"
+	}
+	return s
 }
 
 // releaseKeep is what a release leaves alone: newer pins (forward only)

@@ -68,18 +68,18 @@ func TestHoldFile(t *testing.T) {
 	if h, err := readHolds(dir); err != nil || len(h) != 0 {
 		t.Fatalf("no file: %v %v", h, err)
 	}
-	changed, err := writeHolds(dir, Holds{"web": {Pinned: tA, Until: tC}})
+	changed, err := writeHolds(dir, dir, Holds{"web": {Pinned: tA, Until: tC}})
 	if err != nil || !changed {
 		t.Fatal(changed, err)
 	}
-	if changed, _ := writeHolds(dir, Holds{"web": {Pinned: tA, Until: tC}}); changed {
+	if changed, _ := writeHolds(dir, dir, Holds{"web": {Pinned: tA, Until: tC}}); changed {
 		t.Error("writing the same holds again reported a change")
 	}
 	h, err := readHolds(dir)
 	if err != nil || h["web"].Until != tC {
 		t.Fatalf("read back %+v %v", h, err)
 	}
-	if changed, _ := writeHolds(dir, Holds{}); !changed {
+	if changed, _ := writeHolds(dir, dir, Holds{}); !changed {
 		t.Error("removing the last hold reported no change")
 	}
 	if _, err := os.Stat(filepath.Join(dir, HoldFile)); !os.IsNotExist(err) {

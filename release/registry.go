@@ -198,6 +198,16 @@ func (r *Remote) Push(ctx context.Context, repo, tag, layoutDir, digest, mountFr
 	if err != nil {
 		return err
 	}
+	// The layout is input: what is pushed and pinned must be exactly what
+	// the record names.
+	if idx != nil {
+		err = verifyIndex(idx, digest)
+	} else {
+		err = verifyImage(img, digest)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", ref, err)
+	}
 	if mountFrom != "" && img != nil {
 		host, _, _ := strings.Cut(mountFrom, "/")
 		src, err := name.NewTag(mountFrom, r.Policy.Options(host)...)
@@ -299,11 +309,9 @@ func wrapPush(ref name.Tag, err error) error {
 	return fmt.Errorf("pushing %s: %w", ref, err)
 }
 
-// LayoutDir is where a record's image layout is.
+// LayoutDir is where a record's image layout is: under the record's
+// directory (CheckRecord refuses any other).
 func LayoutDir(recordDir string, im build.Image) string {
-	if filepath.IsAbs(im.Layout) {
-		return im.Layout
-	}
 	return filepath.Join(recordDir, im.Layout)
 }
 

@@ -211,3 +211,27 @@ func countUploads(h http.Handler, n *atomic.Int64) http.Handler {
 		h.ServeHTTP(w, r)
 	})
 }
+
+// TestTagsLinkLoop: a registry whose tag list links to itself is left
+// after the page repeats, not followed forever.
+func TestTagsLinkLoop(t *testing.T) {
+	t.Parallel()
+	var pages atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2/" {
+			return
+		}
+		pages.Add(1)
+		w.Header().Set("Link", `</v2/team/web/tags/list?n=2&last=b>; rel="next"`)
+		fmt.Fprint(w, `{"name":"team/web","tags":["a","b"]}`)
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	_, err := (&Remote{Keychain: authn.DefaultKeychain}).Tags(context.Background(), host+"/team/web")
+	if err == nil || !strings.Contains(err.Error(), "twice") {
+		t.Errorf("err = %v, want the loop named", err)
+	}
+	if n := pages.Load(); n > 3 {
+		t.Errorf("%d pages fetched", n)
+	}
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/shipit-dev/shipit/build"
 	"github.com/shipit-dev/shipit/internal/progress"
+	"github.com/shipit-dev/shipit/internal/safeyaml"
 	"github.com/shipit-dev/shipit/internal/tag"
 	"github.com/shipit-dev/shipit/release/kustomize"
 )
@@ -93,6 +94,9 @@ type Result struct {
 // were; images already pushed stay, and a re-run finishes the job.
 func Run(ctx context.Context, o Options) (*Result, error) {
 	res := &Result{Tag: o.Record.Tag, DryRun: o.DryRun}
+	if err := checkLayouts(o.RecordDir, o.Record); err != nil {
+		return res, err
+	}
 	imgs, err := ensureImages(ctx, o)
 	res.Images = imgs
 	if err != nil {
@@ -165,7 +169,18 @@ func ensureImages(ctx context.Context, o Options) ([]ImageResult, error) {
 	pushOne := func(i int) {
 		im := o.Record.Images[i]
 		progress.Emit(o.Events, progress.Event{Kind: progress.PushStart, Subject: im.Name, Ref: im.Repository + ":" + im.Tag})
-		if errs[i] = o.Registry.Push(ctx, im.Repository, im.Tag, LayoutDir(o.RecordDir, im), im.Digest, mountFrom[i]); errs[i] == nil {
+		if errs[i] = o.Registry.Push(ctx, im.Repository, im.Tag, LayoutDir(o.RecordDir, im), im.Digest, mountFrom[i]); errs[i] != nil {
+			return
+		}
+		// What the tag holds now is what gets pinned: it must be the
+		// record's digest, whatever the registry or the layout did.
+		have, err := o.Registry.Lookup(ctx, im.Repository, im.Tag)
+		switch {
+		case err != nil:
+			errs[i] = err
+		case have != im.Digest:
+			errs[i] = fmt.Errorf("%s:%s holds %s after the push, not the build's %s: nothing is pinned", im.Repository, im.Tag, have, im.Digest)
+		default:
 			out[i].Action = ActionPushed
 		}
 	}
@@ -175,6 +190,30 @@ func ensureImages(ctx context.Context, o Options) ([]ImageResult, error) {
 	}
 	each(rest, pushOne)
 	return out, errors.Join(errs...)
+}
+
+// checkLayouts refuses layouts reached through a symbolic link, or holding
+// one, below the record's directory.
+func checkLayouts(recordDir string, rec *build.Record) error {
+	for _, im := range rec.Images {
+		if im.Layout == "" {
+			continue
+		}
+		if !filepath.IsLocal(im.Layout) {
+			return fmt.Errorf("image %s: layout %q is not under %s", im.Name, im.Layout, recordDir)
+		}
+		p := recordDir
+		for _, part := range strings.Split(filepath.Clean(im.Layout), string(filepath.Separator)) {
+			p = filepath.Join(p, part)
+			if st, err := os.Lstat(p); err == nil && st.Mode()&os.ModeSymlink != 0 {
+				return &build.StateError{Path: p, Why: "is a symbolic link"}
+			}
+		}
+		if err := build.CheckState(p); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // checkImage looks an image's tag up and says whether it must be pushed.
@@ -262,6 +301,9 @@ func writePins(ctx context.Context, o Options, res *Result, imgs []kustomize.Ima
 		res.Overlays = nil
 		for _, ov := range o.Deploy.Overlays {
 			dir := filepath.Join(repo.Dir, o.Deploy.inRepo(ov))
+			if err := checkOverlay(repo.Dir, repo.URL, o.Deploy.inRepo(ov)); err != nil {
+				return nil, "", err
+			}
 			warnArgoSource(o.Events, ov, dir)
 			h, err := readHolds(dir)
 			if err != nil {
@@ -278,7 +320,7 @@ func writePins(ctx context.Context, o Options, res *Result, imgs []kustomize.Ima
 		}
 		var paths []string
 		for i, c := range changes {
-			changed, err := writeHolds(c.Dir, holds[i])
+			changed, err := writeHolds(repo.Dir, c.Dir, holds[i])
 			if err != nil {
 				return nil, "", err
 			}
@@ -289,11 +331,7 @@ func writePins(ctx context.Context, o Options, res *Result, imgs []kustomize.Ima
 			if !c.Changed() {
 				continue
 			}
-			st, err := os.Stat(c.File)
-			if err != nil {
-				return nil, "", err
-			}
-			if err := os.WriteFile(c.File, c.After, st.Mode().Perm()); err != nil {
+			if err := writeInRepo(repo.Dir, c.File, c.After); err != nil {
 				return nil, "", err
 			}
 			rel, _ := filepath.Rel(repo.Dir, c.File)
@@ -342,7 +380,7 @@ func overlayResult(path string, c *kustomize.Change) OverlayResult {
 func warnArgoSource(events progress.Sink, overlay, dir string) {
 	matches, _ := filepath.Glob(filepath.Join(dir, ".argocd-source*.yaml"))
 	for _, m := range matches {
-		data, err := os.ReadFile(m)
+		data, err := safeyaml.ReadFile(m)
 		if err != nil || !strings.Contains(string(data), "images") {
 			continue
 		}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shipit-dev/shipit/internal/safeyaml"
 	"github.com/shipit-dev/shipit/internal/tag"
 	"github.com/shipit-dev/shipit/release/kustomize"
 )
@@ -36,11 +37,14 @@ func ReadOverlays(ctx context.Context, d Deploy, imgs []PinImage, tempDir string
 	var out []OverlayState
 	for _, ov := range d.Overlays {
 		dir := filepath.Join(repo.Dir, d.inRepo(ov))
+		if err := checkOverlay(repo.Dir, repo.URL, d.inRepo(ov)); err != nil {
+			return nil, err
+		}
 		file, err := kustomize.FindFile(fs, dir)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", ov, stripDir(err, repo.Dir))
 		}
-		data, err := fs.ReadFile(file)
+		data, err := safeyaml.ReadFile(file)
 		if err != nil {
 			return nil, err
 		}

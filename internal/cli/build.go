@@ -82,6 +82,9 @@ func runBuild(cmd *cobra.Command, g *globals, o *buildOptions, args []string) er
 	if err != nil {
 		return err
 	}
+	if err := d.checkState(ctx, d.cfg.StatePath()); err != nil {
+		return err
+	}
 	if err := d.cfg.CheckInputs(names, os.Getenv); err != nil {
 		return err
 	}
@@ -103,6 +106,7 @@ func runBuild(cmd *cobra.Command, g *globals, o *buildOptions, args []string) er
 		return err
 	}
 	plan := d.buildPlan(names, head, t, stamp, o.push, o.noCache)
+	plan.Partial = len(names) < len(d.cfg.Images)
 	if o.push {
 		if err := d.ensureRepositories(ctx, plan.Repositories()); err != nil {
 			return err

@@ -89,7 +89,7 @@ func runRelease(cmd *cobra.Command, g *globals, o *releaseOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := release.CheckRecord(rec, recPath, head.SHA); err != nil {
+	if err := release.CheckRecord(rec, recPath, head.SHA, d.repositories()); err != nil {
 		return err
 	}
 	for _, im := range rec.Images {

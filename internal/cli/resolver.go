@@ -71,6 +71,7 @@ func (g *globals) resolve(cmd *cobra.Command, flagKeys map[string]string, events
 		awsLog = cmd.ErrOrStderr()
 	}
 	kc := regauth.NewKeychain(awsLog)
+	gitinfo.Stall = stallTimeout()
 	return &deps{
 		cfg:      cfg,
 		keychain: kc,
@@ -244,6 +245,23 @@ func (d *deps) overlaySelection(dep *release.Deploy, overlays []string) error {
 	return nil
 }
 
+// checkState refuses a state directory (.shipit) that git tracks, that is
+// a symbolic link, or that holds one: its content must come from builds
+// on this machine, and nothing may lead shipit's writes out of it.
+func (d *deps) checkState(ctx context.Context, dir string) error {
+	if err := build.CheckState(dir); err != nil {
+		return err
+	}
+	files, err := gitinfo.Tracked(ctx, filepath.Dir(dir), filepath.Base(dir))
+	if err != nil {
+		return err
+	}
+	if len(files) > 0 {
+		return &build.TrackedStateError{Dir: dir, Files: files}
+	}
+	return nil
+}
+
 // dialing is a BuildKit connection being made in the background, so that
 // it overlaps reading git; Close releases it however the command ends.
 type dialing struct {
@@ -314,6 +332,15 @@ func connectBuilder(ctx context.Context, cfg *config.Config) (*client.Client, er
 		return nil, fmt.Errorf("cannot reach BuildKit at %s: %w; %s", addr, err, hint)
 	}
 	return c, nil
+}
+
+// repositories maps each configured image to its repository.
+func (d *deps) repositories() map[string]string {
+	m := map[string]string{}
+	for n := range d.cfg.Images {
+		m[n] = d.cfg.RepositoryFor(n)
+	}
+	return m
 }
 
 // kustomizeNames are the configured images entry names, by image name.

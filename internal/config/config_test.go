@@ -2,10 +2,13 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // write lays out files under a temp dir and returns it.
@@ -104,6 +107,14 @@ func TestLoadErrors(t *testing.T) {
 		{"bad platform", "images:\n  web:\n    context: .\n    platforms: [linux/amd64, windoze]\n",
 			`:4: images.web.platforms[1]: "windoze" is not a platform: write os/arch[/variant], for example linux/amd64`},
 		{"not yaml", "images: {web: [\n", `: not valid YAML: line 1: did not find expected node content`},
+		{"repo as an option", "deploy: {repo: \"--upload-pack=touch /tmp/pwned\"}\nimages: {web: {context: .}}\n",
+			`:1: deploy.repo: "--upload-pack=touch /tmp/pwned" begins with "-", which git would read as an option: write a repository URL or path, and a branch name`},
+		{"branch as an option", "deploy: {branch: -f}\nimages: {web: {context: .}}\n",
+			`:1: deploy.branch: "-f" begins with "-", which git would read as an option: write a repository URL or path, and a branch name`},
+		{"tcp builder without TLS", "builder: {addr: tcp://10.1.2.3:1234}\nimages: {web: {context: .}}\n",
+			`:1: builder.addr: tcp://10.1.2.3:1234 is a tcp:// builder off this machine without TLS: build secrets and registry credentials would cross the network in the clear. Set builder.tls (ca, cert, key), or builder.insecure: true if the network is trusted`},
+		{"insecure registry with a path", "insecure-registries: [r.example.com/team]\nimages: {web: {context: .}}\n",
+			`:1: insecure-registries[0]: "r.example.com/team" is not a registry host: write host or host:port`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -248,4 +259,48 @@ func FuzzParse(f *testing.F) {
 			_ = cfg.Validate()
 		}
 	})
+}
+
+// TestTCPBuilderTLS: plain tcp:// is fine on loopback or when said to be.
+func TestTCPBuilderTLS(t *testing.T) {
+	t.Parallel()
+	for _, y := range []string{
+		"builder: {addr: tcp://127.0.0.1:1234}\nimages: {web: {context: .}}\n",
+		"builder: {addr: tcp://buildkitd:1234, insecure: true}\nimages: {web: {context: .}}\n",
+	} {
+		if _, err := Load(Options{Dir: write(t, map[string]string{"shipit.yaml": y})}); err != nil {
+			t.Errorf("%q: %v", y, err)
+		}
+	}
+}
+
+// TestAliasBomb: an alias-heavy shipit.yaml is refused at once, not after
+// seconds and gigabytes.
+func TestAliasBomb(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	b.WriteString("images: {web: {context: .}}\ntag: {prefix: x}\nx0: &a0 [" + strings.Repeat("lol, ", 9) + "lol]\n")
+	for i := 1; i < 30; i++ {
+		fmt.Fprintf(&b, "x%d: &a%d [%s*a%d]\n", i, i, strings.Repeat(fmt.Sprintf("*a%d, ", i-1), 9), i-1)
+	}
+	for b.Len() < 85_000 {
+		b.WriteString("# padding to the size seen in the review\n")
+	}
+	dir := write(t, map[string]string{"shipit.yaml": b.String()})
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	_, err := Load(Options{Dir: dir})
+	took := time.Since(start)
+	runtime.ReadMemStats(&after)
+	var ce *Error
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("err = %v, want a refusal", err)
+	}
+	if took > time.Second {
+		t.Errorf("took %v", took)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 100<<20 {
+		t.Errorf("allocated %d MB", grew>>20)
+	}
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/viper"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/shipit-dev/shipit/internal/safeyaml"
 	"github.com/shipit-dev/shipit/release/kustomize"
 )
 
@@ -85,7 +87,7 @@ func Load(opt Options) (*Config, error) {
 	} else if !filepath.IsAbs(file) {
 		file = filepath.Join(opt.Dir, file)
 	}
-	data, err := os.ReadFile(file)
+	data, err := readCapped(file)
 	if err != nil {
 		return nil, &Error{File: file, Msg: fmt.Sprintf("cannot read the configuration: %v", unwrapPath(err))}
 	}
@@ -112,10 +114,14 @@ func Parse(file string, data []byte) (*Config, error) {
 		return nil, err
 	}
 	cfg := &Config{File: abs}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	docp, err := safeyaml.Parse(data)
+	if errors.Is(err, safeyaml.ErrTooLarge) {
+		return nil, &Error{File: file, Msg: fmt.Sprintf("refused: %v", err)}
+	}
+	if err != nil {
 		return nil, &Error{File: file, Msg: fmt.Sprintf("not valid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))}
 	}
+	doc := *docp
 	if len(doc.Content) == 0 {
 		return nil, &Error{File: file, Msg: "the file is empty: it needs at least `images:` (run `shipit init` for a starting point)"}
 	}
@@ -373,6 +379,29 @@ func (c *Config) defaults() {
 			im.Dockerfile = "Dockerfile"
 		}
 	}
+}
+
+// readCapped reads a file of at most safeyaml.MaxFileSize bytes (a device
+// such as /dev/zero is never read whole).
+func readCapped(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil {
+		return nil, err
+	} else if !st.Mode().IsRegular() {
+		return nil, errors.New("not a regular file")
+	}
+	data, err := io.ReadAll(io.LimitReader(f, safeyaml.MaxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > safeyaml.MaxFileSize {
+		return nil, fmt.Errorf("larger than %d bytes, which no shipit.yaml needs", safeyaml.MaxFileSize)
+	}
+	return data, nil
 }
 
 func unwrapPath(err error) error {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"github.com/shipit-dev/shipit/internal/redact"
 	"github.com/shipit-dev/shipit/internal/regnet"
 	"github.com/shipit-dev/shipit/release/kustomize"
 
@@ -62,7 +63,7 @@ func (c *Config) Validate() error {
 	// git would read these as options (--upload-pack=…): never.
 	for key, v := range map[string]string{"deploy.repo": c.Deploy.Repo, "deploy.branch": c.Deploy.Branch} {
 		if strings.HasPrefix(v, "-") {
-			return c.errorf(key, "%q begins with \"-\", which git would read as an option: write a repository URL or path, and a branch name", v)
+			return c.errorf(key, "%q begins with \"-\", which git would read as an option: write a repository URL or path, and a branch name", redact.URL(v))
 		}
 	}
 	for i, h := range c.InsecureRegistries {

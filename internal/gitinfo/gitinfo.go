@@ -171,3 +171,22 @@ func originURL(dir string) string {
 	}
 	return ""
 }
+
+// Tracked lists the files under path (relative to dir) that git tracks in
+// the repository holding dir; none outside a repository.
+func Tracked(ctx context.Context, dir, path string) ([]string, error) {
+	out, err := Run(ctx, dir, "ls-files", "-z", "--", path)
+	if err != nil {
+		if strings.Contains(err.Error(), "not a git repository") {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var files []string
+	for _, f := range strings.Split(out, "\x00") {
+		if f != "" {
+			files = append(files, f)
+		}
+	}
+	return files, nil
+}

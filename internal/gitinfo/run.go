@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"time"
 
 	"github.com/shipit-dev/shipit/internal/redact"
 )
@@ -31,9 +32,9 @@ type Cmd struct {
 	Secrets []string
 }
 
-// StallSeconds is how long a git remote may send nothing before git gives
-// up on it.
-const StallSeconds = 60
+// Stall is how long a git remote may send nothing before git gives up on
+// it. The composition root sets it once, at start.
+var Stall = 60 * time.Second
 
 // Error is a failed git command: git's own message (redacted), and the
 // process's exit status underneath.
@@ -74,12 +75,14 @@ func (c Cmd) Run(ctx context.Context, args ...string) (string, error) {
 // environment, then the command's own (credentials).
 func (c Cmd) env() []string {
 	env := []string{"GIT_TERMINAL_PROMPT=0", "GIT_ASKPASS=", "SSH_ASKPASS=", "GCM_INTERACTIVE=never"}
+	secs := max(int(Stall/time.Second), 1)
 	if os.Getenv("GIT_SSH_COMMAND") == "" && os.Getenv("GIT_SSH") == "" {
-		env = append(env, fmt.Sprintf("GIT_SSH_COMMAND=ssh -o BatchMode=yes -o ConnectTimeout=%d -o ServerAliveInterval=15 -o ServerAliveCountMax=%d", StallSeconds/2, StallSeconds/15))
+		alive := max(secs/4, 1)
+		env = append(env, fmt.Sprintf("GIT_SSH_COMMAND=ssh -o BatchMode=yes -o ConnectTimeout=%d -o ServerAliveInterval=%d -o ServerAliveCountMax=4", secs, alive))
 	}
 	cfg := [][2]string{
 		{"http.lowSpeedLimit", "1"},
-		{"http.lowSpeedTime", fmt.Sprint(StallSeconds)},
+		{"http.lowSpeedTime", fmt.Sprint(secs)},
 	}
 	cfg = append(cfg, configFromEnv(c.Env)...)
 	env = append(env, configEnv(cfg)...)

@@ -82,6 +82,19 @@ func (e *StallError) Error() string {
 	return fmt.Sprintf("%s sent nothing for %s in answer to %s %s: giving up on it (is the registry up? set --timeout to bound the whole command)", e.Host, e.Idle, e.Method, e.Path)
 }
 
+// UpgradeError is a request that go-containerregistry meant to send in
+// plain HTTP, that shipit sent over TLS instead, and that failed.
+type UpgradeError struct {
+	Host string
+	Err  error
+}
+
+func (e *UpgradeError) Error() string {
+	return fmt.Sprintf("%v (shipit spoke TLS to %s: plain HTTP goes only to loopback and to the hosts under insecure-registries in shipit.yaml; list it there if this registry speaks nothing else on a network you trust)", e.Err, e.Host)
+}
+
+func (e *UpgradeError) Unwrap() error { return e.Err }
+
 // Transport returns the round tripper for registry requests: go-containerregistry's
 // default transport with bounded dial and handshake, the HTTPS upgrade for
 // hosts the policy does not allow plain HTTP, and the idle watchdog.
@@ -127,6 +140,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		cancel()
 		if w.fired.Load() {
 			return nil, w.stallError(orig)
+		}
+		if req.URL.Scheme != orig.URL.Scheme {
+			return nil, &UpgradeError{Host: orig.URL.Host, Err: err}
 		}
 		return nil, err
 	}

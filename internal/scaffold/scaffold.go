@@ -98,18 +98,28 @@ func Init(o Options) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Kind: kind, Name: o.Name}
+	// Every write goes through an os.Root of the directory, and no path
+	// component may be a symbolic link: init never writes through one, in
+	// the repository or out of it (k8s -> /elsewhere).
+	root, err := os.OpenRoot(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
 	for _, f := range files {
-		full := filepath.Join(o.Dir, f.Path)
-		if _, err := os.Lstat(full); err == nil {
+		if err := noLinks(root, f.Path); err != nil {
+			return nil, err
+		}
+		if _, err := root.Lstat(f.Path); err == nil {
 			f.Skipped = true
 		} else if !errors.Is(err, os.ErrNotExist) {
 			return nil, err
 		} else if !o.DryRun {
-			if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			if err := root.MkdirAll(filepath.Dir(f.Path), 0o755); err != nil {
 				return nil, err
 			}
 			// O_EXCL: never overwrite, even a file that appeared meanwhile.
-			fh, err := os.OpenFile(full, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+			fh, err := root.OpenFile(f.Path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 			if err != nil {
 				return nil, err
 			}
@@ -124,6 +134,37 @@ func Init(o Options) (*Result, error) {
 		res.Files = append(res.Files, f)
 	}
 	return res, nil
+}
+
+// LinkError is a directory on the way to a file init would write that is
+// a symbolic link.
+type LinkError struct{ Path string }
+
+func (e *LinkError) Error() string {
+	return fmt.Sprintf("%s is a symbolic link: shipit init writes no file through one. Replace it with a directory, or run init where it is not", e.Path)
+}
+
+// noLinks refuses a path whose directories include a symbolic link.
+func noLinks(root *os.Root, path string) error {
+	dir := filepath.Dir(path)
+	var p string
+	for _, part := range strings.Split(dir, string(filepath.Separator)) {
+		if part == "." || part == "" {
+			continue
+		}
+		p = filepath.Join(p, part)
+		st, err := root.Lstat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if st.Mode()&os.ModeSymlink != 0 {
+			return &LinkError{Path: p}
+		}
+	}
+	return nil
 }
 
 type data struct {
