@@ -9,6 +9,7 @@
 #   ci/bench.sh release    # shipit release against crane push + kustomize edit + git
 #   ci/bench.sh overlays   # pin editing and render checks over 100 overlays (Go benchmark)
 #   ci/bench.sh pin        # shipit pin of two images over three overlays (Go benchmark)
+#   ci/bench.sh scale      # history, status and prune against many tags (Go benchmarks)
 #   ci/bench.sh cold       # a cold daemon importing the registry cache, against one without
 #   N=40 ci/bench.sh build
 #
@@ -185,6 +186,15 @@ bench_overlays() {
 		awk '{split($1, a, "="); sub(/-[0-9]+$/, "", a[2]); printf "pin editing and render checks, %3d overlay(s): %7.1f ms (target for 100: < 1000 ms)\n", a[2], $3/1e6}'
 }
 
+# history --limit 10 and status at 100, 1000 and 10,000 tags, and prune of
+# 1000 tags (Go benchmarks on the in-process registry, counting requests).
+bench_scale() {
+	(cd "$repo" && go test ./release/ -run '^$' -bench 'BenchmarkHistory|BenchmarkStatusScale' -benchtime 5x) | grep -E '^Benchmark' |
+		awk '{printf "%-40s %7.1f ms  %5.0f registry requests\n", $1, $3/1e6, $5}'
+	(cd "$repo" && go test ./release/ -run '^$' -bench 'BenchmarkPrune$' -benchtime 1x) | grep -E '^Benchmark' |
+		awk '{printf "prune of 1000 tags (970 deleted)          %7.1f ms  %5.0f registry requests (%s DELETE)\n", $3/1e6, $7, $5}'
+}
+
 # How a warm no-op build --push grows with the number of images: shipit
 # (one process, concurrent solves) against buildctl (one run per image).
 bench_images() {
@@ -272,16 +282,18 @@ cold) bench_cold ;;
 pin) bench_pin ;;
 release) bench_release ;;
 overlays) bench_overlays ;;
+scale) bench_scale ;;
 all)
 	bench_build
 	bench_images
 	bench_release
 	bench_overlays
 	bench_pin
+	bench_scale
 	bench_cold
 	;;
 *)
-	echo "usage: $0 [build|images|release|overlays|pin|cold|all]" >&2
+	echo "usage: $0 [build|images|release|overlays|pin|scale|cold|all]" >&2
 	exit 2
 	;;
 esac

@@ -343,3 +343,20 @@ func (m mountable) LayerByDigest(h v1.Hash) (v1.Layer, error) {
 	}
 	return &remote.MountableLayer{Layer: l, Reference: m.from}, nil
 }
+
+// DeleteManifest implements Deleter with one DELETE by digest.
+func (r *Remote) DeleteManifest(ctx context.Context, repo, digest string) error {
+	host, _, _ := strings.Cut(repo, "/")
+	ref, err := name.NewDigest(repo+"@"+digest, r.Policy.Options(host)...)
+	if err != nil {
+		return err
+	}
+	if err := remote.Delete(ref, r.options(ctx)...); err != nil {
+		var te *transport.Error
+		if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
+			return nil // gone already: what prune wanted
+		}
+		return fmt.Errorf("deleting %s: %w", ref, err)
+	}
+	return nil
+}

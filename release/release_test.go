@@ -50,7 +50,7 @@ spec:
         - {name: worker, image: worker}
 `
 
-func gitT(t *testing.T, dir string, args ...string) string {
+func gitT(t testing.TB, dir string, args ...string) string {
 	t.Helper()
 	out, err := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=t", "-c", "user.email=t@example.com"}, args...)...).CombinedOutput()
 	if err != nil {
@@ -60,7 +60,7 @@ func gitT(t *testing.T, dir string, args ...string) string {
 }
 
 // gitOpsRemote makes a bare repository with a base and two overlays.
-func gitOpsRemote(t *testing.T) string {
+func gitOpsRemote(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
 	bare := filepath.Join(dir, "gitops.git")

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/shipit-dev/shipit/internal/safeyaml"
@@ -82,7 +81,11 @@ type HistoryEntry struct {
 }
 
 // History lists the release tags of each image, newest first, at most
-// limit per image (0: all), with the overlays that pin each.
+// limit per image (0: all), with the overlays that pin each. It costs one
+// tag list and a manifest request per tag shown (plus one for each pinned
+// tag and each older tag of a shown tag's commit, for the marks), however
+// many tags the repository holds. The marks (rollbacks, shared digests)
+// are computed within those tags.
 func History(ctx context.Context, reg Registry, imgs []PinImage, overlays []OverlayState, limit int) ([]HistoryEntry, error) {
 	var out []HistoryEntry
 	for _, im := range imgs {
@@ -90,44 +93,54 @@ func History(ctx context.Context, reg Registry, imgs []PinImage, overlays []Over
 		if err != nil {
 			return nil, err
 		}
-		// Digests of all tags (the rollback marks need older tags too), concurrently.
-		digests := make([]string, len(tags))
-		errs := make([]error, len(tags))
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, 8)
-		for i, t := range tags {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				sem <- struct{}{}
-				defer func() { <-sem }()
-				digests[i], errs[i] = reg.Lookup(ctx, im.Repository, t.String())
-			}()
+		shown := tags
+		if limit > 0 && len(tags) > limit {
+			shown = tags[:limit]
 		}
-		wg.Wait()
-		for _, err := range errs {
-			if err != nil {
-				return nil, err
+		// Besides the tags shown: the tags the overlays pin, and older tags
+		// of the same commits (a rollback tag points at one of them).
+		want := map[string]bool{}
+		commits := map[string]bool{}
+		for _, t := range shown {
+			want[t.String()] = true
+			commits[t.SHA7] = true
+		}
+		for _, ov := range overlays {
+			if en, ok := ov.Entries[im.Name]; ok && en.NewTag != "" {
+				want[en.NewTag] = true
 			}
 		}
-		byDigest := map[string][]int{}
-		for i := range tags {
-			byDigest[digests[i]] = append(byDigest[digests[i]], i)
-		}
-		for i, t := range tags {
-			if limit > 0 && i >= limit {
-				break
+		var looked []tag.Tag
+		for _, t := range tags {
+			if want[t.String()] || commits[t.SHA7] {
+				looked = append(looked, t)
 			}
-			e := HistoryEntry{Image: im.Name, Tag: t.String(), Commit: t.SHA7, Time: t.Time, Digest: digests[i]}
-			for _, j := range byDigest[digests[i]] {
-				if j == i {
+		}
+		names := make([]string, len(looked))
+		for i, t := range looked {
+			names[i] = t.String()
+		}
+		digests, err := lookupTags(ctx, reg, im.Repository, names)
+		if err != nil {
+			return nil, err
+		}
+		byDigest := map[string][]tag.Tag{}
+		for _, t := range looked {
+			d := digests[t.String()]
+			byDigest[d] = append(byDigest[d], t)
+		}
+		for _, t := range shown {
+			d := digests[t.String()]
+			e := HistoryEntry{Image: im.Name, Tag: t.String(), Commit: t.SHA7, Time: t.Time, Digest: d}
+			for _, o := range byDigest[d] {
+				if o == t {
 					continue
 				}
-				e.SameDigest = append(e.SameDigest, tags[j].String())
+				e.SameDigest = append(e.SameDigest, o.String())
 				// A newer tag with the commit of an older tag on the same
 				// digest is a rollback tag pointing at that release.
-				if tags[j].SHA7 == t.SHA7 && tags[j].Time.Before(t.Time) && e.RollbackTo == "" {
-					e.RollbackTo = tags[j].String()
+				if o.SHA7 == t.SHA7 && o.Time.Before(t.Time) && e.RollbackTo == "" {
+					e.RollbackTo = o.String()
 				}
 			}
 			for _, ov := range overlays {

@@ -54,8 +54,13 @@ func printHistory(out io.Writer, format string, hist []release.HistoryEntry) err
 		if e.RollbackTo != "" {
 			notes = append(notes, "rollback to "+e.RollbackTo)
 		}
-		if len(e.SameDigest) > 0 {
-			notes = append(notes, "same digest as "+strings.Join(e.SameDigest, ", "))
+		if n := len(e.SameDigest); n > 0 {
+			same := e.SameDigest[:min(n, 3)]
+			note := "same digest as " + strings.Join(same, ", ")
+			if n > 3 {
+				note += fmt.Sprintf(" +%d more", n-3)
+			}
+			notes = append(notes, note)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Image, e.Tag, e.Commit, e.Time.Format("2006-01-02 15:04:05"),
 			short(e.Digest), dash(strings.Join(e.PinnedIn, ",")), strings.Join(notes, "; "))

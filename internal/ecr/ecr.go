@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -114,4 +115,99 @@ func clean(err error) error {
 func accessDenied(err error) bool {
 	var ae smithy.APIError
 	return errors.As(err, &ae) && strings.Contains(ae.ErrorCode(), "AccessDenied")
+}
+
+// BatchSize is how many image ids one BatchDeleteImage call takes (the
+// API's limit).
+const BatchSize = 100
+
+// Deleter deletes tags from ECR repositories with BatchDeleteImage: the
+// image goes when its last tag does.
+type Deleter struct {
+	mu      sync.Mutex
+	clients map[string]*ecr.Client
+}
+
+// DeleteTags deletes tags of an ECR repository in batches of BatchSize,
+// and returns those deleted. A tag ECR reports as already gone counts as
+// deleted; any other failure is an error naming the tags.
+func (d *Deleter) DeleteTags(ctx context.Context, repository string, tags []string) ([]string, error) {
+	repo, ok := Parse(repository)
+	if !ok {
+		return nil, fmt.Errorf("%s is not an ECR repository", repository)
+	}
+	c, err := d.client(ctx, repo)
+	if err != nil {
+		return nil, err
+	}
+	var deleted []string
+	for start := 0; start < len(tags); start += BatchSize {
+		batch := tags[start:min(start+BatchSize, len(tags))]
+		ids := make([]types.ImageIdentifier, len(batch))
+		for i, t := range batch {
+			ids[i] = types.ImageIdentifier{ImageTag: aws.String(t)}
+		}
+		out, err := c.BatchDeleteImage(ctx, &ecr.BatchDeleteImageInput{
+			RegistryId: aws.String(repo.Account), RepositoryName: aws.String(repo.Name), ImageIds: ids,
+		})
+		if err != nil {
+			return deleted, fmt.Errorf("deleting tags of %s: %w", repository, clean(err))
+		}
+		for _, id := range out.ImageIds {
+			deleted = append(deleted, aws.ToString(id.ImageTag))
+		}
+		var failed []string
+		for _, f := range out.Failures {
+			if f.FailureCode == types.ImageFailureCodeImageNotFound || f.FailureCode == types.ImageFailureCodeImageTagDoesNotMatchDigest {
+				deleted = append(deleted, aws.ToString(f.ImageId.ImageTag))
+				continue
+			}
+			failed = append(failed, fmt.Sprintf("%s (%s: %s)", aws.ToString(f.ImageId.ImageTag), f.FailureCode, aws.ToString(f.FailureReason)))
+		}
+		if len(failed) > 0 {
+			return deleted, fmt.Errorf("ECR did not delete %s from %s", strings.Join(failed, ", "), repository)
+		}
+	}
+	return deleted, nil
+}
+
+func (d *Deleter) client(ctx context.Context, repo Repo) (*ecr.Client, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if c := d.clients[repo.Region]; c != nil {
+		return c, nil
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(repo.Region))
+	if err != nil {
+		return nil, fmt.Errorf("loading AWS configuration for %s: %w", repo.Host, err)
+	}
+	if d.clients == nil {
+		d.clients = map[string]*ecr.Client{}
+	}
+	c := ecr.NewFromConfig(cfg)
+	d.clients[repo.Region] = c
+	return c, nil
+}
+
+// LifecyclePolicy is an ECR lifecycle policy that is safe beside shipit
+// prune: it expires untagged images (manifests left without a tag) after
+// days, and has no rule that selects tagged images, so it never removes a
+// release tag, however old: only prune, which knows what runs, does that.
+func LifecyclePolicy(days int) string {
+	return fmt.Sprintf(`{
+  "rules": [
+    {
+      "rulePriority": 1,
+      "description": "Expire untagged images after %d days. No rule touches tagged images: release tags are pruned by shipit prune, which keeps what the GitOps repository pins, holds and may roll back to.",
+      "selection": {
+        "tagStatus": "untagged",
+        "countType": "sinceImagePushed",
+        "countUnit": "days",
+        "countNumber": %d
+      },
+      "action": {"type": "expire"}
+    }
+  ]
+}
+`, days, days)
 }

@@ -2,6 +2,7 @@ package ecr
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -79,4 +80,23 @@ func flatten(m map[string]any) []string {
 		}
 	}
 	return out
+}
+
+// TestDeleteTagsBatches: 250 tags go in batches of at most 100.
+func TestDeleteTagsBatches(t *testing.T) {
+	api, srv := ecrtest.New(t, "team/web")
+	for k, v := range ecrtest.Env(t, srv.URL) {
+		t.Setenv(k, v)
+	}
+	var tags []string
+	for i := 0; i < 250; i++ {
+		tags = append(tags, fmt.Sprintf("20260101-%06d-aaaaaaa", i))
+	}
+	deleted, err := (&Deleter{}).DeleteTags(context.Background(), host+"/team/web", tags)
+	if err != nil || len(deleted) != 250 {
+		t.Fatalf("deleted %d: %v", len(deleted), err)
+	}
+	if fmt.Sprint(api.Batches) != "[100 100 50]" {
+		t.Errorf("batches = %v", api.Batches)
+	}
 }

@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -33,13 +35,23 @@ type Remote struct {
 
 // Clone clones the remote's branch into dir, shallow.
 func (rm Remote) Clone(ctx context.Context, dir string) (*Repo, error) {
-	return Clone(ctx, rm.URL, rm.Branch, dir)
+	return cloneDepth(ctx, rm.URL, rm.Branch, dir, 1)
+}
+
+// CloneHistory clones the remote's branch into dir with its last depth
+// commits.
+func (rm Remote) CloneHistory(ctx context.Context, dir string, depth int) (*Repo, error) {
+	return cloneDepth(ctx, rm.URL, rm.Branch, dir, max(depth, 1))
 }
 
 // Clone clones branch of url into dir, shallow. Credentials in url are
 // handed to git through its environment, never its arguments, and the
 // clone's remote is configured without them.
 func Clone(ctx context.Context, url, branch, dir string) (*Repo, error) {
+	return cloneDepth(ctx, url, branch, dir, 1)
+}
+
+func cloneDepth(ctx context.Context, url, branch, dir string, depth int) (*Repo, error) {
 	shown := gitinfo.SanitizeURL(url)
 	if strings.HasPrefix(url, "-") || strings.HasPrefix(branch, "-") {
 		return nil, fmt.Errorf("cloning %s: a repository or branch that begins with \"-\" is refused", shown)
@@ -50,7 +62,7 @@ func Clone(ctx context.Context, url, branch, dir string) (*Repo, error) {
 		src = "file://" + clean // --depth is honoured only for file:// URLs
 	}
 	g := gitinfo.Cmd{Env: env, Secrets: secrets}
-	_, err := g.Run(ctx, "clone", "--quiet", "--depth", "1", "--single-branch", "--branch", branch, "--no-tags", "--", src, dir)
+	_, err := g.Run(ctx, "clone", "--quiet", "--depth", strconv.Itoa(depth), "--single-branch", "--branch", branch, "--no-tags", "--", src, dir)
 	if err != nil {
 		if strings.Contains(err.Error(), "Remote branch") && strings.Contains(err.Error(), "not found") {
 			return nil, fmt.Errorf("cloning %s: branch %s does not exist there (check deploy.branch)", shown, branch)
@@ -148,4 +160,42 @@ func (r *Repo) Publish(ctx context.Context, attempts int, a Author, apply func(c
 // Diff shows the uncommitted change in the clone.
 func (r *Repo) Diff(ctx context.Context) (string, error) {
 	return r.git.Run(ctx, "-c", "color.ui=never", "diff", "--no-ext-diff")
+}
+
+// Revisions lists up to n commits of the clone's branch, newest first.
+func (r *Repo) Revisions(ctx context.Context, n int) ([]string, error) {
+	out, err := r.git.Run(ctx, "rev-list", "--max-count", strconv.Itoa(max(n, 1)), "HEAD", "--")
+	if err != nil {
+		return nil, err
+	}
+	return strings.Fields(out), nil
+}
+
+// MaxBlob caps what FileAt reads of one file.
+const MaxBlob = 4 << 20
+
+// FileAt reads a file (relative to the root) as it was at a commit; ok is
+// false when the commit has no such file. A file larger than MaxBlob, or
+// one that is not a regular file (a symbolic link), is an error.
+func (r *Repo) FileAt(ctx context.Context, rev, path string) ([]byte, bool, error) {
+	obj := rev + ":" + filepath.ToSlash(path)
+	if _, err := r.git.Run(ctx, "cat-file", "-e", obj); err != nil {
+		return nil, false, nil
+	}
+	mode, err := r.git.Run(ctx, "ls-tree", "--format=%(objectmode)", rev, "--", filepath.ToSlash(path))
+	if err != nil {
+		return nil, false, err
+	}
+	if m := strings.TrimSpace(mode); m != "100644" && m != "100755" {
+		return nil, false, fmt.Errorf("%s at %.7s is not a regular file (mode %s)", path, rev, m)
+	}
+	size, err := r.git.Run(ctx, "cat-file", "-s", obj)
+	if err != nil {
+		return nil, false, err
+	}
+	if n, err := strconv.Atoi(strings.TrimSpace(size)); err != nil || n > MaxBlob {
+		return nil, false, fmt.Errorf("%s at %.7s is larger than %d bytes", path, rev, MaxBlob)
+	}
+	out, err := r.git.Run(ctx, "cat-file", "blob", obj)
+	return []byte(out), err == nil, err
 }

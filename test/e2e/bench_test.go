@@ -1,9 +1,14 @@
 package e2e
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
 // BenchmarkPin times shipit pin of two images over three overlays, end to
@@ -42,4 +47,35 @@ func BenchmarkPin(b *testing.B) {
 			b.ReportMetric(float64(proxy.uploads.Load())/float64(b.N), "blob-uploads/pin")
 		})
 	}
+}
+
+// BenchmarkHistoryCLI: shipit history --limit 10 over a repository of 1000
+// release tags in the distribution registry, through a counting proxy.
+//
+//	go test ./test/e2e -run '^$' -bench HistoryCLI -benchtime 10x
+func BenchmarkHistoryCLI(b *testing.B) {
+	proxy := newCountingProxy(b)
+	a := newApp(b)
+	repo := strings.Replace(a.repo, registry, proxy.host, 1)
+	writeFiles(b, a.dir, map[string]string{"shipit.yaml": strings.Replace(mustRead(b, a.dir+"/shipit.yaml"), "registry: "+a.repo, "registry: "+repo, 1)})
+	img, _ := random.Image(64, 1)
+	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := 0; i < 1000; i++ {
+		ref, _ := name.NewTag(fmt.Sprintf("%s/web:%s-%07x", strings.Replace(repo, proxy.host, registry, 1), base.Add(time.Duration(i)*time.Minute).Format("20060102-150405"), i))
+		if err := remote.Write(ref, img); err != nil {
+			b.Fatal(err)
+		}
+	}
+	proxy.reset()
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		r := mustShipit(b, a.dir, nil, "history", "web", "--limit", "10")
+		if n := strings.Count(r.stdout, "\n"); n != 11 {
+			b.Fatalf("%d lines:\n%s", n, r.stdout)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(time.Since(start).Milliseconds())/float64(b.N), "ms/history")
+	b.ReportMetric(float64(proxy.requests.Load())/float64(b.N), "registry-requests/history")
 }

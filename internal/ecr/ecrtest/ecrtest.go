@@ -27,6 +27,10 @@ type API struct {
 	repos    map[string]bool
 	Calls    []string
 	Created  []map[string]any
+	// Deleted lists the tags BatchDeleteImage removed; Batches the size of
+	// each call.
+	Deleted []string
+	Batches []int
 }
 
 // New starts a stand-in holding the given repositories; its URL goes in
@@ -111,6 +115,21 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.repos[name] = true
 		a.Created = append(a.Created, body)
 		fmt.Fprintf(w, `{"repository":{"repositoryName":%q,"registryId":"123456789012"}}`, name)
+	case "BatchDeleteImage":
+		ids, _ := body["imageIds"].([]any)
+		if len(ids) > 100 {
+			fail("InvalidParameterException", "imageIds: at most 100")
+			return
+		}
+		a.Batches = append(a.Batches, len(ids))
+		var out []string
+		for _, id := range ids {
+			m, _ := id.(map[string]any)
+			t, _ := m["imageTag"].(string)
+			a.Deleted = append(a.Deleted, t)
+			out = append(out, fmt.Sprintf(`{"imageTag":%q}`, t))
+		}
+		fmt.Fprintf(w, `{"imageIds":[%s],"failures":[]}`, strings.Join(out, ","))
 	default:
 		fail("InvalidParameterException", "unexpected "+op)
 	}
