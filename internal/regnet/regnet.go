@@ -106,7 +106,7 @@ func (p Policy) Transport() http.RoundTripper {
 	if idle <= 0 {
 		idle = DefaultIdle
 	}
-	base.ResponseHeaderTimeout = idle
+	base.ResponseHeaderTimeout = 2 * idle // a backstop: the watchdog names the stall first
 	base.IdleConnTimeout = 90 * time.Second
 	return &transport{base: base, policy: p, idle: idle}
 }
