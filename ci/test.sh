@@ -6,9 +6,12 @@ cd "$(dirname "$0")/.."
 export CI=${CI:-true} # a missing daemon is a failure here, never a skip
 
 ci/testenv.sh up
-trap 'ci/testenv.sh down' EXIT
+trap 'ci/cluster.sh down; ci/testenv.sh down' EXIT
 # shellcheck disable=SC1091
 . .testenv/env
+# The Kubernetes control plane and Argo CD for the --wait tests.
+ci/cluster.sh up
+export SHIPIT_TEST_KUBECONFIG="$PWD/.testenv/kubeconfig"
 
 ci/lint.sh
 go test -count=1 -timeout 20m ./...

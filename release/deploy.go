@@ -34,6 +34,7 @@ type Deploy struct {
 	// shipit.yaml below the repository root; "" otherwise.
 	Prefix   string
 	Overlays []string // overlay directories as configured
+	Env      string   // the environment they are, for messages
 	Mode     kustomize.Mode
 	SkipCI   bool // add [skip ci]: the GitOps repository is the app's own
 	Author   gitops.Author

@@ -43,6 +43,7 @@ type PinResult struct {
 	Images      []ImageResult   `json:"images"`
 	Overlays    []OverlayResult `json:"overlays,omitempty"`
 	Commit      string          `json:"commit,omitempty"`
+	Revision    string          `json:"revision,omitempty"`    // the GitOps head afterwards
 	RollbackTag string          `json:"rollbackTag,omitempty"` // Image Updater mode: the new tag on the old digest
 	Diff        string          `json:"diff,omitempty"`
 	DryRun      bool            `json:"dryRun,omitempty"`
@@ -84,7 +85,7 @@ func Pin(ctx context.Context, o PinOptions) (*PinResult, error) {
 		holds:   pinHolds,
 		message: func(r *Result) string { return pinMessage(o.Tag, r) },
 	})
-	res.Overlays, res.Commit, res.Diff = r.Overlays, r.Commit, r.Diff
+	res.Overlays, res.Commit, res.Diff, res.Revision = r.Overlays, r.Commit, r.Diff, r.Revision
 	return res, err
 }
 

@@ -30,6 +30,8 @@ import (
 type Registry interface {
 	// Lookup returns the digest repo:tag points at, or "" when there is no such tag.
 	Lookup(ctx context.Context, repo, tag string) (string, error)
+	// Has reports whether repo holds a manifest with this digest.
+	Has(ctx context.Context, repo, digest string) (bool, error)
 	// Push writes an image (or index) from an OCI layout to repo:tag.
 	// mountFrom, when set, is another repository:tag of the same registry
 	// whose layers may be mounted rather than uploaded.
@@ -359,4 +361,21 @@ func (r *Remote) DeleteManifest(ctx context.Context, repo, digest string) error 
 		return fmt.Errorf("deleting %s: %w", ref, err)
 	}
 	return nil
+}
+
+// Has implements Registry with one HEAD request by digest.
+func (r *Remote) Has(ctx context.Context, repo, digest string) (bool, error) {
+	host, _, _ := strings.Cut(repo, "/")
+	ref, err := name.NewDigest(repo+"@"+digest, r.Policy.Options(host)...)
+	if err != nil {
+		return false, err
+	}
+	if _, err := remote.Head(ref, r.options(ctx)...); err != nil {
+		var te *transport.Error
+		if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
+			return false, nil
+		}
+		return false, fmt.Errorf("looking up %s: %w", ref, err)
+	}
+	return true, nil
 }

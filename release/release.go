@@ -68,6 +68,8 @@ type OverlayImageState struct {
 	Added bool     `json:"added,omitempty"`
 	Kept  string   `json:"kept,omitempty"` // why the old pin stays
 	Uses  []string `json:"uses,omitempty"`
+	// Old is the entry as it was (not Found when it was added).
+	Old kustomize.Entry `json:"-"`
 }
 
 // FromOrNone is the old reference, or "(none)" for an entry that was added.
@@ -83,8 +85,9 @@ type Result struct {
 	Tag      string          `json:"tag"`
 	Images   []ImageResult   `json:"images"`
 	Overlays []OverlayResult `json:"overlays"`
-	Commit   string          `json:"commit,omitempty"` // the pin commit pushed, if any
-	Diff     string          `json:"diff,omitempty"`   // dry run: the change it would commit
+	Commit   string          `json:"commit,omitempty"`   // the pin commit pushed, if any
+	Revision string          `json:"revision,omitempty"` // the GitOps branch's head afterwards: the commit, or the head it was already at
+	Diff     string          `json:"diff,omitempty"`     // dry run: the change it would commit
 	DryRun   bool            `json:"dryRun,omitempty"`
 }
 
@@ -274,8 +277,12 @@ func Forward(cur kustomize.Entry, next kustomize.Pin) string {
 	return ""
 }
 
-// pinHooks make writePins serve release and pin.
+// pinHooks make writePins serve release, pin, promote and restore.
 type pinHooks struct {
+	// images, when set, gives each overlay's pins, read in the clone (the
+	// source environment's pins, the pins before a failed rollout); they
+	// are written exactly as they are, whatever deploy.pin says.
+	images  func(ctx context.Context, repoDir, overlay string) ([]kustomize.Image, error)
 	keep    func(Holds) kustomize.Keep     // which current pins stay
 	holds   func(Holds, *kustomize.Change) // how the holds change
 	message func(*Result) string           // the commit message, from the plan
@@ -309,7 +316,14 @@ func writePins(ctx context.Context, o Options, res *Result, imgs []kustomize.Ima
 			if err != nil {
 				return nil, "", err
 			}
-			c, err := kustomize.Plan(fs, dir, imgs, o.Deploy.Mode, hooks.keep(h))
+			pins, mode := imgs, o.Deploy.Mode
+			if hooks.images != nil {
+				if pins, err = hooks.images(ctx, repo.Dir, ov); err != nil {
+					return nil, "", err
+				}
+				mode = kustomize.ModeTagAndDigest // the pins say exactly what they hold
+			}
+			c, err := kustomize.Plan(fs, dir, pins, mode, hooks.keep(h))
 			if err != nil {
 				return nil, "", fmt.Errorf("%s (in %s): %w", ov, repo.URL, stripDir(err, repo.Dir))
 			}
@@ -357,14 +371,17 @@ func writePins(ctx context.Context, o Options, res *Result, imgs []kustomize.Ima
 		return paths, hooks.message(res), nil
 	}
 	sha, err := repo.Publish(ctx, max(o.Deploy.Attempts, 1), o.Deploy.Author, apply)
-	res.Commit = sha
+	res.Commit, res.Revision = sha, sha
+	if err == nil && sha == "" {
+		res.Revision, err = repo.Head(ctx)
+	}
 	return err
 }
 
 func overlayResult(path string, c *kustomize.Change) OverlayResult {
 	r := OverlayResult{Path: path, Changed: c.Changed()}
 	for _, ic := range c.Images {
-		s := OverlayImageState{Image: ic.Image, To: ic.New.Ref(), Added: !ic.Old.Found(), Kept: ic.Kept, Uses: ic.Uses}
+		s := OverlayImageState{Image: ic.Image, To: ic.New.Ref(), Added: !ic.Old.Found(), Kept: ic.Kept, Uses: ic.Uses, Old: ic.Old}
 		if ic.Old.Found() {
 			s.From = kustomize.Pin(ic.Old).Ref()
 		}

@@ -94,7 +94,7 @@ func show(t *testing.T, bare, path string) string {
 }
 
 // recordFor builds a record of web and worker at tag t, kept in layouts.
-func recordFor(t *testing.T, host, tg string) (*build.Record, string) {
+func recordFor(t testing.TB, host, tg string) (*build.Record, string) {
 	t.Helper()
 	dir := t.TempDir()
 	rec := &build.Record{Version: build.RecordVersion, Commit: "c0ffee" + tg[len(tg)-7:], Tag: tg}
@@ -270,5 +270,41 @@ func TestWritePinsAllOrNothing(t *testing.T) {
 	}
 	if got := gitT(t, bare, "rev-parse", "main"); got != head {
 		t.Errorf("a dry run moved the remote")
+	}
+}
+
+// TestRestore: the pins before a command come back, held, in one commit.
+func TestRestore(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	bare := gitOpsRemote(t)
+	dep := testDeploy(bare, "k8s/overlays/staging")
+	dep.Env = "staging"
+	ctx := context.Background()
+	reg := &Remote{Keychain: authn.DefaultKeychain}
+	recA, dirA := recordFor(t, host, tA)
+	if _, err := Run(ctx, Options{Record: recA, RecordDir: dirA, Registry: reg, Deploy: dep}); err != nil {
+		t.Fatal(err)
+	}
+	good := show(t, bare, "k8s/overlays/staging/kustomization.yaml")
+	recB, dirB := recordFor(t, host, tB)
+	res, err := Run(ctx, Options{Record: recB, RecordDir: dirB, Registry: reg, Deploy: dep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Restore(ctx, dep, res.Overlays, "the release of "+tB+" did not become healthy", nil)
+	if err != nil || back.Commit == "" {
+		t.Fatalf("restore: %+v %v", back, err)
+	}
+	if got := show(t, bare, "k8s/overlays/staging/kustomization.yaml"); got != good {
+		t.Errorf("kustomization after the restore:\n%s\nwant:\n%s", got, good)
+	}
+	if h := show(t, bare, "k8s/overlays/staging/"+HoldFile); !strings.Contains(h, "until: "+tB) {
+		t.Errorf("hold:\n%s", h)
+	}
+	if m := gitT(t, bare, "log", "-1", "--format=%s", "main"); !strings.Contains(m, "roll back staging: the release of "+tB) {
+		t.Errorf("commit subject %q", m)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 // OverlayState is what one overlay pins, read from the GitOps repository.
 type OverlayState struct {
+	Env     string // the environment it belongs to
 	Path    string
 	Entries map[string]kustomize.Entry // by shipit image name
 	Holds   Holds
@@ -181,6 +182,7 @@ const (
 
 // StatusEntry is one image's pin in one overlay.
 type StatusEntry struct {
+	Environment string `json:"environment,omitempty"`
 	Overlay     string `json:"overlay"`
 	Image       string `json:"image"`
 	PinnedTag   string `json:"pinnedTag,omitempty"`
@@ -214,7 +216,7 @@ func Status(ctx context.Context, reg Registry, imgs []PinImage, overlays []Overl
 			}
 		}
 		for _, ov := range overlays {
-			e := StatusEntry{Overlay: ov.Path, Image: im.Name, Newest: newest, UpdaterPick: pick}
+			e := StatusEntry{Environment: ov.Env, Overlay: ov.Path, Image: im.Name, Newest: newest, UpdaterPick: pick}
 			en, ok := ov.Entries[im.Name]
 			if h, held := ov.Holds[im.Name]; held {
 				e.Hold = &h

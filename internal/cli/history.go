@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -76,22 +77,29 @@ func (g *globals) pinState(cmd *cobra.Command, names []string, required bool) (*
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if len(d.cfg.Deploy.Overlays) == 0 {
-		if required {
-			return nil, nil, nil, usagef("no deploy.overlays in %s: nothing pins the images", d.cfg.File)
-		}
+	all := d.cfg.AllOverlays()
+	if len(all) == 0 && required {
+		return nil, nil, nil, usagef("no deploy.environments (or deploy.overlays) in %s: nothing pins the images", d.cfg.File)
 	}
 	imgs, err := d.pinImages(names)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if len(d.cfg.Deploy.Overlays) == 0 {
+	if len(all) == 0 {
 		return d, imgs, nil, nil
 	}
-	dep, err := d.deploy(cmd.Context())
+	dep, err := d.deploy(cmd.Context(), all)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	overlays, err := release.ReadOverlays(cmd.Context(), dep, imgs, "")
+	// Each overlay belongs to an environment: status groups by it.
+	for i := range overlays {
+		for _, e := range d.cfg.Envs() {
+			if slices.Contains(e.Overlays, overlays[i].Path) && overlays[i].Env == "" {
+				overlays[i].Env = e.Name
+			}
+		}
+	}
 	return d, imgs, overlays, err
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -15,6 +16,8 @@ type pinOptions struct {
 	overlays []string
 	dryRun   bool
 	output   string
+	env      string
+	wait     waitOptions
 }
 
 func newPinCmd(g *globals) *cobra.Command {
@@ -54,6 +57,8 @@ strategy then rolls to it, and shipit history shows it as a rollback.`,
 	f.StringSliceVar(&o.overlays, "overlay", nil, "pin only in these overlays of deploy.overlays (repeatable)")
 	f.BoolVar(&o.dryRun, "dry-run", false, "print the diff that would be committed; change nothing")
 	f.StringVarP(&o.output, "output", "o", "text", "result format on stdout: text or json")
+	f.StringVar(&o.env, "env", "", "the environment to roll back (needed when there are several)")
+	o.wait.flags(f)
 	return cmd
 }
 
@@ -75,26 +80,43 @@ func runPin(cmd *cobra.Command, g *globals, o *pinOptions, t string) error {
 	if err != nil {
 		return err
 	}
-	deploy, err := d.deploy(ctx)
+	if len(d.cfg.Envs()) > 1 && o.env == "" {
+		return usagef("%s has %d environments (%s): say which one to roll back with --env", d.cfg.File, len(d.cfg.Envs()), strings.Join(d.cfg.EnvNames(), ", "))
+	}
+	env, err := d.env(o.env, "--env")
+	if err != nil && !d.updaterMode() {
+		return err
+	}
+	deploy, err := d.deployEnv(ctx, env)
 	if err != nil {
+		return err
+	}
+	if err := o.wait.check(env, deploy); err != nil {
 		return err
 	}
 	if err := d.overlaySelection(&deploy, o.overlays); err != nil {
 		return err
 	}
 	if !deploy.ImageUpdater && len(deploy.Overlays) == 0 {
-		return usagef("no deploy.overlays in %s: there are no pins to move", d.cfg.File)
+		return usagef("no deploy.environments (or deploy.overlays) in %s: there are no pins to move", d.cfg.File)
 	}
 	res, err := release.Pin(ctx, release.PinOptions{Tag: t, Images: imgs, Registry: d.registry, Deploy: deploy, DryRun: o.dryRun, Events: d.events})
 	if err != nil {
 		return err
 	}
-	return printPin(cmd.OutOrStdout(), stderr, o.output, res)
+	werr := o.wait.after(ctx, d, env, deploy, revision(res.Revision, o.dryRun), res.Overlays, "the pin to "+t)
+	if err := printPin(cmd.OutOrStdout(), stderr, o.output, res, o.wait.report()); err != nil {
+		return err
+	}
+	return werr
 }
 
-func printPin(out, stderr io.Writer, format string, res *release.PinResult) error {
+func printPin(out, stderr io.Writer, format string, res *release.PinResult, wait waitReport) error {
 	if format == "json" {
-		return writeJSON(out, res)
+		return writeJSON(out, struct {
+			*release.PinResult
+			waitReport
+		}{res, wait})
 	}
 	if res.RollbackTag != "" {
 		verb := "tagged"

@@ -88,7 +88,7 @@ func runPrune(cmd *cobra.Command, g *globals, o *pruneOptions, args []string) er
 	if err != nil {
 		return err
 	}
-	dep, err := d.deploy(ctx)
+	dep, err := d.deploy(ctx, d.cfg.AllOverlays())
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,8 @@ type releaseOptions struct {
 	keepExisting bool
 	output       string
 	progress     string
+	env          string
+	wait         waitOptions
 }
 
 func newReleaseCmd(g *globals) *cobra.Command {
@@ -60,6 +62,8 @@ diff it would commit, and changes nothing.`,
 	f.BoolVar(&o.dryRun, "dry-run", false, "print what would be pushed and the diff that would be committed; change nothing")
 	f.BoolVar(&o.keepExisting, "keep-existing", false, "when a tag already holds another digest, keep the registry's image and release it")
 	f.StringVarP(&o.output, "output", "o", "text", "result format on stdout: text or json")
+	f.StringVar(&o.env, "env", "", "the environment to pin (default: the first of deploy.environments)")
+	o.wait.flags(f)
 	f.StringVar(&o.progress, "progress", "auto", "progress on stderr: auto, tty (bytes pushed, in place), plain, rawjson (one JSON event a line) or quiet")
 	return cmd
 }
@@ -97,8 +101,15 @@ func runRelease(cmd *cobra.Command, g *globals, o *releaseOptions) error {
 			return usagef("%s: image %s was built for %s, which names no registry: set registry in %s and build again", recPath, im.Name, im.Repository, d.cfg.File)
 		}
 	}
-	deploy, err := d.deploy(ctx)
+	env, err := d.env(o.env, "--env")
+	if err != nil && len(d.cfg.Envs()) > 0 {
+		return err
+	}
+	deploy, err := d.deployEnv(ctx, env)
 	if err != nil {
+		return err
+	}
+	if err := o.wait.check(env, deploy); err != nil {
 		return err
 	}
 	if !o.dryRun {
@@ -113,18 +124,16 @@ func runRelease(cmd *cobra.Command, g *globals, o *releaseOptions) error {
 	if err != nil {
 		return err
 	}
-	return printRelease(cmd.OutOrStdout(), stderr, o.output, res)
+	werr := o.wait.after(ctx, d, env, deploy, revision(res.Revision, o.dryRun), res.Overlays, "the release of "+res.Tag)
+	if err := printRelease(cmd.OutOrStdout(), stderr, o.output, res, o.wait.report()); err != nil {
+		return err
+	}
+	return werr
 }
 
-func printRelease(out, stderr io.Writer, format string, res *release.Result) error {
-	if format == "json" {
-		return writeJSON(out, res)
-	}
-	for _, im := range res.Images {
-		fmt.Fprintf(stderr, "shipit: %s: %s\n", im.Name, im.Action)
-		fmt.Fprintln(out, im.Ref)
-	}
-	for _, ov := range res.Overlays {
+// printOverlays says on stderr what happened to each pin.
+func printOverlays(stderr io.Writer, overlays []release.OverlayResult) {
+	for _, ov := range overlays {
 		for _, im := range ov.Images {
 			switch {
 			case im.Kept != "":
@@ -137,6 +146,20 @@ func printRelease(out, stderr io.Writer, format string, res *release.Result) err
 			}
 		}
 	}
+}
+
+func printRelease(out, stderr io.Writer, format string, res *release.Result, wait waitReport) error {
+	if format == "json" {
+		return writeJSON(out, struct {
+			*release.Result
+			waitReport
+		}{res, wait})
+	}
+	for _, im := range res.Images {
+		fmt.Fprintf(stderr, "shipit: %s: %s\n", im.Name, im.Action)
+		fmt.Fprintln(out, im.Ref)
+	}
+	printOverlays(stderr, res.Overlays)
 	if res.DryRun {
 		if res.Diff == "" {
 			fmt.Fprintln(stderr, "shipit: dry run: no pin would change")
@@ -152,4 +175,13 @@ func printRelease(out, stderr io.Writer, format string, res *release.Result) err
 		fmt.Fprintln(stderr, "shipit: nothing to change: no commit")
 	}
 	return nil
+}
+
+// revision is what --wait waits for: the GitOps head after the command,
+// none in a dry run.
+func revision(head string, dryRun bool) string {
+	if dryRun {
+		return ""
+	}
+	return head
 }

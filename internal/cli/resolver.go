@@ -116,11 +116,12 @@ func (d *deps) pinImages(names []string) ([]release.PinImage, error) {
 	return out, nil
 }
 
-// deploy resolves deploy.* into where pins are written.
-func (d *deps) deploy(ctx context.Context) (release.Deploy, error) {
+// deploy resolves deploy.* into where pins are written, for the given
+// overlays.
+func (d *deps) deploy(ctx context.Context, overlays []string) (release.Deploy, error) {
 	c := d.cfg.Deploy
 	spec := release.DeploySpec{
-		Repo: c.Repo, Dir: d.cfg.Dir(), Branch: c.Branch, Overlays: c.Overlays,
+		Repo: c.Repo, Dir: d.cfg.Dir(), Branch: c.Branch, Overlays: overlays,
 		Pin: kustomize.Mode(c.Pin), ImageUpdater: c.Mode == config.ModeImageUpdater,
 	}
 	if c.Author != "" {
@@ -130,6 +131,32 @@ func (d *deps) deploy(ctx context.Context) (release.Deploy, error) {
 	if errors.Is(err, release.ErrNoOrigin) {
 		return dep, &config.Error{File: d.cfg.File, Key: "deploy.repo", Msg: err.Error()}
 	}
+	return dep, err
+}
+
+// env finds an environment by name ("" is the first), for --env.
+func (d *deps) env(name, flag string) (config.Environment, error) {
+	envs := d.cfg.Envs()
+	if len(envs) == 0 {
+		return config.Environment{}, usagef("no deploy.environments (or deploy.overlays) in %s: there are no pins to move", d.cfg.File)
+	}
+	if name == "" {
+		return envs[0], nil
+	}
+	e, ok := d.cfg.Env(name)
+	if !ok {
+		return e, usagef("%s %s: no such environment in %s (environments: %s)", flag, name, d.cfg.File, strings.Join(d.cfg.EnvNames(), ", "))
+	}
+	return e, nil
+}
+
+// updaterMode reports whether Argo CD Image Updater writes the pins.
+func (d *deps) updaterMode() bool { return d.cfg.Deploy.Mode == config.ModeImageUpdater }
+
+// deployEnv is the deploy target of one environment.
+func (d *deps) deployEnv(ctx context.Context, e config.Environment) (release.Deploy, error) {
+	dep, err := d.deploy(ctx, e.Overlays)
+	dep.Env = e.Name
 	return dep, err
 }
 
@@ -237,7 +264,7 @@ func (d *deps) overlaySelection(dep *release.Deploy, overlays []string) error {
 	for _, ov := range overlays {
 		i := slices.Index(dep.Overlays, filepath.Clean(ov))
 		if i < 0 {
-			return usagef("--overlay %s is not one of deploy.overlays (%s)", ov, strings.Join(dep.Overlays, ", "))
+			return usagef("--overlay %s is not one of the overlays of %s (%s)", ov, dep.Env, strings.Join(dep.Overlays, ", "))
 		}
 		sel = append(sel, dep.Overlays[i])
 	}

@@ -150,6 +150,7 @@ Exit codes: 0 success, 1 failure, 2 bad usage or configuration, 130 interrupted.
 		newStatusCmd(g),
 		newUpdaterConfigCmd(g),
 		newInitCmd(),
+		newPromoteCmd(g),
 		newPruneCmd(g),
 		newLifecyclePolicyCmd(),
 	)

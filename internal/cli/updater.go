@@ -28,7 +28,8 @@ the first deploy overlay's kustomization.`,
 				return err
 			}
 			cfg := d.cfg
-			if len(cfg.Deploy.Overlays) == 0 {
+			envs := cfg.Envs()
+			if len(envs) == 0 {
 				return usagef("no deploy.overlays in %s: the updater needs a kustomization to write to", cfg.File)
 			}
 			prefix, err := d.tagPrefix()
@@ -36,7 +37,10 @@ the first deploy overlay's kustomization.`,
 				return err
 			}
 			if app == "" {
-				app = strings.TrimSuffix(strings.ReplaceAll(strings.Trim(cfg.Deploy.Overlays[0], "/"), "/", "-"), "-")
+				app = strings.TrimSuffix(strings.ReplaceAll(strings.Trim(envs[0].Overlays[0], "/"), "/", "-"), "-")
+				if apps := envs[0].ArgoCD.Applications; len(apps) > 0 {
+					app = apps[0]
+				}
 			}
 			var imgs []release.UpdaterImage
 			for _, n := range cfg.ImageNames() {
@@ -46,7 +50,7 @@ the first deploy overlay's kustomization.`,
 				}
 				imgs = append(imgs, release.UpdaterImage{Alias: n, Repository: cfg.RepositoryFor(n), KustomizeName: kn})
 			}
-			_, err = fmt.Fprint(cmd.OutOrStdout(), release.UpdaterConfig(app, cfg.Deploy.Overlays[0], cfg.Deploy.Branch, prefix, imgs))
+			_, err = fmt.Fprint(cmd.OutOrStdout(), release.UpdaterConfig(app, envs[0].Overlays[0], cfg.Deploy.Branch, prefix, imgs))
 			return err
 		},
 	}

@@ -125,6 +125,10 @@ type Deploy struct {
 	Repo     string   `yaml:"repo"`
 	Branch   string   `yaml:"branch"`
 	Overlays []string `yaml:"overlays"`
+	// Environments are the deploy targets in promotion order: release pins
+	// the first, promote moves each to what the one before it pins.
+	// Overlays alone is one environment named default.
+	Environments []Environment `yaml:"environments"`
 	// Pin is what a pin holds: tag, digest or tag+digest (kustomize.Mode).
 	Pin string `yaml:"pin"`
 	// Author of pin commits, "Name <email>".
@@ -132,6 +136,70 @@ type Deploy struct {
 	// Mode is who writes the pins: git (shipit, the default) or
 	// image-updater (Argo CD Image Updater; shipit only pushes and tags).
 	Mode string `yaml:"mode"`
+}
+
+// Environment is one deploy target: its overlays, and the Argo CD
+// Applications that sync them.
+type Environment struct {
+	Name     string   `yaml:"name"`
+	Overlays []string `yaml:"overlays"`
+	ArgoCD   ArgoCD   `yaml:"argocd"`
+}
+
+// ArgoCD names the Applications of an environment, for --wait.
+type ArgoCD struct {
+	Applications []string `yaml:"applications"`
+	Namespace    string   `yaml:"namespace"` // default argocd
+}
+
+// DefaultEnvironment is the name deploy.overlays alone gets.
+const DefaultEnvironment = "default"
+
+// Envs returns the environments in promotion order: deploy.environments,
+// or deploy.overlays as one environment named default; none when neither
+// is set.
+func (c *Config) Envs() []Environment {
+	if len(c.Deploy.Environments) > 0 {
+		return c.Deploy.Environments
+	}
+	if len(c.Deploy.Overlays) > 0 {
+		return []Environment{{Name: DefaultEnvironment, Overlays: c.Deploy.Overlays}}
+	}
+	return nil
+}
+
+// Env finds an environment by name.
+func (c *Config) Env(name string) (Environment, bool) {
+	for _, e := range c.Envs() {
+		if e.Name == name {
+			return e, true
+		}
+	}
+	return Environment{}, false
+}
+
+// EnvNames lists the environments' names in order.
+func (c *Config) EnvNames() []string {
+	var out []string
+	for _, e := range c.Envs() {
+		out = append(out, e.Name)
+	}
+	return out
+}
+
+// AllOverlays lists every environment's overlays, each once.
+func (c *Config) AllOverlays() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, e := range c.Envs() {
+		for _, o := range e.Overlays {
+			if !seen[o] {
+				seen[o] = true
+				out = append(out, o)
+			}
+		}
+	}
+	return out
 }
 
 // Deploy modes.

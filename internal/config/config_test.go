@@ -304,3 +304,38 @@ func TestAliasBomb(t *testing.T) {
 		t.Errorf("allocated %d MB", grew>>20)
 	}
 }
+
+func TestEnvironments(t *testing.T) {
+	t.Parallel()
+	good := "images: {web: {context: .}}\ndeploy:\n  environments:\n    - {name: staging, overlays: [k8s/overlays/staging], argocd: {applications: [shop-staging]}}\n    - {name: production, overlays: [k8s/overlays/production], argocd: {applications: [shop-production], namespace: ops}}\n"
+	cfg, err := Load(Options{Dir: write(t, map[string]string{"shipit.yaml": good})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cfg.EnvNames(), ","); got != "staging,production" {
+		t.Errorf("environments = %s", got)
+	}
+	if e, _ := cfg.Env("staging"); e.ArgoCD.Namespace != "argocd" {
+		t.Errorf("namespace default = %q", e.ArgoCD.Namespace)
+	}
+	if e, _ := cfg.Env("production"); e.ArgoCD.Namespace != "ops" {
+		t.Errorf("namespace = %q", e.ArgoCD.Namespace)
+	}
+	old, err := Load(Options{Dir: write(t, map[string]string{"shipit.yaml": "images: {web: {context: .}}\ndeploy: {overlays: [k8s/a, k8s/b]}\n"})})
+	if err != nil || len(old.Envs()) != 1 || old.Envs()[0].Name != DefaultEnvironment || len(old.Envs()[0].Overlays) != 2 {
+		t.Errorf("deploy.overlays as one environment: %+v %v", old.Envs(), err)
+	}
+	for _, tc := range []struct{ yaml, key string }{
+		{"deploy:\n  overlays: [a]\n  environments: [{name: s, overlays: [b]}]\n", "deploy.environments"},
+		{"deploy:\n  environments: [{name: s, overlays: [a]}, {name: s, overlays: [b]}]\n", "deploy.environments[1].name"},
+		{"deploy:\n  environments: [{name: s, overlay: [a]}]\n", "deploy.environments[0].overlay"},
+		{"deploy:\n  environments: [{name: s}]\n", "deploy.environments[0].overlays"},
+		{"deploy:\n  environments: [{name: Prod, overlays: [a]}]\n", "deploy.environments[0].name"},
+	} {
+		_, err := Load(Options{Dir: write(t, map[string]string{"shipit.yaml": "images: {web: {context: .}}\n" + tc.yaml})})
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Key != tc.key {
+			t.Errorf("%q: %v, want an error naming %s", tc.yaml, err, tc.key)
+		}
+	}
+}

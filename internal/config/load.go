@@ -374,6 +374,11 @@ func (c *Config) defaults() {
 	if c.Deploy.Pin == "" {
 		c.Deploy.Pin = string(kustomize.ModeTagAndDigest)
 	}
+	for i := range c.Deploy.Environments {
+		if c.Deploy.Environments[i].ArgoCD.Namespace == "" {
+			c.Deploy.Environments[i].ArgoCD.Namespace = "argocd"
+		}
+	}
 	for _, im := range c.Images {
 		if im != nil && im.Dockerfile == "" {
 			im.Dockerfile = "Dockerfile"

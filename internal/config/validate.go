@@ -71,10 +71,11 @@ func (c *Config) Validate() error {
 			return c.errorf(fmt.Sprintf("insecure-registries[%d]", i), "%q is not a registry host: write host or host:port", h)
 		}
 	}
-	for i, o := range c.Deploy.Overlays {
-		if o == "" || filepath.IsAbs(o) || strings.HasPrefix(filepath.Clean(o), "..") {
-			return c.errorf(fmt.Sprintf("deploy.overlays[%d]", i), "%q must be a directory inside the deploy repository, relative to its root", o)
-		}
+	if err := c.validateOverlays("deploy.overlays", c.Deploy.Overlays); err != nil {
+		return err
+	}
+	if err := c.validateEnvironments(); err != nil {
+		return err
 	}
 	if err := c.validateBuilder(); err != nil {
 		return err
@@ -252,4 +253,48 @@ func loopbackAddr(addr string) bool {
 	_, hostport, _ := strings.Cut(addr, "://")
 	hostport, _, _ = strings.Cut(hostport, "/")
 	return regnet.IsLoopback(hostport)
+}
+
+func (c *Config) validateOverlays(key string, overlays []string) error {
+	for i, o := range overlays {
+		if o == "" || filepath.IsAbs(o) || strings.HasPrefix(filepath.Clean(o), "..") {
+			return c.errorf(fmt.Sprintf("%s[%d]", key, i), "%q must be a directory inside the deploy repository, relative to its root", o)
+		}
+	}
+	return nil
+}
+
+var envName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
+
+func (c *Config) validateEnvironments() error {
+	envs := c.Deploy.Environments
+	if len(envs) == 0 {
+		return nil
+	}
+	if len(c.Deploy.Overlays) > 0 {
+		return c.errorf("deploy.environments", "deploy.overlays and deploy.environments are both set: keep one (deploy.overlays is one environment named %s; move its overlays into an environment)", DefaultEnvironment)
+	}
+	seen := map[string]int{}
+	for i, e := range envs {
+		key := fmt.Sprintf("deploy.environments[%d]", i)
+		if !envName.MatchString(e.Name) {
+			return c.errorf(key+".name", "%q is not an environment name: use lower-case letters, digits and '-' (at most 40)", e.Name)
+		}
+		if j, ok := seen[e.Name]; ok {
+			return c.errorf(key+".name", "%q is the name of deploy.environments[%d] too: names must differ", e.Name, j)
+		}
+		seen[e.Name] = i
+		if len(e.Overlays) == 0 {
+			return c.errorf(key+".overlays", "environment %s has no overlays: list the overlay directories it pins", e.Name)
+		}
+		if err := c.validateOverlays(key+".overlays", e.Overlays); err != nil {
+			return err
+		}
+		for j, a := range e.ArgoCD.Applications {
+			if !envName.MatchString(a) && !regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$`).MatchString(a) {
+				return c.errorf(fmt.Sprintf("%s.argocd.applications[%d]", key, j), "%q is not an Application name", a)
+			}
+		}
+	}
+	return nil
 }

@@ -1,0 +1,272 @@
+// Package argocd reads Argo CD Applications through the Kubernetes API
+// (client-go's dynamic client; the argo-cd module is not linked) and waits
+// for them to be Synced to a commit and Healthy.
+package argocd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/shipit-dev/shipit/internal/progress"
+)
+
+// Applications is the resource Argo CD's Applications are.
+var Applications = schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "applications"}
+
+// RefreshAnnotation asks Argo CD to compare an Application with git now,
+// instead of at its next poll.
+const RefreshAnnotation = "argocd.argoproj.io/refresh"
+
+// Client reads and refreshes Applications.
+type Client struct {
+	dyn  dynamic.Interface
+	Host string // the API server, for messages
+}
+
+// Connect makes a client with the standard kubeconfig loading rules:
+// --kubeconfig (kubeconfig), else $KUBECONFIG, else ~/.kube/config, else
+// the pod's service account when running in a cluster; --context picks a
+// context.
+func Connect(kubeconfig, kubeContext string) (*Client, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if kubeconfig != "" {
+		rules.ExplicitPath = kubeconfig
+	}
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: kubeContext}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("no Kubernetes API to read Argo CD from: %w (set KUBECONFIG or --kubeconfig, and --context)", err)
+	}
+	cfg.Timeout = 30 * time.Second
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{dyn: dyn, Host: cfg.Host}, nil
+}
+
+// NewWith makes a client over a dynamic client (for tests).
+func NewWith(dyn dynamic.Interface, host string) *Client { return &Client{dyn: dyn, Host: host} }
+
+// Resource is one resource an Application manages.
+type Resource struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+	Sync      string `json:"sync,omitempty"`
+	Health    string `json:"health,omitempty"`
+	Message   string `json:"message,omitempty"`
+}
+
+// App is an Application's state.
+type App struct {
+	Name      string     `json:"name"`
+	Namespace string     `json:"namespace"`
+	Sync      string     `json:"sync"`     // Synced, OutOfSync, Unknown
+	Revision  string     `json:"revision"` // the commit it is synced to
+	Health    string     `json:"health"`   // Healthy, Progressing, Degraded, ...
+	Message   string     `json:"message,omitempty"`
+	Operation string     `json:"operation,omitempty"` // the last sync operation's phase
+	OpMessage string     `json:"operationMessage,omitempty"`
+	Resources []Resource `json:"resources,omitempty"` // those not Healthy
+	// ReconciledAt is when Argo CD last compared it with git.
+	ReconciledAt time.Time `json:"reconciledAt,omitzero"`
+}
+
+func (a App) String() string {
+	s := fmt.Sprintf("%s: %s at %.7s, %s", a.Name, orUnknown(a.Sync), orUnknown(a.Revision), orUnknown(a.Health))
+	if a.Operation != "" && a.Operation != "Succeeded" {
+		s += ", sync " + a.Operation
+	}
+	return s
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+// Get reads an Application.
+func (c *Client) Get(ctx context.Context, namespace, name string) (App, error) {
+	u, err := c.dyn.Resource(Applications).Namespace(namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return App{Name: name, Namespace: namespace}, c.explain(err, namespace, name)
+	}
+	return appOf(u), nil
+}
+
+// Refresh asks Argo CD to compare the Application with git now.
+func (c *Client) Refresh(ctx context.Context, namespace, name string) error {
+	patch := []byte(`{"metadata":{"annotations":{"` + RefreshAnnotation + `":"normal"}}}`)
+	_, err := c.dyn.Resource(Applications).Namespace(namespace).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{})
+	return c.explain(err, namespace, name)
+}
+
+// explain turns API errors into what to do.
+func (c *Client) explain(err error, namespace, name string) error {
+	switch {
+	case err == nil:
+		return nil
+	case apierrors.IsNotFound(err):
+		return fmt.Errorf("Argo CD Application %s not found in namespace %s at %s: check argocd.applications and argocd.namespace in shipit.yaml", name, namespace, c.Host) //nolint:staticcheck // a proper noun
+	case apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err):
+		return fmt.Errorf("not allowed to read Argo CD Application %s in namespace %s at %s: grant get and patch on applications.argoproj.io (%w)", name, namespace, c.Host, err)
+	}
+	return fmt.Errorf("reading Argo CD Application %s/%s at %s: %w", namespace, name, c.Host, err)
+}
+
+func appOf(u *unstructured.Unstructured) App {
+	s := func(path ...string) string {
+		v, _, _ := unstructured.NestedString(u.Object, path...)
+		return v
+	}
+	a := App{
+		Name: u.GetName(), Namespace: u.GetNamespace(),
+		Sync: s("status", "sync", "status"), Revision: s("status", "sync", "revision"),
+		Health: s("status", "health", "status"), Message: s("status", "health", "message"),
+		Operation: s("status", "operationState", "phase"), OpMessage: s("status", "operationState", "message"),
+	}
+	if t, err := time.Parse(time.RFC3339, s("status", "reconciledAt")); err == nil {
+		a.ReconciledAt = t
+	}
+	res, _, _ := unstructured.NestedSlice(u.Object, "status", "resources")
+	for _, r := range res {
+		m, ok := r.(map[string]any)
+		if !ok {
+			continue
+		}
+		rs := Resource{}
+		rs.Kind, _ = m["kind"].(string)
+		rs.Namespace, _ = m["namespace"].(string)
+		rs.Name, _ = m["name"].(string)
+		rs.Sync, _ = m["status"].(string)
+		if h, ok := m["health"].(map[string]any); ok {
+			rs.Health, _ = h["status"].(string)
+			rs.Message, _ = h["message"].(string)
+		}
+		if rs.Health != "" && rs.Health != "Healthy" || rs.Sync == "OutOfSync" {
+			a.Resources = append(a.Resources, rs)
+		}
+	}
+	return a
+}
+
+// WaitError is a wait that ended without every Application Synced to the
+// commit and Healthy.
+type WaitError struct {
+	Why  string // degraded, sync failed, deadline
+	Apps []App
+}
+
+func (e *WaitError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Why)
+	for _, a := range e.Apps {
+		fmt.Fprintf(&b, "\n  %s", a)
+		if a.Message != "" {
+			fmt.Fprintf(&b, ": %s", a.Message)
+		}
+		if a.OpMessage != "" && a.Operation != "Succeeded" {
+			fmt.Fprintf(&b, " (sync: %s)", a.OpMessage)
+		}
+		for _, r := range a.Resources {
+			fmt.Fprintf(&b, "\n    %s %s/%s: %s", r.Kind, r.Namespace, r.Name, orUnknown(r.Health))
+			if r.Message != "" {
+				fmt.Fprintf(&b, ": %s", r.Message)
+			}
+		}
+	}
+	return b.String()
+}
+
+// ErrDeadline is a wait that ran out of time.
+var ErrDeadline = errors.New("the deadline passed")
+
+// Wait refreshes the Applications and waits until each is Synced to
+// revision and Healthy, reporting each change of state. It fails at once
+// when one is Degraded at that revision or its sync operation failed, and
+// when the deadline passes. The states it returns are the last seen.
+func (c *Client) Wait(ctx context.Context, namespace string, apps []string, revision string, deadline time.Duration, events progress.Sink) ([]App, error) {
+	for _, a := range apps {
+		if err := c.Refresh(ctx, namespace, a); err != nil {
+			return nil, err
+		}
+	}
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, deadline)
+	defer cancel()
+	last := map[string]string{}
+	states := make([]App, len(apps))
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	refreshed := time.Now()
+	for {
+		done := 0
+		var failed []App
+		why := ""
+		for i, name := range apps {
+			a, err := c.Get(ctx, namespace, name)
+			if err != nil {
+				if parent.Err() != nil {
+					return states, parent.Err()
+				}
+				if ctx.Err() != nil {
+					return states, &WaitError{Why: fmt.Sprintf("%v: no answer from the Kubernetes API within %v:", ErrDeadline, deadline), Apps: states}
+				}
+				return states, err
+			}
+			states[i] = a
+			if s := a.String(); s != last[name] {
+				last[name] = s
+				progress.Infof(events, "argocd: %s", s)
+			}
+			atRevision := a.Revision == revision
+			switch {
+			case atRevision && a.Sync == "Synced" && a.Health == "Healthy" && a.Operation != "Running":
+				done++
+			case atRevision && a.Health == "Degraded":
+				failed, why = append(failed, a), "degraded"
+			case a.Operation == "Failed" || a.Operation == "Error":
+				if atRevision || strings.Contains(a.OpMessage, revision) {
+					failed, why = append(failed, a), "sync failed"
+				}
+			}
+		}
+		if done == len(apps) {
+			return states, nil
+		}
+		if len(failed) > 0 {
+			return states, &WaitError{Why: fmt.Sprintf("Argo CD reports %s at %.7s:", why, revision), Apps: failed}
+		}
+		// A refresh can be taken before the push is visible to Argo CD's
+		// repo server; ask again now and then.
+		if time.Since(refreshed) > 10*time.Second {
+			refreshed = time.Now()
+			for _, a := range apps {
+				_ = c.Refresh(ctx, namespace, a)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if parent.Err() == nil {
+				sort.Slice(states, func(i, j int) bool { return states[i].Name < states[j].Name })
+				return states, &WaitError{Why: fmt.Sprintf("%v: not every Application is Synced to %.7s and Healthy after %v:", ErrDeadline, revision, deadline), Apps: states}
+			}
+			return states, ctx.Err()
+		case <-tick.C:
+		}
+	}
+}

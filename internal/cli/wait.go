@@ -1,0 +1,109 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/shipit-dev/shipit/internal/argocd"
+	"github.com/shipit-dev/shipit/internal/config"
+	"github.com/shipit-dev/shipit/internal/progress"
+	"github.com/shipit-dev/shipit/release"
+)
+
+// DefaultWait is how long --wait waits when given without a duration.
+const DefaultWait = 10 * time.Minute
+
+// waitOptions are --wait and its companions, shared by release, promote
+// and pin.
+type waitOptions struct {
+	wait       time.Duration // 0: do not wait
+	rollback   bool
+	kubeconfig string
+	context    string
+	states     []argocd.App // the final state of each Application
+	rolledBack *release.Result
+}
+
+func (w *waitOptions) flags(f *pflag.FlagSet) {
+	f.DurationVar(&w.wait, "wait", 0, "after the push, wait (up to this long; 10m when given alone) until every Argo CD Application of the environment is Synced to the pushed commit and Healthy")
+	f.Lookup("wait").NoOptDefVal = DefaultWait.String()
+	f.BoolVar(&w.rollback, "rollback-on-failure", false, "with --wait: when the rollout fails, pin the environment back to what it pinned before (with a hold), wait for that, and exit 1")
+	f.StringVar(&w.kubeconfig, "kubeconfig", "", "kubeconfig for the cluster Argo CD runs in (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
+	f.StringVar(&w.context, "context", "", "the kubeconfig context to use")
+}
+
+// check refuses --wait where there is nothing to wait for.
+func (w *waitOptions) check(env config.Environment, dep release.Deploy) error {
+	if w.rollback && w.wait == 0 {
+		return usagef("--rollback-on-failure needs --wait: shipit can only roll back a rollout it watched")
+	}
+	if w.wait < 0 {
+		return usagef("--wait %s: write a positive duration such as 10m", w.wait)
+	}
+	if w.wait > 0 && len(env.ArgoCD.Applications) == 0 {
+		return usagef("--wait: environment %s has no argocd.applications in shipit.yaml, so there is nothing to wait for: list its Argo CD Applications under deploy.environments[].argocd", orDefault(env.Name))
+	}
+	if w.wait > 0 && dep.ImageUpdater {
+		return usagef("--wait is not available with deploy.mode: image-updater: the updater, not shipit, makes the commit Argo CD syncs")
+	}
+	return nil
+}
+
+func orDefault(s string) string {
+	if s == "" {
+		return config.DefaultEnvironment
+	}
+	return s
+}
+
+// after waits for the environment's Applications to sync revision, and on
+// failure with --rollback-on-failure restores what the overlays pinned
+// before (from the command's overlay results), waits for that too, and
+// fails naming both.
+func (w *waitOptions) after(ctx context.Context, d *deps, env config.Environment, dep release.Deploy, revision string, overlays []release.OverlayResult, what string) error {
+	if w.wait == 0 || revision == "" {
+		return nil
+	}
+	client, err := argocd.Connect(w.kubeconfig, w.context)
+	if err != nil {
+		return err
+	}
+	ns := env.ArgoCD.Namespace
+	progress.Infof(d.events, "waiting up to %s for %s to be Synced to %.7s and Healthy", w.wait, strings.Join(env.ArgoCD.Applications, ", "), revision)
+	w.states, err = client.Wait(ctx, ns, env.ArgoCD.Applications, revision, w.wait, d.events)
+	var we *argocd.WaitError
+	if err == nil || !errors.As(err, &we) || !w.rollback {
+		return err
+	}
+	failure := fmt.Errorf("%s failed to roll out in %s: %w", what, env.Name, err)
+	progress.Warnf(d.events, "%v", failure)
+	progress.Infof(d.events, "rolling %s back to what it pinned before (--rollback-on-failure)", env.Name)
+	res, rerr := release.Restore(ctx, dep, overlays, what+" did not become healthy", d.events)
+	w.rolledBack = res
+	if rerr != nil {
+		return fmt.Errorf("%w; and rolling back failed too: %w", failure, rerr)
+	}
+	if res.Revision == "" {
+		return fmt.Errorf("%w; there was no earlier pin to roll back to", failure)
+	}
+	w.states, rerr = client.Wait(ctx, ns, env.ArgoCD.Applications, res.Revision, w.wait, d.events)
+	if rerr != nil {
+		return fmt.Errorf("%w; rolled back in %.7s (held), which did not become healthy either: %w", failure, res.Commit, rerr)
+	}
+	return fmt.Errorf("%w; rolled back in %.7s: %s is Synced and Healthy on the earlier pins, which are held", failure, res.Commit, env.Name)
+}
+
+// waitReport is what --output json adds about the wait.
+type waitReport struct {
+	Applications []argocd.App    `json:"applications,omitempty"`
+	RolledBack   *release.Result `json:"rolledBack,omitempty"`
+}
+
+func (w *waitOptions) report() waitReport {
+	return waitReport{Applications: w.states, RolledBack: w.rolledBack}
+}

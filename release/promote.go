@@ -1,0 +1,239 @@
+package release
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/shipit-dev/shipit/internal/progress"
+	"github.com/shipit-dev/shipit/internal/safeyaml"
+	"github.com/shipit-dev/shipit/release/kustomize"
+)
+
+// PromoteOptions configure a promotion.
+type PromoteOptions struct {
+	From     Deploy // the source environment (its overlays are read, never written)
+	To       Deploy // the target environment
+	Images   []PinImage
+	Registry Registry
+	DryRun   bool
+	TempDir  string
+	Events   progress.Sink
+}
+
+// PromotedImage is what an image is promoted to.
+type PromotedImage struct {
+	Name    string `json:"name"`
+	NewName string `json:"newName"`
+	NewTag  string `json:"newTag,omitempty"`
+	Digest  string `json:"digest,omitempty"`
+}
+
+// PromoteResult is what a promotion did.
+type PromoteResult struct {
+	From   string          `json:"from"`
+	To     string          `json:"to"`
+	Images []PromotedImage `json:"images"`
+	Result
+}
+
+// DisagreeError is a source environment whose overlays pin an image
+// differently: there is no one thing to promote.
+type DisagreeError struct {
+	Env, Image string
+	Pins       map[string]string // overlay -> reference
+}
+
+func (e *DisagreeError) Error() string {
+	var parts []string
+	for ov, ref := range e.Pins {
+		parts = append(parts, ov+" pins "+ref)
+	}
+	sort.Strings(parts)
+	return fmt.Sprintf("the overlays of %s disagree on %s (%s): make them agree (release or pin %s), then promote", e.Env, e.Image, strings.Join(parts, "; "), e.Env)
+}
+
+// Promote moves the target environment to exactly what the source pins at
+// the head of the branch: the same newName, newTag and digest, read from
+// the source overlays in git; nothing is rebuilt, re-resolved or read from
+// a build record. Each image must exist in the registry with that digest.
+// Like a release it only moves forward and respects holds; the change is
+// one commit, pushed with the same fetch, re-plan and retry (the source is
+// read again on the new head).
+func Promote(ctx context.Context, o PromoteOptions) (*PromoteResult, error) {
+	res := &PromoteResult{From: o.From.Env, To: o.To.Env}
+	res.DryRun = o.DryRun
+	var checked map[string]bool // images whose digest the registry was asked about, by reference
+	var source []PromotedImage
+	images := func(ctx context.Context, repoDir, _ string) ([]kustomize.Image, error) {
+		pins, err := sourcePins(repoDir, o)
+		if err != nil {
+			return nil, err
+		}
+		if checked == nil {
+			checked = map[string]bool{}
+		}
+		var out []kustomize.Image
+		source = nil
+		for _, im := range o.Images {
+			p := pins[im.Name]
+			ref := kustomize.Pin{NewName: p.NewName, NewTag: p.NewTag, Digest: p.Digest}.Ref()
+			if !checked[ref] {
+				if err := exists(ctx, o.Registry, p); err != nil {
+					return nil, fmt.Errorf("image %s: %w", im.Name, err)
+				}
+				checked[ref] = true
+			}
+			source = append(source, PromotedImage{Name: im.Name, NewName: p.NewName, NewTag: p.NewTag, Digest: p.Digest})
+			out = append(out, kustomize.Image{Name: im.Name, Entry: im.KustomizeName, Repository: p.NewName, Tag: p.NewTag, Digest: p.Digest})
+		}
+		return out, nil
+	}
+	err := writePins(ctx, Options{Deploy: o.To, DryRun: o.DryRun, TempDir: o.TempDir, Events: o.Events}, &res.Result, nil, pinHooks{
+		images:  images,
+		keep:    releaseKeep,
+		holds:   releaseHolds,
+		message: func(r *Result) string { return promoteMessage(o, source, r) },
+	})
+	res.Images = source
+	return res, err
+}
+
+// sourcePins reads what the source environment's overlays pin for each
+// image; they must all agree.
+func sourcePins(repoDir string, o PromoteOptions) (map[string]kustomize.Entry, error) {
+	out := map[string]kustomize.Entry{}
+	seen := map[string]map[string]string{}
+	for _, ov := range o.From.Overlays {
+		rel := o.From.inRepo(ov)
+		if err := checkOverlay(repoDir, o.From.Remote.URL, rel); err != nil {
+			return nil, err
+		}
+		file, err := kustomize.FindFile(kustomize.DiskFS(), filepath.Join(repoDir, rel))
+		if err != nil {
+			return nil, fmt.Errorf("%s (%s): %w", ov, o.From.Env, stripDir(err, repoDir))
+		}
+		data, err := safeyaml.ReadFile(file)
+		if err != nil {
+			return nil, err
+		}
+		entries, err := kustomize.Images(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", ov, err)
+		}
+		for _, im := range o.Images {
+			e, ok := entries[im.KustomizeName]
+			if !ok || im.KustomizeName == "" {
+				e, ok = kustomize.EntryFor(entries, im.Name, im.Repository)
+			}
+			if !ok {
+				return nil, fmt.Errorf("%s (%s) does not pin image %s: there is nothing to promote (release to %s first, or promote only some images with --image)", ov, o.From.Env, im.Name, o.From.Env)
+			}
+			if e.NewName == "" {
+				e.NewName = e.Name
+			}
+			ref := kustomize.Pin(e).Ref()
+			if seen[im.Name] == nil {
+				seen[im.Name] = map[string]string{}
+				out[im.Name] = e
+			}
+			seen[im.Name][ov] = ref
+			if first := out[im.Name]; first.NewName != e.NewName || first.NewTag != e.NewTag || first.Digest != e.Digest {
+				return nil, &DisagreeError{Env: o.From.Env, Image: im.Name, Pins: seen[im.Name]}
+			}
+		}
+	}
+	return out, nil
+}
+
+// exists checks with one HEAD request that the registry holds the pinned
+// image: by digest when the pin has one, else by tag.
+func exists(ctx context.Context, reg Registry, e kustomize.Entry) error {
+	if e.Digest != "" {
+		ok, err := reg.Has(ctx, e.NewName, e.Digest)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%s@%s is not in the registry: it cannot be promoted", e.NewName, e.Digest)
+		}
+		return nil
+	}
+	d, err := reg.Lookup(ctx, e.NewName, e.NewTag)
+	if err != nil {
+		return err
+	}
+	if d == "" {
+		return fmt.Errorf("%s:%s is not in the registry: it cannot be promoted", e.NewName, e.NewTag)
+	}
+	return nil
+}
+
+func promoteMessage(o PromoteOptions, imgs []PromotedImage, r *Result) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "shipit: promote %s to %s", o.From.Env, o.To.Env)
+	if o.To.SkipCI {
+		b.WriteString(" [skip ci]")
+	}
+	b.WriteString("\n\n")
+	changed := map[string]bool{}
+	for _, ov := range r.Overlays {
+		for _, im := range ov.Images {
+			if im.Kept == "" && im.From != im.To {
+				changed[im.Image] = true
+			}
+		}
+	}
+	for _, im := range imgs {
+		if changed[im.Name] {
+			fmt.Fprintf(&b, "%s: %s\n", im.Name, kustomize.Pin{NewName: im.NewName, NewTag: im.NewTag, Digest: im.Digest}.Ref())
+		}
+	}
+	fmt.Fprintf(&b, "\nFrom: %s (%s)\nTo: %s (%s)\n", o.From.Env, strings.Join(o.From.Overlays, ", "), o.To.Env, strings.Join(o.To.Overlays, ", "))
+	return b.String()
+}
+
+// Restore pins an environment back to what it pinned before a command
+// (the Old entries of that command's overlay results), through the path
+// shipit pin takes: a hold on each image it moves back, one commit that
+// says why.
+func Restore(ctx context.Context, d Deploy, before []OverlayResult, why string, events progress.Sink) (*Result, error) {
+	prev := map[string][]kustomize.Image{}
+	for _, ov := range before {
+		for _, im := range ov.Images {
+			if im.Kept != "" || !im.Old.Found() || im.From == im.To {
+				continue
+			}
+			prev[ov.Path] = append(prev[ov.Path], kustomize.Image{Name: im.Image, Entry: im.Old.Name, Repository: im.Old.NewName, Tag: im.Old.NewTag, Digest: im.Old.Digest})
+		}
+	}
+	res := &Result{}
+	if len(prev) == 0 {
+		return res, nil
+	}
+	d.Overlays = nil
+	for _, ov := range before {
+		if len(prev[ov.Path]) > 0 {
+			d.Overlays = append(d.Overlays, ov.Path)
+		}
+	}
+	err := writePins(ctx, Options{Deploy: d, Events: events}, res, nil, pinHooks{
+		images: func(_ context.Context, _, overlay string) ([]kustomize.Image, error) { return prev[overlay], nil },
+		keep:   func(Holds) kustomize.Keep { return nil },
+		holds:  pinHolds,
+		message: func(r *Result) string {
+			var lines []string
+			for _, ov := range r.Overlays {
+				for _, im := range ov.Images {
+					if im.From != im.To {
+						lines = append(lines, fmt.Sprintf("%s: %s %s -> %s", ov.Path, im.Image, im.FromOrNone(), im.To))
+					}
+				}
+			}
+			return fmt.Sprintf("shipit: roll back %s: %s\n\n%s\n", d.Env, why, strings.Join(lines, "\n"))
+		},
+	})
+	return res, err
+}

@@ -1,0 +1,83 @@
+package release
+
+import (
+	"context"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/registry"
+
+	"github.com/shipit-dev/shipit/release/gitops"
+)
+
+// BenchmarkPromote: promote of two images over two overlays, against a
+// shallow clone, commit and push by hand of the same repository (what
+// promote cannot do without), counting registry requests.
+//
+//	go test ./release -run '^$' -bench Promote -benchtime 10x
+func BenchmarkPromote(b *testing.B) {
+	var reqs atomic.Int64
+	h := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v2/" {
+			reqs.Add(1)
+		}
+		h.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	reg := &Remote{Keychain: authn.DefaultKeychain}
+	ctx := context.Background()
+	imgs := []PinImage{{Name: "web", Repository: host + "/team/web"}, {Name: "worker", Repository: host + "/team/worker"}}
+	var promote, git time.Duration
+	rec, dir := recordFor(b, host, tB)
+	for i := 0; i < b.N; i++ {
+		// A fresh repository each round: staging at a release, production
+		// at none, both overlays of each environment.
+		bare := gitOpsRemote(b)
+		staging := testDeploy(bare, "k8s/overlays/staging")
+		staging.Env = "staging"
+		if _, err := Run(ctx, Options{Record: rec, RecordDir: dir, Registry: reg, Deploy: staging}); err != nil {
+			b.Fatal(err)
+		}
+		prod := testDeploy(bare, "k8s/overlays/production")
+		prod.Env = "production"
+		reqs.Store(0)
+		start := time.Now()
+		res, err := Promote(ctx, PromoteOptions{From: staging, To: prod, Images: imgs, Registry: reg})
+		promote += time.Since(start)
+		if err != nil || res.Commit == "" {
+			b.Fatalf("%v %+v", err, res)
+		}
+		b.ReportMetric(float64(reqs.Load()), "registry-requests")
+
+		// The same repository by hand: shallow clone, one file, commit, push.
+		start = time.Now()
+		work := filepath.Join(b.TempDir(), "w")
+		repo, err := gitops.Clone(ctx, bare, "main", work)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(work, "touched"), []byte(time.Now().String()), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := repo.Commit(ctx, []string{"touched"}, "by hand", DefaultAuthor); err != nil {
+			b.Fatal(err)
+		}
+		if err := repo.Push(ctx); err != nil {
+			b.Fatal(err)
+		}
+		git += time.Since(start)
+	}
+	b.ReportMetric(float64(promote.Milliseconds())/float64(b.N), "ms/promote")
+	b.ReportMetric(float64(git.Milliseconds())/float64(b.N), "ms/git-clone+commit+push")
+}

@@ -1,0 +1,174 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The tests here drive shipit against the project's test cluster
+// (ci/cluster.sh): a real kube-apiserver with kwok's simulated node, and a
+// real Argo CD syncing a bare GitOps repository on this machine.
+
+func kubeconfig(t *testing.T) string {
+	t.Helper()
+	k := os.Getenv("SHIPIT_TEST_KUBECONFIG")
+	if k == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("no test cluster (SHIPIT_TEST_KUBECONFIG): run the tests through `make test`, which starts ci/cluster.sh")
+		}
+		t.Skip("no test cluster (SHIPIT_TEST_KUBECONFIG): `ci/cluster.sh up` starts one")
+	}
+	return k
+}
+
+func kubectl(t *testing.T, kc string, stdin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("kubectl", append([]string{"--kubeconfig", kc}, args...)...)
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// clusterGitOps is a GitOps repository with staging and production
+// overlays of one Deployment running web and worker.
+func clusterGitOps(t *testing.T, id string) string {
+	t.Helper()
+	deploy := `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: shop}
+spec:
+  replicas: 1
+  progressDeadlineSeconds: 8
+  selector: {matchLabels: {app: shop}}
+  template:
+    metadata: {labels: {app: shop}}
+    spec:
+      containers:
+      - {name: web, image: web}
+      - {name: worker, image: worker}
+`
+	overlay := "resources: [../../base]\nimages:\n  - name: web\n    newName: registry.example/web\n    newTag: \"20200101-000000-0000000\"\n  - name: worker\n    newName: registry.example/worker\n    newTag: \"20200101-000000-0000000\"\n"
+	dir := t.TempDir()
+	bare := filepath.Join(dir, "gitops-"+id+".git")
+	git(t, dir, "", "init", "-q", "--bare", "-b", "main", bare)
+	work := filepath.Join(dir, "work")
+	git(t, dir, "", "clone", "-q", bare, work)
+	writeFiles(t, work, map[string]string{
+		"base/kustomization.yaml":             "resources: [deployment.yaml]\n",
+		"base/deployment.yaml":                deploy,
+		"overlays/staging/kustomization.yaml": overlay,
+		"overlays/prod/kustomization.yaml":    overlay,
+	})
+	git(t, work, "", "add", "-A")
+	git(t, work, "", "commit", "-qm", "gitops")
+	git(t, work, "", "push", "-q", "origin", "HEAD:main")
+	return bare
+}
+
+func application(name, bare, path, ns string) string {
+	return fmt.Sprintf(`apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: %s, namespace: argocd}
+spec:
+  project: default
+  source: {repoURL: "file://%s", targetRevision: main, path: %s}
+  destination: {server: https://kubernetes.default.svc, namespace: %s}
+  syncPolicy:
+    automated: {prune: true}
+    syncOptions: [CreateNamespace=true]
+`, name, bare, path, ns)
+}
+
+// TestWaitPromoteRollback: a release to staging waits until Argo CD says
+// Synced and Healthy; promoting it makes production run staging's exact
+// digests; a release that cannot become healthy fails the wait, naming the
+// Application, and --rollback-on-failure restores and holds the previous
+// pin; a missing Application fails clearly.
+func TestWaitPromoteRollback(t *testing.T) {
+	kc := kubeconfig(t)
+	id := fmt.Sprintf("%d", time.Now().UnixNano()%1e8)
+	bare := clusterGitOps(t, id)
+	staging, production := "shop-staging-"+id, "shop-production-"+id
+	nsS, nsP := "shop-staging-"+id, "shop-production-"+id
+	kubectl(t, kc, application(staging, bare, "overlays/staging", nsS)+"---\n"+application(production, bare, "overlays/prod", nsP), "apply", "-f", "-")
+	t.Cleanup(func() {
+		_ = exec.Command("kubectl", "--kubeconfig", kc, "-n", "argocd", "delete", "application", staging, production, "--wait=false").Run()
+	})
+
+	a := newApp(t)
+	withDeploy(t, a, registry, bare)
+	cfg := strings.Replace(mustRead(t, filepath.Join(a.dir, "shipit.yaml")), "  overlays: [overlays/prod]\n",
+		"  environments:\n    - name: staging\n      overlays: [overlays/staging]\n      argocd: {applications: ["+staging+"]}\n"+
+			"    - name: production\n      overlays: [overlays/prod]\n      argocd: {applications: ["+production+"]}\n", 1)
+	writeFiles(t, a.dir, map[string]string{"shipit.yaml": cfg})
+	git(t, a.dir, "2026-05-06T07:10:00Z", "commit", "-qam", "environments")
+	env := []string{"KUBECONFIG=" + kc}
+
+	// A good release: Synced to the pushed commit and Healthy.
+	mustShipit(t, a.dir, a.env(), "build", "--push", "--progress", "quiet")
+	r := mustShipit(t, a.dir, env, "release", "--wait=3m", "--output", "json")
+	var out struct {
+		Commit       string
+		Applications []struct{ Name, Sync, Revision, Health string }
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+		t.Fatalf("%v: %s", err, r.stdout)
+	}
+	if len(out.Applications) != 1 || out.Applications[0].Health != "Healthy" || out.Applications[0].Revision != out.Commit {
+		t.Fatalf("release --wait: %+v\n%s", out, r.stderr)
+	}
+	if !strings.Contains(r.stderr, staging) {
+		t.Errorf("no progress naming the application on stderr:\n%s", r.stderr)
+	}
+
+	// Promote: production runs the exact digests staging runs.
+	mustShipit(t, a.dir, env, "promote", "production", "--wait=3m")
+	image := func(ns string) string {
+		return kubectl(t, kc, "", "-n", ns, "get", "deployment", "shop", "-o", "jsonpath={.spec.template.spec.containers[*].image}")
+	}
+	if s, p := image(nsS), image(nsP); s != p || !strings.Contains(s, "@sha256:") {
+		t.Errorf("production runs %q, staging %q", p, s)
+	}
+	good := image(nsS)
+
+	// A release that never becomes healthy (kwok keeps never-ready-
+	// images from becoming ready): the wait fails naming the Application,
+	// and the previous pin comes back, held.
+	writeFiles(t, a.dir, map[string]string{"web/app.sh": "#!/bin/sh\necho broken\n"})
+	git(t, a.dir, "2026-05-06T07:20:00Z", "commit", "-qam", "broken")
+	bad := append(a.env(), "SHIPIT_TAG_PREFIX=never-ready-")
+	mustShipit(t, a.dir, bad, "build", "--push", "--progress", "quiet")
+	r = shipitRun(t, a.dir, append(env, "SHIPIT_TAG_PREFIX=never-ready-"), "release", "--wait=2m", "--rollback-on-failure")
+	if r.code != 1 || !strings.Contains(r.stderr, staging) || !strings.Contains(r.stderr, "Degraded") || !strings.Contains(r.stderr, "rolled back") {
+		t.Fatalf("a release that cannot become healthy: exit %d\n%s", r.code, r.stderr)
+	}
+	if got := image(nsS); got != good {
+		t.Errorf("after the rollback staging runs %q, want %q", got, good)
+	}
+	if h := showFile(t, bare, "overlays/staging/.shipit-hold.yaml"); !strings.Contains(h, "never-ready-") {
+		t.Errorf("no hold after the rollback:\n%s", h)
+	}
+	// A promotion now does not move production (it already runs good).
+	mustShipit(t, a.dir, env, "promote", "production")
+
+	// An Application that does not exist.
+	cfg = strings.Replace(cfg, "applications: ["+staging+"]", "applications: [no-such-app-"+id+"]", 1)
+	writeFiles(t, a.dir, map[string]string{"shipit.yaml": cfg})
+	git(t, a.dir, "2026-05-06T07:30:00Z", "commit", "-qam", "missing app")
+	mustShipit(t, a.dir, a.env(), "build", "--push", "--progress", "quiet")
+	r = shipitRun(t, a.dir, env, "release", "--wait=1m")
+	if r.code != 1 || !strings.Contains(r.stderr, "no-such-app-"+id+" not found") {
+		t.Errorf("a missing Application: exit %d\n%s", r.code, r.stderr)
+	}
+}
