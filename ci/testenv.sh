@@ -19,7 +19,7 @@ AUTH_REGISTRY_PORT=${SHIPIT_TEST_AUTH_REGISTRY_PORT:-5056}
 ECR_PORT=${SHIPIT_TEST_ECR_PORT:-5057}
 # A registry named like Amazon ECR, on loopback (an /etc/hosts entry), with
 # TLS and htpasswd: the ECR tests' stand-in API issues tokens it accepts.
-ECR_HOST=123456789012.dkr.ecr.us-east-1.amazonaws.com
+ECR_HOST=210987654321.dkr.ecr.us-east-1.amazonaws.com
 HOSTS_MARK="# shipit-testenv"
 
 log() { printf 'testenv: %s\n' "$*" >&2; }

@@ -44,9 +44,38 @@ func TestHelpListsCommands(t *testing.T) {
 	if err := root.Execute(); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []string{"init", "build", "release", "pin", "history", "status", "updater-config", "tag", "version"} {
+	for _, c := range []string{"init", "build", "release", "promote", "pin", "history", "status", "prune", "lifecycle-policy", "updater-config", "tag", "version"} {
 		if !bytes.Contains(out.Bytes(), []byte("\n  "+c+" ")) {
 			t.Errorf("--help does not list %s", c)
+		}
+	}
+}
+
+// TestCLIConventions: --version, an unknown command, and a missing or an
+// extra argument, as a user types them.
+func TestCLIConventions(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args  []string
+		code  int
+		wants string // in stdout+stderr
+	}{
+		{[]string{"--version"}, 0, "shipit "},
+		{[]string{"bogus"}, 2, "usage: shipit"},
+		{[]string{"pin"}, 2, "usage: shipit pin <tag>"},
+		{[]string{"promote"}, 2, "usage: shipit promote ENV"},
+		{[]string{"status", "extra"}, 2, "usage: shipit status"},
+		{[]string{"build", "--no-such-flag"}, 2, "usage: shipit build"},
+	} {
+		root := New()
+		var out bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&out)
+		root.SetArgs(tc.args)
+		err := root.Execute()
+		code := ExitCode(err, false, &out)
+		if code != tc.code || !bytes.Contains(out.Bytes(), []byte(tc.wants)) {
+			t.Errorf("shipit %v: exit %d, want %d; output:\n%s", tc.args, code, tc.code, out.String())
 		}
 	}
 }

@@ -64,6 +64,11 @@ func (g *globals) resolve(cmd *cobra.Command, flagKeys map[string]string, events
 	if err != nil {
 		return nil, err
 	}
+	if cmd.Name() != "tag" {
+		if err := cfg.CheckPlaceholders(); err != nil {
+			return nil, err
+		}
+	}
 	events = progress.Or(events)
 	// The AWS SDK's own diagnostics are for -v.
 	awsLog := io.Discard

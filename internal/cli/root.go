@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -69,6 +70,11 @@ func ExitCode(err error, interrupted bool, w io.Writer) int {
 	if errors.As(err, &ue) || errors.As(err, &ce) || errors.Is(err, tag.ErrClockSkew) {
 		return ExitUsage
 	}
+	// cobra's own: a command that does not exist.
+	if strings.HasPrefix(err.Error(), "unknown command ") {
+		fmt.Fprintln(w, "usage: shipit <command> [flags]; shipit --help lists the commands")
+		return ExitUsage
+	}
 	return ExitFailure
 }
 
@@ -101,7 +107,9 @@ syncs.
 Exit codes: 0 success, 1 failure, 2 bad usage or configuration, 130 interrupted.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       Version(),
 	}
+	root.SetVersionTemplate("shipit {{.Version}}\n")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		// BuildKit's and containerd's libraries log through logrus; their
 		// notices (fsverity support, retries) are for -v only.
@@ -138,7 +146,9 @@ Exit codes: 0 success, 1 failure, 2 bad usage or configuration, 130 interrupted.
 	root.PersistentFlags().StringVar(&g.configFile, "config", "", "path to shipit.yaml (default: searched from the working directory upward)")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log what shipit does on stderr")
 	root.PersistentFlags().DurationVar(&g.timeout, "timeout", 0, "give up on the whole command after this long, e.g. 10m ($SHIPIT_TIMEOUT; default: none, but a remote that sends nothing for 60s fails)")
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return &usageError{fmt.Errorf("%w\nusage: %s", err, cmd.UseLine())}
+	})
 	root.AddGroup(&cobra.Group{ID: "main", Title: "Commands:"})
 	root.AddCommand(
 		newBuildCmd(g),
@@ -161,7 +171,7 @@ Exit codes: 0 success, 1 failure, 2 bad usage or configuration, 130 interrupted.
 func argsUsage(check cobra.PositionalArgs) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if err := check(cmd, args); err != nil {
-			return &usageError{err}
+			return &usageError{fmt.Errorf("%s: %w\nusage: %s", cmd.CommandPath(), err, cmd.UseLine())}
 		}
 		return nil
 	}

@@ -1,9 +1,14 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
+
+	"github.com/shipit-dev/shipit/internal/config"
 )
 
 func newTagCmd(g *globals) *cobra.Command {
@@ -14,12 +19,21 @@ func newTagCmd(g *globals) *cobra.Command {
 [PREFIX]YYYYMMDD-HHMMSS-<sha7>, the time being HEAD's committer time in UTC.
 Tags sort in commit order, so updaters that pick the alphabetically last tag
 pick the newest release. A work tree with uncommitted changes gets -dirty,
-and such a tag is never released.`,
+and such a tag is never released. It works in any git repository, with or
+without a shipit.yaml.`,
 		GroupID: "main",
 		Args:    argsUsage(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			d, err := g.resolve(cmd, nil, nil)
-			if err != nil {
+			if errors.Is(err, config.ErrNotFound) && g.configFile == "" {
+				// No shipit.yaml: the tag of the repository here, with
+				// SHIPIT_TAG_PREFIX if set.
+				wd, werr := os.Getwd()
+				if werr != nil {
+					return werr
+				}
+				d = &deps{cfg: &config.Config{File: filepath.Join(wd, config.FileName), Tag: config.Tag{Prefix: os.Getenv("SHIPIT_TAG_PREFIX")}}}
+			} else if err != nil {
 				return err
 			}
 			h, err := d.readHead(cmd.Context())

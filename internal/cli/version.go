@@ -8,13 +8,16 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// version is set at release time with -ldflags "-X github.com/shipit-dev/shipit/internal/cli.version=v1.2.3".
-var version = ""
+// version, commit and date are set at release time with -ldflags "-X
+// github.com/shipit-dev/shipit/internal/cli.version=v1.2.3 -X ….commit=… -X
+// ….date=2026-11-26T00:00:00Z"; otherwise they come from the build's VCS
+// stamp.
+var version, commit, date = "", "", ""
 
 // Version returns shipit's version: the release version, or the module
 // version and VCS revision it was built from.
 func Version() string {
-	v, rev, dirty := version, "", false
+	v, rev, dirty := version, commit, false
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		if v == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 			v = bi.Main.Version
@@ -22,7 +25,9 @@ func Version() string {
 		for _, s := range bi.Settings {
 			switch s.Key {
 			case "vcs.revision":
-				rev = s.Value
+				if rev == "" {
+					rev = s.Value
+				}
 			case "vcs.modified":
 				dirty = s.Value == "true"
 			}
@@ -44,6 +49,22 @@ func Version() string {
 	return v
 }
 
+// BuildDate is when shipit was built (release builds), or the time of the
+// commit it was built from.
+func BuildDate() string {
+	if date != "" {
+		return date
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.time" {
+				return s.Value
+			}
+		}
+	}
+	return "unknown"
+}
+
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:     "version",
@@ -51,7 +72,7 @@ func newVersionCmd() *cobra.Command {
 		GroupID: "main",
 		Args:    argsUsage(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintf(cmd.OutOrStdout(), "shipit %s %s/%s %s\n", Version(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+			_, err := fmt.Fprintf(cmd.OutOrStdout(), "shipit %s %s/%s %s, built %s\n", Version(), runtime.GOOS, runtime.GOARCH, runtime.Version(), BuildDate())
 			return err
 		},
 	}

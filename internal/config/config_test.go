@@ -339,3 +339,19 @@ func TestEnvironments(t *testing.T) {
 		}
 	}
 }
+
+func TestPlaceholders(t *testing.T) {
+	t.Parallel()
+	cfg, err := Load(Options{Dir: write(t, map[string]string{"shipit.yaml": "registry: 123456789012.dkr.ecr.us-east-1.amazonaws.com/shop\nimages: {web: {context: .}}\n"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ce *Error
+	if err := cfg.CheckPlaceholders(); !errors.As(err, &ce) || ce.Key != "registry" || !strings.Contains(err.Error(), "placeholder") {
+		t.Errorf("the init placeholder: %v", err)
+	}
+	cfg.Registry.URL = "210987654321.dkr.ecr.us-east-1.amazonaws.com/shop"
+	if err := cfg.CheckPlaceholders(); err != nil {
+		t.Errorf("a real registry: %v", err)
+	}
+}

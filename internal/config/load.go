@@ -24,7 +24,11 @@ type Error struct {
 	Line int
 	Key  string
 	Msg  string
+	Err  error // what it is, when a caller branches on it (ErrNotFound)
 }
+
+// Unwrap gives Err.
+func (e *Error) Unwrap() error { return e.Err }
 
 func (e *Error) Error() string {
 	var b strings.Builder
@@ -58,7 +62,7 @@ func Find(dir string) (string, error) {
 			return p, nil
 		}
 		if filepath.Dir(d) == d {
-			return "", &Error{Msg: fmt.Sprintf("%s in %s or any parent directory (run `shipit init` to write one, or pass --config FILE)", ErrNotFound, dir)}
+			return "", &Error{Err: ErrNotFound, Msg: fmt.Sprintf("%s in %s or any parent directory (run `shipit init` to write one, or pass --config FILE)", ErrNotFound, dir)}
 		}
 	}
 }

@@ -298,3 +298,24 @@ func (c *Config) validateEnvironments() error {
 	}
 	return nil
 }
+
+// PlaceholderAccount is the AWS account id of the registry shipit init
+// writes until the user sets theirs.
+const PlaceholderAccount = "123456789012"
+
+// CheckPlaceholders refuses the placeholder values shipit init writes,
+// before anything runs: a build or a release against them can only fail
+// later, with a less useful message.
+func (c *Config) CheckPlaceholders() error {
+	for _, n := range c.ImageNames() {
+		repo := c.RepositoryFor(n)
+		if strings.HasPrefix(repo, PlaceholderAccount+".") {
+			key := "registry"
+			if c.Images[n].Repository != "" {
+				key = "images." + n + ".repository"
+			}
+			return c.errorf(key, "%q is the placeholder shipit init wrote: set it to your registry, for example <account>.dkr.ecr.<region>.amazonaws.com/<team> (aws sts get-caller-identity shows the account)", strings.TrimSuffix(repo, "/"+n))
+		}
+	}
+	return nil
+}

@@ -50,7 +50,7 @@ func (s *ecrStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if !s.repos[n.(string)] {
 				w.Header().Set("X-Amzn-Errortype", "RepositoryNotFoundException")
 				w.WriteHeader(http.StatusBadRequest)
-				fmt.Fprintf(w, `{"__type":"RepositoryNotFoundException","message":"The repository with name '%s' does not exist in the registry with id '123456789012'"}`, n)
+				fmt.Fprintf(w, `{"__type":"RepositoryNotFoundException","message":"The repository with name '%s' does not exist in the registry with id '210987654321'"}`, n)
 				return
 			}
 		}
@@ -59,7 +59,7 @@ func (s *ecrStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		name := body["repositoryName"].(string)
 		s.repos[name] = true
 		s.created = append(s.created, body)
-		fmt.Fprintf(w, `{"repository":{"repositoryName":%q,"registryId":"123456789012"}}`, name)
+		fmt.Fprintf(w, `{"repository":{"repositoryName":%q,"registryId":"210987654321"}}`, name)
 	default:
 		w.WriteHeader(http.StatusBadRequest)
 		fmt.Fprintf(w, `{"__type":"InvalidParameterException","message":"unexpected %s"}`, op)
