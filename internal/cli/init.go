@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -43,6 +44,15 @@ it twice changes nothing. Edit registry in shipit.yaml afterwards.`,
 				return err
 			}
 			o.Dir = wd
+			stderr := cmd.ErrOrStderr()
+			if _, err := gitinfo.TopLevel(cmd.Context(), wd); err != nil {
+				fmt.Fprintf(stderr, "warning: %s is not in a git repository: shipit tags images by commit, so build and release need one (git init, and commit)\n", wd)
+			}
+			for _, other := range []string{"shipit.yml", ".shipit.yml", ".shipit.yaml"} {
+				if _, err := os.Stat(filepath.Join(wd, other)); err == nil {
+					fmt.Fprintf(stderr, "warning: %s exists, and shipit reads only shipit.yaml: if it belongs to another tool (the shipit deploy gem uses shipit.yml), it stays as it is and the two do not mix\n", other)
+				}
+			}
 			if o.RepoURL == "" {
 				o.RepoURL = gitinfo.SanitizeURL(gitinfo.Origin(wd))
 			}

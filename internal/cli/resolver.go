@@ -333,7 +333,7 @@ func (dl *dialing) Close() {
 // an unreachable daemon fails in seconds with what to do.
 func connectBuilder(ctx context.Context, cfg *config.Config) (*client.Client, error) {
 	addr := cfg.Builder.Addr
-	hint := fmt.Sprintf("start one (as root: `buildkitd --addr %s`; in shipit's repository: `make testenv`), or point builder.addr in %s, BUILDKIT_HOST or --builder at a running daemon", addr, config.FileName)
+	hint := fmt.Sprintf("shipit builds on a BuildKit daemon. With Docker Desktop or Docker Engine: `docker buildx create --name shipit --driver docker-container --bootstrap`, then BUILDKIT_HOST=docker-container://buildx_buildkit_shipit0. On Kubernetes: a buildkitd Deployment, reached with BUILDKIT_HOST=kube-pod://<pod>?namespace=<ns> or tcp:// with TLS. On Linux as root: `buildkitd --addr %s`. Or set builder.addr in %s, or --builder", addr, config.FileName)
 	if path, ok := strings.CutPrefix(addr, "unix://"); ok {
 		if _, err := os.Stat(path); err != nil {
 			return nil, fmt.Errorf("cannot reach BuildKit at %s: the socket does not exist; %s", addr, hint)

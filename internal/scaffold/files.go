@@ -28,12 +28,42 @@ deploy:
 {{- end}}
 `
 
-const dockerignore = `.git
-.shipit
-k8s
-log
-tmp
-node_modules
+// dockerignore keeps what Rails' own .dockerignore keeps out of the
+// build context (secrets first: an image a developer pushes must not hold
+// config/master.key or an .env file), and shipit's own state.
+const dockerignore = `# Secrets never go into an image.
+/.env*
+!/.env.example
+/config/master.key
+/config/credentials/*.key
+
+# Git, shipit's build state and the deploy manifests.
+/.git/
+/.gitignore
+/.shipit/
+/k8s/
+
+# Logs, temporary files, uploads and build output.
+/log/*
+/tmp/*
+!/log/.keep
+!/tmp/.keep
+/tmp/pids/*
+!/tmp/pids/
+!/tmp/pids/.keep
+/storage/*
+!/storage/.keep
+/tmp/storage/*
+!/tmp/storage/
+!/tmp/storage/.keep
+/public/assets
+/node_modules/
+/app/assets/builds/*
+!/app/assets/builds/.keep
+
+# CI and editor files.
+/.github/
+/.dockerignore
 `
 
 const baseKustomization = `apiVersion: kustomize.config.k8s.io/v1beta1
