@@ -10,6 +10,8 @@ import (
 
 	"sigs.k8s.io/kustomize/api/konfig"
 
+	"github.com/shipit-dev/shipit/release/kustomize"
+
 	"github.com/shipit-dev/shipit/internal/safeyaml"
 )
 
@@ -76,23 +78,21 @@ func checkOverlay(repoDir, repoName, overlay string) error {
 // writeInRepo writes a file of the clone through an os.Root of it: never
 // out of the clone, whatever links it holds.
 func writeInRepo(repoDir, path string, data []byte) error {
-	root, err := os.OpenRoot(repoDir)
-	if err != nil {
-		return err
-	}
-	defer root.Close()
-	rel, err := filepath.Rel(repoDir, path)
-	if err != nil || !filepath.IsLocal(rel) {
-		return fmt.Errorf("%s is outside the clone", path)
-	}
-	if st, err := root.Lstat(rel); err == nil && !st.Mode().IsRegular() {
-		return &UnsafePathError{Path: rel, Why: "is not a regular file"}
-	}
-	return root.WriteFile(rel, data, 0o644)
+	return inRepo(repoDir, path, func(root *os.Root, rel string) error {
+		if st, err := root.Lstat(rel); err == nil && !st.Mode().IsRegular() {
+			return &UnsafePathError{Path: rel, Why: "is not a regular file"}
+		}
+		return root.WriteFile(rel, data, 0o644)
+	})
 }
 
 // removeInRepo removes a file of the clone through an os.Root of it.
 func removeInRepo(repoDir, path string) error {
+	return inRepo(repoDir, path, func(root *os.Root, rel string) error { return root.Remove(rel) })
+}
+
+// inRepo runs fn on path, relative to an os.Root of the clone.
+func inRepo(repoDir, path string, fn func(root *os.Root, rel string) error) error {
 	root, err := os.OpenRoot(repoDir)
 	if err != nil {
 		return err
@@ -102,5 +102,35 @@ func removeInRepo(repoDir, path string) error {
 	if err != nil || !filepath.IsLocal(rel) {
 		return fmt.Errorf("%s is outside the clone", path)
 	}
-	return root.Remove(rel)
+	return fn(root, rel)
+}
+
+// overlayEntries reads the images entries of an overlay in the clone (rel
+// to its root; shown names it in errors), after checkOverlay.
+func overlayEntries(repoDir, repoURL, rel, shown string) (map[string]kustomize.Entry, error) {
+	if err := checkOverlay(repoDir, repoURL, rel); err != nil {
+		return nil, err
+	}
+	file, err := kustomize.FindFile(kustomize.DiskFS(), filepath.Join(repoDir, rel))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", shown, stripDir(err, repoDir))
+	}
+	data, err := safeyaml.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := kustomize.Images(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", shown, err)
+	}
+	return entries, nil
+}
+
+// entryFor finds an image's entry: by its configured kustomize_name, else
+// by its name or repository.
+func entryFor(entries map[string]kustomize.Entry, im PinImage) (kustomize.Entry, bool) {
+	if e, ok := entries[im.KustomizeName]; ok && im.KustomizeName != "" {
+		return e, true
+	}
+	return kustomize.EntryFor(entries, im.Name, im.Repository)
 }

@@ -3,12 +3,10 @@ package release
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/shipit-dev/shipit/internal/progress"
-	"github.com/shipit-dev/shipit/internal/safeyaml"
 	"github.com/shipit-dev/shipit/release/kustomize"
 )
 
@@ -107,27 +105,12 @@ func sourcePins(repoDir string, o PromoteOptions) (map[string]kustomize.Entry, e
 	out := map[string]kustomize.Entry{}
 	seen := map[string]map[string]string{}
 	for _, ov := range o.From.Overlays {
-		rel := o.From.inRepo(ov)
-		if err := checkOverlay(repoDir, o.From.Remote.URL, rel); err != nil {
-			return nil, err
-		}
-		file, err := kustomize.FindFile(kustomize.DiskFS(), filepath.Join(repoDir, rel))
-		if err != nil {
-			return nil, fmt.Errorf("%s (%s): %w", ov, o.From.Env, stripDir(err, repoDir))
-		}
-		data, err := safeyaml.ReadFile(file)
+		entries, err := overlayEntries(repoDir, o.From.Remote.URL, o.From.inRepo(ov), ov+" ("+o.From.Env+")")
 		if err != nil {
 			return nil, err
-		}
-		entries, err := kustomize.Images(data)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", ov, err)
 		}
 		for _, im := range o.Images {
-			e, ok := entries[im.KustomizeName]
-			if !ok || im.KustomizeName == "" {
-				e, ok = kustomize.EntryFor(entries, im.Name, im.Repository)
-			}
+			e, ok := entryFor(entries, im)
 			if !ok {
 				return nil, fmt.Errorf("%s (%s) does not pin image %s: there is nothing to promote (release to %s first, or promote only some images with --image)", ov, o.From.Env, im.Name, o.From.Env)
 			}

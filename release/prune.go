@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -198,11 +199,7 @@ func historyPins(ctx context.Context, o PruneOptions) (map[string]keptRefs, erro
 				continue // an old commit's broken file pins nothing
 			}
 			for _, im := range o.Images {
-				e, ok := entries[im.KustomizeName]
-				if !ok || im.KustomizeName == "" {
-					e, ok = kustomize.EntryFor(entries, im.Name, im.Repository)
-				}
-				if ok {
+				if e, ok := entryFor(entries, im); ok {
 					out[im.Name].add(e.NewTag, e.Digest, why)
 				}
 			}
@@ -286,7 +283,8 @@ func planImage(ctx context.Context, o PruneOptions, im PinImage, pinned keptRefs
 		if updater[s] {
 			why = append(why, KeepUpdater)
 		}
-		return dedupeStrings(why)
+		slices.Sort(why)
+		return slices.Compact(why)
 	}
 	keep := map[string][]string{}
 	for _, s := range all {
@@ -464,16 +462,4 @@ func refused(err error) bool {
 		}
 	}
 	return false
-}
-
-func dedupeStrings(s []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, x := range s {
-		if !seen[x] {
-			seen[x] = true
-			out = append(out, x)
-		}
-	}
-	return out
 }

@@ -2,13 +2,11 @@ package release
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"time"
 
-	"github.com/shipit-dev/shipit/internal/safeyaml"
 	"github.com/shipit-dev/shipit/internal/tag"
 	"github.com/shipit-dev/shipit/release/kustomize"
 )
@@ -33,24 +31,12 @@ func ReadOverlays(ctx context.Context, d Deploy, imgs []PinImage, tempDir string
 	if err != nil {
 		return nil, err
 	}
-	fs := kustomize.DiskFS()
 	var out []OverlayState
 	for _, ov := range d.Overlays {
 		dir := filepath.Join(repo.Dir, d.inRepo(ov))
-		if err := checkOverlay(repo.Dir, repo.URL, d.inRepo(ov)); err != nil {
-			return nil, err
-		}
-		file, err := kustomize.FindFile(fs, dir)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", ov, stripDir(err, repo.Dir))
-		}
-		data, err := safeyaml.ReadFile(file)
+		entries, err := overlayEntries(repo.Dir, repo.URL, d.inRepo(ov), ov)
 		if err != nil {
 			return nil, err
-		}
-		entries, err := kustomize.Images(data)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", ov, err)
 		}
 		holds, err := readHolds(dir)
 		if err != nil {
@@ -58,9 +44,7 @@ func ReadOverlays(ctx context.Context, d Deploy, imgs []PinImage, tempDir string
 		}
 		st := OverlayState{Path: ov, Entries: map[string]kustomize.Entry{}, Holds: holds}
 		for _, im := range imgs {
-			if e, ok := entries[im.KustomizeName]; ok && im.KustomizeName != "" {
-				st.Entries[im.Name] = e
-			} else if e, ok := kustomize.EntryFor(entries, im.Name, im.Repository); ok {
+			if e, ok := entryFor(entries, im); ok {
 				st.Entries[im.Name] = e
 			}
 		}
