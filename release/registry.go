@@ -200,16 +200,7 @@ func (r *Remote) Push(ctx context.Context, repo, tag, layoutDir, digest, mountFr
 	if err != nil {
 		return err
 	}
-	// The layout is input: what is pushed and pinned must be exactly what
-	// the record names.
-	if idx != nil {
-		err = verifyIndex(idx, digest)
-	} else {
-		err = verifyImage(img, digest)
-	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", ref, err)
-	}
+
 	if mountFrom != "" && img != nil {
 		host, _, _ := strings.Cut(mountFrom, "/")
 		src, err := name.NewTag(mountFrom, r.Policy.Options(host)...)

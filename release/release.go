@@ -151,6 +151,19 @@ func ensureImages(ctx context.Context, o Options) ([]ImageResult, error) {
 	if err := errors.Join(errs...); err != nil || o.DryRun {
 		return out, err
 	}
+	// Every layout to push is hashed against its digests before anything
+	// is pushed: a tampered image stops the whole release, not half of it.
+	each(all, func(i int) {
+		if push[i] {
+			im := o.Record.Images[i]
+			if err := VerifyLayout(LayoutDir(o.RecordDir, im), im.Digest); err != nil {
+				errs[i] = fmt.Errorf("%s:%s: %w", im.Repository, im.Tag, err)
+			}
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return out, err
+	}
 	var first, rest []int
 	mountFrom := map[int]string{}
 	firstOfHost := map[string]int{}

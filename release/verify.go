@@ -7,6 +7,8 @@ import (
 	"io"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/shipit-dev/shipit/build"
 )
 
 // TamperedError is an image layout whose bytes are not what its digests
@@ -19,6 +21,19 @@ type TamperedError struct {
 
 func (e *TamperedError) Error() string {
 	return fmt.Sprintf("%s is named %s, but its bytes hash to %s: the image layout was changed after the build. Delete .shipit/images and run `shipit build` again", e.What, e.Want, e.Got)
+}
+
+// VerifyLayout checks that the image or index with digest dgst in an OCI
+// layout is what its digests say, blob by blob.
+func VerifyLayout(dir, dgst string) error {
+	img, idx, err := build.FromLayout(dir, dgst)
+	if err != nil {
+		return err
+	}
+	if idx != nil {
+		return verifyIndex(idx, dgst)
+	}
+	return verifyImage(img, dgst)
 }
 
 // verifyImage checks that an image's manifest hashes to want, and its
