@@ -148,7 +148,7 @@ up() {
 		--service-account-issuer=https://kubernetes.default.svc.cluster.local \
 		--service-account-key-file="$p/sa.pub" --service-account-signing-key-file="$p/sa.key" \
 		--service-cluster-ip-range=10.96.0.0/16 --authorization-mode=RBAC \
-		--endpoint-reconciler-type=none
+		--endpoint-reconciler-type=none --feature-gates=WatchList=false
 	ready kube-apiserver 120 sh -c 'kubectl get --raw /readyz | grep -q ok'
 	run kube-controller-manager kube-controller-manager --kubeconfig="$KUBECONFIG" \
 		--authentication-kubeconfig="$KUBECONFIG" --authorization-kubeconfig="$KUBECONFIG" \

@@ -200,6 +200,9 @@ var ErrDeadline = errors.New("the deadline passed")
 // when one is Degraded at that revision or its sync operation failed, and
 // when the deadline passes. The states it returns are the last seen.
 func (c *Client) Wait(ctx context.Context, namespace string, apps []string, revision string, deadline time.Duration, events progress.Sink) ([]App, error) {
+	// Only what Argo CD compared after the refresh counts: a state from
+	// before it can name the commit while the cluster still runs another.
+	since := time.Now().Truncate(time.Second)
 	for _, a := range apps {
 		if err := c.Refresh(ctx, namespace, a); err != nil {
 			return nil, err
@@ -234,10 +237,11 @@ func (c *Client) Wait(ctx context.Context, namespace string, apps []string, revi
 				progress.Infof(events, "argocd: %s", s)
 			}
 			atRevision := a.Revision == revision
+			fresh := !a.ReconciledAt.Before(since)
 			switch {
-			case atRevision && a.Sync == "Synced" && a.Health == "Healthy" && a.Operation != "Running":
+			case atRevision && fresh && a.Sync == "Synced" && a.Health == "Healthy" && a.Operation != "Running":
 				done++
-			case atRevision && a.Health == "Degraded":
+			case atRevision && fresh && a.Health == "Degraded":
 				failed, why = append(failed, a), "degraded"
 			case a.Operation == "Failed" || a.Operation == "Error":
 				if atRevision || strings.Contains(a.OpMessage, revision) {
