@@ -241,7 +241,9 @@ func (c *Client) Wait(ctx context.Context, namespace string, apps []string, revi
 			switch {
 			case atRevision && fresh && a.Sync == "Synced" && a.Health == "Healthy" && a.Operation != "Running":
 				done++
-			case atRevision && fresh && a.Health == "Degraded":
+			case atRevision && fresh && a.Health == "Degraded" && a.Sync == "Synced" && a.Operation != "Running":
+				// Degraded counts once the commit is applied: until then the
+				// health is the previous state's.
 				failed, why = append(failed, a), "degraded"
 			case a.Operation == "Failed" || a.Operation == "Error":
 				if atRevision || strings.Contains(a.OpMessage, revision) {
