@@ -236,19 +236,11 @@ func (c *Client) Wait(ctx context.Context, namespace string, apps []string, revi
 				last[name] = s
 				progress.Infof(events, "argocd: %s", s)
 			}
-			atRevision := a.Revision == revision
-			fresh := !a.ReconciledAt.Before(since)
-			switch {
-			case atRevision && fresh && a.Sync == "Synced" && a.Health == "Healthy" && a.Operation != "Running":
+			switch v, w := judge(a, revision, since); v {
+			case verdictDone:
 				done++
-			case atRevision && fresh && a.Health == "Degraded" && a.Sync == "Synced" && a.Operation != "Running":
-				// Degraded counts once the commit is applied: until then the
-				// health is the previous state's.
-				failed, why = append(failed, a), "degraded"
-			case a.Operation == "Failed" || a.Operation == "Error":
-				if atRevision || strings.Contains(a.OpMessage, revision) {
-					failed, why = append(failed, a), "sync failed"
-				}
+			case verdictFailed:
+				failed, why = append(failed, a), w
 			}
 		}
 		if done == len(apps) {
@@ -275,4 +267,32 @@ func (c *Client) Wait(ctx context.Context, namespace string, apps []string, revi
 		case <-tick.C:
 		}
 	}
+}
+
+type verdict int
+
+const (
+	verdictWaiting verdict = iota
+	verdictDone
+	verdictFailed
+)
+
+// judge says where one Application stands in a wait for revision, from a
+// state Argo CD reconciled at or after since: done (Synced at the
+// revision, Healthy, no sync running), failed (Degraded once the revision
+// is applied, or its sync failed), or still waiting.
+func judge(a App, revision string, since time.Time) (verdict, string) {
+	atRevision := a.Revision == revision
+	fresh := !a.ReconciledAt.Before(since)
+	switch {
+	case atRevision && fresh && a.Sync == "Synced" && a.Health == "Healthy" && a.Operation != "Running":
+		return verdictDone, ""
+	case atRevision && fresh && a.Health == "Degraded" && a.Sync == "Synced" && a.Operation != "Running":
+		// Degraded counts once the commit is applied: until then the health
+		// is the previous state's.
+		return verdictFailed, "degraded"
+	case (a.Operation == "Failed" || a.Operation == "Error") && (atRevision || strings.Contains(a.OpMessage, revision)):
+		return verdictFailed, "sync failed"
+	}
+	return verdictWaiting, ""
 }
