@@ -180,7 +180,6 @@ func historyPins(ctx context.Context, o PruneOptions) (map[string]keptRefs, erro
 				for name, h := range holds {
 					if k, ok := out[name]; ok {
 						k.add(h.Pinned, "", KeepHeld)
-						k.add(h.Until, "", KeepHeld)
 					}
 				}
 			}

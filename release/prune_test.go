@@ -145,9 +145,10 @@ func TestPrune(t *testing.T) {
 	}
 	sort.Strings(deleted)
 	// Kept: tags[1] (history), tags[2] and the other tag on its digest
-	// (pinned by digest), tags[3] (pinned, held), tags[4] (hold's until),
-	// tags[9..11] (newest 3), latest and buildcache (not release tags).
-	want := []string{f.tags[0], f.tags[5], f.tags[6], f.tags[7], f.tags[8]}
+	// (pinned by digest), tags[3] (pinned, held), tags[9..11] (newest 3),
+	// latest and buildcache (not release tags). tags[4], the tag the hold
+	// rolled back from, is needed by nothing.
+	want := []string{f.tags[0], f.tags[4], f.tags[5], f.tags[6], f.tags[7], f.tags[8]}
 	if strings.Join(deleted, " ") != strings.Join(want, " ") {
 		t.Fatalf("would delete %v\nwant %v", deleted, want)
 	}

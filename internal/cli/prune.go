@@ -37,7 +37,7 @@ production runs; prune decides from the pins. It keeps:
   - every tag or digest pinned by a deploy overlay at the head of deploy.branch
   - every pin in the last --keep-history commits of the GitOps history
     (the rollback targets)
-  - every tag a hold (.shipit-hold.yaml) names
+  - every held tag (the tag a .shipit-hold.yaml holds a pin at)
   - the newest --keep release tags of each image (per tag prefix)
   - every tag younger than --min-age (by the tag's own time)
   - tags that are not shipit release tags (latest, buildcache, other
