@@ -15,4 +15,4 @@ export SHIPIT_TEST_KUBECONFIG="$PWD/.testenv/kubeconfig"
 
 ci/lint.sh
 go test -count=1 -timeout 20m ./...
-FUZZTIME=${FUZZTIME:-5s} ci/fuzz.sh
+ci/fuzz.sh
