@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -64,8 +63,7 @@ func (r *Remote) Tags(ctx context.Context, repo string) ([]string, error) {
 		return nil, err
 	}
 	l, err := p.Lister(ctx, rp)
-	var te *transport.Error
-	if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
+	if notFound(err) {
 		return nil, nil
 	}
 	if err != nil {
@@ -96,8 +94,7 @@ func (r *Remote) Manifest(ctx context.Context, repo, tag string) (*Manifest, err
 		return nil, err
 	}
 	desc, err := remote.Get(ref, r.options(ctx)...)
-	var te *transport.Error
-	if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
+	if notFound(err) {
 		return nil, nil
 	}
 	if err != nil {
@@ -163,14 +160,24 @@ func (r *Remote) options(ctx context.Context) []remote.Option {
 
 // repository parses a repository, insecure only where the policy allows.
 func (r *Remote) repository(repo string) (name.Repository, error) {
-	host, _, _ := strings.Cut(repo, "/")
-	return name.NewRepository(repo, r.Policy.Options(host)...)
+	return name.NewRepository(repo, r.Policy.Options(repo)...)
 }
 
 // tag parses repo:tag, insecure only where the policy allows.
 func (r *Remote) tag(repo, t string) (name.Tag, error) {
-	host, _, _ := strings.Cut(repo, "/")
-	return name.NewTag(repo+":"+t, r.Policy.Options(host)...)
+	return name.NewTag(repo+":"+t, r.Policy.Options(repo)...)
+}
+
+// digest parses repo@digest, insecure only where the policy allows.
+func (r *Remote) digest(repo, d string) (name.Digest, error) {
+	return name.NewDigest(repo+"@"+d, r.Policy.Options(repo)...)
+}
+
+// notFound reports whether the registry answered 404: no such tag,
+// manifest or repository.
+func notFound(err error) bool {
+	var te *transport.Error
+	return errors.As(err, &te) && te.StatusCode == http.StatusNotFound
 }
 
 // Lookup implements Registry with one HEAD request for the manifest.
@@ -180,8 +187,7 @@ func (r *Remote) Lookup(ctx context.Context, repo, tag string) (string, error) {
 		return "", err
 	}
 	desc, err := remote.Head(ref, r.options(ctx)...)
-	var te *transport.Error
-	if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
+	if notFound(err) {
 		return "", nil
 	}
 	if err != nil {
@@ -202,8 +208,7 @@ func (r *Remote) Push(ctx context.Context, repo, tag, layoutDir, digest, mountFr
 	}
 
 	if mountFrom != "" && img != nil {
-		host, _, _ := strings.Cut(mountFrom, "/")
-		src, err := name.NewTag(mountFrom, r.Policy.Options(host)...)
+		src, err := name.NewTag(mountFrom, r.Policy.Options(mountFrom)...)
 		if err != nil {
 			return err
 		}
@@ -339,14 +344,12 @@ func (m mountable) LayerByDigest(h v1.Hash) (v1.Layer, error) {
 
 // DeleteManifest implements Deleter with one DELETE by digest.
 func (r *Remote) DeleteManifest(ctx context.Context, repo, digest string) error {
-	host, _, _ := strings.Cut(repo, "/")
-	ref, err := name.NewDigest(repo+"@"+digest, r.Policy.Options(host)...)
+	ref, err := r.digest(repo, digest)
 	if err != nil {
 		return err
 	}
 	if err := remote.Delete(ref, r.options(ctx)...); err != nil {
-		var te *transport.Error
-		if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
+		if notFound(err) {
 			return nil // gone already: what prune wanted
 		}
 		return fmt.Errorf("deleting %s: %w", ref, err)
@@ -356,14 +359,12 @@ func (r *Remote) DeleteManifest(ctx context.Context, repo, digest string) error 
 
 // Has implements Registry with one HEAD request by digest.
 func (r *Remote) Has(ctx context.Context, repo, digest string) (bool, error) {
-	host, _, _ := strings.Cut(repo, "/")
-	ref, err := name.NewDigest(repo+"@"+digest, r.Policy.Options(host)...)
+	ref, err := r.digest(repo, digest)
 	if err != nil {
 		return false, err
 	}
 	if _, err := remote.Head(ref, r.options(ctx)...); err != nil {
-		var te *transport.Error
-		if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
+		if notFound(err) {
 			return false, nil
 		}
 		return false, fmt.Errorf("looking up %s: %w", ref, err)

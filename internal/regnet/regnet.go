@@ -62,9 +62,11 @@ func IsLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// Options are the name options for parsing a reference to host: insecure
-// (plain HTTP allowed) only where the policy allows it.
-func (p Policy) Options(host string) []name.Option {
+// Options are the name options for parsing a reference (host/path[:tag]
+// or [@digest]): insecure (plain HTTP allowed) only where the policy
+// allows it for the reference's host.
+func (p Policy) Options(ref string) []name.Option {
+	host, _, _ := strings.Cut(ref, "/")
 	opts := []name.Option{name.WeakValidation}
 	if p.PlainHTTP(host) {
 		opts = append(opts, name.Insecure)
