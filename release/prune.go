@@ -246,13 +246,7 @@ func planImage(ctx context.Context, o PruneOptions, im PinImage, pinned keptRefs
 	}
 	updater := map[string]bool{}
 	if o.UpdaterMode {
-		newestRelease := ""
-		for _, s := range all {
-			if t, err := tag.Parse(s); err == nil && !t.Dirty && t.Prefix == o.Prefix && tag.Less(newestRelease, s) {
-				newestRelease = s
-			}
-		}
-		updater[newestRelease] = true
+		updater[newestRelease(all, o.Prefix)] = true
 		if pick, err := UpdaterPick(all, tag.Pattern(o.Prefix)); err == nil {
 			updater[pick] = true
 		}

@@ -187,12 +187,7 @@ func Status(ctx context.Context, reg Registry, imgs []PinImage, overlays []Overl
 		if err != nil {
 			return nil, err
 		}
-		newest := ""
-		for _, s := range all {
-			if t, err := tag.Parse(s); err == nil && !t.Dirty && t.Prefix == prefix && tag.Less(newest, s) {
-				newest = s
-			}
-		}
+		newest := newestRelease(all, prefix)
 		pick := ""
 		if updater {
 			if pick, err = UpdaterPick(all, tag.Pattern(prefix)); err != nil {
@@ -232,4 +227,16 @@ func Status(ctx context.Context, reg Registry, imgs []PinImage, overlays []Overl
 		}
 	}
 	return out, nil
+}
+
+// newestRelease is the newest release tag (not dirty) of the prefix among
+// tags, or "".
+func newestRelease(tags []string, prefix string) string {
+	newest := ""
+	for _, s := range tags {
+		if t, err := tag.Parse(s); err == nil && !t.Dirty && t.Prefix == prefix && tag.Less(newest, s) {
+			newest = s
+		}
+	}
+	return newest
 }
