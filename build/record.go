@@ -9,7 +9,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/shipit-dev/shipit/internal/safeyaml"
+	"github.com/shipit-dev/shipit/internal/confine"
 )
 
 // RecordVersion is the version of the build record's format.
@@ -63,7 +63,7 @@ var ErrNoRecord = errors.New("no build record")
 // have travelled between CI jobs as an artifact, and is input like any
 // other).
 func ReadRecord(path string) (*Record, error) {
-	data, err := safeyaml.ReadFile(path)
+	data, err := confine.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%s: %w (run `shipit build` first)", path, ErrNoRecord)
 	}

@@ -6,13 +6,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"sigs.k8s.io/kustomize/api/konfig"
 
 	"github.com/shipit-dev/shipit/release/kustomize"
 
-	"github.com/shipit-dev/shipit/internal/safeyaml"
+	"github.com/shipit-dev/shipit/internal/confine"
 )
 
 // UnsafePathError is a path in the GitOps repository that shipit refuses
@@ -33,21 +32,14 @@ func (e *UnsafePathError) Error() string {
 // Argo CD source file that is not a regular file, or one past the size cap.
 // It runs before anything in the overlay is read.
 func checkOverlay(repoDir, repoName, overlay string) error {
-	p := repoDir
-	rel := ""
-	for _, part := range strings.Split(filepath.Clean(overlay), string(filepath.Separator)) {
-		p, rel = filepath.Join(p, part), filepath.Join(rel, part)
-		st, err := os.Lstat(p)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil // the render names a missing overlay
-		}
-		if err != nil {
-			return err
-		}
-		if st.Mode()&fs.ModeSymlink != 0 {
-			return &UnsafePathError{Repo: repoName, Path: rel, Why: "is a symbolic link"}
-		}
+	link, err := confine.FirstLink(repoDir, overlay)
+	if err != nil {
+		return err
 	}
+	if link != "" {
+		return &UnsafePathError{Repo: repoName, Path: link, Why: "is a symbolic link"}
+	}
+	p := filepath.Join(repoDir, overlay)
 	names := append([]string{HoldFile}, konfig.RecognizedKustomizationFileNames()...)
 	if more, err := filepath.Glob(filepath.Join(p, ".argocd-source*.yaml")); err == nil {
 		for _, m := range more {
@@ -68,8 +60,8 @@ func checkOverlay(repoDir, repoName, overlay string) error {
 			return &UnsafePathError{Repo: repoName, Path: rel, Why: "is a symbolic link"}
 		case !st.Mode().IsRegular():
 			return &UnsafePathError{Repo: repoName, Path: rel, Why: "is not a regular file"}
-		case st.Size() > safeyaml.MaxFileSize:
-			return &UnsafePathError{Repo: repoName, Path: rel, Why: fmt.Sprintf("is larger than %d bytes", safeyaml.MaxFileSize)}
+		case st.Size() > confine.MaxFileSize:
+			return &UnsafePathError{Repo: repoName, Path: rel, Why: fmt.Sprintf("is larger than %d bytes", confine.MaxFileSize)}
 		}
 	}
 	return nil
@@ -115,7 +107,7 @@ func overlayEntries(repoDir, repoURL, rel, shown string) (map[string]kustomize.E
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", shown, stripDir(err, repoDir))
 	}
-	data, err := safeyaml.ReadFile(file)
+	data, err := confine.ReadFile(file)
 	if err != nil {
 		return nil, err
 	}

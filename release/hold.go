@@ -11,6 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/shipit-dev/shipit/internal/confine"
 	"github.com/shipit-dev/shipit/internal/safeyaml"
 	"github.com/shipit-dev/shipit/internal/tag"
 	"github.com/shipit-dev/shipit/release/kustomize"
@@ -38,7 +39,7 @@ const holdHeader = `# Written by shipit pin: a rollback that releases must not u
 `
 
 func readHolds(dir string) (Holds, error) {
-	data, err := safeyaml.ReadFile(filepath.Join(dir, HoldFile))
+	data, err := confine.ReadFile(filepath.Join(dir, HoldFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return Holds{}, nil
 	}
@@ -72,7 +73,7 @@ func readHolds(dir string) (Holds, error) {
 // It reports whether the file changed.
 func writeHolds(repoDir, dir string, h Holds) (bool, error) {
 	p := filepath.Join(dir, HoldFile)
-	old, err := safeyaml.ReadFile(p)
+	old, err := confine.ReadFile(p)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return false, err
 	}

@@ -14,8 +14,8 @@ import (
 	"sync"
 
 	"github.com/shipit-dev/shipit/build"
+	"github.com/shipit-dev/shipit/internal/confine"
 	"github.com/shipit-dev/shipit/internal/progress"
-	"github.com/shipit-dev/shipit/internal/safeyaml"
 	"github.com/shipit-dev/shipit/internal/tag"
 	"github.com/shipit-dev/shipit/release/kustomize"
 )
@@ -218,14 +218,14 @@ func checkLayouts(recordDir string, rec *build.Record) error {
 		if !filepath.IsLocal(im.Layout) {
 			return fmt.Errorf("image %s: layout %q is not under %s", im.Name, im.Layout, recordDir)
 		}
-		p := recordDir
-		for _, part := range strings.Split(filepath.Clean(im.Layout), string(filepath.Separator)) {
-			p = filepath.Join(p, part)
-			if st, err := os.Lstat(p); err == nil && st.Mode()&os.ModeSymlink != 0 {
-				return &build.StateError{Path: p, Why: "is a symbolic link"}
-			}
+		link, err := confine.FirstLink(recordDir, im.Layout)
+		if err != nil {
+			return err
 		}
-		if err := build.CheckState(p); err != nil {
+		if link != "" {
+			return &build.StateError{Path: filepath.Join(recordDir, link), Why: "is a symbolic link"}
+		}
+		if err := build.CheckState(filepath.Join(recordDir, im.Layout)); err != nil {
 			return err
 		}
 	}
@@ -410,7 +410,7 @@ func overlayResult(path string, c *kustomize.Change) OverlayResult {
 func warnArgoSource(events progress.Sink, overlay, dir string) {
 	matches, _ := filepath.Glob(filepath.Join(dir, ".argocd-source*.yaml"))
 	for _, m := range matches {
-		data, err := safeyaml.ReadFile(m)
+		data, err := confine.ReadFile(m)
 		if err != nil || !strings.Contains(string(data), "images") {
 			continue
 		}

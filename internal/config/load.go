@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -13,6 +12,7 @@ import (
 	"github.com/spf13/viper"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/shipit-dev/shipit/internal/confine"
 	"github.com/shipit-dev/shipit/internal/safeyaml"
 	"github.com/shipit-dev/shipit/release/kustomize"
 )
@@ -91,7 +91,7 @@ func Load(opt Options) (*Config, error) {
 	} else if !filepath.IsAbs(file) {
 		file = filepath.Join(opt.Dir, file)
 	}
-	data, err := readCapped(file)
+	data, err := confine.ReadFollowing(file)
 	if err != nil {
 		return nil, &Error{File: file, Msg: fmt.Sprintf("cannot read the configuration: %v", unwrapPath(err))}
 	}
@@ -388,29 +388,6 @@ func (c *Config) defaults() {
 			im.Dockerfile = "Dockerfile"
 		}
 	}
-}
-
-// readCapped reads a file of at most safeyaml.MaxFileSize bytes (a device
-// such as /dev/zero is never read whole).
-func readCapped(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	if st, err := f.Stat(); err != nil {
-		return nil, err
-	} else if !st.Mode().IsRegular() {
-		return nil, errors.New("not a regular file")
-	}
-	data, err := io.ReadAll(io.LimitReader(f, safeyaml.MaxFileSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > safeyaml.MaxFileSize {
-		return nil, fmt.Errorf("larger than %d bytes, which no shipit.yaml needs", safeyaml.MaxFileSize)
-	}
-	return data, nil
 }
 
 func unwrapPath(err error) error {

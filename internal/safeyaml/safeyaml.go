@@ -9,16 +9,16 @@ package safeyaml
 import (
 	"errors"
 	"fmt"
-	"io"
-	"os"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/shipit-dev/shipit/internal/confine"
 )
 
 // Limits of what shipit reads.
 const (
-	// MaxFileSize caps every file shipit reads from a repository.
-	MaxFileSize = 4 << 20
+	// MaxFileSize caps a document, as confine caps every file.
+	MaxFileSize = confine.MaxFileSize
 	// MaxNodes caps the nodes a document expands to, aliases followed.
 	MaxNodes = 200_000
 )
@@ -82,50 +82,4 @@ func CheckExpansion(n *yaml.Node) error {
 	}
 	_, err := size(n, 0)
 	return err
-}
-
-// ReadFile reads a regular file with the size cap: not a symbolic link, a
-// device or a pipe, and at most MaxFileSize bytes. Use it for every file
-// shipit reads from a repository it does not control.
-func ReadFile(path string) ([]byte, error) {
-	st, err := os.Lstat(path)
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, &NotRegularError{Path: path, Mode: st.Mode()}
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("%s: %w: more than the %d bytes shipit reads", path, ErrTooLarge, MaxFileSize)
-	}
-	return data, nil
-}
-
-// NotRegularError is a path that is a symbolic link, a directory or a
-// special file where shipit wants a regular file.
-type NotRegularError struct {
-	Path string
-	Mode os.FileMode
-}
-
-func (e *NotRegularError) Error() string {
-	what := "not a regular file"
-	switch {
-	case e.Mode&os.ModeSymlink != 0:
-		what = "a symbolic link"
-	case e.Mode.IsDir():
-		what = "a directory"
-	case e.Mode&(os.ModeDevice|os.ModeCharDevice|os.ModeNamedPipe|os.ModeSocket) != 0:
-		what = "a device, pipe or socket"
-	}
-	return fmt.Sprintf("%s is %s: shipit reads only regular files there (replace it with the file itself)", e.Path, what)
 }

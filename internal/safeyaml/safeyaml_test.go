@@ -3,8 +3,6 @@ package safeyaml
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -51,29 +49,5 @@ func TestParseRefusesAliasBombs(t *testing.T) {
 	}
 	if _, err := Parse([]byte(strings.Repeat("#", MaxFileSize+1))); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("an oversized file: %v", err)
-	}
-}
-
-func TestReadFile(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	secret := filepath.Join(dir, "secret")
-	if err := os.WriteFile(secret, []byte("TOKEN=hunter2"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	link := filepath.Join(dir, "hold.yaml")
-	if err := os.Symlink(secret, link); err != nil {
-		t.Fatal(err)
-	}
-	_, err := ReadFile(link)
-	var nr *NotRegularError
-	if !errors.As(err, &nr) || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), "symbolic link") {
-		t.Errorf("a symlink: %v", err)
-	}
-	if _, err := ReadFile("/dev/zero"); !errors.As(err, &nr) {
-		t.Errorf("/dev/zero: %v", err)
-	}
-	if data, err := ReadFile(secret); err != nil || string(data) != "TOKEN=hunter2" {
-		t.Errorf("a regular file: %q %v", data, err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/shipit-dev/shipit/ci/templates"
 	"github.com/shipit-dev/shipit/dockerfiles"
+	"github.com/shipit-dev/shipit/internal/confine"
 )
 
 // Kinds of project init recognises.
@@ -107,8 +108,10 @@ func Init(o Options) (*Result, error) {
 	}
 	defer root.Close()
 	for _, f := range files {
-		if err := noLinks(root, f.Path); err != nil {
+		if link, err := confine.FirstLink(o.Dir, filepath.Dir(f.Path)); err != nil {
 			return nil, err
+		} else if link != "" {
+			return nil, &LinkError{Path: link}
 		}
 		if _, err := root.Lstat(f.Path); err == nil {
 			f.Skipped = true
@@ -142,29 +145,6 @@ type LinkError struct{ Path string }
 
 func (e *LinkError) Error() string {
 	return fmt.Sprintf("%s is a symbolic link: shipit init writes no file through one. Replace it with a directory, or run init where it is not", e.Path)
-}
-
-// noLinks refuses a path whose directories include a symbolic link.
-func noLinks(root *os.Root, path string) error {
-	dir := filepath.Dir(path)
-	var p string
-	for _, part := range strings.Split(dir, string(filepath.Separator)) {
-		if part == "." || part == "" {
-			continue
-		}
-		p = filepath.Join(p, part)
-		st, err := root.Lstat(p)
-		if errors.Is(err, os.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if st.Mode()&os.ModeSymlink != 0 {
-			return &LinkError{Path: p}
-		}
-	}
-	return nil
 }
 
 type data struct {
