@@ -28,6 +28,9 @@ type Cmd struct {
 	// Credentials), never through its arguments, which every local user
 	// can read in ps.
 	Env []string
+	// Config is git configuration (key, value), passed in the environment
+	// (GIT_CONFIG_KEY_n/VALUE_n) after shipit's own.
+	Config [][2]string
 	// Secrets are redacted from git's messages, whatever their shape.
 	Secrets []string
 }
@@ -84,14 +87,8 @@ func (c Cmd) env() []string {
 		{"http.lowSpeedLimit", "1"},
 		{"http.lowSpeedTime", fmt.Sprint(secs)},
 	}
-	cfg = append(cfg, configFromEnv(c.Env)...)
-	env = append(env, configEnv(cfg)...)
-	for _, kv := range c.Env {
-		if !strings.HasPrefix(kv, "GIT_CONFIG_") {
-			env = append(env, kv)
-		}
-	}
-	return env
+	env = append(env, configEnv(append(cfg, c.Config...))...)
+	return append(env, c.Env...)
 }
 
 // configEnv passes git configuration through GIT_CONFIG_COUNT/KEY/VALUE:
@@ -104,51 +101,29 @@ func configEnv(kv [][2]string) []string {
 	return env
 }
 
-// configFromEnv reads back configuration pairs a caller put in Env as
-// GIT_CONFIG_KEY_n/GIT_CONFIG_VALUE_n, so that they join ours.
-func configFromEnv(env []string) [][2]string {
-	keys, vals := map[string]string{}, map[string]string{}
-	var order []string
-	for _, kv := range env {
-		k, v, _ := strings.Cut(kv, "=")
-		if n, ok := strings.CutPrefix(k, "GIT_CONFIG_KEY_"); ok {
-			keys[n] = v
-			order = append(order, n)
-		} else if n, ok := strings.CutPrefix(k, "GIT_CONFIG_VALUE_"); ok {
-			vals[n] = v
-		}
-	}
-	var out [][2]string
-	for _, n := range order {
-		out = append(out, [2]string{keys[n], vals[n]})
-	}
-	return out
-}
-
 // Credentials splits the user information off a remote URL. It returns
-// the URL without it, and the environment that hands it to git through a
-// credential helper reading variables, so that the password is never in
-// git's argv (ps) nor in anything git prints. A URL without a password
-// comes back unchanged with no environment.
-func Credentials(raw string) (string, []string, []string) {
+// the URL without it, and the command that hands it to git through a
+// credential helper reading environment variables, so that the password
+// is never in git's argv (ps) nor in anything git prints. A URL without a
+// password comes back unchanged with a plain command.
+func Credentials(raw string) (string, Cmd) {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok || (scheme != "https" && scheme != "http") {
-		return raw, nil, nil
+		return raw, Cmd{}
 	}
 	at := strings.LastIndex(rest, "@")
 	if slash := strings.Index(rest, "/"); at < 0 || (slash >= 0 && slash < at && !strings.Contains(rest[:at], ":")) {
-		return raw, nil, nil
+		return raw, Cmd{}
 	}
 	user, pass, _ := strings.Cut(rest[:at], ":")
 	clean := scheme + "://" + rest[at+1:]
 	helper := `!f() { test "$1" = get && printf 'username=%s\npassword=%s\n' "$SHIPIT_GIT_USERNAME" "$SHIPIT_GIT_PASSWORD"; }; f`
-	env := []string{
-		"SHIPIT_GIT_USERNAME=" + unescape(user),
-		"SHIPIT_GIT_PASSWORD=" + unescape(pass),
-		"GIT_CONFIG_KEY_100=credential.helper", "GIT_CONFIG_VALUE_100=",
-		"GIT_CONFIG_KEY_101=credential.helper", "GIT_CONFIG_VALUE_101=" + helper,
+	return clean, Cmd{
+		Env: []string{"SHIPIT_GIT_USERNAME=" + unescape(user), "SHIPIT_GIT_PASSWORD=" + unescape(pass)},
+		// An empty helper first clears any the user configured.
+		Config:  [][2]string{{"credential.helper", ""}, {"credential.helper", helper}},
+		Secrets: []string{user, pass, unescape(user), unescape(pass)},
 	}
-	return clean, env, []string{user, pass, unescape(user), unescape(pass)}
 }
 
 // unescape undoes percent-encoding, leaving a malformed escape as it is.

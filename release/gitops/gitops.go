@@ -56,12 +56,11 @@ func cloneDepth(ctx context.Context, url, branch, dir string, depth int) (*Repo,
 	if strings.HasPrefix(url, "-") || strings.HasPrefix(branch, "-") {
 		return nil, fmt.Errorf("cloning %s: a repository or branch that begins with \"-\" is refused", shown)
 	}
-	clean, env, secrets := gitinfo.Credentials(url)
+	clean, g := gitinfo.Credentials(url)
 	src := clean
 	if strings.HasPrefix(clean, "/") {
 		src = "file://" + clean // --depth is honoured only for file:// URLs
 	}
-	g := gitinfo.Cmd{Env: env, Secrets: secrets}
 	_, err := g.Run(ctx, "clone", "--quiet", "--depth", strconv.Itoa(depth), "--single-branch", "--branch", branch, "--no-tags", "--", src, dir)
 	if err != nil {
 		if strings.Contains(err.Error(), "Remote branch") && strings.Contains(err.Error(), "not found") {
