@@ -18,6 +18,7 @@ import (
 	"github.com/shipit-dev/shipit/internal/progress"
 	"github.com/shipit-dev/shipit/internal/retry"
 	"github.com/shipit-dev/shipit/internal/tag"
+	"github.com/shipit-dev/shipit/release/gitops"
 	"github.com/shipit-dev/shipit/release/kustomize"
 )
 
@@ -207,9 +208,8 @@ func historyPins(ctx context.Context, o PruneOptions) (map[string]keptRefs, erro
 	return out, nil
 }
 
-func kustomizationAt(ctx context.Context, repo interface {
-	FileAt(ctx context.Context, rev, path string) ([]byte, bool, error)
-}, rev, dir string) ([]byte, bool, error) {
+// kustomizationAt reads an overlay's kustomization as it was at a commit.
+func kustomizationAt(ctx context.Context, repo *gitops.Repo, rev, dir string) ([]byte, bool, error) {
 	for _, n := range []string{"kustomization.yaml", "kustomization.yml", "Kustomization"} {
 		data, ok, err := repo.FileAt(ctx, rev, filepath.Join(dir, n))
 		if err != nil || ok {
