@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"sort"
+	"strings"
 
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
@@ -115,6 +116,30 @@ func Plan(fs filesys.FileSystem, dir string, imgs []Image, mode Mode, keep Keep)
 		pins = append(pins, pin)
 		c.Images = append(c.Images, ic)
 	}
+	// An entry named <entry>-previous follows its entry one release
+	// behind: when the entry's pin moves, it takes the pin the entry had
+	// (or the new one, the first time). A Deployment uses it to keep the
+	// previous release's files at hand (shipit init's assets).
+	for _, ic := range c.Images {
+		follower, ok := entries[ic.Entry+PreviousSuffix]
+		if !ok || !ic.Changed || planned(c.Images, follower.Name) {
+			continue
+		}
+		prev := Pin(ic.Old)
+		if ic.Old.NewTag == "" && ic.Old.Digest == "" {
+			prev = ic.New
+		}
+		prev.Name = follower.Name
+		if prev.NewName == "" {
+			prev.NewName = ic.New.NewName
+		}
+		after, err := SetImage(c.After, prev)
+		if err != nil {
+			return nil, fmt.Errorf("%s: setting image %s: %w", file, prev.Name, err)
+		}
+		c.After = after
+		pins = append(pins, prev)
+	}
 	if !c.Changed() {
 		return c, nil
 	}
@@ -130,6 +155,19 @@ func Plan(fs filesys.FileSystem, dir string, imgs []Image, mode Mode, keep Keep)
 		c.Images[i].Uses = uses[c.Images[i].Entry]
 	}
 	return c, nil
+}
+
+// PreviousSuffix names the images entry that follows another one release
+// behind: app-previous follows app.
+const PreviousSuffix = "-previous"
+
+func planned(ics []ImageChange, entry string) bool {
+	for _, ic := range ics {
+		if ic.Entry == entry {
+			return true
+		}
+	}
+	return false
 }
 
 // EntryFor finds the images entry that means an image: by its name or by
@@ -154,6 +192,9 @@ func entryName(entries map[string]Entry, im Image) (string, bool) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
+		if base, ok := strings.CutSuffix(n, PreviousSuffix); ok && entries[base].Found() {
+			continue // a follower is never the image's own entry
+		}
 		if Repository(n) == im.Repository || (entries[n].NewName != "" && Repository(entries[n].NewName) == im.Repository) {
 			return n, true
 		}

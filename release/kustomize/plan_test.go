@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -221,5 +222,79 @@ func BenchmarkPlan(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestPlanPreviousFollows: an entry named <entry>-previous takes the pin
+// its entry had whenever that one moves, and the render check accepts the
+// containers that run it.
+func TestPlanPreviousFollows(t *testing.T) {
+	t.Parallel()
+	fs := app(t, map[string]string{"prod": `resources: [../../base]
+images:
+- name: app-rails
+  newName: ` + ecr + `/app-rails
+- name: app-rails-previous
+  newName: ` + ecr + `/app-rails
+`})
+	// The assets init container runs the previous release.
+	dep, _ := fs.ReadFile("/repo/base/deployment.yaml")
+	if err := fs.WriteFile("/repo/base/deployment.yaml", []byte(strings.Replace(string(dep), "{name: assets, image: app-rails}", "{name: assets, image: app-rails-previous}", 1))); err != nil {
+		t.Fatal(err)
+	}
+	dir := "/repo/overlays/prod"
+	step := func(tag, digest string, keep Keep) *Change {
+		t.Helper()
+		c, err := Plan(fs, dir, images(tag, digest), ModeTagAndDigest, keep)
+		if err != nil {
+			t.Fatalf("plan %s: %v", tag, err)
+		}
+		if err := fs.WriteFile(c.File, c.After); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	entries := func() map[string]Entry {
+		b, _ := fs.ReadFile(dir + "/kustomization.yaml")
+		e, err := Images(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+
+	// The first release: nothing before it, so both run it.
+	step("t1", digestA, nil)
+	if e := entries(); e["app-rails-previous"].NewTag != "t1" || e["app-rails-previous"].Digest != digestA || e["app-rails"].NewTag != "t1" {
+		t.Fatalf("after the first release: %+v", e)
+	}
+	// The second: previous is what app-rails pinned.
+	c := step("t2", digestB, nil)
+	if e := entries(); e["app-rails-previous"].NewTag != "t1" || e["app-rails-previous"].Digest != digestA || e["app-rails"].NewTag != "t2" {
+		t.Fatalf("after the second release: %+v", e)
+	}
+	for _, ic := range c.Images {
+		if ic.Image == "app-rails" && !slices.Contains(ic.Uses, "Deployment/web/rails") {
+			t.Errorf("uses of app-rails: %v", ic.Uses)
+		}
+	}
+	rendered, err := Render(fs, dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ct := range rendered {
+		want := ecr + "/app-rails:t2@" + digestB
+		if ct.Name == "assets" {
+			want = ecr + "/app-rails:t1@" + digestA
+		}
+		if strings.Contains(ct.Image, "app-rails") && ct.Image != want {
+			t.Errorf("%s runs %s, want %s", ct.Name, ct.Image, want)
+		}
+	}
+	// The same release again, or a kept pin: previous does not move.
+	step("t2", digestB, nil)
+	step("t3", digestA, func(string, Entry, Pin) string { return "held" })
+	if e := entries(); e["app-rails-previous"].NewTag != "t1" || e["app-rails"].NewTag != "t2" {
+		t.Fatalf("previous moved without its entry: %+v", e)
 	}
 }

@@ -3,6 +3,7 @@ package kustomize
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -154,13 +155,30 @@ func CheckPins(overlay string, cs []Container, pins []Pin, aliases map[string][]
 				continue
 			}
 			if c.Image != want {
+				if other := pinWithRef(pins, c.Image); other != "" {
+					uses[other] = append(uses[other], c.Resource+"/"+c.Name)
+					continue // another entry of the same repository: a follower
+				}
 				return nil, &StaleError{Overlay: overlay, Container: c, Want: want}
 			}
 			uses[p.Name] = append(uses[p.Name], c.Resource+"/"+c.Name)
 		}
-		sort.Strings(uses[p.Name])
+	}
+	for n := range uses {
+		sort.Strings(uses[n])
+		uses[n] = slices.Compact(uses[n])
 	}
 	return uses, nil
+}
+
+// pinWithRef is the name of the pin whose reference is ref, if any.
+func pinWithRef(pins []Pin, ref string) string {
+	for _, p := range pins {
+		if p.Ref() == ref {
+			return p.Name
+		}
+	}
+	return ""
 }
 
 // DiskFS is the filesystem of this machine.
