@@ -30,11 +30,23 @@ func (offlineResolver) ResolveImageConfig(_ context.Context, ref string, _ sourc
 	return ref, digest.FromBytes(cfg), cfg, nil
 }
 
+// railsVariants are the Rails template as init renders it for different
+// apps: every branch of the template is in one of them.
+var railsVariants = map[string]Rails{
+	"rails": {Ruby: "3.4.4", Runtime: []string{"postgresql-client"}, Build: []string{"postgresql-dev"}, Bootsnap: true, Vendor: true, BinRails: true},
+	"rails-mysql-yarn-vips": {Ruby: "3.3", Runtime: []string{"mariadb-client", "vips"}, Build: []string{"mariadb-dev"},
+		JS: "yarn", Node: "22.11.0", JSFiles: []string{"package.json", "yarn.lock"}, Bootsnap: true, BinRails: true},
+	"rails-berry": {Ruby: "3.4", JS: "yarn", Berry: true, Node: "24", JSFiles: []string{"package.json", "yarn.lock", ".yarnrc.yml"}},
+	"rails-npm-sqlite": {Ruby: "4.0.0", Runtime: []string{"sqlite-libs"}, Build: []string{"sqlite-dev"},
+		JS: "npm", Node: "20", JSFiles: []string{"package.json", "package-lock.json"}},
+	"rails-bun-trilogy": {Ruby: "3.4", Runtime: []string{"mariadb-client"}, JS: "bun", Bun: "1.2", JSFiles: []string{"package.json", "bun.lock"}, BinRails: true},
+}
+
 func templates(t *testing.T) map[string][]byte {
 	t.Helper()
 	out := map[string][]byte{}
 	err := fs.WalkDir(FS, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".Dockerfile") {
 			return err
 		}
 		b, err := FS.ReadFile(p)
@@ -43,6 +55,13 @@ func templates(t *testing.T) map[string][]byte {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for name, r := range railsVariants {
+		b, err := RenderRails(r)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		out[name] = b
 	}
 	for _, k := range []string{"rails", "nginx", "go", "shipit"} {
 		if out[k] == nil {
@@ -137,4 +156,87 @@ func TestPractices(t *testing.T) {
 	if g := string(templates(t)["go"]); !strings.Contains(g, "target=/go/pkg/mod") || !strings.Contains(g, "target=/root/.cache/go-build") || !strings.Contains(g, "CGO_ENABLED=0") {
 		t.Error("the Go template lacks its module and build cache mounts or a static build")
 	}
+}
+
+// TestRailsTemplate checks what the Rails template does with what init
+// read in the app, as Rails' own generated Dockerfile does it.
+func TestRailsTemplate(t *testing.T) {
+	t.Parallel()
+	for name, r := range railsVariants {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			dt, err := RenderRails(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := string(dt)
+			ast, err := parser.Parse(bytes.NewReader(dt))
+			if err != nil {
+				t.Fatal(err)
+			}
+			stages, _, err := instructions.Parse(ast.AST, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			byName := map[string]instructions.Stage{}
+			for _, st := range stages {
+				byName[st.Name] = st
+			}
+			base, build, runtime := byName["base"].SourceCode, stageText(byName["build"]), stageText(byName["runtime"])
+			if !strings.Contains(base, "ruby:${RUBY_VERSION}-alpine") || !strings.Contains(s, "ARG RUBY_VERSION="+r.Ruby+"\n") {
+				t.Errorf("base is %q; want ruby %s on Alpine", base, r.Ruby)
+			}
+			if !strings.Contains(s, "LD_PRELOAD=/usr/lib/libjemalloc.so.2") || !strings.Contains(s, " jemalloc") {
+				t.Error("no jemalloc")
+			}
+			for _, p := range r.Runtime {
+				if !strings.Contains(stageText(byName["base"]), " "+p) {
+					t.Errorf("runtime package %s not installed in base", p)
+				}
+			}
+			for _, p := range r.Build {
+				if !strings.Contains(build, " "+p) {
+					t.Errorf("build package %s not installed in build", p)
+				}
+			}
+			if got := strings.Contains(s, "bootsnap precompile --gemfile"); got != r.Bootsnap {
+				t.Errorf("bootsnap precompile --gemfile: %v, want %v", got, r.Bootsnap)
+			}
+			if r.Vendor && strings.Index(s, "COPY vendor/") > strings.Index(s, "bundle install --jobs") {
+				t.Error("vendor/ is copied after bundle install")
+			}
+			if strings.Contains(s, "chown -R") || !strings.Contains(runtime, "--chown=rails:rails /rails /rails") {
+				t.Error("the app is not copied with COPY --chown")
+			}
+			if !strings.Contains(build, "SECRET_KEY_BASE_DUMMY=1") {
+				t.Error("assets:precompile without SECRET_KEY_BASE_DUMMY=1")
+			}
+			if r.JS != "" {
+				if !strings.Contains(build, "rm -rf node_modules") {
+					t.Error("node_modules reaches the runtime")
+				}
+				if strings.Contains(runtime, "node") || strings.Contains(runtime, "--from=bun") {
+					t.Error("the runtime stage has the JavaScript toolchain")
+				}
+				for _, f := range r.JSFiles {
+					if !strings.Contains(build, " "+f) {
+						t.Errorf("%s is not copied for the JavaScript install", f)
+					}
+				}
+			} else if strings.Contains(s, "node") || strings.Contains(s, "yarn") {
+				t.Error("a JavaScript toolchain for an app without one")
+			}
+		})
+	}
+}
+
+// stageText is the source of a stage's instructions.
+func stageText(st instructions.Stage) string {
+	var b strings.Builder
+	for _, c := range st.Commands {
+		if s, ok := c.(interface{ String() string }); ok {
+			b.WriteString(s.String() + "\n")
+		}
+	}
+	return b.String()
 }

@@ -63,6 +63,13 @@ it twice changes nothing. Edit registry in shipit.yaml afterwards.`,
 			if output == "json" {
 				return writeJSON(cmd.OutOrStdout(), res)
 			}
+			for _, f := range res.Findings {
+				if f.Assumed {
+					fmt.Fprintf(stderr, "shipit: %s\n", f)
+				} else {
+					fmt.Fprintf(stderr, "shipit: found %s\n", f)
+				}
+			}
 			verb := "wrote"
 			if o.DryRun {
 				verb = "would write"
@@ -74,6 +81,9 @@ it twice changes nothing. Edit registry in shipit.yaml afterwards.`,
 					continue
 				}
 				written++
+				if f.Appended {
+					fmt.Fprintf(cmd.ErrOrStderr(), "shipit: appended /.shipit/ to %s\n", f.Path)
+				}
 				fmt.Fprintln(cmd.OutOrStdout(), f.Path)
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "shipit: %s project %q: %s %d file(s), skipped %d\n", res.Kind, res.Name, verb, written, len(res.Files)-written)

@@ -10,8 +10,10 @@ images:
   {{.Name}}:
     context: {{.Context}}
     dockerfile: {{.Dockerfile}}
-{{- if and (eq $.Kind "rails") (eq .Name "app")}}
-    target: runtime
+{{- if .Target}}
+    target: {{.Target}}
+{{- end}}
+{{- if and $.Rails (eq .Name "app")}}
     # Private gems and the master key reach the build only as secret mounts:
     # secrets:
     #   - {id: bundle_token, env: BUNDLE_GITHUB__COM}
@@ -22,9 +24,14 @@ images:
 deploy:
   repo: .
   branch: main
-  overlays: [k8s/overlays/staging, k8s/overlays/production]
 {{- if .ImageUpdater}}
-  mode: image-updater       # Argo CD Image Updater writes the pins (k8s/argocd/image-updater.yaml)
+  mode: image-updater       # Argo CD Image Updater writes {{index .Envs 0}}'s pins (k8s/argocd/image-updater.yaml)
+{{- end}}
+  environments:             # in promotion order: release pins staging, promote moves production
+{{- range .Envs}}
+    - name: {{.}}
+      overlays: [k8s/overlays/{{.}}]
+      argocd: {applications: [{{$.Name}}-{{.}}]}
 {{- end}}
 `
 
@@ -71,8 +78,36 @@ kind: Kustomization
 resources:
   - deployment.yaml
   - service.yaml
+  - configmap.yaml
+{{- if .Rails}}
   - migrate-job.yaml
+{{- end}}
+{{- if .Worker}}
+  - worker.yaml
+{{- end}}
 `
+
+// probeTmpl is one probe of the app container: HTTP on Rails' /up when the app
+// has it (X-Forwarded-Proto keeps force_ssl from redirecting the kubelet),
+// TCP otherwise.
+const probeTmpl = `{{define "probe"}}
+{{- if .Health}}
+            httpGet:
+              path: /up
+              port: app
+              httpHeaders: [{name: X-Forwarded-Proto, value: https}]
+{{- else}}
+            tcpSocket: {port: app}
+{{- end}}
+{{- end}}`
+
+// envTmpl is the environment every container of the app image gets: the
+// ConfigMap and the Secret named after the app.
+const envTmpl = `{{define "env"}}
+          envFrom:
+            - configMapRef: {name: {{.Name}}{{if .Optional}}, optional: true{{end}}}
+            - secretRef: {name: {{.Name}}}   # RAILS_MASTER_KEY, SECRET_KEY_BASE, DATABASE_URL: k8s/base/secret.example.yaml
+{{- end}}`
 
 const deployment = `apiVersion: apps/v1
 kind: Deployment
@@ -87,28 +122,64 @@ spec:
     metadata:
       labels: {app.kubernetes.io/name: {{.Name}}}
     spec:
-{{- if eq .Kind "rails"}}
-      # nginx serves the assets of the same release: copied from the app image.
+{{- if .Rails}}
+      # nginx serves the assets of this release and of the one before it
+      # (app-previous: shipit release moves that pin to what app pinned),
+      # so that pages rendered by either release's pods during a rolling
+      # update find their assets. The current release's files win.
       initContainers:
+        - name: assets-previous
+          image: app-previous
+          command: [cp, -r, {{.Workdir}}/public/., /assets/]
+          volumeMounts: [{name: assets, mountPath: /assets}]
+          resources: {requests: {cpu: 50m, memory: 64Mi}, limits: {memory: 128Mi}}
         - name: assets
           image: app
-          command: [cp, -r, /app/public/., /assets/]
+          command: [cp, -r, {{.Workdir}}/public/., /assets/]
           volumeMounts: [{name: assets, mountPath: /assets}]
+          resources: {requests: {cpu: 50m, memory: 64Mi}, limits: {memory: 128Mi}}
 {{- end}}
       containers:
         - name: app
           image: app
-{{- if eq .Kind "rails"}}
-          args: [server]
+{{- with .Web}}
+{{- if .Command}}
+          command: {{.Command}}
+{{- end}}
+{{- if .Args}}
+          args: {{.Args}}
+{{- end}}
 {{- end}}
           ports: [{name: app, containerPort: {{.AppPort}}}]
+{{- template "env" .EnvFrom}}
+          resources:
+            requests: {cpu: 250m, memory: {{.Memory}}}
+            limits: {memory: {{.MemoryLimit}}}
+          startupProbe:   # boot may take a while: up to 2 minutes
+{{- template "probe" .}}
+            periodSeconds: 2
+            failureThreshold: 60
           readinessProbe:
-            tcpSocket: {port: app}
-{{- if eq .Kind "rails"}}
+{{- template "probe" .}}
+            periodSeconds: 5
+          livenessProbe:
+{{- template "probe" .}}
+            periodSeconds: 10
+            failureThreshold: 3
+{{- if .Rails}}
         - name: nginx
           image: nginx
           ports: [{name: http, containerPort: 8080}]
           volumeMounts: [{name: assets, mountPath: /usr/share/nginx/html}]
+          resources:
+            requests: {cpu: 50m, memory: 32Mi}
+            limits: {memory: 128Mi}
+          readinessProbe:
+            tcpSocket: {port: http}
+            periodSeconds: 5
+          livenessProbe:
+            tcpSocket: {port: http}
+            periodSeconds: 10
       volumes:
         - name: assets
           emptyDir: {}
@@ -124,10 +195,60 @@ spec:
   ports:
     - name: http
       port: 80
-      targetPort: {{if eq .Kind "rails"}}http{{else}}app{{end}}
+      targetPort: {{if .Rails}}http{{else}}app{{end}}
 `
 
-const migrateJob = `# The migration runs from the app image of the release.
+// configMap holds the app's settings that are not secret.
+const configMap = `# {{.Name}}'s settings that are not secret, for every container of the app
+# image. Secrets go in the Secret {{.Name}} (k8s/base/secret.example.yaml).
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{.Name}}
+data:
+{{- if .Rails}}
+  RAILS_ENV: production
+  RAILS_LOG_TO_STDOUT: "1"
+  RAILS_MAX_THREADS: "5"
+  PORT: "{{.AppPort}}"
+{{- else}}
+  PORT: "{{.AppPort}}"
+{{- end}}
+`
+
+// secretExample is never applied: it is not in the kustomization. A Secret
+// with placeholder values synced by Argo CD would overwrite the real one.
+// It holds no credential: every value is a placeholder that says what goes
+// there.
+//
+//nolint:gosec // G101: placeholders, no credential
+const secretExample = `# NOT APPLIED: an example of the Secret {{.Name}} the app reads its secrets
+# from. It is deliberately not in k8s/base/kustomization.yaml: never commit
+# real values. Create the Secret in each environment's namespace, e.g.
+#
+#   kubectl -n {{.Name}}-staging create secret generic {{.Name}} \
+#     --from-file=RAILS_MASTER_KEY=config/master.key \
+#     --from-literal=DATABASE_URL=postgres://...
+#
+# or with External Secrets, Sealed Secrets or SOPS. Pods wait until it exists.
+apiVersion: v1
+kind: Secret
+metadata:
+  name: {{.Name}}
+type: Opaque
+stringData:
+{{- if .Rails}}
+  RAILS_MASTER_KEY: "PLACEHOLDER: the content of config/master.key"
+  SECRET_KEY_BASE: "PLACEHOLDER: bin/rails secret"
+  DATABASE_URL: "PLACEHOLDER: the database's URL"
+{{- else}}
+  EXAMPLE: "PLACEHOLDER"
+{{- end}}
+`
+
+const migrateJob = `# The migration runs from the app image of the release, before the new pods
+# (an Argo CD PreSync hook; the previous Job is deleted when a new one
+# starts, and a finished one stays until then, with its logs).
 apiVersion: batch/v1
 kind: Job
 metadata:
@@ -137,13 +258,58 @@ metadata:
     argocd.argoproj.io/hook-delete-policy: BeforeHookCreation
 spec:
   backoffLimit: 1
+  activeDeadlineSeconds: 1800
   template:
     spec:
       restartPolicy: Never
       containers:
         - name: migrate
           image: app
-          args: [migrate]   # the entrypoint's migration command; edit for your app
+{{- with .Migrate}}
+{{- if .Command}}
+          command: {{.Command}}
+{{- end}}
+{{- if .Args}}
+          args: {{.Args}}
+{{- end}}
+{{- end}}
+{{- template "env" .JobEnvFrom}}
+          resources:
+            requests: {cpu: 250m, memory: {{.Memory}}}
+            limits: {memory: {{.MemoryLimit}}}
+`
+
+// worker runs the job runner init found.
+const worker = `# The job runner ({{.Worker.Source}}), from the app image of the release.
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{.Name}}-worker
+  labels: {app.kubernetes.io/name: {{.Name}}-worker}
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app.kubernetes.io/name: {{.Name}}-worker}
+  template:
+    metadata:
+      labels: {app.kubernetes.io/name: {{.Name}}-worker}
+    spec:
+      terminationGracePeriodSeconds: 60   # time to finish the jobs at hand
+      containers:
+        - name: worker
+          image: app
+{{- with .Worker}}
+{{- if .Command}}
+          command: {{.Command}}
+{{- end}}
+{{- if .Args}}
+          args: {{.Args}}
+{{- end}}
+{{- end}}
+{{- template "env" .EnvFrom}}
+          resources:
+            requests: {cpu: 250m, memory: {{.Memory}}}
+            limits: {memory: {{.MemoryLimit}}}
 `
 
 const overlay = `# {{.Env}}: Argo CD syncs this directory (k8s/argocd/{{.Env}}.yaml).
@@ -157,6 +323,12 @@ images:
 {{- range .Images}}
   - name: {{.Name}}
     newName: {{$.Registry}}/{{.Name}}
+{{- end}}
+{{- if .Rails}}
+  # The release before app's: shipit release and pin move it to what app
+  # pinned, for nginx to keep serving that release's assets.
+  - name: app-previous
+    newName: {{$.Registry}}/app
 {{- end}}
 `
 
@@ -179,22 +351,22 @@ spec:
     syncOptions: [CreateNamespace=true]
 `
 
-const imageUpdater = `# Argo CD Image Updater for {{.Name}}-production: it picks shipit's newest
+const imageUpdater = `# Argo CD Image Updater for {{.Name}}-{{.Env}}: it picks shipit's newest
 # release tag (alphabetical) and writes it to the overlay's kustomization.
 # shipit updater-config prints this again, with the annotations form.
 apiVersion: argocd-image-updater.argoproj.io/v1alpha1
 kind: ImageUpdater
 metadata:
-  name: {{.Name}}-production
+  name: {{.Name}}-{{.Env}}
   namespace: argocd
 spec:
   writeBackConfig:
     method: git
     gitConfig:
       branch: main
-      writeBackTarget: "kustomization:k8s/overlays/production"
+      writeBackTarget: "kustomization:k8s/overlays/{{.Env}}"
   applicationRefs:
-    - namePattern: "{{.Name}}-production"
+    - namePattern: "{{.Name}}-{{.Env}}"
       commonUpdateSettings:
         updateStrategy: alphabetical
         allowTags: "regexp:^[0-9]{8}-[0-9]{6}-[0-9a-f]{7}$"

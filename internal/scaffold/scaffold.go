@@ -6,12 +6,14 @@ package scaffold
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"text/template"
 
@@ -41,14 +43,18 @@ type Options struct {
 type File struct {
 	Path    string `json:"path"`
 	Skipped bool   `json:"skipped,omitempty"` // it exists: left as it is
-	content []byte
+	// Appended: a line added at the end of an existing file (.gitignore
+	// gains /.shipit/); never anything else.
+	Appended bool `json:"appended,omitempty"`
+	content  []byte
 }
 
 // Result is what init did.
 type Result struct {
-	Kind  string `json:"kind"`
-	Name  string `json:"name"`
-	Files []File `json:"files"`
+	Kind     string    `json:"kind"`
+	Name     string    `json:"name"`
+	Findings []Finding `json:"findings"` // what init read in the project, and what it assumed
+	Files    []File    `json:"files"`
 }
 
 var nonName = regexp.MustCompile(`[^a-z0-9]+`)
@@ -94,11 +100,11 @@ func Init(o Options) (*Result, error) {
 	if o.RepoURL == "" {
 		o.RepoURL = "https://github.com/example/" + o.Name + ".git"
 	}
-	files, err := plan(kind, o)
+	files, findings, err := plan(kind, o)
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Kind: kind, Name: o.Name}
+	res := &Result{Kind: kind, Name: o.Name, Findings: findings}
 	// Every write goes through an os.Root of the directory, and no path
 	// component may be a symbolic link: init never writes through one, in
 	// the repository or out of it (k8s -> /elsewhere).
@@ -136,7 +142,50 @@ func Init(o Options) (*Result, error) {
 		}
 		res.Files = append(res.Files, f)
 	}
+	// shipit's build output is never committed (build refuses a tracked
+	// .shipit): a first `git add -A` after `shipit build` must not take it.
+	f, err := ignoreState(root, o.Dir, o.DryRun)
+	if err != nil {
+		return nil, fmt.Errorf(".gitignore: %w", err)
+	}
+	if f != nil {
+		res.Files = append(res.Files, *f)
+	}
 	return res, nil
+}
+
+// ignoredState matches a .gitignore line that already keeps .shipit out.
+var ignoredState = regexp.MustCompile(`(?m)^/?\.shipit/?\s*$`)
+
+// ignoreState adds /.shipit/ to .gitignore, creating it if need be; it
+// returns nil when the line is there.
+func ignoreState(root *os.Root, dir string, dryRun bool) (*File, error) {
+	const line = "# shipit's build output (shipit build writes it; never commit it)\n/.shipit/\n"
+	before, err := confine.ReadFile(filepath.Join(dir, ".gitignore"))
+	exists := err == nil
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if ignoredState.Match(before) {
+		return nil, nil
+	}
+	f := &File{Path: ".gitignore", Appended: exists}
+	if dryRun {
+		return f, nil
+	}
+	add := line
+	if len(before) > 0 && before[len(before)-1] != '\n' {
+		add = "\n" + add
+	}
+	fh, err := root.OpenFile(".gitignore", os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	_, werr := fh.WriteString(add)
+	if cerr := fh.Close(); werr == nil {
+		werr = cerr
+	}
+	return f, werr
 }
 
 // LinkError is a directory on the way to a file init would write that is
@@ -149,84 +198,299 @@ func (e *LinkError) Error() string {
 
 type data struct {
 	Options
-	Kind    string
-	Images  []image
-	AppPort int
+	Kind        string
+	Rails       bool
+	Images      []image
+	AppPort     int
+	Workdir     string // the image's WORKDIR: where the app's public/ is
+	Health      bool   // HTTP probes on /up
+	Web         *run   // the web container's command and args
+	Migrate     *run
+	Worker      *run // the job runner, when there is one
+	Memory      string
+	MemoryLimit string
+	EnvFrom     envFrom
+	JobEnvFrom  envFrom
+	Envs        []string
+}
+
+// envFrom names the ConfigMap and the Secret a container reads.
+type envFrom struct {
+	Name     string
+	Optional bool // the migration's PreSync hook runs before the ConfigMap exists on a first sync
 }
 
 type image struct {
-	Name, Context, Dockerfile string
+	Name, Context, Dockerfile, Target string
 }
 
-func plan(kind string, o Options) ([]File, error) {
-	d := data{Options: o, Kind: kind, AppPort: 3000}
+// run is a container's command and args, as YAML flow sequences.
+type run struct {
+	Command, Args string
+	Source        string
+}
+
+func newRun(command, args []string) *run {
+	r := &run{}
+	if command != nil {
+		r.Command = flow(command)
+	}
+	if args != nil {
+		r.Args = flow(args)
+	}
+	return r
+}
+
+// flow writes a list of strings as a YAML flow sequence (JSON).
+func flow(v []string) string {
+	b, _ := json.Marshal(v)
+	return strings.ReplaceAll(string(b), `","`, `", "`)
+}
+
+// environments init sets up, in promotion order.
+var environments = []string{"staging", "production"}
+
+// plan reads the project and makes the files to write. Every finding, and
+// every assumption, is reported.
+func plan(kind string, o Options) ([]File, []Finding, error) {
+	d := data{Options: o, Kind: kind, Rails: kind == KindRails, AppPort: 8080, Memory: "64Mi", MemoryLimit: "256Mi",
+		Envs: environments, EnvFrom: envFrom{Name: o.Name}, JobEnvFrom: envFrom{Name: o.Name, Optional: true}}
 	var files []File
+	var findings []Finding
 	add := func(path string, content []byte) { files = append(files, File{Path: path, content: content}) }
+	app := image{Name: "app", Context: ".", Dockerfile: "Dockerfile"}
+	existing, err := readDockerfile(o.Dir)
+	if err != nil {
+		return nil, nil, err
+	}
 	switch kind {
 	case KindRails:
-		d.Images = []image{{Name: "app", Context: ".", Dockerfile: "Dockerfile"}, {Name: "nginx", Context: "docker/nginx", Dockerfile: "Dockerfile"}}
-		rails, err := dockerfiles.Template("rails")
+		d.AppPort, d.Memory, d.MemoryLimit = 3000, "512Mi", "1Gi"
+		r, err := ReadRails(o.Dir)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
+		}
+		findings = append(findings, r.Findings...)
+		dockerfile := existing
+		if dockerfile == nil {
+			b, err := dockerfiles.RenderRails(railsTemplate(o.Dir, r))
+			if err != nil {
+				return nil, nil, err
+			}
+			add("Dockerfile", b)
+			dockerfile = b
+		}
+		df, err := ParseDockerfile(dockerfile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("Dockerfile: %w", err)
+		}
+		findings = append(findings, df.findings(existing != nil)...)
+		launch, why, assumed := df.Launch(func(rel string) ([]byte, bool) {
+			b, err := confine.ReadFile(filepath.Join(o.Dir, filepath.FromSlash(rel)))
+			return b, err == nil
+		})
+		from := "Dockerfile"
+		if existing == nil {
+			from = "the template"
+		}
+		findings = append(findings, Finding{What: "how the container starts: " + why, From: from, Assumed: assumed, Change: "the args of k8s/base/deployment.yaml, migrate-job.yaml and worker.yaml"})
+		app.Target, d.Workdir, d.Health = df.Target, df.Workdir, r.Health
+		d.Web = newRun(launch.Run(Command{Rails: []string{"server"}}, r.BinRails))
+		d.Migrate = newRun(launch.Run(Command{Rails: []string{"db:prepare"}}, r.BinRails))
+		if r.Worker != nil {
+			c, a := launch.Run(*r.Worker, r.BinRails)
+			d.Worker = newRun(c, a)
+			d.Worker.Source = r.Worker.Source
 		}
 		nginx, err := dockerfiles.Template("nginx")
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		add("Dockerfile", rails)
+		d.Images = []image{app, {Name: "nginx", Context: "docker/nginx", Dockerfile: "Dockerfile"}}
 		add("docker/nginx/Dockerfile", nginx)
 	case KindGo:
-		d.AppPort = 8080
-		d.Images = []image{{Name: "app", Context: ".", Dockerfile: "Dockerfile"}}
 		g, err := dockerfiles.Template("go")
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		add("Dockerfile", g)
+		dockerfile := existing
+		if dockerfile == nil {
+			add("Dockerfile", g)
+			dockerfile = g
+		}
+		if app.Target, d.AppPort, findings, err = fromDockerfile(dockerfile, existing != nil); err != nil {
+			return nil, nil, err
+		}
+		d.Images = []image{app}
 	case KindDockerfile:
-		d.AppPort = 8080
-		d.Images = []image{{Name: "app", Context: ".", Dockerfile: "Dockerfile"}}
+		if app.Target, d.AppPort, findings, err = fromDockerfile(existing, true); err != nil {
+			return nil, nil, err
+		}
+		d.Images = []image{app}
 	}
-	for _, t := range []struct{ path, tmpl string }{
+	templates := []struct{ path, tmpl string }{
 		{"shipit.yaml", shipitYAML},
 		{".dockerignore", dockerignore},
 		{"k8s/base/kustomization.yaml", baseKustomization},
 		{"k8s/base/deployment.yaml", deployment},
 		{"k8s/base/service.yaml", service},
-		{"k8s/base/migrate-job.yaml", migrateJob},
-		{"k8s/overlays/staging/kustomization.yaml", overlay},
-		{"k8s/overlays/production/kustomization.yaml", overlay},
-		{"k8s/argocd/staging.yaml", application},
-		{"k8s/argocd/production.yaml", application},
-	} {
-		env := "staging"
-		if strings.Contains(t.path, "production") {
-			env = "production"
+		{"k8s/base/configmap.yaml", configMap},
+		{"k8s/base/secret.example.yaml", secretExample},
+	}
+	if d.Rails {
+		templates = append(templates, struct{ path, tmpl string }{"k8s/base/migrate-job.yaml", migrateJob})
+	}
+	if d.Worker != nil {
+		templates = append(templates, struct{ path, tmpl string }{"k8s/base/worker.yaml", worker})
+	}
+	for _, env := range d.Envs {
+		templates = append(templates,
+			struct{ path, tmpl string }{"k8s/overlays/" + env + "/kustomization.yaml", overlay},
+			struct{ path, tmpl string }{"k8s/argocd/" + env + ".yaml", application})
+	}
+	for _, t := range templates {
+		env := d.Envs[0]
+		for _, e := range d.Envs {
+			if strings.Contains(t.path, "/"+e) {
+				env = e
+			}
 		}
 		b, err := render(t.tmpl, d, env)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", t.path, err)
+			return nil, nil, fmt.Errorf("%s: %w", t.path, err)
 		}
 		add(t.path, b)
 	}
-	ci, err := templates.FS.ReadFile("github-actions.yml")
+	ci, err := Workflow(kind)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	add(".github/workflows/shipit.yml", ci)
 	if o.ImageUpdater {
-		b, err := render(imageUpdater, d, "production")
+		b, err := render(imageUpdater, d, d.Envs[0])
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		add("k8s/argocd/image-updater.yaml", b)
 	}
 	sort.SliceStable(files, func(i, j int) bool { return files[i].Path < files[j].Path })
-	return files, nil
+	return files, findings, nil
+}
+
+// readDockerfile reads the project's Dockerfile, if it has one.
+func readDockerfile(dir string) ([]byte, error) {
+	b, err := confine.ReadFile(filepath.Join(dir, "Dockerfile"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("Dockerfile: %w", err)
+	}
+	return b, nil
+}
+
+// fromDockerfile reads the target and the port of a service's Dockerfile.
+func fromDockerfile(b []byte, existing bool) (target string, port int, findings []Finding, err error) {
+	df, err := ParseDockerfile(b)
+	if err != nil {
+		return "", 0, nil, fmt.Errorf("Dockerfile: %w", err)
+	}
+	port = 8080
+	if len(df.Expose) > 0 {
+		if p, err := strconv.Atoi(strings.SplitN(df.Expose[0], "/", 2)[0]); err == nil && p > 0 && p < 65536 {
+			port = p
+		}
+	}
+	findings = df.findings(existing)
+	if len(df.Expose) > 0 {
+		findings = append(findings, Finding{What: fmt.Sprintf("port %d (EXPOSE)", port), From: "Dockerfile"})
+	} else {
+		findings = append(findings, Finding{What: "port 8080 (no EXPOSE)", Assumed: true, Change: "k8s/base/deployment.yaml and configmap.yaml"})
+	}
+	return df.Target, port, findings, nil
+}
+
+// findings says what init took from the Dockerfile.
+func (d *Dockerfile) findings(existing bool) []Finding {
+	from := "Dockerfile"
+	if !existing {
+		from = "the template"
+	}
+	var out []Finding
+	if d.Target == "" {
+		out = append(out, Finding{What: "no build target: the last stage is unnamed, and none is called runtime, production or final", From: from})
+	} else {
+		out = append(out, Finding{What: "build target " + d.Target, From: from})
+	}
+	out = append(out, Finding{What: "WORKDIR " + d.Workdir, From: from})
+	return out
+}
+
+// railsTemplate configures the Rails Dockerfile for what init read.
+func railsTemplate(dir string, r *Rails) dockerfiles.Rails {
+	t := dockerfiles.Rails{Ruby: r.Ruby, Bootsnap: r.Bootsnap, BinRails: r.BinRails, JS: r.JS.Manager, Node: r.JS.Node,
+		Bun: r.JS.Bun, Berry: r.JS.Berry, Vendor: isDir(filepath.Join(dir, "vendor"))}
+	if r.DB.Build != "" {
+		t.Build = append(t.Build, r.DB.Build)
+	}
+	if r.DB.Runtime != "" {
+		t.Runtime = append(t.Runtime, r.DB.Runtime)
+	}
+	if r.Vips {
+		t.Runtime = append(t.Runtime, "vips")
+	}
+	if t.JS != "" {
+		t.JSFiles = []string{"package.json"}
+		for _, f := range []string{r.JS.Lock, ".yarnrc.yml", ".npmrc"} {
+			if f != "" && isFile(filepath.Join(dir, f)) {
+				t.JSFiles = append(t.JSFiles, f)
+			}
+		}
+		if isDir(filepath.Join(dir, ".yarn", "releases")) {
+			t.JSFiles = append(t.JSFiles, ".yarn/")
+		}
+	}
+	return t
+}
+
+func isDir(p string) bool {
+	fi, err := os.Lstat(p)
+	return err == nil && fi.IsDir()
+}
+
+// Workflow is the GitHub Actions workflow init writes for a kind of
+// project: the (actionlint-checked) template, with the test job's steps
+// for the kind.
+func Workflow(kind string) ([]byte, error) {
+	b, err := templates.FS.ReadFile("github-actions.yml")
+	if err != nil {
+		return nil, err
+	}
+	s := string(b)
+	const begin, end = "      # shipit init: test steps\n", "      # shipit init: end of test steps\n"
+	i, j := strings.Index(s, begin), strings.Index(s, end)
+	if i < 0 || j < i {
+		return nil, errors.New("the workflow template has no test steps to fill")
+	}
+	steps := s[i+len(begin) : j]
+	switch kind {
+	case KindGo:
+		steps = `      - uses: actions/setup-go@v5
+        with:
+          go-version-file: go.mod
+      - name: Test
+        run: go test ./...
+`
+	case KindDockerfile:
+		steps = `      - name: Test
+        run: echo "Add your tests here; the release waits for this job." && exit 1
+`
+	}
+	return []byte(s[:i+len(begin)] + steps + s[j:]), nil
 }
 
 func render(tmpl string, d data, env string) ([]byte, error) {
-	t, err := template.New("").Parse(tmpl)
+	t, err := template.New("").Parse(probeTmpl + envTmpl + tmpl)
 	if err != nil {
 		return nil, err
 	}

@@ -74,7 +74,7 @@ func TestInitRails(t *testing.T) {
 	}
 	tmpl, _ := templates.FS.ReadFile("github-actions.yml")
 	if files[".github/workflows/shipit.yml"] != string(tmpl) {
-		t.Error("the workflow is not the (actionlint-checked) template")
+		t.Error("the Rails workflow is not the (actionlint-checked) template")
 	}
 
 	// The overlays render, with the migration Job and the Deployment on the app image.
@@ -84,7 +84,7 @@ func TestInitRails(t *testing.T) {
 			t.Fatalf("kubectl kustomize %s: %v\n%s", env, err, out)
 		}
 		s := string(out)
-		if strings.Count(s, "image: "+registry+"/shop/app") != 3 || !strings.Contains(s, "image: "+registry+"/shop/nginx") || !strings.Contains(s, "kind: Job") {
+		if strings.Count(s, "image: "+registry+"/shop/app") != 4 || !strings.Contains(s, "image: "+registry+"/shop/nginx") || !strings.Contains(s, "kind: Job") {
 			t.Errorf("%s renders:\n%s", env, s)
 		}
 	}
@@ -113,11 +113,28 @@ func TestInitGoAndNothing(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"go.mod": "module example.com/svc\n\ngo 1.26\n", "main.go": "package main\nfunc main() {}\n"})
-	mustShipit(t, dir, nil, "init", "--image-updater")
+	mustShipit(t, dir, nil, "init", "--image-updater", "--registry", registry+"/svc")
 	files := tree(t, dir)
 	if !strings.Contains(files["Dockerfile"], "FROM golang:${GO_VERSION}-alpine") || !strings.Contains(files["shipit.yaml"], "mode: image-updater") || files["k8s/argocd/image-updater.yaml"] == "" {
 		t.Errorf("go project: Dockerfile %q\nshipit.yaml %s", files["Dockerfile"], files["shipit.yaml"])
 	}
+	lintWorkflow(t, filepath.Join(dir, ".github/workflows/shipit.yml"))
+	// updater-config's defaults are the Application and overlay init wrote.
+	upd := mustShipit(t, dir, nil, "updater-config").stdout
+	want := tree(t, dir)["k8s/argocd/image-updater.yaml"]
+	for _, s := range []string{`namePattern: "` + filepath.Base(dir) + `-staging"`, "kustomization:k8s/overlays/staging"} {
+		if !strings.Contains(upd, s) || !strings.Contains(want, s) {
+			t.Errorf("updater-config and init's image-updater.yaml do not both say %s:\n%s\n%s", s, upd, want)
+		}
+	}
+	dockerfileOnly := t.TempDir()
+	writeFiles(t, dockerfileOnly, map[string]string{"Dockerfile": "FROM scratch AS build\nFROM scratch\nEXPOSE 9090/tcp\n"})
+	mustShipit(t, dockerfileOnly, nil, "init")
+	files = tree(t, dockerfileOnly)
+	if strings.Contains(files["shipit.yaml"], "target:") || !strings.Contains(files["k8s/base/deployment.yaml"], "containerPort: 9090") {
+		t.Errorf("a Dockerfile with an unnamed last stage and EXPOSE 9090:\n%s\n%s", files["shipit.yaml"], files["k8s/base/deployment.yaml"])
+	}
+	lintWorkflow(t, filepath.Join(dockerfileOnly, ".github/workflows/shipit.yml"))
 	if r := shipitRun(t, t.TempDir(), nil, "init"); r.code != 2 || !strings.Contains(r.stderr, "Gemfile, go.mod or Dockerfile") {
 		t.Errorf("empty directory: exit %d: %s", r.code, r.stderr)
 	}
