@@ -5,10 +5,11 @@
 # APP_UPSTREAM, the app's host:port (default 127.0.0.1:3000, the app in
 # the same pod), and NGINX_PORT (default 8080).
 #
-# Static assets come from the app image of the same release, at run time:
-# an init container of the pod runs the app image and copies /app/public
-# into a shared volume mounted at /usr/share/nginx/html (shipit init's
-# Deployment does this). So nginx never serves assets of another build,
+# Static assets come from the app image, at run time: init containers of
+# the pod copy public/ from the previous release's app image, then from
+# this release's, into a shared volume mounted at /usr/share/nginx/html
+# (shipit init's Deployment does this; shipit moves the app-previous pin).
+# So pages of either release find their assets during a rolling update,
 # and the two images are built and pinned together.
 
 ARG NGINX_VERSION=1.27

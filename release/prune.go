@@ -201,6 +201,10 @@ func historyPins(ctx context.Context, o PruneOptions) (map[string]keptRefs, erro
 			for _, im := range o.Images {
 				if e, ok := entryFor(entries, im); ok {
 					out[im.Name].add(e.NewTag, e.Digest, why)
+					// What the follower pins runs too (init's assets-previous).
+					if f, ok := entries[e.Name+kustomize.PreviousSuffix]; ok {
+						out[im.Name].add(f.NewTag, f.Digest, why)
+					}
 				}
 			}
 		}

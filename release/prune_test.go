@@ -234,3 +234,33 @@ func TestPruneNeverDecidesBlind(t *testing.T) {
 		t.Errorf("%d DELETE requests to a registry that refused the first", n)
 	}
 }
+
+// TestPruneKeepsThePrevious: what a <entry>-previous entry pins runs (the
+// assets of init's Deployment), so prune keeps it even with no history.
+func TestPruneKeepsThePrevious(t *testing.T) {
+	t.Parallel()
+	f := newPruneFixture(t, 12)
+	work := filepath.Join(t.TempDir(), "w")
+	gitT(t, filepath.Dir(work), "clone", "-q", f.bare, work)
+	repo := f.host + "/team/web"
+	k := "resources: [../../base]\nimages:\n  - name: web\n    newName: " + repo + "\n    newTag: \"" + f.tags[7] + "\"\n" +
+		"  - name: web-previous\n    newName: " + repo + "\n    newTag: \"" + f.tags[6] + "\"\n"
+	if err := os.WriteFile(filepath.Join(work, "k8s/overlays/staging/kustomization.yaml"), []byte(k), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gitT(t, work, "commit", "-qam", "release with a follower")
+	gitT(t, work, "push", "-q", "origin", "HEAD:main")
+	o := f.options()
+	o.DryRun, o.KeepHistory = true, 1
+	res, err := Prune(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var deleted []string
+	for _, d := range res.Images[0].Deleted {
+		deleted = append(deleted, d.Tag)
+	}
+	if contains(deleted, f.tags[6]) || contains(deleted, f.tags[7]) || !contains(deleted, f.tags[5]) {
+		t.Errorf("would delete %v: want %s and %s kept, %s deleted", deleted, f.tags[6], f.tags[7], f.tags[5])
+	}
+}
