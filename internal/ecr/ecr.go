@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 	"github.com/awslabs/amazon-ecr-credential-helper/ecr-login/api"
 )
 
@@ -59,11 +60,10 @@ func Ensure(ctx context.Context, repositories []string, create bool, cacheTag st
 		}
 		c := clients[repo.Region]
 		if c == nil {
-			cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(repo.Region))
-			if err != nil {
-				return created, fmt.Errorf("loading AWS configuration for %s: %w", repo.Host, err)
+			var err error
+			if c, err = newClient(ctx, repo); err != nil {
+				return created, err
 			}
-			c = ecr.NewFromConfig(cfg)
 			clients[repo.Region] = c
 		}
 		_, err := c.DescribeRepositories(ctx, &ecr.DescribeRepositoriesInput{
@@ -177,14 +177,13 @@ func (d *Deleter) client(ctx context.Context, repo Repo) (*ecr.Client, error) {
 	if c := d.clients[repo.Region]; c != nil {
 		return c, nil
 	}
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(repo.Region))
+	c, err := newClient(ctx, repo)
 	if err != nil {
-		return nil, fmt.Errorf("loading AWS configuration for %s: %w", repo.Host, err)
+		return nil, err
 	}
 	if d.clients == nil {
 		d.clients = map[string]*ecr.Client{}
 	}
-	c := ecr.NewFromConfig(cfg)
 	d.clients[repo.Region] = c
 	return c, nil
 }
@@ -210,4 +209,15 @@ func LifecyclePolicy(days int) string {
   ]
 }
 `, days, days)
+}
+
+// newClient is an ECR client for repo's region, from the AWS chain. The
+// SDK logs nothing: its lines never reach a terminal or a CI log, and what
+// goes wrong comes back as an error.
+func newClient(ctx context.Context, repo Repo) (*ecr.Client, error) {
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(repo.Region), awsconfig.WithLogger(logging.Nop{}))
+	if err != nil {
+		return nil, fmt.Errorf("loading AWS configuration for %s: %w", repo.Host, err)
+	}
+	return ecr.NewFromConfig(cfg), nil
 }
