@@ -57,11 +57,14 @@ type PruneOptions struct {
 	TempDir      string
 	Events       progress.Sink
 	Jobs         int // concurrent deletes; 0: 8
+	// PreviewDir is deploy.previews.dir: what a live preview pins is kept.
+	PreviewDir string
 }
 
 // Keep reasons.
 const (
 	KeepPinned       = "pinned"        // pinned at the head of deploy.branch
+	KeepPreview      = "preview"       // a live preview pins it
 	KeepHistory      = "rollback"      // pinned in recent GitOps history
 	KeepHeld         = "held"          // a hold names it
 	KeepNewest       = "newest"        // among the newest --keep
@@ -206,6 +209,25 @@ func historyPins(ctx context.Context, o PruneOptions) (map[string]keptRefs, erro
 						out[im.Name].add(f.NewTag, f.Digest, why)
 					}
 				}
+			}
+		}
+	}
+	if o.PreviewDir == "" {
+		return out, nil
+	}
+	// Every live preview runs what it pins.
+	previews, err := readPreviews(ctx, repo, o.Deploy.inRepo(o.PreviewDir))
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range previews {
+		entries, err := overlayEntries(repo.Dir, repo.URL, filepath.FromSlash(p.Path), p.Path)
+		if err != nil {
+			return nil, err
+		}
+		for _, im := range o.Images {
+			if e, ok := entryFor(entries, im); ok {
+				out[im.Name].add(e.NewTag, e.Digest, KeepPreview)
 			}
 		}
 	}

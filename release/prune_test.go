@@ -264,3 +264,38 @@ func TestPruneKeepsThePrevious(t *testing.T) {
 		t.Errorf("would delete %v: want %s and %s kept, %s deleted", deleted, f.tags[6], f.tags[7], f.tags[5])
 	}
 }
+
+// TestPruneKeepsPreviews: every tag a live preview pins is kept.
+func TestPruneKeepsPreviews(t *testing.T) {
+	t.Parallel()
+	f := newPruneFixture(t, 12)
+	work := filepath.Join(t.TempDir(), "w")
+	gitT(t, filepath.Dir(work), "clone", "-q", f.bare, work)
+	repo := f.host + "/team/web"
+	k := "resources: [../../overlays/staging]\nnamespace: web-pr-1\nimages:\n  - name: " + repo + "\n    newName: " + repo + "\n    newTag: \"" + f.tags[5] + "\"\n    digest: " + f.digests[f.tags[5]] + "\n"
+	if err := os.MkdirAll(filepath.Join(work, "k8s/previews/pr-1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(work, "k8s/previews/pr-1/kustomization.yaml"), []byte(k), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gitT(t, work, "add", "-A")
+	gitT(t, work, "commit", "-qm", "preview")
+	gitT(t, work, "push", "-q", "origin", "HEAD:main")
+	o := f.options()
+	o.DryRun, o.KeepHistory = true, 1
+	for _, dir := range []string{"", "k8s/previews"} {
+		o.PreviewDir = dir
+		res, err := Prune(context.Background(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var deleted []string
+		for _, d := range res.Images[0].Deleted {
+			deleted = append(deleted, d.Tag)
+		}
+		if got := contains(deleted, f.tags[5]); got != (dir == "") {
+			t.Errorf("previews in %q: deleting %s is %v (%v)", dir, f.tags[5], got, deleted)
+		}
+	}
+}

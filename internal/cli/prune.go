@@ -101,6 +101,9 @@ func runPrune(cmd *cobra.Command, g *globals, o *pruneOptions, args []string) er
 		KeepHistory: o.keepHistory, Keep: o.keep, MinAge: minAge, IncludeOther: o.includeOther,
 		UpdaterMode: d.cfg.Deploy.Mode == config.ModeImageUpdater, Prefix: prefix, DryRun: o.dryRun, Events: d.events,
 	}
+	if p := d.cfg.Deploy.Previews; p != nil {
+		po.PreviewDir = p.Dir
+	}
 	if host, _, _ := strings.Cut(imgs[0].Repository, "/"); ecr.IsECR(host) {
 		po.TagDeleter = &ecr.Deleter{}
 	}

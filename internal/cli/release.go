@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -81,25 +82,9 @@ func runRelease(cmd *cobra.Command, g *globals, o *releaseOptions) error {
 	if err != nil {
 		return err
 	}
-	recPath := o.record
-	if recPath == "" {
-		recPath = filepath.Join(d.cfg.StatePath(), build.RecordFile)
-	}
-	rec, err := build.ReadRecord(recPath)
-	if err != nil {
-		return &usageError{err}
-	}
-	head, err := d.readHead(ctx)
+	rec, recPath, err := d.readRecord(ctx, o.record)
 	if err != nil {
 		return err
-	}
-	if err := release.CheckRecord(rec, recPath, head.SHA, d.repositories()); err != nil {
-		return err
-	}
-	for _, im := range rec.Images {
-		if !config.NamesRegistry(im.Repository) {
-			return usagef("%s: image %s was built for %s, which names no registry: set registry in %s and build again", recPath, im.Name, im.Repository, d.cfg.File)
-		}
 	}
 	env, err := d.env(o.env, "--env")
 	if err != nil && len(d.cfg.Envs()) > 0 {
@@ -184,4 +169,29 @@ func revision(head string, dryRun bool) string {
 		return ""
 	}
 	return head
+}
+
+// readRecord reads the build record to release (recPath, or the default)
+// and checks it against HEAD and shipit.yaml.
+func (d *deps) readRecord(ctx context.Context, recPath string) (*build.Record, string, error) {
+	if recPath == "" {
+		recPath = filepath.Join(d.cfg.StatePath(), build.RecordFile)
+	}
+	rec, err := build.ReadRecord(recPath)
+	if err != nil {
+		return nil, "", &usageError{err}
+	}
+	head, err := d.readHead(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := release.CheckRecord(rec, recPath, head.SHA, d.repositories()); err != nil {
+		return nil, "", err
+	}
+	for _, im := range rec.Images {
+		if !config.NamesRegistry(im.Repository) {
+			return nil, "", usagef("%s: image %s was built for %s, which names no registry: set registry in %s and build again", recPath, im.Name, im.Repository, d.cfg.File)
+		}
+	}
+	return rec, recPath, nil
 }

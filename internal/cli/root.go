@@ -163,6 +163,7 @@ Exit codes: 0 success, 1 failure, 2 bad usage or configuration, 130 interrupted.
 		newPromoteCmd(g),
 		newPruneCmd(g),
 		newLifecyclePolicyCmd(),
+		newPreviewCmd(g),
 	)
 	return root
 }

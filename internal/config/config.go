@@ -4,7 +4,10 @@ package config
 
 import (
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strings"
+	"text/template"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -136,6 +139,48 @@ type Deploy struct {
 	// Mode is who writes the pins: git (shipit, the default) or
 	// image-updater (Argo CD Image Updater; shipit only pushes and tags).
 	Mode string `yaml:"mode"`
+	// Previews are per-pull-request environments: one overlay folder each.
+	Previews *Previews `yaml:"previews"`
+}
+
+// Previews configures shipit preview. Namespace, Host and the Argo CD
+// names are templates of {{.Name}}, the preview's name.
+type Previews struct {
+	From      string          `yaml:"from"`      // the environment a preview starts from; default: the first
+	Dir       string          `yaml:"dir"`       // each preview is <dir>/<name>/ in the deploy repository
+	Namespace string          `yaml:"namespace"` // default: "<app>-{{.Name}}"
+	Host      string          `yaml:"host"`      // every Ingress host of the preview becomes this
+	Max       int             `yaml:"max"`       // at most this many previews at once; 0: no limit
+	Patches   []string        `yaml:"patches"`   // kustomize patches added to every preview, in the deploy repository
+	ArgoCD    *PreviewsArgoCD `yaml:"argocd"`
+}
+
+// PreviewsArgoCD names the ApplicationSet that turns preview folders into
+// Applications, for --wait.
+type PreviewsArgoCD struct {
+	Application    string `yaml:"application"` // default: "<app>-{{.Name}}"
+	ApplicationSet string `yaml:"applicationset"`
+	Namespace      string `yaml:"namespace"` // default: argocd
+}
+
+// PreviewName is the rule a preview's name follows: a DNS label of at most
+// 40 characters.
+var PreviewName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
+
+// App is the app's name: the folder that holds shipit.yaml.
+func (c *Config) App() string { return filepath.Base(c.Dir()) }
+
+// PreviewValue renders one of the previews templates for a preview.
+func PreviewValue(tmpl, name string) (string, error) {
+	t, err := template.New("").Option("missingkey=error").Parse(tmpl)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	if err := t.Execute(&b, struct{ Name string }{name}); err != nil {
+		return "", err
+	}
+	return b.String(), nil
 }
 
 // Environment is one deploy target: its overlays, and the Argo CD

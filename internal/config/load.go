@@ -378,6 +378,30 @@ func (c *Config) defaults() {
 	if c.Deploy.Pin == "" {
 		c.Deploy.Pin = string(kustomize.ModeTagAndDigest)
 	}
+	if p := c.Deploy.Previews; p != nil {
+		envs := c.Envs()
+		if p.From == "" && len(envs) > 0 {
+			p.From = envs[0].Name
+		}
+		if p.Dir == "" {
+			p.Dir = "previews"
+			if e, ok := c.Env(p.From); ok && len(e.Overlays) > 0 {
+				// beside the overlays' folder: k8s/overlays/staging -> k8s/previews
+				p.Dir = filepath.Join(filepath.Dir(filepath.Dir(filepath.Clean(e.Overlays[0]))), "previews")
+			}
+		}
+		if p.Namespace == "" {
+			p.Namespace = c.App() + "-{{.Name}}"
+		}
+		if a := p.ArgoCD; a != nil {
+			if a.Application == "" {
+				a.Application = c.App() + "-{{.Name}}"
+			}
+			if a.Namespace == "" {
+				a.Namespace = "argocd"
+			}
+		}
+	}
 	for i := range c.Deploy.Environments {
 		if c.Deploy.Environments[i].ArgoCD.Namespace == "" {
 			c.Deploy.Environments[i].ArgoCD.Namespace = "argocd"

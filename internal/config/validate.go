@@ -77,6 +77,9 @@ func (c *Config) Validate() error {
 	if err := c.validateEnvironments(); err != nil {
 		return err
 	}
+	if err := c.validatePreviews(); err != nil {
+		return err
+	}
 	if err := c.validateBuilder(); err != nil {
 		return err
 	}
@@ -315,6 +318,69 @@ func (c *Config) CheckPlaceholders() error {
 				key = "images." + n + ".repository"
 			}
 			return c.errorf(key, "%q is the placeholder shipit init wrote: set it to your registry, for example <account>.dkr.ecr.<region>.amazonaws.com/<team> (aws sts get-caller-identity shows the account)", strings.TrimSuffix(repo, "/"+n))
+		}
+	}
+	return nil
+}
+
+// dnsName is a host name of DNS labels.
+var dnsName = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+func (c *Config) validatePreviews() error {
+	p := c.Deploy.Previews
+	if p == nil {
+		return nil
+	}
+	if len(c.Envs()) == 0 {
+		return c.errorf("deploy.previews", "previews start from an environment, and none is configured: set deploy.environments (or deploy.overlays)")
+	}
+	if _, ok := c.Env(p.From); !ok {
+		return c.errorf("deploy.previews.from", "%q is not an environment: use one of %s", p.From, strings.Join(c.EnvNames(), ", "))
+	}
+	if err := c.validateOverlays("deploy.previews.dir", []string{p.Dir}); err != nil {
+		return err
+	}
+	if err := c.validateOverlays("deploy.previews.patches", p.Patches); err != nil {
+		return err
+	}
+	for _, ov := range c.AllOverlays() {
+		if rel, err := filepath.Rel(filepath.Clean(p.Dir), filepath.Clean(ov)); err == nil && !strings.HasPrefix(rel, "..") {
+			return c.errorf("deploy.previews.dir", "%q holds the overlay %s: previews need a folder of their own", p.Dir, ov)
+		}
+	}
+	if p.Max < 0 {
+		return c.errorf("deploy.previews.max", "%d: write the most previews at once, or leave it out for no limit", p.Max)
+	}
+	// Each template, rendered for the longest name, must give a valid value.
+	sample := strings.Repeat("a", 40)
+	check := func(key, tmpl string, ok func(string) bool, rule string) error {
+		if tmpl == "" {
+			return nil
+		}
+		v, err := PreviewValue(tmpl, sample)
+		if err != nil {
+			return c.errorf(key, "%q is not a template of {{.Name}}: %v", tmpl, err)
+		}
+		if !strings.Contains(tmpl, "{{") {
+			return c.errorf(key, "%q does not use {{.Name}}: every preview would get the same value", tmpl)
+		}
+		if !ok(v) {
+			return c.errorf(key, "%q gives %q for a 40-character name, which is not %s", tmpl, v, rule)
+		}
+		return nil
+	}
+	if err := check("deploy.previews.namespace", p.Namespace, func(v string) bool { return len(v) <= 63 && dnsName.MatchString(v) && !strings.Contains(v, ".") }, "a namespace name (a DNS label, at most 63 characters)"); err != nil {
+		return err
+	}
+	if err := check("deploy.previews.host", p.Host, func(v string) bool { return len(v) <= 253 && dnsName.MatchString(v) }, "a host name"); err != nil {
+		return err
+	}
+	if a := p.ArgoCD; a != nil {
+		if !regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$`).MatchString(a.ApplicationSet) {
+			return c.errorf("deploy.previews.argocd.applicationset", "%q is not an ApplicationSet name: name the ApplicationSet that makes the previews' Applications", a.ApplicationSet)
+		}
+		if err := check("deploy.previews.argocd.application", a.Application, func(v string) bool { return len(v) <= 253 && dnsName.MatchString(v) }, "an Application name"); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -198,3 +198,25 @@ func (r *Repo) FileAt(ctx context.Context, rev, path string) ([]byte, bool, erro
 	out, err := r.git.Run(ctx, "cat-file", "blob", obj)
 	return []byte(out), err == nil, err
 }
+
+// LastChange is when the last commit of the clone's branch that touched
+// path was made; zero when none did.
+func (r *Repo) LastChange(ctx context.Context, path string) (time.Time, error) {
+	out, err := r.git.Run(ctx, "log", "-1", "--format=%ct", "HEAD", "--", filepath.ToSlash(path))
+	if err != nil || strings.TrimSpace(out) == "" {
+		return time.Time{}, err
+	}
+	sec, err := strconv.ParseInt(strings.TrimSpace(out), 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("git log of %s: %w", path, err)
+	}
+	return time.Unix(sec, 0).UTC(), nil
+}
+
+// DiffNew is Diff with new files shown too (added with --intent-to-add).
+func (r *Repo) DiffNew(ctx context.Context, paths []string) (string, error) {
+	if _, err := r.git.Run(ctx, append([]string{"add", "--intent-to-add", "--"}, paths...)...); err != nil {
+		return "", err
+	}
+	return r.Diff(ctx)
+}

@@ -48,9 +48,33 @@ type Container struct {
 	Image    string
 }
 
+// Ingress is an Ingress of a rendered overlay, and its hosts.
+type Ingress struct {
+	Name  string
+	Group string   // its API group: networking.k8s.io
+	Rules []string // each rule's host ("" for none)
+	TLS   [][]string
+}
+
+// Output is what an overlay renders to, as far as shipit looks.
+type Output struct {
+	Containers []Container
+	Ingresses  []Ingress
+	Namespaces []string // the namespaces of its resources, each once
+}
+
 // Render builds an overlay with the kustomize library, with edited files
 // served in place of the ones on fs, and returns every container in it.
 func Render(fs filesys.FileSystem, dir string, edited map[string][]byte) ([]Container, error) {
+	out, err := RenderAll(fs, dir, edited)
+	if err != nil {
+		return nil, err
+	}
+	return out.Containers, nil
+}
+
+// RenderAll is Render, with the Ingresses and namespaces too.
+func RenderAll(fs filesys.FileSystem, dir string, edited map[string][]byte) (*Output, error) {
 	files := map[string][]byte{}
 	for p, b := range edited {
 		files[filepath.Clean(p)] = b
@@ -60,16 +84,46 @@ func Render(fs filesys.FileSystem, dir string, edited map[string][]byte) ([]Cont
 	if err != nil {
 		return nil, err
 	}
-	var out []Container
+	out := &Output{}
 	for _, r := range rm.Resources() {
 		id := r.GetKind() + "/" + r.GetName()
 		walkContainers(&r.RNode, func(n *yaml.RNode) {
 			name, _ := n.GetString("name")
 			image, _ := n.GetString("image")
-			out = append(out, Container{Resource: id, Name: name, Image: image})
+			out.Containers = append(out.Containers, Container{Resource: id, Name: name, Image: image})
 		})
+		if ns := r.GetNamespace(); ns != "" && !slices.Contains(out.Namespaces, ns) {
+			out.Namespaces = append(out.Namespaces, ns)
+		}
+		if r.GetKind() != "Ingress" {
+			continue
+		}
+		ing := Ingress{Name: r.GetName(), Group: strings.Split(r.GetApiVersion(), "/")[0]}
+		rules, _ := r.Pipe(yaml.Lookup("spec", "rules"))
+		for _, e := range elements(rules) {
+			h, _ := e.GetString("host")
+			ing.Rules = append(ing.Rules, h)
+		}
+		tls, _ := r.Pipe(yaml.Lookup("spec", "tls"))
+		for _, e := range elements(tls) {
+			var hosts []string
+			hn, _ := e.Pipe(yaml.Lookup("hosts"))
+			for _, h := range elements(hn) {
+				hosts = append(hosts, h.YNode().Value)
+			}
+			ing.TLS = append(ing.TLS, hosts)
+		}
+		out.Ingresses = append(out.Ingresses, ing)
 	}
 	return out, nil
+}
+
+func elements(n *yaml.RNode) []*yaml.RNode {
+	if n == nil || n.YNode().Kind != yaml.SequenceNode {
+		return nil
+	}
+	out, _ := n.Elements()
+	return out
 }
 
 // walkContainers calls fn for every container in any kind of resource:

@@ -1,0 +1,531 @@
+package release
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/kustomize/kyaml/yaml"
+
+	"github.com/shipit-dev/shipit/internal/confine"
+	"github.com/shipit-dev/shipit/internal/progress"
+	"github.com/shipit-dev/shipit/release/gitops"
+	"github.com/shipit-dev/shipit/release/kustomize"
+)
+
+// PreviewSpec is deploy.previews, resolved for one preview.
+type PreviewSpec struct {
+	Dir       string   // the previews' folder, as configured (like an overlay path)
+	From      []string // the overlays of the environment previews start from; the first is built on
+	Namespace string   // this preview's namespace
+	Host      string   // this preview's host: every Ingress host becomes it; "" keeps them
+	Max       int      // at most this many previews; 0: no limit
+	Patches   []string // kustomize patch files added to every preview, as configured
+}
+
+// PreviewOptions configure preview up: a release's options (the record,
+// the registry, the deploy target) and the preview.
+type PreviewOptions struct {
+	Options
+	Name string
+	Spec PreviewSpec
+}
+
+// PreviewResult is what preview up did.
+type PreviewResult struct {
+	Name      string        `json:"name"`
+	Namespace string        `json:"namespace"`
+	URL       string        `json:"url,omitempty"`
+	Path      string        `json:"path"` // the preview's folder in the deploy repository
+	Tag       string        `json:"tag"`
+	Images    []ImageResult `json:"images"`
+	Changed   bool          `json:"changed"`
+	Kept      string        `json:"kept,omitempty"`     // why the preview stays as it was (a newer build runs there)
+	Commit    string        `json:"commit,omitempty"`   // the commit pushed, if any
+	Revision  string        `json:"revision,omitempty"` // the branch's head afterwards
+	Diff      string        `json:"diff,omitempty"`     // dry run: the change it would commit
+	DryRun    bool          `json:"dryRun,omitempty"`
+}
+
+// Preview is one preview as it is in the deploy repository.
+type Preview struct {
+	Name      string    `json:"name"`
+	Namespace string    `json:"namespace"`
+	URL       string    `json:"url,omitempty"`
+	Path      string    `json:"path"`
+	Images    []string  `json:"images"` // repository:tag@digest, as pinned
+	Updated   time.Time `json:"updated"`
+}
+
+// Age is how long ago the preview last changed, rounded for people.
+func (p Preview) Age(now time.Time) string {
+	d := now.Sub(p.Updated)
+	switch {
+	case p.Updated.IsZero():
+		return "unknown"
+	case d < time.Minute:
+		return "just now"
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+// PreviewFile is the file shipit writes in a preview's folder.
+const PreviewFile = "kustomization.yaml"
+
+// previewName is what a preview's folder may be called (the CLI checks the
+// rule and explains it; this guards the path).
+var previewName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
+
+// MaxError is a new preview past deploy.previews.max.
+type MaxError struct {
+	Max      int
+	Existing []Preview
+	Now      time.Time
+}
+
+func (e *MaxError) Error() string {
+	var names []string
+	for _, p := range e.Existing {
+		names = append(names, fmt.Sprintf("%s (%s ago)", p.Name, p.Age(e.Now)))
+	}
+	return fmt.Sprintf("deploy.previews.max is %d, and %d previews are up: %s. Take one down first (shipit preview down NAME, or shipit preview gc)",
+		e.Max, len(e.Existing), strings.Join(names, ", "))
+}
+
+// PreviewUp pushes the build (as release does) and writes the preview's
+// folder: a kustomization built on the source environment's first overlay,
+// in its own namespace, with every image pinned to this build and every
+// Ingress host made the preview's. One commit, pushed with release's
+// fetch, re-plan and retry. A preview that runs a newer build stays as it
+// is; an unchanged one makes no commit.
+func PreviewUp(ctx context.Context, o PreviewOptions) (*PreviewResult, error) {
+	res := &PreviewResult{Name: o.Name, Namespace: o.Spec.Namespace, Tag: o.Record.Tag, DryRun: o.DryRun,
+		Path: filepath.ToSlash(filepath.Join(o.Spec.Dir, o.Name))}
+	if !previewName.MatchString(o.Name) {
+		return res, fmt.Errorf("%q is not a preview name", o.Name)
+	}
+	if err := checkLayouts(o.RecordDir, o.Record); err != nil {
+		return res, err
+	}
+	imgs, err := ensureImages(ctx, o.Options)
+	res.Images = imgs
+	if err != nil {
+		return res, err
+	}
+	err = withClone(ctx, o.Deploy, o.TempDir, func(repo *gitops.Repo) error {
+		apply := func(ctx context.Context) ([]string, string, error) {
+			paths, err := planPreview(ctx, o, repo, res)
+			if err != nil || len(paths) == 0 {
+				return nil, "", err
+			}
+			if o.DryRun {
+				if res.Diff, err = repo.DiffNew(ctx, paths); err != nil {
+					return nil, "", err
+				}
+				return nil, "", nil
+			}
+			return paths, previewMessage(o, res), nil
+		}
+		sha, err := repo.Publish(ctx, max(o.Deploy.Attempts, 1), o.Deploy.Author, apply)
+		res.Commit, res.Revision = sha, sha
+		if err == nil && sha == "" {
+			res.Revision, err = repo.Head(ctx)
+		}
+		return err
+	})
+	return res, err
+}
+
+// withClone clones the deploy repository into a temporary directory.
+func withClone(ctx context.Context, d Deploy, tempDir string, fn func(*gitops.Repo) error) error {
+	tmp, err := os.MkdirTemp(tempDir, "shipit-gitops-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	repo, err := d.cloner().Clone(ctx, filepath.Join(tmp, "repo"))
+	if err != nil {
+		return err
+	}
+	return fn(repo)
+}
+
+// planPreview writes the preview's kustomization in the clone and checks
+// it; it returns the paths to commit (none: nothing changes).
+func planPreview(ctx context.Context, o PreviewOptions, repo *gitops.Repo, res *PreviewResult) ([]string, error) {
+	res.Changed, res.Kept, res.URL = false, "", ""
+	dir := o.Deploy.inRepo(o.Spec.Dir)
+	folder := filepath.Join(dir, o.Name)
+	if err := checkOverlay(repo.Dir, repo.URL, folder); err != nil {
+		return nil, err
+	}
+	existing, err := readPreviews(ctx, repo, dir)
+	if err != nil {
+		return nil, err
+	}
+	var others []Preview
+	here := false
+	for _, p := range existing {
+		if p.Name == o.Name {
+			here = true
+		} else {
+			others = append(others, p)
+		}
+	}
+	if !here && o.Spec.Max > 0 && len(others) >= o.Spec.Max {
+		return nil, &MaxError{Max: o.Spec.Max, Existing: others, Now: time.Now()}
+	}
+
+	// The source overlay, as it renders now: the images' names in it (its
+	// own pins have already rewritten them) and its Ingresses.
+	src := o.Deploy.inRepo(o.Spec.From[0])
+	if err := checkOverlay(repo.Dir, repo.URL, src); err != nil {
+		return nil, err
+	}
+	fsys := kustomize.DiskFS()
+	out, err := kustomize.RenderAll(fsys, filepath.Join(repo.Dir, src), nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s (in %s) does not render: %w", o.Spec.From[0], repo.URL, stripDir(err, repo.Dir))
+	}
+	entries, err := overlayEntries(repo.Dir, repo.URL, src, o.Spec.From[0])
+	if err != nil {
+		return nil, err
+	}
+	var pins []kustomize.Pin
+	for i, im := range res.Images {
+		repository := o.Record.Images[i].Repository
+		name, err := runningName(out.Containers, entries, PinImage{Name: im.Name, Repository: repository, KustomizeName: o.KustomizeNames[im.Name]}, o.Spec.From[0])
+		if err != nil {
+			return nil, err
+		}
+		pins = append(pins, kustomize.Pin{Name: name, NewName: repository, NewTag: o.Record.Tag, Digest: im.Digest})
+	}
+
+	// Forward only: a preview that runs a newer build stays.
+	file := filepath.Join(repo.Dir, folder, PreviewFile)
+	before, err := confine.ReadFile(file)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	if before != nil {
+		cur, err := kustomize.Images(before)
+		if err != nil {
+			return nil, fmt.Errorf("%s/%s: %w", res.Path, PreviewFile, err)
+		}
+		for _, p := range pins {
+			if why := Forward(cur[p.Name], p); why != "" {
+				res.Kept = fmt.Sprintf("preview %s keeps its images: %s", o.Name, why)
+				res.URL = previewURL(before)
+				return nil, nil
+			}
+		}
+	}
+
+	rel := func(p string) string {
+		r, _ := filepath.Rel(filepath.Join(repo.Dir, folder), filepath.Join(repo.Dir, p))
+		return filepath.ToSlash(r)
+	}
+	var patches []string
+	for _, p := range o.Spec.Patches {
+		pp := o.Deploy.inRepo(p)
+		if link, err := confine.FirstLink(repo.Dir, pp); err != nil {
+			return nil, err
+		} else if link != "" {
+			return nil, &UnsafePathError{Repo: repo.URL, Path: link, Why: "is a symbolic link"}
+		}
+		patches = append(patches, rel(pp))
+	}
+	url := ""
+	if o.Spec.Host != "" && len(out.Ingresses) > 0 {
+		url = "http://" + o.Spec.Host
+		for _, ing := range out.Ingresses {
+			if len(ing.TLS) > 0 {
+				url = "https://" + o.Spec.Host
+			}
+		}
+	}
+	content := previewKustomization(o, rel(src), patches, out.Ingresses, pins, url)
+	res.URL = url
+	if bytes.Equal(before, content) {
+		return nil, nil
+	}
+	if err := mkdirInRepo(repo.Dir, filepath.Join(repo.Dir, folder)); err != nil {
+		return nil, err
+	}
+	if err := writeInRepo(repo.Dir, file, content); err != nil {
+		return nil, err
+	}
+	// The preview must render, in its namespace, running this build in
+	// every container of its images.
+	rendered, err := kustomize.RenderAll(fsys, filepath.Join(repo.Dir, folder), nil)
+	if err != nil {
+		return nil, fmt.Errorf("preview %s does not render: %w", o.Name, stripDir(err, repo.Dir))
+	}
+	if _, err := kustomize.CheckPins(res.Path, rendered.Containers, pins, nil); err != nil {
+		return nil, err
+	}
+	for _, ns := range rendered.Namespaces {
+		if ns != o.Spec.Namespace {
+			return nil, fmt.Errorf("preview %s renders a resource in namespace %s, not %s: the namespace of every resource must be the preview's", o.Name, ns, o.Spec.Namespace)
+		}
+	}
+	res.Changed = true
+	return []string{filepath.Join(folder, PreviewFile)}, nil
+}
+
+// runningName is the name an image has in the source overlay's output:
+// what its pin there set (newName), or the name the workloads use. The
+// preview's images entry must match that name, as its pins apply on top.
+func runningName(cs []kustomize.Container, entries map[string]kustomize.Entry, im PinImage, overlay string) (string, error) {
+	var candidates []string
+	if e, ok := entryFor(entries, im); ok {
+		if e.NewName != "" {
+			candidates = append(candidates, e.NewName)
+		}
+		candidates = append(candidates, e.Name)
+	}
+	candidates = append(candidates, im.Repository, im.Name)
+	for _, n := range candidates {
+		for _, c := range cs {
+			if kustomize.Repository(c.Image) == n {
+				return n, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("image %s runs in no container of %s (looked for %s): a preview pins the images the environment runs", im.Name, overlay, strings.Join(candidates, ", "))
+}
+
+// previewKustomization is the preview's kustomization.yaml.
+func previewKustomization(o PreviewOptions, source string, patches []string, ings []kustomize.Ingress, pins []kustomize.Pin, url string) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# shipit preview %s: written by `shipit preview up`, removed by `shipit preview down %s`.\n", o.Name, o.Name)
+	fmt.Fprintf(&b, "# Built on %s, running build %s. Edit the source overlay or deploy.previews, not this file.\n", source, o.Record.Tag)
+	if url != "" {
+		fmt.Fprintf(&b, "# url: %s\n", url)
+	}
+	b.WriteString("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n")
+	fmt.Fprintf(&b, "namespace: %s\nresources:\n  - %s\n", o.Spec.Namespace, source)
+	if len(patches) > 0 || (o.Spec.Host != "" && len(ings) > 0) {
+		b.WriteString("patches:\n")
+		for _, p := range patches {
+			fmt.Fprintf(&b, "  - path: %s\n", p)
+		}
+		if o.Spec.Host != "" {
+			for _, ing := range ings {
+				var ops []string
+				for i := range ing.Rules {
+					ops = append(ops, fmt.Sprintf("      - {op: add, path: /spec/rules/%d/host, value: %s}", i, o.Spec.Host))
+				}
+				for i := range ing.TLS {
+					ops = append(ops, fmt.Sprintf("      - {op: add, path: /spec/tls/%d/hosts, value: [%s]}", i, o.Spec.Host))
+				}
+				if len(ops) == 0 {
+					continue
+				}
+				fmt.Fprintf(&b, "  - target: {group: %s, kind: Ingress, name: %s}\n    patch: |-\n%s\n", ing.Group, ing.Name, strings.Join(ops, "\n"))
+			}
+		}
+	}
+	b.WriteString("images:\n")
+	for _, p := range pins {
+		fmt.Fprintf(&b, "  - name: %s\n    newName: %s\n    newTag: %q\n    digest: %s\n", p.Name, p.NewName, p.NewTag, p.Digest)
+	}
+	return []byte(b.String())
+}
+
+var urlLine = regexp.MustCompile(`(?m)^# url: (https?://[a-z0-9.-]+)$`)
+
+// previewURL reads the URL line shipit wrote.
+func previewURL(k []byte) string {
+	if m := urlLine.FindSubmatch(k); m != nil {
+		return string(m[1])
+	}
+	return ""
+}
+
+func previewMessage(o PreviewOptions, res *PreviewResult) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "preview %s: %s\n\n", o.Name, o.Record.Tag)
+	for _, im := range res.Images {
+		fmt.Fprintf(&b, "%s: %s\n", im.Name, im.Ref)
+	}
+	if res.URL != "" {
+		fmt.Fprintf(&b, "\nURL: %s\n", res.URL)
+	}
+	fmt.Fprintf(&b, "\nSource-Commit: %s\n", o.Record.Commit)
+	if o.Deploy.SkipCI {
+		b.WriteString("[skip ci]\n")
+	}
+	return b.String()
+}
+
+// readPreviews lists the previews in the clone's previews folder: each
+// folder with a kustomization. Folders and files are checked as overlays
+// are (no links, regular files, capped).
+func readPreviews(ctx context.Context, repo *gitops.Repo, dir string) ([]Preview, error) {
+	if link, err := confine.FirstLink(repo.Dir, dir); err != nil {
+		return nil, err
+	} else if link != "" {
+		return nil, &UnsafePathError{Repo: repo.URL, Path: link, Why: "is a symbolic link"}
+	}
+	ents, err := os.ReadDir(filepath.Join(repo.Dir, dir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []Preview
+	for _, e := range ents {
+		if !e.IsDir() || !previewName.MatchString(e.Name()) {
+			continue
+		}
+		folder := filepath.Join(dir, e.Name())
+		if err := checkOverlay(repo.Dir, repo.URL, folder); err != nil {
+			return nil, err
+		}
+		data, err := confine.ReadFile(filepath.Join(repo.Dir, folder, PreviewFile))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		p := Preview{Name: e.Name(), Path: filepath.ToSlash(folder), URL: previewURL(data)}
+		doc, err := yaml.Parse(string(data))
+		if err != nil {
+			return nil, fmt.Errorf("%s/%s: %w", p.Path, PreviewFile, err)
+		}
+		p.Namespace, _ = doc.GetString("namespace")
+		entries, err := kustomize.Images(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s/%s: %w", p.Path, PreviewFile, err)
+		}
+		for _, en := range entries {
+			p.Images = append(p.Images, kustomize.Pin(en).Ref())
+		}
+		sort.Strings(p.Images)
+		if p.Updated, err = repo.LastChange(ctx, folder); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// ListPreviews reads the previews at the head of the deploy branch.
+func ListPreviews(ctx context.Context, d Deploy, dir, tempDir string) ([]Preview, error) {
+	var out []Preview
+	err := withClone(ctx, d, tempDir, func(repo *gitops.Repo) error {
+		var err error
+		out, err = readPreviews(ctx, repo, d.inRepo(dir))
+		return err
+	})
+	return out, err
+}
+
+// PreviewDownResult is what preview down or gc did.
+type PreviewDownResult struct {
+	Removed  []string `json:"removed"`
+	Commit   string   `json:"commit,omitempty"`
+	Revision string   `json:"revision,omitempty"`
+	Diff     string   `json:"diff,omitempty"`
+	DryRun   bool     `json:"dryRun,omitempty"`
+}
+
+// PreviewDown removes previews' folders in one commit. A preview that is
+// not there is not an error: there is nothing to remove.
+func PreviewDown(ctx context.Context, d Deploy, dir string, names []string, dryRun bool, tempDir string, events progress.Sink) (*PreviewDownResult, error) {
+	res := &PreviewDownResult{DryRun: dryRun}
+	for _, n := range names {
+		if !previewName.MatchString(n) {
+			return res, fmt.Errorf("%q is not a preview name", n)
+		}
+	}
+	err := withClone(ctx, d, tempDir, func(repo *gitops.Repo) error {
+		apply := func(ctx context.Context) ([]string, string, error) {
+			res.Removed = nil
+			var paths []string
+			for _, n := range names {
+				folder := filepath.Join(d.inRepo(dir), n)
+				if err := checkOverlay(repo.Dir, repo.URL, folder); err != nil {
+					return nil, "", err
+				}
+				ents, err := os.ReadDir(filepath.Join(repo.Dir, folder))
+				if errors.Is(err, fs.ErrNotExist) {
+					continue
+				}
+				if err != nil {
+					return nil, "", err
+				}
+				for _, e := range ents {
+					if !e.Type().IsRegular() {
+						return nil, "", &UnsafePathError{Repo: repo.URL, Path: filepath.Join(folder, e.Name()), Why: "is not a regular file shipit wrote"}
+					}
+					p := filepath.Join(folder, e.Name())
+					if err := removeInRepo(repo.Dir, filepath.Join(repo.Dir, p)); err != nil {
+						return nil, "", err
+					}
+					paths = append(paths, p)
+				}
+				if len(ents) > 0 {
+					res.Removed = append(res.Removed, n)
+				}
+			}
+			if len(paths) == 0 {
+				return nil, "", nil
+			}
+			if dryRun {
+				var err error
+				res.Diff, err = repo.Diff(ctx)
+				return nil, "", err
+			}
+			msg := "preview down: " + strings.Join(res.Removed, ", ") + "\n"
+			if d.SkipCI {
+				msg += "\n[skip ci]\n"
+			}
+			return paths, msg, nil
+		}
+		sha, err := repo.Publish(ctx, max(d.Attempts, 1), d.Author, apply)
+		res.Commit, res.Revision = sha, sha
+		if err == nil && sha == "" {
+			res.Revision, err = repo.Head(ctx)
+		}
+		return err
+	})
+	for _, n := range names {
+		if !slices.Contains(res.Removed, n) && err == nil {
+			progress.Infof(events, "preview %s is not there: nothing to remove", n)
+		}
+	}
+	return res, err
+}
+
+// mkdirInRepo makes a directory of the clone through an os.Root of it.
+func mkdirInRepo(repoDir, path string) error {
+	return inRepo(repoDir, path, func(root *os.Root, rel string) error { return root.MkdirAll(rel, 0o755) })
+}
+
+// OlderThan selects the previews not updated within d.
+func OlderThan(ps []Preview, d time.Duration, now time.Time) []string {
+	var out []string
+	for _, p := range ps {
+		if now.Sub(p.Updated) > d {
+			out = append(out, p.Name)
+		}
+	}
+	return out
+}
