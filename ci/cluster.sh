@@ -182,6 +182,28 @@ up() {
 			cat "$km/kustomize/stage/$f"
 		fi
 	done >"$state/kwok.yaml"
+	# No ingress controller runs here: kwok plays one, giving each Ingress
+	# an address (Argo CD counts an Ingress Healthy once it has one).
+	cat >>"$state/kwok.yaml" <<'EOF'
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: ingress-address
+spec:
+  resourceRef:
+    apiGroup: networking.k8s.io/v1
+    kind: Ingress
+  selector:
+    matchExpressions:
+      - key: '.status.loadBalancer.ingress'
+        operator: 'DoesNotExist'
+  next:
+    statusTemplate: |
+      loadBalancer:
+        ingress:
+          - ip: 127.0.0.1
+EOF
 	run kwok kwok --config="$state/kwok.yaml" --kubeconfig="$KUBECONFIG" --manage-all-nodes=true \
 		--cidr=10.244.0.1/16 --node-ip=10.0.0.1 --server-address=127.0.0.1:10247
 	kubectl apply -f - >/dev/null <<'EOF'

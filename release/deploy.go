@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -184,4 +185,45 @@ var digestRE = regexp.MustCompile(`^sha256:[a-f0-9]{64}$`)
 // record's directory: relative, no "..", no absolute path.
 func localLayout(p string) bool {
 	return p != "" && filepath.IsLocal(p) && !strings.ContainsRune(p, '\\')
+}
+
+// laterDepth is how far back a later commit is looked for.
+const laterDepth = 200
+
+// Later returns a check for --wait: is appRevision a later commit of the
+// deploy branch than revision (someone pushed on top of the commit waited
+// for, and Argo CD synced the new head, which holds it)? Each revision is
+// looked up once, in a clone of the branch's last commits.
+func Later(d Deploy, tempDir string) func(ctx context.Context, revision, appRevision string) bool {
+	seen := map[[2]string]bool{}
+	return func(ctx context.Context, revision, appRevision string) bool {
+		key := [2]string{revision, appRevision}
+		if v, ok := seen[key]; ok {
+			return v
+		}
+		later := false
+		if repo, done, err := cloneHistory(ctx, d, tempDir, laterDepth); err == nil {
+			later = repo.IsAncestor(ctx, revision, appRevision)
+			done()
+		}
+		if ctx.Err() == nil {
+			seen[key] = later
+		}
+		return later
+	}
+}
+
+// cloneHistory clones the deploy branch's last depth commits into a
+// temporary directory; done removes it.
+func cloneHistory(ctx context.Context, d Deploy, tempDir string, depth int) (repo *gitops.Repo, done func(), err error) {
+	tmp, err := os.MkdirTemp(tempDir, "shipit-gitops-")
+	if err != nil {
+		return nil, nil, err
+	}
+	done = func() { os.RemoveAll(tmp) }
+	if repo, err = d.Remote.CloneHistory(ctx, filepath.Join(tmp, "repo"), depth); err != nil {
+		done()
+		return nil, nil, err
+	}
+	return repo, done, nil
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -153,15 +152,11 @@ func historyPins(ctx context.Context, o PruneOptions) (map[string]keptRefs, erro
 	if len(o.Deploy.Overlays) == 0 {
 		return out, nil
 	}
-	tmp, err := os.MkdirTemp(o.TempDir, "shipit-gitops-")
+	repo, done, err := cloneHistory(ctx, o.Deploy, o.TempDir, max(o.KeepHistory, 1))
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(tmp)
-	repo, err := o.Deploy.Remote.CloneHistory(ctx, filepath.Join(tmp, "repo"), max(o.KeepHistory, 1))
-	if err != nil {
-		return nil, err
-	}
+	defer done()
 	revs, err := repo.Revisions(ctx, max(o.KeepHistory, 1))
 	if err != nil {
 		return nil, err

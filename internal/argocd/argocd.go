@@ -33,6 +33,11 @@ const RefreshAnnotation = "argocd.argoproj.io/refresh"
 type Client struct {
 	dyn  dynamic.Interface
 	Host string // the API server, for messages
+	// Later, when set, reports whether an Application's revision is a
+	// later commit of the branch than the one waited for (another
+	// process pushed on top of it): Argo CD syncs the branch's head, and
+	// that head holds the commit waited for.
+	Later func(ctx context.Context, revision, appRevision string) bool
 }
 
 // Connect makes a client with the standard kubeconfig loading rules:
@@ -236,7 +241,8 @@ func (c *Client) Wait(ctx context.Context, namespace string, apps []string, revi
 				last[name] = s
 				progress.Infof(events, "argocd: %s", s)
 			}
-			switch v, w := judge(a, revision, since); v {
+			at := a.Revision == revision || (a.Revision != "" && c.Later != nil && c.Later(ctx, revision, a.Revision))
+			switch v, w := judge(a, revision, at, since); v {
 			case verdictDone:
 				done++
 			case verdictFailed:
@@ -277,12 +283,12 @@ const (
 	verdictFailed
 )
 
-// judge says where one Application stands in a wait for revision, from a
+// judge says where one Application stands in a wait for revision (at: its
+// revision is that commit, or a later one of the branch), from a
 // state Argo CD reconciled at or after since: done (Synced at the
 // revision, Healthy, no sync running), failed (Degraded once the revision
 // is applied, or its sync failed), or still waiting.
-func judge(a App, revision string, since time.Time) (verdict, string) {
-	atRevision := a.Revision == revision
+func judge(a App, revision string, atRevision bool, since time.Time) (verdict, string) {
 	fresh := !a.ReconciledAt.Before(since)
 	switch {
 	case atRevision && fresh && a.Sync == "Synced" && a.Health == "Healthy" && a.Operation != "Running":

@@ -31,7 +31,7 @@ func TestJudge(t *testing.T) {
 		{"sync failed", App{Sync: "OutOfSync", Revision: rev, Health: "Healthy", Operation: "Failed", ReconciledAt: fresh}, verdictFailed},
 		{"an older sync failed", App{Sync: "OutOfSync", Revision: "0ld", Health: "Healthy", Operation: "Failed", OpMessage: "one or more objects failed to apply", ReconciledAt: fresh}, verdictWaiting},
 	} {
-		if got, _ := judge(tc.app, rev, since); got != tc.want {
+		if got, _ := judge(tc.app, rev, tc.app.Revision == rev, since); got != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
 	}

@@ -172,7 +172,7 @@ stdout: the preview's URL (or its namespace, without deploy.previews.host);
 			}
 			var werr error
 			if w.wait > 0 && res.Changed && !dryRun {
-				werr = waitPreview(ctx, w, d, p, name, res.Revision, true)
+				werr = waitPreview(ctx, w, d, dep, p, name, res.Revision, true)
 			}
 			if output == "json" {
 				if err := writeJSON(cmd.OutOrStdout(), struct {
@@ -220,11 +220,12 @@ stdout: the preview's URL (or its namespace, without deploy.previews.host);
 
 // waitPreview waits for the preview's Application: made and healthy (up),
 // or gone (down).
-func waitPreview(ctx context.Context, w *previewWait, d *deps, p *config.Previews, name, revision string, up bool) error {
+func waitPreview(ctx context.Context, w *previewWait, d *deps, dep release.Deploy, p *config.Previews, name, revision string, up bool) error {
 	client, err := argocd.Connect(w.kubeconfig, w.context)
 	if err != nil {
 		return err
 	}
+	client.Later = release.Later(dep, "")
 	app, err := previewValue(p.ArgoCD.Application, "argocd.application", name)
 	if err != nil {
 		return err
@@ -292,7 +293,7 @@ func removePreviews(cmd *cobra.Command, d *deps, p *config.Previews, from config
 	var werr error
 	if w != nil && w.wait > 0 && !dryRun {
 		for _, n := range names {
-			if werr = waitPreview(ctx, w, d, p, n, "", false); werr != nil {
+			if werr = waitPreview(ctx, w, d, dep, p, n, "", false); werr != nil {
 				break
 			}
 		}

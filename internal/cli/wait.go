@@ -73,6 +73,7 @@ func (w *waitOptions) after(ctx context.Context, d *deps, env config.Environment
 	if err != nil {
 		return err
 	}
+	client.Later = release.Later(dep, "")
 	ns := env.ArgoCD.Namespace
 	progress.Infof(d.events, "waiting up to %s for %s to be Synced to %.7s and Healthy", w.wait, strings.Join(env.ArgoCD.Applications, ", "), revision)
 	w.states, err = client.Wait(ctx, ns, env.ArgoCD.Applications, revision, w.wait, d.events)

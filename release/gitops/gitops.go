@@ -220,3 +220,10 @@ func (r *Repo) DiffNew(ctx context.Context, paths []string) (string, error) {
 	}
 	return r.Diff(ctx)
 }
+
+// IsAncestor reports whether ancestor is rev or one of its ancestors in
+// the clone (false when either is not in it).
+func (r *Repo) IsAncestor(ctx context.Context, ancestor, rev string) bool {
+	out, err := r.git.Run(ctx, "merge-base", "--", ancestor, rev)
+	return err == nil && strings.TrimSpace(out) == ancestor
+}

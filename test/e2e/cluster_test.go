@@ -178,3 +178,153 @@ func TestWaitPromoteRollback(t *testing.T) {
 		t.Errorf("a missing Application: exit %d\n%s", r.code, r.stderr)
 	}
 }
+
+// previewAppSet is an ApplicationSet like the one shipit init writes: one
+// Application per folder of previews/, pruned with what it ran.
+func previewAppSet(name, bare, id string) string {
+	return fmt.Sprintf(`apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata: {name: %s, namespace: argocd}
+spec:
+  goTemplate: true
+  goTemplateOptions: ["missingkey=error"]
+  generators:
+    - git:
+        repoURL: "file://%s"
+        revision: main
+        directories:
+          - path: previews/*
+  template:
+    metadata:
+      name: 'shop-%s-{{.path.basename}}'
+      finalizers: [resources-finalizer.argocd.argoproj.io]
+    spec:
+      project: default
+      source: {repoURL: "file://%s", targetRevision: main, path: '{{.path.path}}'}
+      destination: {server: https://kubernetes.default.svc, namespace: 'shop-%s-{{.path.basename}}'}
+      syncPolicy:
+        automated: {prune: true, selfHeal: true}
+        syncOptions: [CreateNamespace=true]
+`, name, bare, id, bare, id)
+}
+
+// TestPreviewCluster: two previews go up at once from two processes and
+// both become Healthy in their own namespaces, each running its own build;
+// down --wait leaves no Application and no workload; max refuses; gc
+// removes the rest.
+func TestPreviewCluster(t *testing.T) {
+	kc := kubeconfig(t)
+	id := fmt.Sprintf("%d", time.Now().UnixNano()%1e8)
+	bare := clusterGitOps(t, id)
+	work := filepath.Join(t.TempDir(), "w")
+	git(t, "", "", "clone", "-q", bare, work)
+	writeFiles(t, work, map[string]string{
+		"base/kustomization.yaml": "resources: [deployment.yaml, ingress.yaml]\n",
+		"base/ingress.yaml":       ingressYAML,
+	})
+	git(t, work, "", "add", "-A")
+	git(t, work, "", "commit", "-qm", "ingress")
+	git(t, work, "", "push", "-q", "origin", "HEAD:main")
+	set := "shop-previews-" + id
+	kubectl(t, kc, previewAppSet(set, bare, id), "apply", "-f", "-")
+	t.Cleanup(func() {
+		_ = exec.Command("kubectl", "--kubeconfig", kc, "-n", "argocd", "delete", "applicationset", set, "--wait=false").Run()
+	})
+
+	a := newApp(t)
+	withDeploy(t, a, registry, bare)
+	cfg := strings.Replace(mustRead(t, filepath.Join(a.dir, "shipit.yaml")), "  overlays: [overlays/prod]\n",
+		"  environments:\n    - name: staging\n      overlays: [overlays/staging]\n"+
+			"  previews:\n    dir: previews\n    namespace: \"shop-"+id+"-{{.Name}}\"\n    host: \"{{.Name}}.preview.example.test\"\n    max: 2\n"+
+			"    argocd: {application: \"shop-"+id+"-{{.Name}}\", applicationset: "+set+"}\n", 1)
+	writeFiles(t, a.dir, map[string]string{"shipit.yaml": cfg})
+	git(t, a.dir, "2026-05-06T07:10:00Z", "commit", "-qam", "previews")
+	env := []string{"KUBECONFIG=" + kc}
+
+	// Two pull requests' builds, each record kept aside.
+	records := map[string]string{}
+	digests := map[string]string{}
+	for _, pr := range []string{"pr-1", "pr-2"} {
+		mustShipit(t, a.dir, append(a.env(), "SHIPIT_TAG_PREFIX="+pr+"-"), "build", "--progress", "quiet")
+		dir := filepath.Join(t.TempDir(), pr)
+		if out, err := exec.Command("cp", "-a", filepath.Join(a.dir, ".shipit"), dir).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		records[pr] = filepath.Join(dir, "build.json")
+		rec, _ := readRecord(t, a.dir)
+		digests[pr] = rec.Images[0].Digest
+	}
+
+	// Both at once, from two processes.
+	type upResult struct {
+		r     result
+		ended time.Time
+	}
+	results := make(chan upResult, 2)
+	for _, pr := range []string{"pr-1", "pr-2"} {
+		go func() {
+			r := shipitRun(t, a.dir, env, "preview", "up", pr, "--record", records[pr], "--wait=3m", "--output", "json")
+			results <- upResult{r, time.Now()}
+		}()
+	}
+	for range 2 {
+		u := <-results
+		if u.r.code != 0 {
+			t.Fatalf("preview up --wait: exit %d\n%s", u.r.code, u.r.stderr)
+		}
+		var out struct {
+			Name, URL, Commit string
+			Applications      []struct{ Name, Health, Revision string }
+		}
+		if err := json.Unmarshal([]byte(u.r.stdout), &out); err != nil {
+			t.Fatalf("%v: %s", err, u.r.stdout)
+		}
+		if out.URL != "https://"+out.Name+".preview.example.test" || len(out.Applications) != 1 || out.Applications[0].Health != "Healthy" {
+			t.Errorf("preview up %s: %+v\n%s", out.Name, out, u.r.stderr)
+		}
+		app := "shop-" + id + "-" + out.Name
+		if fin, err := time.Parse(time.RFC3339, kubectl(t, kc, "", "-n", "argocd", "get", "application", app, "-o", "jsonpath={.status.operationState.finishedAt}")); err == nil {
+			t.Logf("preview up %s --wait ended %.1fs after Argo CD finished the sync (operationState.finishedAt)", out.Name, u.ended.Sub(fin).Seconds())
+		}
+	}
+	for _, pr := range []string{"pr-1", "pr-2"} {
+		ns := "shop-" + id + "-" + pr
+		img := kubectl(t, kc, "", "-n", ns, "get", "deployment", "shop", "-o", "jsonpath={.spec.template.spec.containers[0].image}")
+		if !strings.HasSuffix(img, "@"+digests[pr]) || !strings.Contains(img, ":"+pr+"-") {
+			t.Errorf("%s runs %s, want its own build %s", ns, img, digests[pr])
+		}
+		if h := kubectl(t, kc, "", "-n", ns, "get", "ingress", "web", "-o", "jsonpath={.spec.rules[*].host}"); h != pr+".preview.example.test "+pr+".preview.example.test" {
+			t.Errorf("%s Ingress hosts: %q", ns, h)
+		}
+	}
+
+	// down --wait: no Application, no workload.
+	mustShipit(t, a.dir, env, "preview", "down", "pr-2", "--wait=3m")
+	if out, err := exec.Command("kubectl", "--kubeconfig", kc, "-n", "argocd", "get", "application", "shop-"+id+"-pr-2").CombinedOutput(); err == nil {
+		t.Errorf("the Application is still there:\n%s", out)
+	}
+	if out := kubectl(t, kc, "", "-n", "shop-"+id+"-pr-2", "get", "deployment,ingress", "-o", "name"); out != "" {
+		t.Errorf("workloads left behind: %s", out)
+	}
+
+	// max: 2 previews are up (pr-1, pr-3): a third is refused.
+	mustShipit(t, a.dir, env, "preview", "up", "pr-3", "--record", records["pr-2"])
+	if r := shipitRun(t, a.dir, env, "preview", "up", "pr-4", "--record", records["pr-2"]); r.code != 1 || !strings.Contains(r.stderr, "pr-1 (") || !strings.Contains(r.stderr, "pr-3 (") {
+		t.Errorf("past max: exit %d\n%s", r.code, r.stderr)
+	}
+	// list shows the Applications' state.
+	var list []struct {
+		Name        string
+		Application *struct{ Sync, Health string }
+	}
+	if err := json.Unmarshal([]byte(mustShipit(t, a.dir, env, "preview", "list", "--output", "json").stdout), &list); err != nil || len(list) != 2 || list[0].Application == nil || list[0].Application.Health != "Healthy" {
+		t.Errorf("preview list: %v %+v", err, list)
+	}
+
+	// gc --keep pr-1 removes pr-3; then pr-1 goes too.
+	mustShipit(t, a.dir, env, "preview", "gc", "--keep", "pr-1")
+	mustShipit(t, a.dir, env, "preview", "down", "pr-1", "--wait=3m")
+	if out := git(t, bare, "", "ls-tree", "-r", "--name-only", "main", "previews"); out != "" {
+		t.Errorf("previews left: %s", out)
+	}
+}
