@@ -20,4 +20,4 @@ if [ ! -x bin/actionlint ] || [ tools/actionlint/go.mod -nt bin/actionlint ]; th
 	echo "lint: building actionlint (tools/actionlint/go.mod)" >&2
 	(cd tools/actionlint && go build -o ../../bin/actionlint github.com/rhysd/actionlint/cmd/actionlint)
 fi
-bin/actionlint .github/workflows/*.yml ci/templates/github-actions.yml
+bin/actionlint .github/workflows/*.yml ci/templates/github-actions.yml ci/templates/github-preview.yml

@@ -43,7 +43,7 @@ it twice changes nothing. Edit registry in shipit.yaml afterwards.`,
 			if err != nil {
 				return err
 			}
-			o.Dir = wd
+			o.Dir, o.Version = wd, version
 			stderr := cmd.ErrOrStderr()
 			if _, err := gitinfo.TopLevel(cmd.Context(), wd); err != nil {
 				fmt.Fprintf(stderr, "warning: %s is not in a git repository: shipit tags images by commit, so build and release need one (git init, and commit)\n", wd)

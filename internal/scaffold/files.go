@@ -33,6 +33,15 @@ deploy:
       overlays: [k8s/overlays/{{.}}]
       argocd: {applications: [{{$.Name}}-{{.}}]}
 {{- end}}
+{{- if not .ImageUpdater}}
+  previews:                 # shipit preview up|down|list|gc NAME: one folder per pull request (.github/workflows/preview.yml)
+    from: {{index .Envs 0}}
+    dir: k8s/previews
+    namespace: "{{.Name}}-{{"{{.Name}}"}}"
+    host: "{{"{{.Name}}"}}.preview.example.com"   # edit: a wildcard DNS name for your ingress
+    max: 10
+    argocd: {application: "{{.Name}}-{{"{{.Name}}"}}", applicationset: {{.Name}}-previews}   # k8s/argocd/previews.yaml
+{{- end}}
 `
 
 // dockerignore keeps what Rails' own .dockerignore keeps out of the
@@ -78,6 +87,7 @@ kind: Kustomization
 resources:
   - deployment.yaml
   - service.yaml
+  - ingress.yaml
   - configmap.yaml
 {{- if .Rails}}
   - migrate-job.yaml
@@ -196,6 +206,64 @@ spec:
     - name: http
       port: 80
       targetPort: {{if .Rails}}http{{else}}app{{end}}
+`
+
+// ingress exposes the Service; previews rewrite its hosts.
+const ingress = `# Edit the host (and the TLS secret your certificate lands in). Each
+# preview serves at deploy.previews.host instead: shipit preview rewrites
+# every host of this Ingress in the preview's folder.
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: {{.Name}}
+spec:
+  tls:
+    - hosts: [{{.Name}}.example.com]
+      secretName: {{.Name}}-tls
+  rules:
+    - host: {{.Name}}.example.com
+      http:
+        paths:
+          - path: /
+            pathType: Prefix
+            backend: {service: {name: {{.Name}}, port: {name: http}}}
+`
+
+// previewsAppSet turns each folder of k8s/previews into an Application in
+// a namespace of its own; deleting the folder deletes what it ran.
+const previewsAppSet = `# One Argo CD Application per preview: each folder of k8s/previews (shipit
+# preview up writes them, shipit preview down removes them). The resources
+# finalizer deletes what a preview ran when its folder goes.
+apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata:
+  name: {{.Name}}-previews
+  namespace: argocd
+spec:
+  goTemplate: true
+  goTemplateOptions: ["missingkey=error"]
+  generators:
+    - git:
+        repoURL: {{.RepoURL}}
+        revision: main
+        directories:
+          - path: k8s/previews/*
+  template:
+    metadata:
+      name: '{{.Name}}-{{"{{.path.basename}}"}}'
+      finalizers: [resources-finalizer.argocd.argoproj.io]
+    spec:
+      project: default
+      source:
+        repoURL: {{.RepoURL}}
+        targetRevision: main
+        path: '{{"{{.path.path}}"}}'
+      destination:
+        server: https://kubernetes.default.svc
+        namespace: '{{.Name}}-{{"{{.path.basename}}"}}'
+      syncPolicy:
+        automated: {prune: true, selfHeal: true}
+        syncOptions: [CreateNamespace=true]
 `
 
 // configMap holds the app's settings that are not secret.

@@ -37,6 +37,7 @@ type Options struct {
 	RepoURL      string // the Git URL Argo CD syncs from; default: origin, else a placeholder
 	ImageUpdater bool   // deploy.mode: image-updater, and its configuration
 	DryRun       bool
+	Version      string // shipit's version: the workflows install it, when it is a release
 }
 
 // File is one file init writes, or skips.
@@ -328,27 +329,28 @@ func plan(kind string, o Options) ([]File, []Finding, error) {
 		}
 		d.Images = []image{app}
 	}
-	templates := []struct{ path, tmpl string }{
+	manifests := []struct{ path, tmpl string }{
 		{"shipit.yaml", shipitYAML},
 		{".dockerignore", dockerignore},
 		{"k8s/base/kustomization.yaml", baseKustomization},
 		{"k8s/base/deployment.yaml", deployment},
 		{"k8s/base/service.yaml", service},
+		{"k8s/base/ingress.yaml", ingress},
 		{"k8s/base/configmap.yaml", configMap},
 		{"k8s/base/secret.example.yaml", secretExample},
 	}
 	if d.Rails {
-		templates = append(templates, struct{ path, tmpl string }{"k8s/base/migrate-job.yaml", migrateJob})
+		manifests = append(manifests, struct{ path, tmpl string }{"k8s/base/migrate-job.yaml", migrateJob})
 	}
 	if d.Worker != nil {
-		templates = append(templates, struct{ path, tmpl string }{"k8s/base/worker.yaml", worker})
+		manifests = append(manifests, struct{ path, tmpl string }{"k8s/base/worker.yaml", worker})
 	}
 	for _, env := range d.Envs {
-		templates = append(templates,
+		manifests = append(manifests,
 			struct{ path, tmpl string }{"k8s/overlays/" + env + "/kustomization.yaml", overlay},
 			struct{ path, tmpl string }{"k8s/argocd/" + env + ".yaml", application})
 	}
-	for _, t := range templates {
+	for _, t := range manifests {
 		env := d.Envs[0]
 		for _, e := range d.Envs {
 			if strings.Contains(t.path, "/"+e) {
@@ -361,11 +363,23 @@ func plan(kind string, o Options) ([]File, []Finding, error) {
 		}
 		add(t.path, b)
 	}
-	ci, err := Workflow(kind)
+	ci, err := Workflow(kind, o.Version)
 	if err != nil {
 		return nil, nil, err
 	}
 	add(".github/workflows/shipit.yml", ci)
+	if !o.ImageUpdater {
+		b, err := render(previewsAppSet, d, d.Envs[0])
+		if err != nil {
+			return nil, nil, err
+		}
+		add("k8s/argocd/previews.yaml", b)
+		pw, err := templates.FS.ReadFile("github-preview.yml")
+		if err != nil {
+			return nil, nil, err
+		}
+		add(".github/workflows/preview.yml", pinVersion(pw, o.Version))
+	}
 	if o.ImageUpdater {
 		b, err := render(imageUpdater, d, d.Envs[0])
 		if err != nil {
@@ -458,15 +472,29 @@ func isDir(p string) bool {
 	return err == nil && fi.IsDir()
 }
 
+// templateVersion is the shipit version the workflow templates pin.
+const templateVersion = "SHIPIT_VERSION: v0.1.0"
+
+var releaseVersion = regexp.MustCompile(`^v[0-9]+\.[0-9]+\.[0-9]+$`)
+
+// pinVersion makes a workflow install the shipit that wrote it, when that
+// is a release.
+func pinVersion(b []byte, version string) []byte {
+	if !releaseVersion.MatchString(version) {
+		return b
+	}
+	return bytes.ReplaceAll(b, []byte(templateVersion), []byte("SHIPIT_VERSION: "+version))
+}
+
 // Workflow is the GitHub Actions workflow init writes for a kind of
 // project: the (actionlint-checked) template, with the test job's steps
 // for the kind.
-func Workflow(kind string) ([]byte, error) {
+func Workflow(kind, version string) ([]byte, error) {
 	b, err := templates.FS.ReadFile("github-actions.yml")
 	if err != nil {
 		return nil, err
 	}
-	s := string(b)
+	s := string(pinVersion(b, version))
 	const begin, end = "      # shipit init: test steps\n", "      # shipit init: end of test steps\n"
 	i, j := strings.Index(s, begin), strings.Index(s, end)
 	if i < 0 || j < i {

@@ -61,7 +61,7 @@ func TestInitRails(t *testing.T) {
 	files := tree(t, dir)
 	for _, want := range []string{"shipit.yaml", "Dockerfile", "docker/nginx/Dockerfile", "k8s/base/deployment.yaml", "k8s/base/service.yaml",
 		"k8s/base/migrate-job.yaml", "k8s/overlays/staging/kustomization.yaml", "k8s/overlays/production/kustomization.yaml",
-		"k8s/argocd/production.yaml", ".github/workflows/shipit.yml"} {
+		"k8s/argocd/production.yaml", ".github/workflows/shipit.yml", ".github/workflows/preview.yml", "k8s/argocd/previews.yaml", "k8s/base/ingress.yaml"} {
 		if _, ok := files[want]; !ok {
 			t.Errorf("init did not write %s", want)
 		}

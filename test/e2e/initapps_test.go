@@ -326,6 +326,11 @@ func checkInit(t *testing.T, dir, name string, a initApp, files map[string]strin
 	}
 
 	lintWorkflow(t, filepath.Join(dir, ".github/workflows/shipit.yml"))
+	lintWorkflow(t, filepath.Join(dir, ".github/workflows/preview.yml"))
+	var set map[string]any
+	if err := yaml.Unmarshal([]byte(files["k8s/argocd/previews.yaml"]), &set); err != nil || set["kind"] != "ApplicationSet" {
+		t.Errorf("k8s/argocd/previews.yaml: %v\n%s", err, files["k8s/argocd/previews.yaml"])
+	}
 }
 
 // lintWorkflow runs actionlint (built by ci/lint.sh) over a workflow init wrote.
@@ -485,5 +490,18 @@ func TestInitAssetsOfThePreviousRelease(t *testing.T) {
 	}
 	if served["assets/app-1.css"] != "one\n" || served["assets/app-2.css"] != "two\n" || served["robots.txt"] != "release 2\n" {
 		t.Errorf("nginx would serve %v", served)
+	}
+
+	// init's previews configuration works as written: a preview of this
+	// build, at the URL of init's Ingress.
+	r := mustShipit(t, dir, nil, "preview", "up", "pr-1", "--output", "json")
+	var up struct{ URL, Namespace string }
+	if err := json.Unmarshal([]byte(r.stdout), &up); err != nil || up.URL != "https://pr-1.preview.example.com" || up.Namespace != "shop-pr-1" {
+		t.Errorf("preview up with init's configuration: %v %s", err, r.stdout)
+	}
+	git(t, work, "", "pull", "-q")
+	out, err = exec.Command("kubectl", "kustomize", filepath.Join(work, "k8s/previews/pr-1")).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "namespace: shop-pr-1") || !strings.Contains(string(out), "host: pr-1.preview.example.com") {
+		t.Errorf("kubectl kustomize k8s/previews/pr-1: %v\n%s", err, out)
 	}
 }
