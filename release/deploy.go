@@ -220,7 +220,7 @@ func cloneHistory(ctx context.Context, d Deploy, tempDir string, depth int) (rep
 	if err != nil {
 		return nil, nil, err
 	}
-	done = func() { os.RemoveAll(tmp) }
+	done = func() { _ = os.RemoveAll(tmp) }
 	if repo, err = d.Remote.CloneHistory(ctx, filepath.Join(tmp, "repo"), depth); err != nil {
 		done()
 		return nil, nil, err
