@@ -9,6 +9,7 @@
 #   ci/bench.sh release    # shipit release against crane push + kustomize edit + git
 #   ci/bench.sh overlays   # pin editing and render checks over 100 overlays (Go benchmark)
 #   ci/bench.sh pin        # shipit pin of two images over three overlays (Go benchmark)
+#   ci/bench.sh preview    # shipit preview up against git clone + commit + push (Go benchmark), and --wait on the cluster
 #   ci/bench.sh scale      # history, status and prune against many tags (Go benchmarks)
 #   ci/bench.sh cold       # a cold daemon importing the registry cache, against one without
 #   N=40 ci/bench.sh build
@@ -232,6 +233,16 @@ bench_pin() {
 		awk '{printf "shipit pin, 2 images x 3 overlays, %s: %s ms/pin, %s registry requests/pin, %s blob uploads/pin\n", $1, $7, $9, $5}'
 }
 
+bench_preview() {
+	(cd "$repo" && go test ./test/e2e/ -run '^$' -bench 'PreviewUp' -benchtime "${N}x") | grep -E '^Benchmark' |
+		awk '{printf "shipit preview up (images already pushed): %s ms; git clone --depth 1 + commit + push alone: %s ms; shipit beyond that: %s ms\n", $9, $5, $7}'
+	# preview up --wait on the cluster: the test logs how long after Argo CD
+	# finished the sync shipit returned.
+	if [ -n "${SHIPIT_TEST_KUBECONFIG:-}" ]; then
+		(cd "$repo" && go test ./test/e2e/ -run 'TestPreviewCluster' -count=1 -v) | grep -E 'ended .* after Argo CD' || true
+	fi
+}
+
 # What CI runners do: a new runner has a cold daemon. Each round starts a
 # daemon with an empty state directory and builds an app whose compile
 # step takes seconds, once importing the registry cache (cache.export:
@@ -280,6 +291,7 @@ build) bench_build ;;
 images) bench_images ;;
 cold) bench_cold ;;
 pin) bench_pin ;;
+preview) bench_preview ;;
 release) bench_release ;;
 overlays) bench_overlays ;;
 scale) bench_scale ;;
@@ -289,11 +301,12 @@ all)
 	bench_release
 	bench_overlays
 	bench_pin
+	bench_preview
 	bench_scale
 	bench_cold
 	;;
 *)
-	echo "usage: $0 [build|images|release|overlays|pin|scale|cold|all]" >&2
+	echo "usage: $0 [build|images|release|overlays|pin|preview|scale|cold|all]" >&2
 	exit 2
 	;;
 esac

@@ -79,3 +79,41 @@ func BenchmarkHistoryCLI(b *testing.B) {
 	b.ReportMetric(float64(time.Since(start).Milliseconds())/float64(b.N), "ms/history")
 	b.ReportMetric(float64(proxy.requests.Load())/float64(b.N), "registry-requests/history")
 }
+
+// BenchmarkPreviewUp times shipit preview up of a build whose images are
+// already in the registry (each run a new preview, so each commits),
+// against what it cannot avoid: git clone --depth 1 of the GitOps branch,
+// a commit of one file, and the push, done with git alone, alternately.
+//
+//	go test ./test/e2e -run '^$' -bench PreviewUp -benchtime 10x
+func BenchmarkPreviewUp(b *testing.B) {
+	bare := newGitOpsOverlays(b, map[string]string{"prod": overlayYAML, "staging": overlayYAML})
+	a := newApp(b)
+	withEnvironments(b, a, registry, bare, false)
+	withPreviews(b, a, bare, "")
+	cfg := strings.Replace(mustRead(b, a.dir+"/shipit.yaml"), "    max: 2\n", "", 1)
+	writeFiles(b, a.dir, map[string]string{"shipit.yaml": cfg})
+	git(b, a.dir, "2026-05-06T07:09:50+02:00", "commit", "-qam", "no max")
+	mustShipit(b, a.dir, a.env(), "build", "--push", "--progress", "quiet")
+	var shipitTime, gitTime time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		mustShipit(b, a.dir, nil, "preview", "up", fmt.Sprintf("pr-%d", i))
+		shipitTime += time.Since(start)
+
+		start = time.Now()
+		work := b.TempDir() + "/w"
+		git(b, "", "", "clone", "-q", "--depth", "1", "-b", "main", "file://"+bare, work)
+		writeFiles(b, work, map[string]string{fmt.Sprintf("bench/%d.yaml", i): "x: 1\n"})
+		git(b, work, "", "add", "-A")
+		git(b, work, "", "commit", "-qm", "bench")
+		git(b, work, "", "push", "-q", "origin", "HEAD:main")
+		gitTime += time.Since(start)
+	}
+	b.StopTimer()
+	n := float64(b.N)
+	b.ReportMetric(float64(shipitTime.Milliseconds())/n, "ms/preview-up")
+	b.ReportMetric(float64(gitTime.Milliseconds())/n, "ms/git-clone-commit-push")
+	b.ReportMetric(float64((shipitTime-gitTime).Milliseconds())/n, "ms/overhead")
+}

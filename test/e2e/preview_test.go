@@ -154,6 +154,22 @@ func TestPreview(t *testing.T) {
 		t.Errorf("a repeat committed, or printed %q", r.stdout)
 	}
 
+	// Forward only: a newer commit's build moves the preview; then a build
+	// of the older commit leaves it as it is, with a line and no commit.
+	writeFiles(t, a.dir, map[string]string{"worker/job.sh": "#!/bin/sh\necho newer\n"})
+	git(t, a.dir, "2026-05-06T07:19:00+02:00", "commit", "-qam", "newer")
+	mustShipit(t, a.dir, pr, "build", "--progress", "quiet")
+	mustShipit(t, a.dir, nil, "preview", "up", "pr-7")
+	newer := showFile(t, bare, "previews/pr-7/kustomization.yaml")
+	git(t, a.dir, "", "checkout", "-q", "HEAD~1")
+	mustShipit(t, a.dir, pr, "build", "--progress", "quiet")
+	head := commits(t, bare)[0]
+	if r := mustShipit(t, a.dir, nil, "preview", "up", "pr-7"); commits(t, bare)[0] != head || !strings.Contains(r.stderr, "keeps its images") ||
+		showFile(t, bare, "previews/pr-7/kustomization.yaml") != newer {
+		t.Errorf("an older build replaced a newer one, or said nothing:\n%s", r.stderr)
+	}
+	git(t, a.dir, "", "checkout", "-q", "main")
+
 	// A second preview sits beside the first; list names both.
 	mustShipit(t, a.dir, []string{"SHIPIT_TAG_PREFIX=pr-8-", a.env()[0]}, "build", "--progress", "quiet")
 	rec, _ = readRecord(t, a.dir)
@@ -169,7 +185,7 @@ func TestPreview(t *testing.T) {
 	}
 
 	// max: 2 refuses a third, naming the two.
-	head := commits(t, bare)[0]
+	head = commits(t, bare)[0]
 	if r := shipitRun(t, a.dir, nil, "preview", "up", "pr-9"); r.code != 1 || !strings.Contains(r.stderr, "pr-7 (") || !strings.Contains(r.stderr, "pr-8 (") || commits(t, bare)[0] != head {
 		t.Errorf("past max: exit %d: %s", r.code, r.stderr)
 	}
