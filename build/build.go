@@ -67,9 +67,12 @@ type Request struct {
 	NoCache        bool
 
 	// Push sends the image to Repository:Tag; otherwise it goes to LayoutDir.
-	Push      bool
-	Insecure  bool // the registry speaks plain HTTP (localhost)
-	LayoutDir string
+	Push bool
+	// PushByDigest pushes without the tag: one node's part of an image,
+	// whose index gets the tag.
+	PushByDigest bool
+	Insecure     bool // the registry speaks plain HTTP (localhost)
+	LayoutDir    string
 
 	CacheImports []client.CacheOptionsEntry
 	CacheExports []client.CacheOptionsEntry
@@ -83,16 +86,24 @@ type Result struct {
 	Request    Request
 	Digest     string
 	Descriptor ocispecs.Descriptor // of the manifest or index, with its platform
+	Node       string              // the node that built it (of a part, or of the whole image)
+	// Nodes names the node that built each platform, with several nodes.
+	Nodes map[string]string
 }
 
 // Options configure a build.
 type Options struct {
-	Solver   Solver
-	Auth     session.Attachable // registry credentials for the daemon; may be nil
-	Keychain authn.Keychain     // registry credentials for reading back pushed manifests
-	Progress io.Writer          // BuildKit's display goes here
-	Mode     progressui.DisplayMode
-	Events   progress.Sink // warnings and notices beside the display; nil: none
+	Solver Solver // one daemon; or Nodes
+	// Nodes are the daemons of a builder of several: each image's
+	// platforms are routed to them (Route).
+	Nodes []*Node
+	// RetryOtherNode builds a failed part again on the next node that can.
+	RetryOtherNode bool
+	Auth           session.Attachable // registry credentials for the daemon; may be nil
+	Keychain       authn.Keychain     // registry credentials for reading back pushed manifests
+	Progress       io.Writer          // BuildKit's display goes here
+	Mode           progressui.DisplayMode
+	Events         progress.Sink // warnings and notices beside the display; nil: none
 }
 
 // Error is a failed image build. Sources holds the Dockerfile excerpts at
@@ -105,10 +116,32 @@ type Error struct {
 func (e *Error) Error() string { return fmt.Sprintf("building %s: %v", e.Image, e.Err) }
 func (e *Error) Unwrap() error { return e.Err }
 
-// Solve builds every request concurrently on one daemon, with one progress
-// display. Every image is built even when another fails; the error joins
-// one *Error per failed image, and no result is returned for those.
+// Solve builds every request concurrently, on one daemon or routed over
+// several nodes, with one progress display. Every image is built even when
+// another fails; the error joins one *Error per failed image, and no result
+// is returned for those.
 func Solve(ctx context.Context, opt Options, reqs []Request) ([]Result, error) {
+	nodes := opt.Nodes
+	if len(nodes) == 0 {
+		nodes = []*Node{{Name: "default", Solver: opt.Solver}}
+	}
+	var jobs []job
+	if len(nodes) == 1 {
+		for _, r := range reqs {
+			jobs = append(jobs, job{req: r, node: nodes[0]})
+		}
+	} else {
+		var warnings []string
+		var err error
+		if jobs, warnings, err = Route(reqs, nodes); err != nil {
+			return nil, err
+		}
+		for _, w := range warnings {
+			progress.Warnf(opt.Events, "%s", w)
+		}
+	}
+	multi := len(nodes) > 1
+
 	disp, err := progressui.NewDisplay(opt.Progress, opt.Mode)
 	if err != nil {
 		return nil, fmt.Errorf("progress display %q: %w", opt.Mode, err)
@@ -122,47 +155,107 @@ func Solve(ctx context.Context, opt Options, reqs []Request) ([]Result, error) {
 		// solves block; it stops when merged is closed.
 		_, _ = disp.UpdateFrom(context.WithoutCancel(ctx), merged)
 	}()
-	warnings := make([][]string, len(reqs))
+	var mu sync.Mutex
+	var warnings []string
 	progress.Debugf(opt.Events, "first solve request")
 
-	results := make([]Result, len(reqs))
-	errs := make([]error, len(reqs))
+	results := make([]Result, len(jobs))
+	errs := make([]error, len(jobs))
 	var wg sync.WaitGroup
-	for i, r := range reqs {
-		ch := make(chan *client.SolveStatus)
-		fwd.Add(1)
-		go func() {
-			defer fwd.Done()
-			warnings[i] = forward(merged, ch, r.Name, len(reqs) > 1)
-		}()
+	for i, j := range jobs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			desc, err := solveOne(ctx, opt, r, ch)
-			if err != nil {
-				errs[i] = &Error{Image: r.Name, Err: err}
+			for attempt, node := range append([]*Node{j.node}, j.alternates...) {
+				if attempt > 0 {
+					if !opt.RetryOtherNode {
+						break
+					}
+					progress.Warnf(opt.Events, "image %s: building %s again on %s (--retry-other-node)", j.req.Name, strings.Join(j.req.Platforms, ","), node.Name)
+				}
+				r := j.req
+				if j.part {
+					r = partRequest(r, node.Name)
+				}
+				label := r.Name
+				if multi {
+					label += "@" + node.Name
+				}
+				ch := make(chan *client.SolveStatus)
+				fwd.Add(1)
+				go func() {
+					defer fwd.Done()
+					ws := forward(merged, ch, label, len(reqs) > 1 || multi)
+					mu.Lock()
+					warnings = append(warnings, ws...)
+					mu.Unlock()
+				}()
+				desc, err := solveOne(ctx, opt, node.Solver, r, ch)
+				if err != nil {
+					if multi {
+						err = fmt.Errorf("on builder node %s (%s): %w", node.Name, node.Addr, err)
+					}
+					errs[i] = err
+					if ctx.Err() != nil {
+						return
+					}
+					continue
+				}
+				errs[i] = nil
+				results[i] = Result{Request: r, Digest: desc.Digest.String(), Descriptor: desc, Node: node.Name}
 				return
 			}
-			results[i] = Result{Request: r, Digest: desc.Digest.String(), Descriptor: desc}
 		}()
 	}
 	wg.Wait()
 	fwd.Wait()
 	close(merged)
 	<-displayDone
-	for _, ws := range warnings {
-		for _, w := range ws {
-			progress.Warnf(opt.Events, "%s", strings.TrimPrefix(w, "warning: "))
-		}
+	for _, w := range warnings {
+		progress.Warnf(opt.Events, "%s", strings.TrimPrefix(w, "warning: "))
 	}
 
+	// Per image: its one result, or its parts assembled into an index.
 	var out []Result
-	for i := range reqs {
-		if errs[i] == nil {
-			out = append(out, results[i])
+	var imageErrs []error
+	for _, r := range reqs {
+		var parts []Result
+		var failed []error
+		for i, j := range jobs {
+			if j.req.Name != r.Name {
+				continue
+			}
+			if errs[i] != nil {
+				failed = append(failed, errs[i])
+				continue
+			}
+			parts = append(parts, results[i])
 		}
+		if len(failed) > 0 {
+			imageErrs = append(imageErrs, &Error{Image: r.Name, Err: errors.Join(failed...)})
+			continue
+		}
+		res := parts[0]
+		res.Request = r
+		if multi {
+			res.Nodes = map[string]string{}
+			for _, p := range parts {
+				for _, pl := range p.Request.Platforms {
+					res.Nodes[pl] = p.Node
+				}
+			}
+		}
+		if len(parts) > 1 {
+			desc, err := assemble(ctx, r, parts, opt.Keychain)
+			if err != nil {
+				imageErrs = append(imageErrs, &Error{Image: r.Name, Err: fmt.Errorf("assembling the index of its parts: %w", err)})
+				continue
+			}
+			res.Descriptor, res.Digest, res.Node = desc, desc.Digest.String(), ""
+		}
+		out = append(out, res)
 	}
-	return out, errors.Join(errs...)
+	return out, errors.Join(imageErrs...)
 }
 
 // PrintSources writes the Dockerfile lines at fault in a build error, the
@@ -173,7 +266,7 @@ func PrintSources(w io.Writer, err error) {
 	}
 }
 
-func solveOne(ctx context.Context, opt Options, r Request, ch chan *client.SolveStatus) (ocispecs.Descriptor, error) {
+func solveOne(ctx context.Context, opt Options, solver Solver, r Request, ch chan *client.SolveStatus) (ocispecs.Descriptor, error) {
 	var desc ocispecs.Descriptor
 	so, err := solveOpt(r)
 	if err != nil {
@@ -183,7 +276,7 @@ func solveOne(ctx context.Context, opt Options, r Request, ch chan *client.Solve
 	if opt.Auth != nil {
 		so.Session = append(so.Session, opt.Auth)
 	}
-	res, err := opt.Solver.Solve(ctx, nil, so, ch)
+	res, err := solver.Solve(ctx, nil, so, ch)
 	if err != nil {
 		return desc, err
 	}
@@ -246,6 +339,10 @@ func solveOpt(r Request) (client.SolveOpt, error) {
 	if r.Push {
 		exp.Type = client.ExporterImage
 		exp.Attrs["push"] = "true"
+		if r.PushByDigest {
+			exp.Attrs["name"] = r.Repository
+			exp.Attrs["push-by-digest"] = "true"
+		}
 		if r.Insecure {
 			exp.Attrs["registry.insecure"] = "true"
 		}

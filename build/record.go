@@ -39,6 +39,9 @@ type Image struct {
 	Commit     string    `json:"commit"`
 	CommitTime time.Time `json:"commitTime"`
 	Pushed     bool      `json:"pushed"`
+	// Nodes names the builder node that built each platform, when the
+	// builder has several.
+	Nodes map[string]string `json:"nodes,omitempty"`
 	// Layout is the OCI image layout that holds the image, relative to the
 	// record's directory; empty when the image was pushed and not kept.
 	Layout string `json:"layout,omitempty"`

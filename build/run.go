@@ -48,7 +48,7 @@ func Run(ctx context.Context, opt Options, p Plan) (*Record, error) {
 		r := res.Request
 		im := Image{
 			Name: r.Name, Repository: r.Repository, Tag: r.Tag, Digest: res.Digest,
-			Commit: p.Head.SHA, CommitTime: p.Head.Time.UTC(), Pushed: r.Push,
+			Commit: p.Head.SHA, CommitTime: p.Head.Time.UTC(), Pushed: r.Push, Nodes: res.Nodes,
 		}
 		var st stats
 		if r.Push {

@@ -3,8 +3,10 @@
 # machine, set up from nothing on a fresh Debian machine.
 #
 #   ci/testenv.sh up     install what is missing, build buildkitd (pinned in
-#                        go.mod), start buildkitd and two registries, make
-#                        the busybox base image; writes .testenv/env
+#                        go.mod), start buildkitd and the registries, make
+#                        the busybox base images; set up QEMU for arm64
+#                        (binfmt_misc) and start two more daemons, the
+#                        nodes of a multi-node builder; writes .testenv/env
 #   ci/testenv.sh down   stop them
 #
 # Everything lives under .testenv/ in the repository: a private BuildKit
@@ -40,6 +42,7 @@ install_packages() {
 	command -v git >/dev/null || missing+=(git)
 	command -v curl >/dev/null || missing+=(curl)
 	command -v openssl >/dev/null || missing+=(openssl)
+	[ -e /usr/lib/binfmt.d/qemu-aarch64.conf ] || missing+=(qemu-user-static)
 	if [ ${#missing[@]} -gt 0 ]; then
 		log "installing ${missing[*]} from Debian"
 		export DEBIAN_FRONTEND=noninteractive
@@ -52,12 +55,38 @@ install_packages() {
 	fi
 }
 
+# arm64 runs here through QEMU: Debian's qemu-user-static, registered with
+# the kernel's binfmt_misc (flag F: the interpreter is opened now, so it
+# works inside BuildKit's containers too).
+setup_qemu() {
+	if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
+		mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+	fi
+	if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+		cat /usr/lib/binfmt.d/qemu-aarch64.conf >/proc/sys/fs/binfmt_misc/register
+	fi
+}
+
+# arm64_busybox fetches Debian's busybox-static for arm64 (not installed:
+# only its binary is used, in the arm64 half of the test base image).
+arm64_busybox() {
+	local d="$state/arm64"
+	if [ ! -x "$d/bin/busybox" ]; then
+		dpkg --print-foreign-architectures | grep -qx arm64 || { dpkg --add-architecture arm64 && apt-get update -qq; }
+		mkdir -p "$d"
+		(cd "$d" && apt-get download -qq busybox-static:arm64 2>/dev/null && dpkg-deb -x busybox-static_*_arm64.deb . && rm -f busybox-static_*_arm64.deb)
+	fi
+	echo "$d/bin/busybox"
+}
+
 build_tools() {
 	mkdir -p "$bin"
 	cd "$repo"
 	log "building buildkitd and buildctl (the versions pinned in go.mod)"
-	go build -o "$bin/buildkitd" github.com/moby/buildkit/cmd/buildkitd
-	go build -o "$bin/buildctl" github.com/moby/buildkit/cmd/buildctl
+	local v
+	v=$(go list -m -f '{{.Version}}' github.com/moby/buildkit)
+	go build -ldflags "-X github.com/moby/buildkit/version.Version=$v" -o "$bin/buildkitd" github.com/moby/buildkit/cmd/buildkitd
+	go build -ldflags "-X github.com/moby/buildkit/version.Version=$v" -o "$bin/buildctl" github.com/moby/buildkit/cmd/buildctl
 	go build -o "$bin/shipit-testenv" ./ci/testenv
 }
 
@@ -161,6 +190,21 @@ TOML
 	local base="127.0.0.1:$REGISTRY_PORT/base/busybox:1"
 	"$bin/shipit-testenv" base --busybox /bin/busybox --ref "$base"
 
+	# A multi-node builder: two more daemons, each with its own state and
+	# socket (the tests declare one amd64 and one arm64), and a base image
+	# for both platforms.
+	setup_qemu
+	local multi="127.0.0.1:$REGISTRY_PORT/base/busybox-multi:1"
+	"$bin/shipit-testenv" base --busybox /bin/busybox --arm64 "$(arm64_busybox)" --ref "$multi" >/dev/null
+	for node in amd64 arm64; do
+		mkdir -p "$state/buildkit-$node"
+		"$bin/buildkitd" --config "$state/buildkitd.toml" --root "$state/buildkit-$node" \
+			--addr "unix://$state/buildkitd-$node.sock" --oci-worker=true --containerd-worker=false \
+			>"$state/buildkitd-$node.log" 2>&1 &
+		echo $! >"$state/buildkitd-$node.pid"
+		wait_for "buildkitd-$node" "$bin/buildctl" --addr "unix://$state/buildkitd-$node.sock" debug workers
+	done
+
 	cat >"$state/env" <<ENV
 export BUILDKIT_HOST=unix://$state/buildkitd.sock
 export SHIPIT_TEST_BUILDKITD=$bin/buildkitd
@@ -171,6 +215,9 @@ export SHIPIT_TEST_AUTH_REGISTRY=127.0.0.1:$AUTH_REGISTRY_PORT
 export SHIPIT_TEST_AUTH_USER=shipit
 export SHIPIT_TEST_AUTH_PASSWORD_FILE=$state/auth/password
 export SHIPIT_TEST_BASE=$base
+export SHIPIT_TEST_BASE_MULTI=$multi
+export SHIPIT_TEST_NODE_AMD64=unix://$state/buildkitd-amd64.sock
+export SHIPIT_TEST_NODE_ARM64=unix://$state/buildkitd-arm64.sock
 export SHIPIT_TEST_ECR_REGISTRY=$ECR_HOST:$ECR_PORT
 export SHIPIT_TEST_ECR_CA=$state/ecr/ca.pem
 export SHIPIT_TEST_ECR_PASSWORD_FILE=$state/ecr/password
@@ -179,16 +226,14 @@ ENV
 }
 
 down() {
-	for name in buildkitd registry auth-registry ecr-registry; do
+	for name in buildkitd buildkitd-amd64 buildkitd-arm64 registry auth-registry ecr-registry; do
 		if [ -f "$state/$name.pid" ]; then
 			kill "$(cat "$state/$name.pid")" 2>/dev/null || true
 			rm -f "$state/$name.pid"
 		fi
 	done
 	# buildkitd leaves its runc state and mounts behind when killed mid-build.
-	if [ -d "$state/buildkit" ]; then
-		grep -o " $state/buildkit[^ ]*" /proc/mounts 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
-	fi
+	grep -o " $state/buildkit[^ ]*" /proc/mounts 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
 	hosts_remove
 	[ "${1:-}" = quiet ] || log "down"
 }

@@ -1,6 +1,7 @@
 // Command shipit-testenv makes the test environment's base image:
 //
 //	shipit-testenv base --busybox /bin/busybox --ref 127.0.0.1:5055/base/busybox:1
+//	shipit-testenv base --busybox /bin/busybox --arm64 PATH --ref 127.0.0.1:5055/base/busybox-multi:1
 package main
 
 import (
@@ -19,19 +20,30 @@ func main() {
 	fs := flag.NewFlagSet("base", flag.ExitOnError)
 	busybox := fs.String("busybox", "/bin/busybox", "a static busybox binary")
 	ref := fs.String("ref", "", "where to push the image")
+	arm64 := fs.String("arm64", "", "an arm64 static busybox: push an index of linux/amd64 and linux/arm64")
 	_ = fs.Parse(os.Args[2:])
 	if *ref == "" {
 		fmt.Fprintln(os.Stderr, "--ref is required")
 		os.Exit(2)
 	}
-	img, err := testenv.BusyboxImage(*busybox)
-	if err == nil {
-		err = testenv.Push(*ref, img)
+	var d fmt.Stringer
+	var err error
+	if *arm64 != "" {
+		idx, ierr := testenv.BusyboxIndex(*busybox, *arm64)
+		if err = ierr; err == nil {
+			err = testenv.PushIndex(*ref, idx)
+			d, _ = idx.Digest()
+		}
+	} else {
+		img, ierr := testenv.BusyboxImage(*busybox)
+		if err = ierr; err == nil {
+			err = testenv.Push(*ref, img)
+			d, _ = img.Digest()
+		}
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "shipit-testenv: %v\n", err)
 		os.Exit(1)
 	}
-	d, _ := img.Digest()
 	fmt.Printf("%s@%s\n", *ref, d)
 }

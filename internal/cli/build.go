@@ -14,11 +14,12 @@ import (
 )
 
 type buildOptions struct {
-	push     bool
-	output   string
-	progress string
-	tag      string
-	noCache  bool
+	retryOtherNode bool
+	push           bool
+	output         string
+	progress       string
+	tag            string
+	noCache        bool
 }
 
 func newBuildCmd(g *globals) *cobra.Command {
@@ -60,7 +61,8 @@ record). stderr: BuildKit's progress display.`,
 	f.StringVar(&o.progress, "progress", "auto", "progress display on stderr: auto, tty, plain, rawjson or quiet")
 	f.StringVar(&o.tag, "tag", "", "tag the images with this instead of HEAD's release tag")
 	f.BoolVar(&o.noCache, "no-cache", false, "do not use the daemon's cache")
-	f.String("builder", "", "BuildKit address (builder.addr; default $BUILDKIT_HOST or "+"unix:///run/buildkit/buildkitd.sock)")
+	f.String("builder", "", "BuildKit address (builder.addr, in place of builder.nodes; default $BUILDKIT_HOST or "+"unix:///run/buildkit/buildkitd.sock)")
+	f.BoolVar(&o.retryOtherNode, "retry-other-node", false, "with builder.nodes: build a part that failed on one node again on the next node that can")
 	f.String("registry", "", "registry host[:port][/prefix] (registry)")
 	return cmd
 }
@@ -93,6 +95,9 @@ func runBuild(cmd *cobra.Command, g *globals, o *buildOptions, args []string) er
 			return err
 		}
 	}
+	if cmd.Flags().Changed("builder") {
+		d.cfg.Builder.Nodes = nil // --builder names the one daemon to use
+	}
 	// Reach the daemon while git is read: both are on the way to the first
 	// solve, and neither needs the other.
 	dial := d.dialBuilder(ctx)
@@ -112,14 +117,18 @@ func runBuild(cmd *cobra.Command, g *globals, o *buildOptions, args []string) er
 			return err
 		}
 	}
-	c, err := dial.Client()
-	if err != nil {
+	bo := build.Options{
+		Auth: regauth.Session(d.keychain), Keychain: d.keychain, RetryOtherNode: o.retryOtherNode,
+		Progress: stderr, Mode: progressui.DisplayMode(o.progress), Events: d.events,
+	}
+	if dial.multi {
+		if bo.Nodes, err = dial.Nodes(d.events); err != nil {
+			return err
+		}
+	} else if bo.Solver, err = dial.Client(); err != nil {
 		return err
 	}
-	rec, err := build.Run(ctx, build.Options{
-		Solver: c, Auth: regauth.Session(d.keychain), Keychain: d.keychain,
-		Progress: stderr, Mode: progressui.DisplayMode(o.progress), Events: d.events,
-	}, plan)
+	rec, err := build.Run(ctx, bo, plan)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()

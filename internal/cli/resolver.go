@@ -9,8 +9,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/containerd/platforms"
 	"github.com/moby/buildkit/client"
 	// Connection helpers for docker-container:// and kube-pod:// builders.
 	_ "github.com/moby/buildkit/client/connhelper/dockercontainer"
@@ -223,9 +225,13 @@ func (d *deps) buildPlan(names []string, head gitinfo.Head, t string, stamp time
 		im := cfg.Images[n]
 		repo := cfg.RepositoryFor(n)
 		host, _, _ := strings.Cut(repo, "/")
+		plats := im.Platforms
+		if len(plats) == 0 {
+			plats = cfg.Platforms // the top level's apply to every image without its own
+		}
 		spec := build.Spec{
 			Name: n, Repository: repo, Context: cfg.Abs(im.Context),
-			Dockerfile: filepath.Join(cfg.Abs(im.Context), im.Dockerfile), Target: im.Target, Args: im.Args, Platforms: im.Platforms,
+			Dockerfile: filepath.Join(cfg.Abs(im.Context), im.Dockerfile), Target: im.Target, Args: im.Args, Platforms: plats,
 			Insecure: d.registry.Policy.PlainHTTP(host),
 		}
 		for _, s := range im.Secrets {
@@ -294,53 +300,109 @@ func (d *deps) checkState(ctx context.Context, dir string) error {
 	return nil
 }
 
-// dialing is a BuildKit connection being made in the background, so that
-// it overlaps reading git; Close releases it however the command ends.
+// dialing is the BuildKit connections being made in the background, so
+// that they overlap reading git; Close releases them however the command
+// ends. With builder.nodes there is one per node.
 type dialing struct {
 	cancel context.CancelFunc
 	done   chan struct{}
-	c      *client.Client
-	err    error
+	nodes  []*nodeConn // builder.nodes; or the one daemon of builder.addr
+	multi  bool
 }
 
-// dialBuilder starts connecting to BuildKit.
+// nodeConn is one daemon being reached.
+type nodeConn struct {
+	cfg  config.Node
+	c    *client.Client
+	info *client.Info
+	// platforms are the workers' platforms: the native one first, then
+	// those it emulates.
+	platforms []string
+	err       error
+}
+
+// dialBuilder starts connecting to BuildKit: builder.addr, or every node
+// of builder.nodes at once.
 func (d *deps) dialBuilder(ctx context.Context) *dialing {
 	ctx, cancel := context.WithCancel(ctx)
-	dl := &dialing{cancel: cancel, done: make(chan struct{})}
+	dl := &dialing{cancel: cancel, done: make(chan struct{}), multi: len(d.cfg.Builder.Nodes) > 0}
+	if dl.multi {
+		for _, n := range d.cfg.Builder.Nodes {
+			dl.nodes = append(dl.nodes, &nodeConn{cfg: n})
+		}
+	} else {
+		b := d.cfg.Builder
+		dl.nodes = []*nodeConn{{cfg: config.Node{Name: "default", Addr: b.Addr, TLS: b.TLS, Insecure: b.Insecure}}}
+	}
 	go func() {
 		defer close(dl.done)
-		dl.c, dl.err = connectBuilder(ctx, d.cfg)
+		var wg sync.WaitGroup
+		for _, n := range dl.nodes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				n.c, n.info, n.platforms, n.err = connectBuilder(ctx, d.cfg, n.cfg, dl.multi)
+			}()
+		}
+		wg.Wait()
 	}()
 	return dl
 }
 
-// Client waits for the connection.
+// Client waits for the connection to builder.addr.
 func (dl *dialing) Client() (*client.Client, error) {
 	<-dl.done
-	return dl.c, dl.err
+	return dl.nodes[0].c, dl.nodes[0].err
 }
 
-// Close ends the connection, or its making.
+// Nodes waits for every node and returns the reachable ones; each
+// unreachable one is a warning naming it. None reachable is an error.
+func (dl *dialing) Nodes(events progress.Sink) ([]*build.Node, error) {
+	<-dl.done
+	var out []*build.Node
+	var errs []error
+	for _, n := range dl.nodes {
+		if n.err != nil {
+			progress.Warnf(events, "builder node %s is unreachable, skipped (its images go to the next node): %v", n.cfg.NodeName(), n.err)
+			errs = append(errs, n.err)
+			continue
+		}
+		bn := &build.Node{Name: n.cfg.NodeName(), Addr: n.cfg.Addr, Solver: n.c, Native: n.cfg.Platforms, Emulated: beyond(n.cfg.Platforms, n.platforms)}
+		out = append(out, bn)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no builder node is reachable: %w", errors.Join(errs...))
+	}
+	return out, nil
+}
+
+// Close ends the connections, or their making.
 func (dl *dialing) Close() {
 	dl.cancel()
 	<-dl.done
-	if dl.c != nil {
-		_ = dl.c.Close()
+	for _, n := range dl.nodes {
+		if n.c != nil {
+			_ = n.c.Close()
+		}
 	}
 }
 
-// connectBuilder connects to BuildKit and checks that it answers, so that
-// an unreachable daemon fails in seconds with what to do.
-func connectBuilder(ctx context.Context, cfg *config.Config) (*client.Client, error) {
-	addr := cfg.Builder.Addr
+// connectBuilder connects to one BuildKit daemon and checks that it
+// answers, so that an unreachable daemon fails in seconds with what to do;
+// it returns its workers' platforms.
+func connectBuilder(ctx context.Context, cfg *config.Config, n config.Node, multi bool) (*client.Client, *client.Info, []string, error) {
+	addr := n.Addr
 	hint := fmt.Sprintf("shipit builds on a BuildKit daemon. With Docker Desktop or Docker Engine: `docker buildx create --name shipit --driver docker-container --bootstrap`, then BUILDKIT_HOST=docker-container://buildx_buildkit_shipit0. On Kubernetes: a buildkitd Deployment, reached with BUILDKIT_HOST=kube-pod://<pod>?namespace=<ns> or tcp:// with TLS. On Linux as root: `buildkitd --addr %s`. Or set builder.addr in %s, or --builder", addr, config.FileName)
+	if multi {
+		hint = "check builder.nodes in " + config.FileName
+	}
 	if path, ok := strings.CutPrefix(addr, "unix://"); ok {
 		if _, err := os.Stat(path); err != nil {
-			return nil, fmt.Errorf("cannot reach BuildKit at %s: the socket does not exist; %s", addr, hint)
+			return nil, nil, nil, fmt.Errorf("cannot reach BuildKit at %s: the socket does not exist; %s", addr, hint)
 		}
 	}
 	var opts []client.ClientOpt
-	if t := cfg.Builder.TLS; t.CA != "" || t.Cert != "" {
+	if t := n.TLS; t.CA != "" || t.Cert != "" {
 		if t.CA != "" {
 			opts = append(opts, client.WithServerConfig(t.ServerName, cfg.Abs(t.CA)))
 		} else {
@@ -352,18 +414,60 @@ func connectBuilder(ctx context.Context, cfg *config.Config) (*client.Client, er
 	}
 	c, err := client.New(ctx, addr, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach BuildKit at %s: %w; %s", addr, err, hint)
+		return nil, nil, nil, fmt.Errorf("cannot reach BuildKit at %s: %w; %s", addr, err, hint)
 	}
 	pctx, cancel := context.WithTimeout(ctx, builderTimeout)
 	defer cancel()
-	if _, err := c.Info(pctx); err != nil {
+	info, err := c.Info(pctx)
+	var plats []string
+	if err == nil && multi {
+		plats, err = workerPlatforms(pctx, c)
+	}
+	if err != nil {
 		_ = c.Close()
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, nil, nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("cannot reach BuildKit at %s: %w; %s", addr, err, hint)
+		return nil, nil, nil, fmt.Errorf("cannot reach BuildKit at %s: %w; %s", addr, err, hint)
 	}
-	return c, nil
+	return c, info, plats, nil
+}
+
+// beyond lists the platforms of plats whose OS and architecture are none
+// of native's (linux/amd64/v2 is linux/amd64's, not emulated).
+func beyond(native, plats []string) []string {
+	arch := func(p string) string {
+		pl, err := platforms.Parse(p)
+		if err != nil {
+			return p
+		}
+		return pl.OS + "/" + pl.Architecture
+	}
+	var out []string
+	for _, p := range plats {
+		if !slices.ContainsFunc(native, func(n string) bool { return arch(n) == arch(p) }) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// workerPlatforms are a daemon's workers' platforms: its own first, then
+// those it emulates.
+func workerPlatforms(ctx context.Context, c *client.Client) ([]string, error) {
+	ws, err := c.ListWorkers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, w := range ws {
+		for _, p := range w.Platforms {
+			if f := platforms.Format(p); !slices.Contains(out, f) {
+				out = append(out, f)
+			}
+		}
+	}
+	return out, nil
 }
 
 // repositories maps each configured image to its repository.

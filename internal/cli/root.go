@@ -164,6 +164,7 @@ Exit codes: 0 success, 1 failure, 2 bad usage or configuration, 130 interrupted.
 		newPruneCmd(g),
 		newLifecyclePolicyCmd(),
 		newPreviewCmd(g),
+		newBuildersCmd(g),
 	)
 	return root
 }

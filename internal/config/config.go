@@ -30,6 +30,8 @@ type Config struct {
 	Tag        Tag      `yaml:"tag"`
 	Cache      Cache    `yaml:"cache"`
 	Provenance string   `yaml:"provenance"`
+	// Platforms apply to every image without its own.
+	Platforms []string `yaml:"platforms"`
 	// InsecureRegistries are registry hosts (host or host:port) that speak
 	// plain HTTP. Loopback hosts always may; no other host does unless
 	// listed here.
@@ -71,6 +73,31 @@ type Builder struct {
 	// Insecure allows a tcp:// builder off loopback without TLS: secrets
 	// and registry credentials then cross the network in the clear.
 	Insecure bool `yaml:"insecure"`
+	// Nodes are the daemons of a builder of several, in place of Addr:
+	// each image's platforms are routed to the nodes that build them.
+	Nodes []Node `yaml:"nodes"`
+}
+
+// Node is one BuildKit daemon of a builder of several.
+type Node struct {
+	Name      string   `yaml:"name"` // default: from the address
+	Addr      string   `yaml:"addr"`
+	Platforms []string `yaml:"platforms"` // what it builds natively
+	TLS       TLS      `yaml:"tls"`
+	Insecure  bool     `yaml:"insecure"`
+}
+
+// NodeName is a node's name: its own, else its address's host or socket.
+func (n Node) NodeName() string {
+	if n.Name != "" {
+		return n.Name
+	}
+	_, rest, _ := strings.Cut(n.Addr, "://")
+	rest = strings.TrimSuffix(strings.SplitN(rest, "?", 2)[0], ".sock")
+	if i := strings.LastIndex(rest, "/"); i >= 0 {
+		rest = rest[i+1:]
+	}
+	return rest
 }
 
 // TLS holds the client certificates for a tcp:// builder.

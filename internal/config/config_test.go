@@ -83,7 +83,7 @@ func TestLoadErrors(t *testing.T) {
 		want string // the whole message after the file name
 	}{
 		{"unknown top key", "regstry: x\nimages: {web: {context: .}}\n",
-			`:1: regstry: unknown key, did you mean "registry"? (known keys here: registry, builder, tag, cache, provenance, insecure-registries, images, deploy)`},
+			`:1: regstry: unknown key, did you mean "registry"? (known keys here: registry, builder, tag, cache, provenance, platforms, insecure-registries, images, deploy)`},
 		{"unknown image key", "images:\n  web:\n    contxt: web\n",
 			`:3: images.web.contxt: unknown key, did you mean "context"? (known keys here: repository, context, dockerfile, target, args, secrets, ssh, platforms, kustomize_name)`},
 		{"images is a list", "images: [web, api]\n",

@@ -92,27 +92,65 @@ func (c *Config) Validate() error {
 }
 
 func (c *Config) validateBuilder() error {
-	addr := c.Builder.Addr
+	if err := c.validateDaemon("builder", c.Builder.Addr, c.Builder.TLS, c.Builder.Insecure); err != nil {
+		return err
+	}
+	for i, p := range c.Platforms {
+		if _, err := platforms.Parse(p); err != nil {
+			return c.errorf(fmt.Sprintf("platforms[%d]", i), "%q is not a platform: write os/arch[/variant], such as linux/amd64", p)
+		}
+	}
+	seen := map[string]int{}
+	for i, n := range c.Builder.Nodes {
+		key := fmt.Sprintf("builder.nodes[%d]", i)
+		if n.Addr == "" {
+			return c.errorf(key+".addr", "the node has no addr: write its BuildKit address (tcp://host:1234, unix:///path, kube-pod://name?namespace=ns)")
+		}
+		if err := c.validateDaemon(key, n.Addr, n.TLS, n.Insecure); err != nil {
+			return err
+		}
+		name := n.NodeName()
+		if !envName.MatchString(name) && !regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`).MatchString(name) {
+			return c.errorf(key+".name", "%q is not a node name: use letters, digits, '.', '_' and '-'", name)
+		}
+		if j, ok := seen[name]; ok {
+			return c.errorf(key+".name", "%q is the name of builder.nodes[%d] too: give each node a name of its own", name, j)
+		}
+		seen[name] = i
+		if len(n.Platforms) == 0 {
+			return c.errorf(key+".platforms", "node %s declares no platforms: list what it builds natively, such as [linux/amd64]", name)
+		}
+		for j, p := range n.Platforms {
+			if _, err := platforms.Parse(p); err != nil {
+				return c.errorf(fmt.Sprintf("%s.platforms[%d]", key, j), "%q is not a platform: write os/arch[/variant], such as linux/arm64", p)
+			}
+		}
+	}
+	return nil
+}
+
+// validateDaemon checks one BuildKit address and its TLS settings (key is
+// builder, or builder.nodes[N]).
+func (c *Config) validateDaemon(key, addr string, t TLS, insecure bool) error {
 	scheme, _, ok := strings.Cut(addr, "://")
 	if !ok {
-		return c.errorf("builder.addr", "%q is not a BuildKit address: use unix:///path, tcp://host:port, docker-container://name or kube-pod://name", addr)
+		return c.errorf(key+".addr", "%q is not a BuildKit address: use unix:///path, tcp://host:port, docker-container://name or kube-pod://name", addr)
 	}
-	t := c.Builder.TLS
-	if scheme == "tcp" && t.CA == "" && t.Cert == "" && !c.Builder.Insecure && !loopbackAddr(addr) {
-		return c.errorf("builder.addr", "%s is a tcp:// builder off this machine without TLS: build secrets and registry credentials would cross the network in the clear. Set builder.tls (ca, cert, key), or builder.insecure: true if the network is trusted", addr)
+	if scheme == "tcp" && t.CA == "" && t.Cert == "" && !insecure && !loopbackAddr(addr) {
+		return c.errorf(key+".addr", "%s is a tcp:// builder off this machine without TLS: build secrets and registry credentials would cross the network in the clear. Set %s.tls (ca, cert, key), or %s.insecure: true if the network is trusted", addr, key, key)
 	}
 	if (t.Cert == "") != (t.Key == "") {
-		return c.errorf("builder.tls", "cert and key go together: set both or neither")
+		return c.errorf(key+".tls", "cert and key go together: set both or neither")
 	}
 	if (t.CA != "" || t.Cert != "") && scheme != "tcp" {
-		return c.errorf("builder.tls", "TLS settings apply only to a tcp:// builder, and builder.addr is %s", addr)
+		return c.errorf(key+".tls", "TLS settings apply only to a tcp:// builder, and %s.addr is %s", key, addr)
 	}
-	for key, p := range map[string]string{"builder.tls.ca": t.CA, "builder.tls.cert": t.Cert, "builder.tls.key": t.Key} {
+	for k, p := range map[string]string{key + ".tls.ca": t.CA, key + ".tls.cert": t.Cert, key + ".tls.key": t.Key} {
 		if p == "" {
 			continue
 		}
 		if _, err := os.Stat(c.Abs(p)); err != nil {
-			return c.errorf(key, "cannot read %s: %v", c.Abs(p), unwrapPath(err))
+			return c.errorf(k, "cannot read %s: %v", c.Abs(p), unwrapPath(err))
 		}
 	}
 	return nil

@@ -27,14 +27,40 @@ import (
 // busybox with a link for each applet, /tmp, and /etc/passwd with root and
 // nobody.
 func BusyboxImage(busybox string) (v1.Image, error) {
-	bb, err := os.ReadFile(busybox)
-	if err != nil {
-		return nil, err
-	}
 	out, err := exec.CommandContext(context.Background(), busybox, "--list").Output()
 	if err != nil {
 		return nil, fmt.Errorf("%s --list: %w", busybox, err)
 	}
+	return busyboxImage(busybox, string(out), "amd64")
+}
+
+// BusyboxIndex is an index of BusyboxImage for linux/amd64 and the same
+// from an arm64 static busybox (Debian's busybox-static:arm64), with the
+// amd64 binary's applets: made without running the arm64 one.
+func BusyboxIndex(amd64, arm64 string) (v1.ImageIndex, error) {
+	out, err := exec.CommandContext(context.Background(), amd64, "--list").Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s --list: %w", amd64, err)
+	}
+	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	for _, p := range []struct{ bin, arch string }{{amd64, "amd64"}, {arm64, "arm64"}} {
+		img, err := busyboxImage(p.bin, string(out), p.arch)
+		if err != nil {
+			return nil, err
+		}
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{
+			MediaType: types.OCIManifestSchema1, Platform: &v1.Platform{OS: "linux", Architecture: p.arch},
+		}})
+	}
+	return idx, nil
+}
+
+func busyboxImage(busybox, applets, arch string) (v1.Image, error) {
+	bb, err := os.ReadFile(busybox)
+	if err != nil {
+		return nil, err
+	}
+	out := []byte(applets)
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	epoch := time.Unix(0, 0)
@@ -93,7 +119,7 @@ func BusyboxImage(busybox string) (v1.Image, error) {
 		return nil, err
 	}
 	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
+	cf.OS, cf.Architecture = "linux", arch
 	cf.Config.Env = []string{"PATH=/bin"}
 	cf.Config.Cmd = []string{"sh"}
 	return mutate.ConfigFile(img, cf)
@@ -106,4 +132,13 @@ func Push(ref string, img v1.Image) error {
 		return err
 	}
 	return remote.Write(r, img, remote.WithAuthFromKeychain(authn.DefaultKeychain))
+}
+
+// PushIndex pushes an index, with credentials from the Docker config.
+func PushIndex(ref string, idx v1.ImageIndex) error {
+	r, err := name.ParseReference(ref, name.WeakValidation)
+	if err != nil {
+		return err
+	}
+	return remote.WriteIndex(r, idx, remote.WithAuthFromKeychain(authn.DefaultKeychain))
 }
