@@ -304,3 +304,12 @@ func partRequest(r Request, node string) Request {
 	r.CacheImports, r.CacheExports = fix(r.CacheImports), fix(r.CacheExports)
 	return r
 }
+
+// JobNodes lists, for each job, the image and the node it is routed to.
+func JobNodes(jobs []job) [][2]string {
+	var out [][2]string
+	for _, j := range jobs {
+		out = append(out, [2]string{j.req.Name, j.node.Name})
+	}
+	return out
+}

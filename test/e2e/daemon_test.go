@@ -78,7 +78,7 @@ func freePort(t testing.TB) int {
 
 // startDaemon starts a buildkitd of its own with an empty state directory:
 // a cold daemon, as on a fresh CI runner.
-func startDaemon(t testing.TB, extra ...string) {
+func startDaemon(t testing.TB, extra ...string) *exec.Cmd {
 	t.Helper()
 	bin := os.Getenv("SHIPIT_TEST_BUILDKITD")
 	if bin == "" {
@@ -111,6 +111,7 @@ func startDaemon(t testing.TB, extra ...string) {
 		_ = exec.Command("sh", "-c", "grep -o ' "+root+"[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l").Run()
 		_ = os.RemoveAll(root)
 	})
+	return cmd
 }
 
 // TestColdTLSDaemonSameDigest builds the same commit on the shared warm
