@@ -133,7 +133,9 @@ func TestMultiNode(t *testing.T) {
 	// Sticky: a second build lands on the same nodes (and is all cache).
 	mustShipit(t, dir, nil, "build", "--progress", "quiet")
 	raw, _ = os.ReadFile(filepath.Join(dir, ".shipit", "build.json"))
-	var again struct{ Images []struct{ Nodes map[string]string } }
+	var again struct {
+		Images []struct{ Nodes map[string]string }
+	}
 	_ = json.Unmarshal(raw, &again)
 	for i, im := range again.Images {
 		if fmt.Sprint(im.Nodes) != fmt.Sprint(recNodes.Images[i].Nodes) {
@@ -170,7 +172,8 @@ func TestMultiNodeKilled(t *testing.T) {
 	ns := []*build.Node{{Name: "amd", Native: []string{"linux/amd64"}}, {Name: "doomed", Native: []string{"linux/amd64"}}}
 	var names []string
 	on := map[string]string{}
-	for k := 0; len(names) < 4 || !(strings.Contains(fmt.Sprint(on), "amd") && strings.Contains(fmt.Sprint(on), "doomed")); k++ {
+	split := func() bool { return strings.Contains(fmt.Sprint(on), "amd") && strings.Contains(fmt.Sprint(on), "doomed") }
+	for k := 0; len(names) < 4 || !split(); k++ {
 		n := fmt.Sprintf("img%d", k)
 		names = append(names, n)
 		var reqs []build.Request
