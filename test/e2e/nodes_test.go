@@ -172,7 +172,9 @@ func TestMultiNodeKilled(t *testing.T) {
 	ns := []*build.Node{{Name: "amd", Native: []string{"linux/amd64"}}, {Name: "doomed", Native: []string{"linux/amd64"}}}
 	var names []string
 	on := map[string]string{}
-	split := func() bool { return strings.Contains(fmt.Sprint(on), "amd") && strings.Contains(fmt.Sprint(on), "doomed") }
+	split := func() bool {
+		return strings.Contains(fmt.Sprint(on), "amd") && strings.Contains(fmt.Sprint(on), "doomed")
+	}
 	for k := 0; len(names) < 4 || !split(); k++ {
 		n := fmt.Sprintf("img%d", k)
 		names = append(names, n)
