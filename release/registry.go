@@ -371,3 +371,42 @@ func (r *Remote) Has(ctx context.Context, repo, digest string) (bool, error) {
 	}
 	return true, nil
 }
+
+// Platforms lists the platforms of an image (one, from its config) or an
+// index (each manifest's, attestations left out), by tag.
+func (r *Remote) Platforms(ctx context.Context, repo, tag string) ([]string, error) {
+	ref, err := r.tag(repo, tag)
+	if err != nil {
+		return nil, err
+	}
+	desc, err := remote.Get(ref, r.options(ctx)...)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", ref, err)
+	}
+	var out []string
+	if desc.MediaType.IsIndex() {
+		idx, err := desc.ImageIndex()
+		if err != nil {
+			return nil, err
+		}
+		m, err := idx.IndexManifest()
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range m.Manifests {
+			if p := d.Platform; p != nil && p.OS != "unknown" {
+				out = append(out, p.String())
+			}
+		}
+		return out, nil
+	}
+	img, err := desc.Image()
+	if err != nil {
+		return nil, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	return []string{cf.Platform().String()}, nil
+}

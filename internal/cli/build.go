@@ -1,16 +1,22 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"slices"
+	"strings"
+	"time"
 
+	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/util/progress/progressui"
 	"github.com/spf13/cobra"
 
 	"github.com/shipit-dev/shipit/build"
+	"github.com/shipit-dev/shipit/internal/progress"
 	"github.com/shipit-dev/shipit/internal/regauth"
+	"github.com/shipit-dev/shipit/release"
 )
 
 type buildOptions struct {
@@ -121,12 +127,18 @@ func runBuild(cmd *cobra.Command, g *globals, o *buildOptions, args []string) er
 		Auth: regauth.Session(d.keychain), Keychain: d.keychain, RetryOtherNode: o.retryOtherNode,
 		Progress: stderr, Mode: progressui.DisplayMode(o.progress), Events: d.events,
 	}
+	var mismatch <-chan []string
 	if dial.multi {
 		if bo.Nodes, err = dial.Nodes(d.events); err != nil {
 			return err
 		}
-	} else if bo.Solver, err = dial.Client(); err != nil {
-		return err
+	} else {
+		c, err := dial.Client()
+		if err != nil {
+			return err
+		}
+		bo.Solver = c
+		mismatch = d.platformCheck(ctx, c, names)
 	}
 	rec, err := build.Run(ctx, bo, plan)
 	if err != nil {
@@ -135,6 +147,17 @@ func runBuild(cmd *cobra.Command, g *globals, o *buildOptions, args []string) er
 		}
 		build.PrintSources(stderr, err)
 		return err
+	}
+	if mismatch != nil {
+		// The check reads the GitOps repository and the registry beside the
+		// build; a build done first waits a little for it, not more.
+		select {
+		case ws := <-mismatch:
+			for _, w := range ws {
+				progress.Warnf(d.events, "%s", w)
+			}
+		case <-time.After(platformCheckGrace):
+		}
 	}
 	if err := printBuild(cmd.OutOrStdout(), o.output, rec, names); err != nil {
 		return err
@@ -172,3 +195,70 @@ func dedupe(s []string) []string {
 	}
 	return out
 }
+
+// platformCheck looks, beside the build, for the classic mistake: an image
+// with no platforms built on a daemon whose own platform (an Apple-silicon
+// laptop's linux/arm64) is not what the release pinned in the first
+// environment runs. It is advice: anything it cannot read says nothing, and
+// it gives up after platformCheckTimeout.
+func (d *deps) platformCheck(ctx context.Context, c *client.Client, names []string) <-chan []string {
+	out := make(chan []string, 1)
+	var unset []string
+	for _, n := range names {
+		if len(d.cfg.Images[n].Platforms) == 0 && len(d.cfg.Platforms) == 0 {
+			unset = append(unset, n)
+		}
+	}
+	envs := d.cfg.Envs()
+	if len(unset) == 0 || len(envs) == 0 {
+		out <- nil
+		return out
+	}
+	go func() {
+		var warnings []string
+		defer func() { out <- warnings }()
+		ctx, cancel := context.WithTimeout(ctx, platformCheckTimeout)
+		defer cancel()
+		plats, err := workerPlatforms(ctx, c)
+		if err != nil || len(plats) == 0 {
+			return
+		}
+		native := plats[0]
+		dep, err := d.deployEnv(ctx, envs[0])
+		if err != nil || dep.ImageUpdater {
+			return
+		}
+		imgs, err := d.pinImages(unset)
+		if err != nil {
+			return
+		}
+		states, err := release.ReadOverlays(ctx, dep, imgs, "")
+		if err != nil || len(states) == 0 {
+			return
+		}
+		for _, im := range imgs {
+			e, ok := states[0].Entries[im.Name]
+			if !ok || e.NewTag == "" {
+				continue
+			}
+			repo := e.NewName
+			if repo == "" {
+				repo = im.Repository
+			}
+			pinned, err := d.registry.Platforms(ctx, repo, e.NewTag)
+			if err != nil || len(pinned) == 0 || slices.Contains(pinned, native) {
+				continue
+			}
+			warnings = append(warnings, fmt.Sprintf("image %s has no platforms, so it was built for this daemon's own, %s; but %s runs %s (%s): set platforms in %s (init writes [linux/amd64]), or this image will not start there",
+				im.Name, native, envs[0].Name, strings.Join(pinned, ", "), e.NewTag, d.cfg.File))
+		}
+	}()
+	return out
+}
+
+// platformCheckTimeout bounds platformCheck; platformCheckGrace is how
+// long a build that is done waits for it.
+const (
+	platformCheckTimeout = 10 * time.Second
+	platformCheckGrace   = 3 * time.Second
+)

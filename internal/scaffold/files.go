@@ -5,6 +5,7 @@ const shipitYAML = `# shipit: https://github.com/shipit-dev/shipit (see its READ
 registry: {{.Registry}}
 cache:
   export: registry          # CI runners share a BuildKit cache at <repository>:buildcache
+platforms: [linux/amd64]    # what the cluster's nodes run, whatever machine builds (an Apple-silicon laptop's own is linux/arm64)
 images:
 {{- range .Images}}
   {{.Name}}:

@@ -236,3 +236,34 @@ func tagOf(t *testing.T, dir string) string {
 	t.Helper()
 	return strings.TrimSpace(mustShipit(t, dir, nil, "tag").stdout)
 }
+
+// TestPlatformMismatchWarning: an image with no platforms, built on a
+// daemon whose own platform is not what staging runs (an arm64 release),
+// gets a warning naming both.
+func TestPlatformMismatchWarning(t *testing.T) {
+	t.Parallel()
+	_, _, base := nodesEnv(t)
+	bare := newGitOpsOverlays(t, map[string]string{"staging": "resources: [../../base]\n", "prod": "resources: [../../base]\n"})
+	dir := t.TempDir()
+	repo := uniqueRepo(t)
+	writeFiles(t, dir, map[string]string{
+		"shipit.yaml": "registry: " + repo + "\nimages:\n  web: {context: web, args: {BASE: \"" + base + "\"}}\n  worker: {context: web, args: {BASE: \"" + base + "\"}}\n" +
+			"deploy:\n  repo: " + bare + "\n  environments:\n    - {name: staging, overlays: [overlays/staging]}\n",
+		"web/Dockerfile": "ARG BASE\nFROM ${BASE}\nCOPY id /id\n", "web/id": randomSecret(t, "id"),
+	})
+	git(t, dir, "", "init", "-q", "-b", "main")
+	git(t, dir, "", "add", "-A")
+	git(t, dir, "2026-05-06T08:00:00Z", "commit", "-qm", "app")
+	// Staging runs an arm64 build.
+	mustShipit(t, dir, []string{"SHIPIT_PLATFORMS=linux/arm64"}, "build", "--progress", "quiet")
+	mustShipit(t, dir, nil, "release")
+	// This daemon's own platform is linux/amd64.
+	r := mustShipit(t, dir, nil, "build", "--progress", "quiet")
+	if !strings.Contains(r.stderr, "image web has no platforms, so it was built for this daemon's own, linux/amd64; but staging runs linux/arm64") {
+		t.Errorf("no warning:\n%s", r.stderr)
+	}
+	// With platforms set, none.
+	if r := mustShipit(t, dir, []string{"SHIPIT_PLATFORMS=linux/amd64"}, "build", "--progress", "quiet"); strings.Contains(r.stderr, "has no platforms") {
+		t.Errorf("a warning with platforms set:\n%s", r.stderr)
+	}
+}
