@@ -86,7 +86,9 @@ func Ensure(ctx context.Context, repositories []string, create bool, cacheTag st
 			RepositoryName:     aws.String(repo.Name),
 			ImageTagMutability: types.ImageTagMutabilityImmutableWithExclusion,
 			ImageTagMutabilityExclusionFilters: []types.ImageTagMutabilityExclusionFilter{
-				{FilterType: types.ImageTagMutabilityExclusionFilterTypeWildcard, Filter: aws.String(cacheTag)},
+				// cacheTag*: also the per-platform caches of an image built
+				// over several builder nodes (buildcache-linux-arm64).
+				{FilterType: types.ImageTagMutabilityExclusionFilterTypeWildcard, Filter: aws.String(cacheTag + "*")},
 			},
 			ImageScanningConfiguration: &types.ImageScanningConfiguration{ScanOnPush: true},
 		})

@@ -125,7 +125,7 @@ func TestECR(t *testing.T) {
 	c := api.created[0]
 	filters, _ := json.Marshal(c["imageTagMutabilityExclusionFilters"])
 	scan, _ := json.Marshal(c["imageScanningConfiguration"])
-	if c["imageTagMutability"] != "IMMUTABLE_WITH_EXCLUSION" || !strings.Contains(string(filters), `"filter":"buildcache"`) || string(scan) != `{"scanOnPush":true}` {
+	if c["imageTagMutability"] != "IMMUTABLE_WITH_EXCLUSION" || !strings.Contains(string(filters), `"filter":"buildcache*"`) || string(scan) != `{"scanOnPush":true}` {
 		t.Errorf("CreateRepository asked for %v", c)
 	}
 	calls := strings.Join(api.calls, ",")
