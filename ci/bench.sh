@@ -9,6 +9,7 @@
 #   ci/bench.sh release    # shipit release against crane push + kustomize edit + git
 #   ci/bench.sh overlays   # pin editing and render checks over 100 overlays (Go benchmark)
 #   ci/bench.sh pin        # shipit pin of two images over three overlays (Go benchmark)
+#   ci/bench.sh nodes      # 8 images on 2 builder nodes against 1; arm64 (QEMU) against amd64; start to first solve
 #   ci/bench.sh preview    # shipit preview up against git clone + commit + push (Go benchmark), and --wait on the cluster
 #   ci/bench.sh scale      # history, status and prune against many tags (Go benchmarks)
 #   ci/bench.sh cold       # a cold daemon importing the registry cache, against one without
@@ -243,6 +244,62 @@ bench_preview() {
 	fi
 }
 
+# Several builder nodes (the test environment's two node daemons and its
+# main one, all on this machine): 8 images on 2 nodes against 1; arm64
+# (QEMU here: this machine is amd64) against amd64 for a RUN-heavy stage on
+# one node; and the time from start to the first solve with 3 nodes and 1.
+bench_nodes() {
+	local app="$results/nodesapp" i
+	mkdir -p "$app"
+	for i in 1 2 3 4 5 6 7 8; do
+		mkdir -p "$app/img$i"
+		echo "$i" >"$app/img$i/id"
+		cat >"$app/img$i/Dockerfile" <<'DF'
+ARG BASE=busybox
+FROM ${BASE}
+COPY id /id
+# Stands in for a compile: a second or so of CPU.
+RUN i=0; while [ "$i" -lt 400000 ]; do i=$((i+1)); done; cat /id > /out
+DF
+	done
+	{
+		printf 'registry: %s/bench-nodes
+platforms: [linux/amd64]
+builder:
+  nodes:
+' "$SHIPIT_TEST_REGISTRY"
+		printf '    - {name: a, addr: "%s", platforms: [linux/amd64]}
+' "$SHIPIT_TEST_NODE_AMD64"
+		printf '    - {name: b, addr: "%s", platforms: [linux/amd64]}
+' "$SHIPIT_TEST_NODE_ARM64"
+		printf 'images:
+'
+		for i in 1 2 3 4 5 6 7 8; do printf '  img%s: {context: img%s, args: {BASE: "%s"}}
+' "$i" "$i" "$SHIPIT_TEST_BASE_MULTI"; done
+	} >"$app/shipit.yaml"
+	git -C "$app" init -q && git -C "$app" add -A && git -C "$app" -c user.name=b -c user.email=b@example.com commit -qm nodes
+	two() { (cd "$app" && "$shipit" build --no-cache --progress quiet >/dev/null); }
+	one() { (cd "$app" && "$shipit" build --no-cache --progress quiet --builder "$SHIPIT_TEST_NODE_AMD64" >/dev/null); }
+	local rounds=${NODES_N:-5}
+	alternate two one "$rounds"
+	echo "8 images, RUN-heavy, --no-cache, median of $rounds: 2 nodes ${med_a} ms, 1 node ${med_b} ms, ratio $(ratio "$med_a" "$med_b") ($(nproc) cores shared by both nodes)"
+
+	amd() { (cd "$app" && SHIPIT_PLATFORMS=linux/amd64 "$shipit" build img1 --no-cache --progress quiet --builder "$SHIPIT_TEST_NODE_AMD64" >/dev/null); }
+	arm() { (cd "$app" && SHIPIT_PLATFORMS=linux/arm64 "$shipit" build img1 --no-cache --progress quiet --builder "$SHIPIT_TEST_NODE_AMD64" >/dev/null); }
+	alternate arm amd "$rounds"
+	echo "one RUN-heavy image on one node, median of $rounds: linux/arm64 (QEMU) ${med_a} ms, linux/amd64 (native) ${med_b} ms, ratio $(ratio "$med_a" "$med_b")"
+
+	# Start to first solve: with 3 nodes (the third unreachable at once:
+	# a missing socket) and with 1.
+	sed -i 's/^images:/    - {name: c, addr: "unix:\/\/\/nonexistent.sock", platforms: [linux\/amd64]}\nimages:/' "$app/shipit.yaml"
+	git -C "$app" -c user.name=b -c user.email=b@example.com commit -qam three
+	first() { (cd "$app" && "$shipit" build -v --progress quiet "$@" 2>&1 >/dev/null) | sed -n 's/.*first solve request \([0-9.]*\)ms.*/\1/p'; }
+	local f3 f1
+	f3=$(for _ in $(seq "$rounds"); do first; done | median)
+	f1=$(for _ in $(seq "$rounds"); do first --builder "$SHIPIT_TEST_NODE_AMD64"; done | median)
+	echo "start to first solve, median of $rounds: 3 nodes (2 reachable) ${f3} ms, 1 node ${f1} ms"
+}
+
 # What CI runners do: a new runner has a cold daemon. Each round starts a
 # daemon with an empty state directory and builds an app whose compile
 # step takes seconds, once importing the registry cache (cache.export:
@@ -292,6 +349,7 @@ images) bench_images ;;
 cold) bench_cold ;;
 pin) bench_pin ;;
 preview) bench_preview ;;
+nodes) bench_nodes ;;
 release) bench_release ;;
 overlays) bench_overlays ;;
 scale) bench_scale ;;
@@ -302,11 +360,12 @@ all)
 	bench_overlays
 	bench_pin
 	bench_preview
+	bench_nodes
 	bench_scale
 	bench_cold
 	;;
 *)
-	echo "usage: $0 [build|images|release|overlays|pin|preview|scale|cold|all]" >&2
+	echo "usage: $0 [build|images|release|overlays|pin|preview|nodes|scale|cold|all]" >&2
 	exit 2
 	;;
 esac
