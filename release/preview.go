@@ -257,7 +257,7 @@ func planPreview(ctx context.Context, o PreviewOptions, repo *gitops.Repo, res *
 			}
 		}
 	}
-	content := previewKustomization(o, rel(src), patches, out.Ingresses, pins, url)
+	content := previewKustomization(o, rel(src), patches, out.Ingresses, out.NamespaceObjects, pins, url)
 	res.URL = url
 	if bytes.Equal(before, content) {
 		return nil, nil
@@ -276,6 +276,9 @@ func planPreview(ctx context.Context, o PreviewOptions, repo *gitops.Repo, res *
 	}
 	if _, err := kustomize.CheckPins(res.Path, rendered.Containers, pins, nil); err != nil {
 		return nil, err
+	}
+	if len(rendered.NamespaceObjects) > 0 {
+		return nil, fmt.Errorf("preview %s still renders the Namespace %s", o.Name, rendered.NamespaceObjects[0])
 	}
 	for _, ns := range rendered.Namespaces {
 		if ns != o.Spec.Namespace {
@@ -309,7 +312,7 @@ func runningName(cs []kustomize.Container, entries map[string]kustomize.Entry, i
 }
 
 // previewKustomization is the preview's kustomization.yaml.
-func previewKustomization(o PreviewOptions, source string, patches []string, ings []kustomize.Ingress, pins []kustomize.Pin, url string) []byte {
+func previewKustomization(o PreviewOptions, source string, patches []string, ings []kustomize.Ingress, namespaces []string, pins []kustomize.Pin, url string) []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# shipit preview %s: written by `shipit preview up`, removed by `shipit preview down %s`.\n", o.Name, o.Name)
 	fmt.Fprintf(&b, "# Built on %s, running build %s. Edit the source overlay or deploy.previews, not this file.\n", source, o.Record.Tag)
@@ -318,10 +321,15 @@ func previewKustomization(o PreviewOptions, source string, patches []string, ing
 	}
 	b.WriteString("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n")
 	fmt.Fprintf(&b, "namespace: %s\nresources:\n  - %s\n", o.Spec.Namespace, source)
-	if len(patches) > 0 || (o.Spec.Host != "" && len(ings) > 0) {
+	if len(patches) > 0 || (o.Spec.Host != "" && len(ings) > 0) || len(namespaces) > 0 {
 		b.WriteString("patches:\n")
 		for _, p := range patches {
 			fmt.Fprintf(&b, "  - path: %s\n", p)
+		}
+		// The source's own Namespace objects are not the preview's: Argo CD
+		// creates the preview's (CreateNamespace=true).
+		for _, ns := range namespaces {
+			fmt.Fprintf(&b, "  - patch: |-\n      apiVersion: v1\n      kind: Namespace\n      metadata: {name: %s}\n      $patch: delete\n", ns)
 		}
 		if o.Spec.Host != "" {
 			for _, ing := range ings {

@@ -61,6 +61,8 @@ type Output struct {
 	Containers []Container
 	Ingresses  []Ingress
 	Namespaces []string // the namespaces of its resources, each once
+	// NamespaceObjects are the Namespace resources it declares.
+	NamespaceObjects []string
 }
 
 // Render builds an overlay with the kustomize library, with edited files
@@ -94,6 +96,9 @@ func RenderAll(fs filesys.FileSystem, dir string, edited map[string][]byte) (*Ou
 		})
 		if ns := r.GetNamespace(); ns != "" && !slices.Contains(out.Namespaces, ns) {
 			out.Namespaces = append(out.Namespaces, ns)
+		}
+		if r.GetKind() == "Namespace" {
+			out.NamespaceObjects = append(out.NamespaceObjects, r.GetName())
 		}
 		if r.GetKind() != "Ingress" {
 			continue

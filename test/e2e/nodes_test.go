@@ -156,9 +156,16 @@ func TestMultiNode(t *testing.T) {
 }
 
 // TestMultiNodeKilled: a node killed mid-build fails only its images,
-// naming it; the images of the other node are built and pushed. Not
-// parallel: it shares the amd node, and TestMultiNode measures its cache.
+// naming it; the images of the other node are built and pushed. With
+// --retry-other-node, the killed node's images are built on the other one.
+// Not parallel: it shares the amd node, and TestMultiNode measures its
+// cache.
 func TestMultiNodeKilled(t *testing.T) {
+	t.Run("fails", func(t *testing.T) { killedNode(t, false) })
+	t.Run("retried", func(t *testing.T) { killedNode(t, true) })
+}
+
+func killedNode(t *testing.T, retry bool) {
 	amd, _, base := nodesEnv(t)
 	sock := filepath.Join(t.TempDir(), "d.sock")
 	doomed := startDaemon(t, "--addr", "unix://"+sock)
@@ -208,11 +215,26 @@ func TestMultiNodeKilled(t *testing.T) {
 	git(t, dir, "", "add", "-A")
 	git(t, dir, "2026-05-06T08:00:00Z", "commit", "-qm", "slow")
 
+	args := []string{"build", "--push", "--progress", "plain"}
+	if retry {
+		args = append(args, "--retry-other-node")
+	}
 	done := make(chan result, 1)
-	go func() { done <- shipitRun(t, dir, nil, "build", "--push", "--progress", "plain") }()
+	go func() { done <- shipitRun(t, dir, nil, args...) }()
 	time.Sleep(1500 * time.Millisecond)
 	_ = doomed.Process.Signal(syscall.SIGKILL)
 	r := <-done
+	if retry {
+		if r.code != 0 || !strings.Contains(r.stderr, "again on amd (--retry-other-node)") {
+			t.Fatalf("--retry-other-node: exit %d\n%s", r.code, r.stderr)
+		}
+		for n := range on {
+			if _, err := remote.Head(mustRef(t, repo+"/"+n+":"+tagOf(t, dir))); err != nil {
+				t.Errorf("%s: %v", n, err)
+			}
+		}
+		return
+	}
 	if r.code != 1 || !strings.Contains(r.stderr, "builder node doomed") {
 		t.Fatalf("exit %d, want 1 naming the node:\n%s", r.code, r.stderr)
 	}

@@ -35,8 +35,10 @@ func withPreviews(t testing.TB, a *app, bare, extra string) {
 	work := filepath.Join(t.TempDir(), "w")
 	git(t, "", "", "clone", "-q", bare, work)
 	writeFiles(t, work, map[string]string{
-		"base/kustomization.yaml": "resources: [deployment.yaml, job.yaml, ingress.yaml]\n",
+		"base/kustomization.yaml": "resources: [namespace.yaml, deployment.yaml, job.yaml, ingress.yaml]\n",
 		"base/ingress.yaml":       ingressYAML,
+		// An environment that declares its namespace: a preview must not.
+		"base/namespace.yaml": "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n",
 	})
 	git(t, work, "", "add", "-A")
 	git(t, work, "", "commit", "-qm", "ingress")
