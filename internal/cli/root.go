@@ -94,11 +94,11 @@ func New() *cobra.Command {
 		Short: "Build images with BuildKit, push them, and bump the kustomize pins Argo CD syncs",
 		Long: `shipit takes an application from a git commit to a release on Kubernetes.
 
-It builds every image in shipit.yaml concurrently on one BuildKit daemon,
-tags them YYYYMMDD-HHMMSS-<sha7> from the commit's time (so the newest
-release always sorts last, even after a git revert), pushes them to Amazon
-ECR or any OCI registry, and bumps the kustomize image pins that Argo CD
-syncs.
+It builds every image in shipit.yaml concurrently with BuildKit (one daemon,
+or several nodes routed by platform), tags them YYYYMMDD-HHMMSS-<sha7> from
+the commit's time (so the newest release always sorts last, even after a
+git revert), pushes them to Amazon ECR or any OCI registry, and bumps the
+kustomize image pins that Argo CD syncs.
 
   shipit build && shipit release     # CI on every merge
   shipit build --push                # a developer, locally
