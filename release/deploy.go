@@ -202,7 +202,7 @@ func Later(d Deploy, tempDir string) func(ctx context.Context, revision, appRevi
 			return v
 		}
 		later := false
-		if repo, done, err := cloneHistory(ctx, d, tempDir, laterDepth); err == nil {
+		if repo, done, err := openClone(ctx, d, tempDir, laterDepth); err == nil {
 			later = repo.IsAncestor(ctx, revision, appRevision)
 			done()
 		}
@@ -213,17 +213,34 @@ func Later(d Deploy, tempDir string) func(ctx context.Context, revision, appRevi
 	}
 }
 
-// cloneHistory clones the deploy branch's last depth commits into a
-// temporary directory; done removes it.
-func cloneHistory(ctx context.Context, d Deploy, tempDir string, depth int) (repo *gitops.Repo, done func(), err error) {
+// openClone clones the deploy branch into a temporary directory: shallow
+// through the deploy target's cloner (depth 0), or its last depth commits.
+// done removes it.
+func openClone(ctx context.Context, d Deploy, tempDir string, depth int) (repo *gitops.Repo, done func(), err error) {
 	tmp, err := os.MkdirTemp(tempDir, "shipit-gitops-")
 	if err != nil {
 		return nil, nil, err
 	}
 	done = func() { _ = os.RemoveAll(tmp) }
-	if repo, err = d.Remote.CloneHistory(ctx, filepath.Join(tmp, "repo"), depth); err != nil {
+	dir := filepath.Join(tmp, "repo")
+	if depth == 0 {
+		repo, err = d.cloner().Clone(ctx, dir)
+	} else {
+		repo, err = d.Remote.CloneHistory(ctx, dir, depth)
+	}
+	if err != nil {
 		done()
 		return nil, nil, err
 	}
 	return repo, done, nil
+}
+
+// withClone runs fn on a shallow clone of the deploy branch, removed after.
+func withClone(ctx context.Context, d Deploy, tempDir string, fn func(*gitops.Repo) error) error {
+	repo, done, err := openClone(ctx, d, tempDir, 0)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return fn(repo)
 }

@@ -149,20 +149,6 @@ func PreviewUp(ctx context.Context, o PreviewOptions) (*PreviewResult, error) {
 	return res, err
 }
 
-// withClone clones the deploy repository into a temporary directory.
-func withClone(ctx context.Context, d Deploy, tempDir string, fn func(*gitops.Repo) error) error {
-	tmp, err := os.MkdirTemp(tempDir, "shipit-gitops-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-	repo, err := d.cloner().Clone(ctx, filepath.Join(tmp, "repo"))
-	if err != nil {
-		return err
-	}
-	return fn(repo)
-}
-
 // planPreview writes the preview's kustomization in the clone and checks
 // it; it returns the paths to commit (none: nothing changes).
 func planPreview(ctx context.Context, o PreviewOptions, repo *gitops.Repo, res *PreviewResult) ([]string, error) {

@@ -152,7 +152,7 @@ func historyPins(ctx context.Context, o PruneOptions) (map[string]keptRefs, erro
 	if len(o.Deploy.Overlays) == 0 {
 		return out, nil
 	}
-	repo, done, err := cloneHistory(ctx, o.Deploy, o.TempDir, max(o.KeepHistory, 1))
+	repo, done, err := openClone(ctx, o.Deploy, o.TempDir, max(o.KeepHistory, 1))
 	if err != nil {
 		return nil, err
 	}

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -305,15 +304,11 @@ type pinHooks struct {
 // and pushes the change, re-planning on the new head when the push is
 // rejected. In a dry run it computes the diff and pushes nothing.
 func writePins(ctx context.Context, o Options, res *Result, imgs []kustomize.Image, hooks pinHooks) error {
-	tmp, err := os.MkdirTemp(o.TempDir, "shipit-gitops-")
+	repo, done, err := openClone(ctx, o.Deploy, o.TempDir, 0)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	repo, err := o.Deploy.cloner().Clone(ctx, filepath.Join(tmp, "repo"))
-	if err != nil {
-		return err
-	}
+	defer done()
 	fs := kustomize.DiskFS()
 	apply := func(ctx context.Context) ([]string, string, error) {
 		var changes []*kustomize.Change

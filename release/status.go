@@ -2,7 +2,6 @@ package release
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"sort"
 	"time"
@@ -22,15 +21,11 @@ type OverlayState struct {
 // ReadOverlays reads the pins and holds of the deploy overlays from a
 // fresh shallow clone of the GitOps repository.
 func ReadOverlays(ctx context.Context, d Deploy, imgs []PinImage, tempDir string) ([]OverlayState, error) {
-	tmp, err := os.MkdirTemp(tempDir, "shipit-gitops-")
+	repo, done, err := openClone(ctx, d, tempDir, 0)
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(tmp)
-	repo, err := d.cloner().Clone(ctx, filepath.Join(tmp, "repo"))
-	if err != nil {
-		return nil, err
-	}
+	defer done()
 	var out []OverlayState
 	for _, ov := range d.Overlays {
 		dir := filepath.Join(repo.Dir, d.inRepo(ov))
