@@ -90,14 +90,15 @@ type App struct {
 }
 
 func (a App) String() string {
-	s := fmt.Sprintf("%s: %s at %.7s, %s", a.Name, orUnknown(a.Sync), orUnknown(a.Revision), orUnknown(a.Health))
+	s := fmt.Sprintf("%s: %s at %.7s, %s", a.Name, OrUnknown(a.Sync), OrUnknown(a.Revision), OrUnknown(a.Health))
 	if a.Operation != "" && a.Operation != "Succeeded" {
 		s += ", sync " + a.Operation
 	}
 	return s
 }
 
-func orUnknown(s string) string {
+// OrUnknown is a state as shown: "unknown" when Argo CD has none yet.
+func OrUnknown(s string) string {
 	if s == "" {
 		return "unknown"
 	}
@@ -188,7 +189,7 @@ func (e *WaitError) Error() string {
 			fmt.Fprintf(&b, " (sync: %s)", a.OpMessage)
 		}
 		for _, r := range a.Resources {
-			fmt.Fprintf(&b, "\n    %s %s/%s: %s", r.Kind, r.Namespace, r.Name, orUnknown(r.Health))
+			fmt.Fprintf(&b, "\n    %s %s/%s: %s", r.Kind, r.Namespace, r.Name, OrUnknown(r.Health))
 			if r.Message != "" {
 				fmt.Fprintf(&b, ": %s", r.Message)
 			}

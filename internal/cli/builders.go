@@ -101,7 +101,7 @@ func printBuilders(out io.Writer, states []builderState) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tADDRESS\tSTATE\tBUILDKIT\tNATIVE\tEMULATED\tCACHE")
 	for _, s := range states {
-		state, version, cache := "reachable", s.Version, humanBytes(s.CacheSize)
+		state, version, cache := "reachable", s.Version, size(s.CacheSize)
 		if !s.Reachable {
 			state, version, cache = "unreachable", "-", "-"
 		}
@@ -112,17 +112,4 @@ func printBuilders(out io.Writer, states []builderState) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Addr, state, version, strings.Join(s.Native, ","), emulated, cache)
 	}
 	return tw.Flush()
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

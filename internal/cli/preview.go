@@ -64,24 +64,25 @@ func (w *previewWait) check(p *config.Previews) error {
 	return nil
 }
 
-// previews resolves deploy.previews for the command, and a preview name
-// given as an argument.
-func (d *deps) previews(name string) (*config.Previews, config.Environment, error) {
+// previews resolves deploy.previews for the command, a preview name given
+// as an argument (checked first), and where previews are written: the deploy
+// repository, with the source environment's overlays.
+func (d *deps) previews(ctx context.Context, name string) (*config.Previews, release.Deploy, error) {
 	p := d.cfg.Deploy.Previews
 	if p == nil {
-		return nil, config.Environment{}, usagef("no deploy.previews in %s: configure previews first (see `shipit preview --help` and the README)", d.cfg.File)
+		return nil, release.Deploy{}, usagef("no deploy.previews in %s: configure previews first (see `shipit preview --help` and the README)", d.cfg.File)
+	}
+	if name != "" {
+		if !config.PreviewName.MatchString(name) {
+			return nil, release.Deploy{}, usagef("%q is not a preview name: use a DNS label of at most 40 characters (lower-case letters, digits and '-', starting and ending with a letter or digit), such as pr-42", name)
+		}
+		if _, ok := d.cfg.Env(name); ok {
+			return nil, release.Deploy{}, usagef("%q is an environment's name: a preview needs a name of its own, such as pr-42", name)
+		}
 	}
 	from, _ := d.cfg.Env(p.From)
-	if name == "" {
-		return p, from, nil
-	}
-	if !config.PreviewName.MatchString(name) {
-		return nil, from, usagef("%q is not a preview name: use a DNS label of at most 40 characters (lower-case letters, digits and '-', starting and ending with a letter or digit), such as pr-42", name)
-	}
-	if _, ok := d.cfg.Env(name); ok {
-		return nil, from, usagef("%q is an environment's name: a preview needs a name of its own, such as pr-42", name)
-	}
-	return p, from, nil
+	dep, err := d.deployEnv(ctx, from)
+	return p, dep, err
 }
 
 func previewValue(tmpl, key, name string) (string, error) {
@@ -130,7 +131,7 @@ stdout: the preview's URL (or its namespace, without deploy.previews.host);
 				return err
 			}
 			name := args[0]
-			p, from, err := d.previews(name)
+			p, dep, err := d.previews(ctx, name)
 			if err != nil {
 				return err
 			}
@@ -140,7 +141,7 @@ stdout: the preview's URL (or its namespace, without deploy.previews.host);
 			if d.updaterMode() {
 				return usagef("shipit preview writes pins in git, and deploy.mode is image-updater: previews need deploy.mode: git")
 			}
-			spec := release.PreviewSpec{Dir: p.Dir, From: from.Overlays, Max: p.Max, Patches: p.Patches}
+			spec := release.PreviewSpec{Dir: p.Dir, From: dep.Overlays, Max: p.Max, Patches: p.Patches}
 			if spec.Namespace, err = previewValue(p.Namespace, "namespace", name); err != nil {
 				return err
 			}
@@ -150,10 +151,6 @@ stdout: the preview's URL (or its namespace, without deploy.previews.host);
 				}
 			}
 			rec, recPath, err := d.readRecord(ctx, record)
-			if err != nil {
-				return err
-			}
-			dep, err := d.deploy(ctx, from.Overlays)
 			if err != nil {
 				return err
 			}
@@ -221,11 +218,10 @@ stdout: the preview's URL (or its namespace, without deploy.previews.host);
 // waitPreview waits for the preview's Application: made and healthy (up),
 // or gone (down).
 func waitPreview(ctx context.Context, w *previewWait, d *deps, dep release.Deploy, p *config.Previews, name, revision string, up bool) error {
-	client, err := argocd.Connect(w.kubeconfig, w.context)
+	client, err := w.connect(dep)
 	if err != nil {
 		return err
 	}
-	client.Later = release.Later(dep, "")
 	app, err := previewValue(p.ArgoCD.Application, "argocd.application", name)
 	if err != nil {
 		return err
@@ -262,14 +258,14 @@ Application is gone.`,
 			if err != nil {
 				return err
 			}
-			p, from, err := d.previews(args[0])
+			p, dep, err := d.previews(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
 			if err := w.check(p); err != nil {
 				return err
 			}
-			return removePreviews(cmd, d, p, from, []string{args[0]}, dryRun, output, w)
+			return removePreviews(cmd, d, p, dep, []string{args[0]}, dryRun, output, w)
 		},
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the diff; change nothing")
@@ -280,12 +276,8 @@ Application is gone.`,
 
 // removePreviews is preview down and gc: one commit, then (down --wait)
 // the wait for each Application to go.
-func removePreviews(cmd *cobra.Command, d *deps, p *config.Previews, from config.Environment, names []string, dryRun bool, output string, w *previewWait) error {
+func removePreviews(cmd *cobra.Command, d *deps, p *config.Previews, dep release.Deploy, names []string, dryRun bool, output string, w *previewWait) error {
 	ctx, stderr := cmd.Context(), cmd.ErrOrStderr()
-	dep, err := d.deploy(ctx, from.Overlays)
-	if err != nil {
-		return err
-	}
 	res, err := release.PreviewDown(ctx, dep, p.Dir, names, dryRun, "", d.events)
 	if err != nil {
 		return err
@@ -344,11 +336,7 @@ health too.`,
 			if err != nil {
 				return err
 			}
-			p, from, err := d.previews("")
-			if err != nil {
-				return err
-			}
-			dep, err := d.deploy(ctx, from.Overlays)
+			p, dep, err := d.previews(ctx, "")
 			if err != nil {
 				return err
 			}
@@ -360,7 +348,7 @@ health too.`,
 			states := make([]previewState, 0, len(ps))
 			var client *argocd.Client
 			if p.ArgoCD != nil && len(ps) > 0 {
-				if client, err = argocd.Connect(w.kubeconfig, w.context); err != nil {
+				if client, err = w.connect(dep); err != nil {
 					fmt.Fprintf(cmd.ErrOrStderr(), "shipit: no Argo CD states: %v\n", err)
 				}
 			}
@@ -393,7 +381,7 @@ func printPreviews(out io.Writer, states []previewState) error {
 	for _, s := range states {
 		sync, health := "-", "-"
 		if a := s.Application; a != nil {
-			sync, health = orUnknown(a.Sync), orUnknown(a.Health)
+			sync, health = argocd.OrUnknown(a.Sync), argocd.OrUnknown(a.Health)
 		}
 		url := s.URL
 		if url == "" {
@@ -402,13 +390,6 @@ func printPreviews(out io.Writer, states []previewState) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Namespace, s.Age, url, sync, health, strings.Join(s.Images, " "))
 	}
 	return tw.Flush()
-}
-
-func orUnknown(s string) string {
-	if s == "" {
-		return "unknown"
-	}
-	return s
 }
 
 func newPreviewGCCmd(g *globals) *cobra.Command {
@@ -442,7 +423,7 @@ required. --dry-run lists what would go and changes nothing.`,
 			if err != nil {
 				return err
 			}
-			p, from, err := d.previews("")
+			p, dep, err := d.previews(ctx, "")
 			if err != nil {
 				return err
 			}
@@ -450,10 +431,6 @@ required. --dry-run lists what would go and changes nothing.`,
 				if k != "" && !config.PreviewName.MatchString(k) {
 					return usagef("--keep: %q is not a preview name", k)
 				}
-			}
-			dep, err := d.deploy(ctx, from.Overlays)
-			if err != nil {
-				return err
 			}
 			ps, err := release.ListPreviews(ctx, dep, p.Dir, "")
 			if err != nil {
@@ -483,7 +460,7 @@ required. --dry-run lists what would go and changes nothing.`,
 				fmt.Fprintf(cmd.ErrOrStderr(), "shipit: dry run: would remove %d preview(s); nothing changed\n", len(gone))
 				return nil
 			}
-			return removePreviews(cmd, d, p, from, gone, dryRun, output, nil)
+			return removePreviews(cmd, d, p, dep, gone, dryRun, output, nil)
 		},
 	}
 	cmd.Flags().StringSliceVar(&keep, "keep", nil, "the previews to keep, comma-separated; every other one goes")

@@ -69,11 +69,10 @@ func (w *waitOptions) after(ctx context.Context, d *deps, env config.Environment
 	if w.wait == 0 || revision == "" {
 		return nil
 	}
-	client, err := argocd.Connect(w.kubeconfig, w.context)
+	client, err := w.connect(dep)
 	if err != nil {
 		return err
 	}
-	client.Later = release.Later(dep, "")
 	ns := env.ArgoCD.Namespace
 	progress.Infof(d.events, "waiting up to %s for %s to be Synced to %.7s and Healthy", w.wait, strings.Join(env.ArgoCD.Applications, ", "), revision)
 	w.states, err = client.Wait(ctx, ns, env.ArgoCD.Applications, revision, w.wait, d.events)
@@ -97,6 +96,17 @@ func (w *waitOptions) after(ctx context.Context, d *deps, env config.Environment
 		return fmt.Errorf("%w; rolled back in %.7s (held), which did not become healthy either: %w", failure, res.Commit, rerr)
 	}
 	return fmt.Errorf("%w; rolled back in %.7s: %s is Synced and Healthy on the earlier pins, which are held", failure, res.Commit, env.Name)
+}
+
+// connect reaches the Kubernetes API Argo CD runs in (--kubeconfig,
+// --context); a wait there counts a later commit of dep's branch.
+func (w *waitOptions) connect(dep release.Deploy) (*argocd.Client, error) {
+	client, err := argocd.Connect(w.kubeconfig, w.context)
+	if err != nil {
+		return nil, err
+	}
+	client.Later = release.Later(dep, "")
+	return client, nil
 }
 
 // waitReport is what --output json adds about the wait.
