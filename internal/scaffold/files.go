@@ -120,6 +120,23 @@ const envTmpl = `{{define "env"}}
             - secretRef: {name: {{.Name}}}   # RAILS_MASTER_KEY, SECRET_KEY_BASE, DATABASE_URL: k8s/base/secret.example.yaml
 {{- end}}`
 
+// runTmpl is a container's command and args, each when set.
+const runTmpl = `{{define "run"}}
+{{- if .Command}}
+          command: {{.Command}}
+{{- end}}
+{{- if .Args}}
+          args: {{.Args}}
+{{- end}}
+{{- end}}`
+
+// resourcesTmpl is what a container of the app image requests.
+const resourcesTmpl = `{{define "resources"}}
+          resources:
+            requests: {cpu: 250m, memory: {{.Memory}}}
+            limits: {memory: {{.MemoryLimit}}}
+{{- end}}`
+
 const deployment = `apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -153,19 +170,10 @@ spec:
       containers:
         - name: app
           image: app
-{{- with .Web}}
-{{- if .Command}}
-          command: {{.Command}}
-{{- end}}
-{{- if .Args}}
-          args: {{.Args}}
-{{- end}}
-{{- end}}
+{{- with .Web}}{{template "run" .}}{{end}}
           ports: [{name: app, containerPort: {{.AppPort}}}]
 {{- template "env" .EnvFrom}}
-          resources:
-            requests: {cpu: 250m, memory: {{.Memory}}}
-            limits: {memory: {{.MemoryLimit}}}
+{{- template "resources" .}}
           startupProbe:   # boot may take a while: up to 2 minutes
 {{- template "probe" .}}
             periodSeconds: 2
@@ -334,18 +342,9 @@ spec:
       containers:
         - name: migrate
           image: app
-{{- with .Migrate}}
-{{- if .Command}}
-          command: {{.Command}}
-{{- end}}
-{{- if .Args}}
-          args: {{.Args}}
-{{- end}}
-{{- end}}
+{{- with .Migrate}}{{template "run" .}}{{end}}
 {{- template "env" .JobEnvFrom}}
-          resources:
-            requests: {cpu: 250m, memory: {{.Memory}}}
-            limits: {memory: {{.MemoryLimit}}}
+{{- template "resources" .}}
 `
 
 // worker runs the job runner init found.
@@ -367,18 +366,9 @@ spec:
       containers:
         - name: worker
           image: app
-{{- with .Worker}}
-{{- if .Command}}
-          command: {{.Command}}
-{{- end}}
-{{- if .Args}}
-          args: {{.Args}}
-{{- end}}
-{{- end}}
+{{- with .Worker}}{{template "run" .}}{{end}}
 {{- template "env" .EnvFrom}}
-          resources:
-            requests: {cpu: 250m, memory: {{.Memory}}}
-            limits: {memory: {{.MemoryLimit}}}
+{{- template "resources" .}}
 `
 
 const overlay = `# {{.Env}}: Argo CD syncs this directory (k8s/argocd/{{.Env}}.yaml).

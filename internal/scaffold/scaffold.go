@@ -518,7 +518,7 @@ func Workflow(kind, version string) ([]byte, error) {
 }
 
 func render(tmpl string, d data, env string) ([]byte, error) {
-	t, err := template.New("").Parse(probeTmpl + envTmpl + tmpl)
+	t, err := template.New("").Parse(probeTmpl + envTmpl + runTmpl + resourcesTmpl + tmpl)
 	if err != nil {
 		return nil, err
 	}
