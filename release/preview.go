@@ -64,6 +64,7 @@ type Preview struct {
 	Path      string    `json:"path"`
 	Images    []string  `json:"images"` // repository:tag@digest, as pinned
 	Updated   time.Time `json:"updated"`
+	entries   map[string]kustomize.Entry
 }
 
 // Age is how long ago the preview last changed, rounded for people.
@@ -158,7 +159,7 @@ func planPreview(ctx context.Context, o PreviewOptions, repo *gitops.Repo, res *
 	if err := checkOverlay(repo.Dir, repo.URL, folder); err != nil {
 		return nil, err
 	}
-	existing, err := readPreviews(ctx, repo, dir)
+	existing, err := readPreviews(repo, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -172,23 +173,23 @@ func planPreview(ctx context.Context, o PreviewOptions, repo *gitops.Repo, res *
 		}
 	}
 	if !here && o.Spec.Max > 0 && len(others) >= o.Spec.Max {
+		if err := dateUpdates(ctx, repo, others); err != nil {
+			return nil, err
+		}
 		return nil, &MaxError{Max: o.Spec.Max, Existing: others, Now: time.Now()}
 	}
 
 	// The source overlay, as it renders now: the images' names in it (its
 	// own pins have already rewritten them) and its Ingresses.
 	src := o.Deploy.inRepo(o.Spec.From[0])
-	if err := checkOverlay(repo.Dir, repo.URL, src); err != nil {
+	entries, err := overlayEntries(repo.Dir, repo.URL, src, o.Spec.From[0]) // checks the overlay before anything reads it
+	if err != nil {
 		return nil, err
 	}
 	fsys := kustomize.DiskFS()
 	out, err := kustomize.RenderAll(fsys, filepath.Join(repo.Dir, src), nil)
 	if err != nil {
 		return nil, fmt.Errorf("%s (in %s) does not render: %w", o.Spec.From[0], repo.URL, stripDir(err, repo.Dir))
-	}
-	entries, err := overlayEntries(repo.Dir, repo.URL, src, o.Spec.From[0])
-	if err != nil {
-		return nil, err
 	}
 	var pins []kustomize.Pin
 	for i, im := range res.Images {
@@ -369,7 +370,7 @@ func previewMessage(o PreviewOptions, res *PreviewResult) string {
 // readPreviews lists the previews in the clone's previews folder: each
 // folder with a kustomization. Folders and files are checked as overlays
 // are (no links, regular files, capped).
-func readPreviews(ctx context.Context, repo *gitops.Repo, dir string) ([]Preview, error) {
+func readPreviews(repo *gitops.Repo, dir string) ([]Preview, error) {
 	if link, err := confine.FirstLink(repo.Dir, dir); err != nil {
 		return nil, err
 	} else if link != "" {
@@ -408,16 +409,27 @@ func readPreviews(ctx context.Context, repo *gitops.Repo, dir string) ([]Preview
 		if err != nil {
 			return nil, fmt.Errorf("%s/%s: %w", p.Path, PreviewFile, err)
 		}
+		p.entries = entries
 		for _, en := range entries {
 			p.Images = append(p.Images, kustomize.Pin(en).Ref())
 		}
 		sort.Strings(p.Images)
-		if p.Updated, err = repo.LastChange(ctx, folder); err != nil {
-			return nil, err
-		}
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// dateUpdates sets when each preview last changed, from git: a log per
+// preview, so only what shows the ages (list, the max refusal) asks.
+func dateUpdates(ctx context.Context, repo *gitops.Repo, ps []Preview) error {
+	for i := range ps {
+		t, err := repo.LastChange(ctx, filepath.FromSlash(ps[i].Path))
+		if err != nil {
+			return err
+		}
+		ps[i].Updated = t
+	}
+	return nil
 }
 
 // ListPreviews reads the previews at the head of the deploy branch.
@@ -425,8 +437,10 @@ func ListPreviews(ctx context.Context, d Deploy, dir, tempDir string) ([]Preview
 	var out []Preview
 	err := withClone(ctx, d, tempDir, func(repo *gitops.Repo) error {
 		var err error
-		out, err = readPreviews(ctx, repo, d.inRepo(dir))
-		return err
+		if out, err = readPreviews(repo, d.inRepo(dir)); err != nil {
+			return err
+		}
+		return dateUpdates(ctx, repo, out)
 	})
 	return out, err
 }

@@ -211,17 +211,13 @@ func historyPins(ctx context.Context, o PruneOptions) (map[string]keptRefs, erro
 		return out, nil
 	}
 	// Every live preview runs what it pins.
-	previews, err := readPreviews(ctx, repo, o.Deploy.inRepo(o.PreviewDir))
+	previews, err := readPreviews(repo, o.Deploy.inRepo(o.PreviewDir))
 	if err != nil {
 		return nil, err
 	}
 	for _, p := range previews {
-		entries, err := overlayEntries(repo.Dir, repo.URL, filepath.FromSlash(p.Path), p.Path)
-		if err != nil {
-			return nil, err
-		}
 		for _, im := range o.Images {
-			if e, ok := entryFor(entries, im); ok {
+			if e, ok := entryFor(p.entries, im); ok {
 				out[im.Name].add(e.NewTag, e.Digest, KeepPreview)
 			}
 		}
