@@ -240,26 +240,12 @@ func TestPruneNeverDecidesBlind(t *testing.T) {
 func TestPruneKeepsThePrevious(t *testing.T) {
 	t.Parallel()
 	f := newPruneFixture(t, 12)
-	work := filepath.Join(t.TempDir(), "w")
-	gitT(t, filepath.Dir(work), "clone", "-q", f.bare, work)
 	repo := f.host + "/team/web"
-	k := "resources: [../../base]\nimages:\n  - name: web\n    newName: " + repo + "\n    newTag: \"" + f.tags[7] + "\"\n" +
-		"  - name: web-previous\n    newName: " + repo + "\n    newTag: \"" + f.tags[6] + "\"\n"
-	if err := os.WriteFile(filepath.Join(work, "k8s/overlays/staging/kustomization.yaml"), []byte(k), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	gitT(t, work, "commit", "-qam", "release with a follower")
-	gitT(t, work, "push", "-q", "origin", "HEAD:main")
+	f.pushFile(t, "k8s/overlays/staging/kustomization.yaml", "resources: [../../base]\nimages:\n  - name: web\n    newName: "+repo+"\n    newTag: \""+f.tags[7]+"\"\n"+
+		"  - name: web-previous\n    newName: "+repo+"\n    newTag: \""+f.tags[6]+"\"\n")
 	o := f.options()
-	o.DryRun, o.KeepHistory = true, 1
-	res, err := Prune(context.Background(), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var deleted []string
-	for _, d := range res.Images[0].Deleted {
-		deleted = append(deleted, d.Tag)
-	}
+	o.KeepHistory = 1
+	deleted := wouldDelete(t, o)
 	if contains(deleted, f.tags[6]) || contains(deleted, f.tags[7]) || !contains(deleted, f.tags[5]) {
 		t.Errorf("would delete %v: want %s and %s kept, %s deleted", deleted, f.tags[6], f.tags[7], f.tags[5])
 	}
@@ -269,33 +255,47 @@ func TestPruneKeepsThePrevious(t *testing.T) {
 func TestPruneKeepsPreviews(t *testing.T) {
 	t.Parallel()
 	f := newPruneFixture(t, 12)
-	work := filepath.Join(t.TempDir(), "w")
-	gitT(t, filepath.Dir(work), "clone", "-q", f.bare, work)
 	repo := f.host + "/team/web"
-	k := "resources: [../../overlays/staging]\nnamespace: web-pr-1\nimages:\n  - name: " + repo + "\n    newName: " + repo + "\n    newTag: \"" + f.tags[5] + "\"\n    digest: " + f.digests[f.tags[5]] + "\n"
-	if err := os.MkdirAll(filepath.Join(work, "k8s/previews/pr-1"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(work, "k8s/previews/pr-1/kustomization.yaml"), []byte(k), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	gitT(t, work, "add", "-A")
-	gitT(t, work, "commit", "-qm", "preview")
-	gitT(t, work, "push", "-q", "origin", "HEAD:main")
+	f.pushFile(t, "k8s/previews/pr-1/kustomization.yaml", "resources: [../../overlays/staging]\nnamespace: web-pr-1\nimages:\n  - name: "+repo+
+		"\n    newName: "+repo+"\n    newTag: \""+f.tags[5]+"\"\n    digest: "+f.digests[f.tags[5]]+"\n")
 	o := f.options()
-	o.DryRun, o.KeepHistory = true, 1
+	o.KeepHistory = 1
 	for _, dir := range []string{"", "k8s/previews"} {
 		o.PreviewDir = dir
-		res, err := Prune(context.Background(), o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var deleted []string
-		for _, d := range res.Images[0].Deleted {
-			deleted = append(deleted, d.Tag)
-		}
+		deleted := wouldDelete(t, o)
 		if got := contains(deleted, f.tags[5]); got != (dir == "") {
 			t.Errorf("previews in %q: deleting %s is %v (%v)", dir, f.tags[5], got, deleted)
 		}
 	}
+}
+
+// wouldDelete runs a dry prune and lists the tags it would delete.
+func wouldDelete(t *testing.T, o PruneOptions) []string {
+	t.Helper()
+	o.DryRun = true
+	res, err := Prune(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var deleted []string
+	for _, d := range res.Images[0].Deleted {
+		deleted = append(deleted, d.Tag)
+	}
+	return deleted
+}
+
+// pushFile commits one file to the fixture's GitOps remote.
+func (f *pruneFixture) pushFile(t *testing.T, path, content string) {
+	t.Helper()
+	work := filepath.Join(t.TempDir(), "w")
+	gitT(t, filepath.Dir(work), "clone", "-q", f.bare, work)
+	if err := os.MkdirAll(filepath.Dir(filepath.Join(work, path)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(work, path), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gitT(t, work, "add", "-A")
+	gitT(t, work, "commit", "-qm", "change "+path)
+	gitT(t, work, "push", "-q", "origin", "HEAD:main")
 }
