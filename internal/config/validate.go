@@ -110,7 +110,7 @@ func (c *Config) validateBuilder() error {
 			return err
 		}
 		name := n.NodeName()
-		if !envName.MatchString(name) && !regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`).MatchString(name) {
+		if !nodeName.MatchString(name) {
 			return c.errorf(key+".name", "%q is not a node name: use letters, digits, '.', '_' and '-'", name)
 		}
 		if j, ok := seen[name]; ok {
@@ -305,7 +305,16 @@ func (c *Config) validateOverlays(key string, overlays []string) error {
 	return nil
 }
 
-var envName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
+// envName is the rule of an environment's name: the preview names' too, a
+// DNS label of at most 40 characters.
+var envName = PreviewName
+
+var (
+	// appName is an Argo CD Application's (or ApplicationSet's) name.
+	appName = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$`)
+	// nodeName is a builder node's name.
+	nodeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+)
 
 func (c *Config) validateEnvironments() error {
 	envs := c.Deploy.Environments
@@ -332,7 +341,7 @@ func (c *Config) validateEnvironments() error {
 			return err
 		}
 		for j, a := range e.ArgoCD.Applications {
-			if !envName.MatchString(a) && !regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$`).MatchString(a) {
+			if !appName.MatchString(a) {
 				return c.errorf(fmt.Sprintf("%s.argocd.applications[%d]", key, j), "%q is not an Application name", a)
 			}
 		}
@@ -414,7 +423,7 @@ func (c *Config) validatePreviews() error {
 		return err
 	}
 	if a := p.ArgoCD; a != nil {
-		if !regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$`).MatchString(a.ApplicationSet) {
+		if !appName.MatchString(a.ApplicationSet) {
 			return c.errorf("deploy.previews.argocd.applicationset", "%q is not an ApplicationSet name: name the ApplicationSet that makes the previews' Applications", a.ApplicationSet)
 		}
 		if err := check("deploy.previews.argocd.application", a.Application, func(v string) bool { return len(v) <= 253 && dnsName.MatchString(v) }, "an Application name"); err != nil {
