@@ -148,10 +148,14 @@ func Route(reqs []Request, nodes []*Node) ([]job, []string, error) {
 	return jobs, warnings, nil
 }
 
+// platformSlug names a part's platforms in a path or a tag: linux-arm64.
+func platformSlug(r Request) string {
+	return strings.NewReplacer("/", "-", ",", "_").Replace(strings.Join(r.Platforms, ","))
+}
+
 // partDir is where a node's part of an image goes before assembly.
 func partDir(r Request, node string) string {
-	slug := strings.NewReplacer("/", "-", ",", "_").Replace(strings.Join(r.Platforms, ","))
-	return r.LayoutDir + ".parts/" + node + "-" + slug
+	return r.LayoutDir + ".parts/" + node + "-" + platformSlug(r)
 }
 
 // assemble makes one OCI index of an image's parts, in the order of its
@@ -281,7 +285,7 @@ func copyFile(src, dst string) error {
 // digest (the index gets the tag), or into a layout of its own; its cache
 // is the part's platforms' own (two nodes must not overwrite one cache).
 func partRequest(r Request, node string) Request {
-	slug := strings.NewReplacer("/", "-", ",", "_").Replace(strings.Join(r.Platforms, ","))
+	slug := platformSlug(r)
 	r.PushByDigest = r.Push
 	r.LayoutDir = partDir(r, node)
 	fix := func(entries []client.CacheOptionsEntry) []client.CacheOptionsEntry {
