@@ -312,12 +312,21 @@ func TestPreviewCluster(t *testing.T) {
 	if r := shipitRun(t, a.dir, env, "preview", "up", "pr-4", "--record", records["pr-2"]); r.code != 1 || !strings.Contains(r.stderr, "pr-1 (") || !strings.Contains(r.stderr, "pr-3 (") {
 		t.Errorf("past max: exit %d\n%s", r.code, r.stderr)
 	}
-	// list shows the Applications' state.
+	// list shows the Applications' state: pr-1's, Healthy (Argo CD may be
+	// comparing it with the commits just pushed: ask again for a while).
 	var list []struct {
 		Name        string
 		Application *struct{ Sync, Health string }
 	}
-	if err := json.Unmarshal([]byte(mustShipit(t, a.dir, env, "preview", "list", "--output", "json").stdout), &list); err != nil || len(list) != 2 || list[0].Application == nil || list[0].Application.Health != "Healthy" {
+	var err error
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Second) {
+		list = nil
+		err = json.Unmarshal([]byte(mustShipit(t, a.dir, env, "preview", "list", "--output", "json").stdout), &list)
+		if err == nil && len(list) == 2 && list[0].Application != nil && list[0].Application.Health == "Healthy" || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil || len(list) != 2 || list[0].Application == nil || list[0].Application.Health != "Healthy" {
 		t.Errorf("preview list: %v %+v", err, list)
 	}
 
