@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
@@ -28,6 +27,7 @@ import (
 	"github.com/tonistiigi/fsutil"
 
 	"github.com/shipit-dev/shipit/internal/progress"
+	"github.com/shipit-dev/shipit/internal/registry"
 )
 
 // Solver runs one solve on a BuildKit daemon; *client.Client is one.
@@ -100,7 +100,7 @@ type Options struct {
 	// RetryOtherNode builds a failed part again on the next node that can.
 	RetryOtherNode bool
 	Auth           session.Attachable // registry credentials for the daemon; may be nil
-	Keychain       authn.Keychain     // registry credentials for reading back pushed manifests
+	Registry       Registry           // reads back pushed manifests, puts multi-node indexes; required with --push
 	Progress       io.Writer          // BuildKit's display goes here
 	Mode           progressui.DisplayMode
 	Events         progress.Sink // warnings and notices beside the display; nil: none
@@ -246,7 +246,7 @@ func Solve(ctx context.Context, opt Options, reqs []Request) ([]Result, error) {
 			}
 		}
 		if len(parts) > 1 {
-			desc, err := assemble(ctx, r, parts, opt.Keychain)
+			desc, err := assemble(ctx, r, parts, opt.Registry)
 			if err != nil {
 				imageErrs = append(imageErrs, &Error{Image: r.Name, Err: fmt.Errorf("assembling the index of its parts: %w", err)})
 				continue
@@ -391,4 +391,15 @@ func solveOpt(r Request) (client.SolveOpt, error) {
 // LayoutPath is where an image's OCI layout lives in the state directory.
 func LayoutPath(stateDir, name string) string {
 	return filepath.Join(stateDir, "images", name)
+}
+
+// Registry is the registry I/O a build does beside BuildKit's own push:
+// reading back what was pushed, and putting the index of an image built
+// on several nodes. *registry.Client is the real one, with shipit's
+// network policy.
+type Registry interface {
+	// Manifest reads the manifest repo:ref (a tag or a digest) points at; nil when there is none.
+	Manifest(ctx context.Context, repo, ref string) (*registry.Manifest, error)
+	// PutManifest puts a manifest under a tag.
+	PutManifest(ctx context.Context, repo, tag string, m *registry.Manifest) error
 }

@@ -14,14 +14,13 @@ import (
 	"strings"
 
 	"github.com/containerd/platforms"
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/moby/buildkit/client"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/specs-go"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/shipit-dev/shipit/internal/registry"
 )
 
 // Node is one BuildKit daemon of a builder.
@@ -163,7 +162,7 @@ func partDir(r Request, node string) string {
 // multi-platform build (so that the digest does not depend on how many
 // nodes built it). With push, the index goes to the registry under the
 // tag (the parts were pushed by digest); otherwise into the image's layout.
-func assemble(ctx context.Context, r Request, parts []Result, kc authn.Keychain) (ocispecs.Descriptor, error) {
+func assemble(ctx context.Context, r Request, parts []Result, reg Registry) (ocispecs.Descriptor, error) {
 	byPlatform := map[string]ocispecs.Descriptor{}
 	for _, p := range parts {
 		d := p.Descriptor
@@ -190,25 +189,14 @@ func assemble(ctx context.Context, r Request, parts []Result, kc authn.Keychain)
 	}
 	desc := ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageIndex, Digest: digest.FromBytes(raw), Size: int64(len(raw))}
 	if r.Push {
-		opts := []name.Option{name.WeakValidation}
-		if r.Insecure {
-			opts = append(opts, name.Insecure)
+		if reg == nil {
+			return desc, errors.New("no registry client to put the index with")
 		}
-		ref, err := name.NewTag(r.Ref(), opts...)
-		if err != nil {
-			return desc, err
-		}
-		err = remote.Put(ref, rawIndex(raw), remote.WithContext(ctx), remote.WithAuthFromKeychain(kc))
-		return desc, err
+		m := &registry.Manifest{Digest: desc.Digest.String(), MediaType: types.OCIImageIndex, Raw: raw}
+		return desc, reg.PutManifest(ctx, r.Repository, r.Tag, m)
 	}
 	return desc, writeIndexLayout(r, parts, raw, desc)
 }
-
-// rawIndex is an index manifest as bytes, for remote.Put.
-type rawIndex []byte
-
-func (r rawIndex) RawManifest() ([]byte, error)        { return r, nil }
-func (r rawIndex) MediaType() (types.MediaType, error) { return types.OCIImageIndex, nil }
 
 // writeIndexLayout makes the image's OCI layout from its parts' layouts
 // and the index, and removes the parts.

@@ -11,11 +11,8 @@ import (
 	"strings"
 
 	"github.com/containerd/platforms"
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/shipit-dev/shipit/internal/progress"
@@ -30,10 +27,6 @@ func Run(ctx context.Context, opt Options, p Plan) (*Record, error) {
 	}
 	for _, w := range warnings {
 		progress.Warnf(opt.Events, "%s", w)
-	}
-	kc := opt.Keychain
-	if kc == nil {
-		kc = authn.DefaultKeychain
 	}
 	results, err := Solve(ctx, opt, reqs)
 	if err != nil {
@@ -52,7 +45,7 @@ func Run(ctx context.Context, opt Options, p Plan) (*Record, error) {
 		}
 		var st stats
 		if r.Push {
-			st, err = remoteStats(ctx, kc, r.Repository, res.Descriptor)
+			st, err = remoteStats(ctx, opt.Registry, r.Repository, res.Descriptor)
 		} else {
 			im.Layout, _ = filepath.Rel(state, r.LayoutDir)
 			st, err = layoutStats(r.LayoutDir, res.Descriptor)
@@ -151,17 +144,19 @@ func layoutStats(dir string, desc ocispecs.Descriptor) (stats, error) {
 	return sizeOf(raw, desc.Platform, blob)
 }
 
-func remoteStats(ctx context.Context, kc authn.Keychain, repo string, desc ocispecs.Descriptor) (stats, error) {
+func remoteStats(ctx context.Context, reg Registry, repo string, desc ocispecs.Descriptor) (stats, error) {
+	if reg == nil {
+		return stats{}, errors.New("no registry client to read the pushed image back")
+	}
 	fetch := func(dgst string) ([]byte, error) {
-		ref, err := name.NewDigest(repo+"@"+dgst, name.WeakValidation)
+		m, err := reg.Manifest(ctx, repo, dgst)
 		if err != nil {
 			return nil, err
 		}
-		d, err := remote.Get(ref, remote.WithContext(ctx), remote.WithAuthFromKeychain(kc))
-		if err != nil {
-			return nil, err
+		if m == nil {
+			return nil, fmt.Errorf("%s@%s is not in the registry after the push", repo, dgst)
 		}
-		return d.Manifest, nil
+		return m.Raw, nil
 	}
 	raw, err := fetch(desc.Digest.String())
 	if err != nil {

@@ -4,56 +4,33 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 
 	"github.com/shipit-dev/shipit/build"
 	"github.com/shipit-dev/shipit/internal/gitinfo"
+	"github.com/shipit-dev/shipit/internal/gitops"
+	"github.com/shipit-dev/shipit/internal/kustomize"
 	"github.com/shipit-dev/shipit/internal/tag"
-	"github.com/shipit-dev/shipit/release/gitops"
-	"github.com/shipit-dev/shipit/release/kustomize"
 )
 
 // PushAttempts bounds how often a pin commit is pushed when the branch
 // keeps moving under it (each time fetched, re-planned and retried).
-const PushAttempts = 15
+const PushAttempts = gitops.PushAttempts
 
-// Cloner checks out the GitOps branch; gitops.Remote is the real one.
-type Cloner interface {
-	Clone(ctx context.Context, dir string) (*gitops.Repo, error)
-}
-
-// Deploy says where pins are written.
+// Deploy is one environment's deploy target: where in git its pins are
+// written (the branch, the path prefix, the author), its overlays, and
+// how they are pinned.
 type Deploy struct {
-	Remote gitops.Remote // the GitOps repository and branch
-	// Cloner checks the branch out; nil: Remote, with the user's git.
-	Cloner Cloner
-	// Prefix is where the configured overlay paths start inside the
-	// repository: shipit.yaml's directory, for a deploy.repo of "." with
-	// shipit.yaml below the repository root; "" otherwise.
-	Prefix   string
+	gitops.Target
 	Overlays []string // overlay directories as configured
 	Env      string   // the environment they are, for messages
 	Mode     kustomize.Mode
-	SkipCI   bool // add [skip ci]: the GitOps repository is the app's own
-	Author   gitops.Author
-	Attempts int // push attempts when the branch moves under us
 	// ImageUpdater: Argo CD Image Updater writes the pins (deploy.mode:
 	// image-updater); releases write no git, and pin retags.
 	ImageUpdater bool
 }
-
-func (d Deploy) cloner() Cloner {
-	if d.Cloner != nil {
-		return d.Cloner
-	}
-	return d.Remote
-}
-
-// inRepo is an overlay's directory relative to the repository's root.
-func (d Deploy) inRepo(overlay string) string { return filepath.Join(d.Prefix, overlay) }
 
 // DeploySpec is deploy.* as configured, for ResolveDeploy.
 type DeploySpec struct {
@@ -79,12 +56,10 @@ var DefaultAuthor = gitops.Author{Name: "shipit", Email: "shipit@users.noreply.l
 // app's CI does not loop.
 func ResolveDeploy(ctx context.Context, s DeploySpec) (Deploy, error) {
 	d := Deploy{
-		Remote:       gitops.Remote{Branch: s.Branch},
+		Target:       gitops.Target{Branch: gitops.Branch{Name: s.Branch}, Author: s.Author, Attempts: PushAttempts},
 		Overlays:     append([]string(nil), s.Overlays...),
 		Mode:         s.Pin,
-		Attempts:     PushAttempts,
 		ImageUpdater: s.ImageUpdater,
-		Author:       s.Author,
 	}
 	switch {
 	case s.Repo == ".":
@@ -106,11 +81,11 @@ func ResolveDeploy(ctx context.Context, s DeploySpec) (Deploy, error) {
 		if prefix, err := filepath.Rel(top, dir); err == nil && prefix != "." {
 			d.Prefix = prefix
 		}
-		d.Remote.URL, d.SkipCI = url, true
+		d.Branch.URL, d.SkipCI = url, true
 	case !strings.Contains(s.Repo, "://") && !strings.Contains(s.Repo, "@") && !filepath.IsAbs(s.Repo):
-		d.Remote.URL = filepath.Join(s.Dir, s.Repo) // a path relative to shipit.yaml
+		d.Branch.URL = filepath.Join(s.Dir, s.Repo) // a path relative to shipit.yaml
 	default:
-		d.Remote.URL = s.Repo
+		d.Branch.URL = s.Repo
 	}
 	if d.Author == (gitops.Author{}) {
 		d.Author = DefaultAuthor
@@ -194,7 +169,7 @@ const laterDepth = 200
 // deploy branch than revision (someone pushed on top of the commit waited
 // for, and Argo CD synced the new head, which holds it)? Each revision is
 // looked up once, in a clone of the branch's last commits.
-func Later(d Deploy, tempDir string) func(ctx context.Context, revision, appRevision string) bool {
+func Later(d Deploy) func(ctx context.Context, revision, appRevision string) bool {
 	seen := map[[2]string]bool{}
 	return func(ctx context.Context, revision, appRevision string) bool {
 		key := [2]string{revision, appRevision}
@@ -202,9 +177,9 @@ func Later(d Deploy, tempDir string) func(ctx context.Context, revision, appRevi
 			return v
 		}
 		later := false
-		if repo, done, err := openClone(ctx, d, tempDir, laterDepth); err == nil {
-			later = repo.IsAncestor(ctx, revision, appRevision)
-			done()
+		if w, err := gitops.Open(ctx, d.Target, laterDepth); err == nil {
+			later = w.Repo().IsAncestor(ctx, revision, appRevision)
+			w.Close()
 		}
 		if ctx.Err() == nil {
 			seen[key] = later
@@ -213,34 +188,17 @@ func Later(d Deploy, tempDir string) func(ctx context.Context, revision, appRevi
 	}
 }
 
-// openClone clones the deploy branch into a temporary directory: shallow
-// through the deploy target's cloner (depth 0), or its last depth commits.
-// done removes it.
-func openClone(ctx context.Context, d Deploy, tempDir string, depth int) (repo *gitops.Repo, done func(), err error) {
-	tmp, err := os.MkdirTemp(tempDir, "shipit-gitops-")
-	if err != nil {
-		return nil, nil, err
+// entryFor finds an image's entry: by its configured kustomize_name, else
+// by its name or repository.
+func entryFor(entries map[string]kustomize.Entry, im PinImage) (kustomize.Entry, bool) {
+	if e, ok := entries[im.KustomizeName]; ok && im.KustomizeName != "" {
+		return e, true
 	}
-	done = func() { _ = os.RemoveAll(tmp) }
-	dir := filepath.Join(tmp, "repo")
-	if depth == 0 {
-		repo, err = d.cloner().Clone(ctx, dir)
-	} else {
-		repo, err = d.Remote.CloneHistory(ctx, dir, depth)
-	}
-	if err != nil {
-		done()
-		return nil, nil, err
-	}
-	return repo, done, nil
+	return kustomize.EntryFor(entries, im.Name, im.Repository)
 }
 
-// withClone runs fn on a shallow clone of the deploy branch, removed after.
-func withClone(ctx context.Context, d Deploy, tempDir string, fn func(*gitops.Repo) error) error {
-	repo, done, err := openClone(ctx, d, tempDir, 0)
-	if err != nil {
-		return err
-	}
-	defer done()
-	return fn(repo)
+// EntryIn finds the image's entry among an overlay's: by its configured
+// kustomize_name, else by its name or repository.
+func (im PinImage) EntryIn(entries map[string]kustomize.Entry) (kustomize.Entry, bool) {
+	return entryFor(entries, im)
 }

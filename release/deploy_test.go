@@ -14,10 +14,10 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/registry"
 
 	"github.com/shipit-dev/shipit/build"
+	"github.com/shipit-dev/shipit/internal/registry/registrytest"
 )
 
 func goodRecord() (*build.Record, map[string]string) {
@@ -103,7 +103,7 @@ func TestTamperedLayoutIsNotPushed(t *testing.T) {
 	}
 	bare := gitOpsRemote(t)
 	head := gitT(t, bare, "rev-parse", "main")
-	_, err = Run(context.Background(), Options{Record: rec, RecordDir: dir, Registry: &Remote{Keychain: authn.DefaultKeychain}, Deploy: testDeploy(bare, "k8s/overlays/staging")})
+	_, err = Run(context.Background(), Options{Record: rec, RecordDir: dir, Registry: registrytest.Client(), Deploy: testDeploy(bare, "k8s/overlays/staging")})
 	var te *TamperedError
 	if !errors.As(err, &te) {
 		t.Fatalf("err = %v, want a TamperedError", err)

@@ -1,12 +1,10 @@
 package release
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/shipit-dev/shipit/release/kustomize"
+	"github.com/shipit-dev/shipit/internal/kustomize"
 )
 
 const (
@@ -59,36 +57,5 @@ func TestHolds(t *testing.T) {
 	}
 	if why := Forward(kustomize.Entry{NewTag: "pr-1-" + tC}, kustomize.Pin{NewTag: tB}); why != "" {
 		t.Errorf("tags of different prefixes were compared: %q", why)
-	}
-}
-
-func TestHoldFile(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	if h, err := readHolds(dir); err != nil || len(h) != 0 {
-		t.Fatalf("no file: %v %v", h, err)
-	}
-	changed, err := writeHolds(dir, dir, Holds{"web": {Pinned: tA, Until: tC}})
-	if err != nil || !changed {
-		t.Fatal(changed, err)
-	}
-	if changed, _ := writeHolds(dir, dir, Holds{"web": {Pinned: tA, Until: tC}}); changed {
-		t.Error("writing the same holds again reported a change")
-	}
-	h, err := readHolds(dir)
-	if err != nil || h["web"].Until != tC {
-		t.Fatalf("read back %+v %v", h, err)
-	}
-	if changed, _ := writeHolds(dir, dir, Holds{}); !changed {
-		t.Error("removing the last hold reported no change")
-	}
-	if _, err := os.Stat(filepath.Join(dir, HoldFile)); !os.IsNotExist(err) {
-		t.Error("no holds, but the file stays")
-	}
-	if err := os.WriteFile(filepath.Join(dir, HoldFile), []byte("holds: [\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := readHolds(dir); err == nil || !strings.Contains(err.Error(), HoldFile) {
-		t.Errorf("a broken hold file: %v", err)
 	}
 }

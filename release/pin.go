@@ -9,9 +9,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shipit-dev/shipit/internal/kustomize"
 	"github.com/shipit-dev/shipit/internal/progress"
 	"github.com/shipit-dev/shipit/internal/tag"
-	"github.com/shipit-dev/shipit/release/kustomize"
 )
 
 // ErrNoSuchTag is a pin to a tag some image does not have.
@@ -31,7 +31,6 @@ type PinOptions struct {
 	Registry Registry
 	Deploy   Deploy // Overlays: the ones to move
 	DryRun   bool
-	TempDir  string
 	Events   progress.Sink // notices; nil: none
 	// Now is the clock for rollback tags in Image Updater mode.
 	Now func() time.Time
@@ -80,7 +79,7 @@ func Pin(ctx context.Context, o PinOptions) (*PinResult, error) {
 		imgs = append(imgs, kustomize.Image{Name: im.Name, Entry: im.KustomizeName, Repository: im.Repository, Tag: o.Tag, Digest: digests[im.Name]})
 	}
 	r := &Result{Tag: o.Tag, DryRun: o.DryRun}
-	err = writePins(ctx, Options{Deploy: o.Deploy, DryRun: o.DryRun, TempDir: o.TempDir, Events: o.Events}, r, imgs, pinHooks{
+	err = writePins(ctx, Options{Deploy: o.Deploy, DryRun: o.DryRun, Events: o.Events}, r, imgs, pinHooks{
 		keep:    func(Holds) kustomize.Keep { return nil },
 		holds:   pinHolds,
 		message: func(r *Result) string { return pinMessage(o.Tag, r) },

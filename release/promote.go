@@ -6,8 +6,9 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/shipit-dev/shipit/internal/gitops"
+	"github.com/shipit-dev/shipit/internal/kustomize"
 	"github.com/shipit-dev/shipit/internal/progress"
-	"github.com/shipit-dev/shipit/release/kustomize"
 )
 
 // PromoteOptions configure a promotion.
@@ -17,7 +18,6 @@ type PromoteOptions struct {
 	Images   []PinImage
 	Registry Registry
 	DryRun   bool
-	TempDir  string
 	Events   progress.Sink
 }
 
@@ -65,8 +65,8 @@ func Promote(ctx context.Context, o PromoteOptions) (*PromoteResult, error) {
 	res.DryRun = o.DryRun
 	var checked map[string]bool // images whose digest the registry was asked about, by reference
 	var source []PromotedImage
-	images := func(ctx context.Context, repoDir, _ string) ([]kustomize.Image, error) {
-		pins, err := sourcePins(repoDir, o)
+	images := func(ctx context.Context, w *gitops.Workspace, _ string) ([]kustomize.Image, error) {
+		pins, err := sourcePins(w, o)
 		if err != nil {
 			return nil, err
 		}
@@ -89,7 +89,7 @@ func Promote(ctx context.Context, o PromoteOptions) (*PromoteResult, error) {
 		}
 		return out, nil
 	}
-	err := writePins(ctx, Options{Deploy: o.To, DryRun: o.DryRun, TempDir: o.TempDir, Events: o.Events}, &res.Result, nil, pinHooks{
+	err := writePins(ctx, Options{Deploy: o.To, DryRun: o.DryRun, Events: o.Events}, &res.Result, nil, pinHooks{
 		images:  images,
 		keep:    releaseKeep,
 		holds:   releaseHolds,
@@ -101,11 +101,11 @@ func Promote(ctx context.Context, o PromoteOptions) (*PromoteResult, error) {
 
 // sourcePins reads what the source environment's overlays pin for each
 // image; they must all agree.
-func sourcePins(repoDir string, o PromoteOptions) (map[string]kustomize.Entry, error) {
+func sourcePins(w *gitops.Workspace, o PromoteOptions) (map[string]kustomize.Entry, error) {
 	out := map[string]kustomize.Entry{}
 	seen := map[string]map[string]string{}
 	for _, ov := range o.From.Overlays {
-		entries, err := overlayEntries(repoDir, o.From.Remote.URL, o.From.inRepo(ov), ov+" ("+o.From.Env+")")
+		entries, err := w.Entries(o.From.InRepo(ov), ov+" ("+o.From.Env+")")
 		if err != nil {
 			return nil, err
 		}
@@ -203,9 +203,11 @@ func Restore(ctx context.Context, d Deploy, before []OverlayResult, why string, 
 		}
 	}
 	err := writePins(ctx, Options{Deploy: d, Events: events}, res, nil, pinHooks{
-		images: func(_ context.Context, _, overlay string) ([]kustomize.Image, error) { return prev[overlay], nil },
-		keep:   func(Holds) kustomize.Keep { return nil },
-		holds:  pinHolds,
+		images: func(_ context.Context, _ *gitops.Workspace, overlay string) ([]kustomize.Image, error) {
+			return prev[overlay], nil
+		},
+		keep:  func(Holds) kustomize.Keep { return nil },
+		holds: pinHolds,
 		message: func(r *Result) string {
 			var lines []string
 			for _, ov := range r.Overlays {

@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/registry"
 
-	"github.com/shipit-dev/shipit/release/gitops"
+	"github.com/shipit-dev/shipit/internal/gitops"
+	"github.com/shipit-dev/shipit/internal/registry/registrytest"
 )
 
 // BenchmarkPromote: promote of two images over two overlays, against a
@@ -35,7 +35,7 @@ func BenchmarkPromote(b *testing.B) {
 	}))
 	defer srv.Close()
 	host := strings.TrimPrefix(srv.URL, "http://")
-	reg := &Remote{Keychain: authn.DefaultKeychain}
+	reg := registrytest.Client()
 	ctx := context.Background()
 	imgs := []PinImage{{Name: "web", Repository: host + "/team/web"}, {Name: "worker", Repository: host + "/team/worker"}}
 	var promote, git time.Duration
@@ -63,7 +63,7 @@ func BenchmarkPromote(b *testing.B) {
 		// The same repository by hand: shallow clone, one file, commit, push.
 		start = time.Now()
 		work := filepath.Join(b.TempDir(), "w")
-		repo, err := gitops.Clone(ctx, bare, "main", work)
+		repo, err := gitops.Branch{URL: bare, Name: "main"}.Clone(ctx, work, 1)
 		if err != nil {
 			b.Fatal(err)
 		}

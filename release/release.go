@@ -14,9 +14,10 @@ import (
 
 	"github.com/shipit-dev/shipit/build"
 	"github.com/shipit-dev/shipit/internal/confine"
+	"github.com/shipit-dev/shipit/internal/gitops"
+	"github.com/shipit-dev/shipit/internal/kustomize"
 	"github.com/shipit-dev/shipit/internal/progress"
 	"github.com/shipit-dev/shipit/internal/tag"
-	"github.com/shipit-dev/shipit/release/kustomize"
 )
 
 // Options configure a release.
@@ -27,7 +28,6 @@ type Options struct {
 	KeepExisting bool // a tag on another digest: keep the registry's image and go on
 	DryRun       bool
 	Deploy       Deploy
-	TempDir      string        // where the GitOps clone goes; os.TempDir() when empty
 	Events       progress.Sink // notices and progress; nil: none
 	// KustomizeNames are configured images entry names, by image name.
 	KustomizeNames map[string]string
@@ -184,7 +184,7 @@ func ensureImages(ctx context.Context, o Options) ([]ImageResult, error) {
 	pushOne := func(i int) {
 		im := o.Record.Images[i]
 		progress.Emit(o.Events, progress.Event{Kind: progress.PushStart, Subject: im.Name, Ref: im.Repository + ":" + im.Tag})
-		if errs[i] = o.Registry.Push(ctx, im.Repository, im.Tag, LayoutDir(o.RecordDir, im), im.Digest, mountFrom[i]); errs[i] != nil {
+		if errs[i] = pushLayout(ctx, o.Registry, o.RecordDir, im, mountFrom[i]); errs[i] != nil {
 			return
 		}
 		// What the tag holds now is what gets pinned: it must be the
@@ -291,10 +291,10 @@ func Forward(cur kustomize.Entry, next kustomize.Pin) string {
 
 // pinHooks make writePins serve release, pin, promote and restore.
 type pinHooks struct {
-	// images, when set, gives each overlay's pins, read in the clone (the
-	// source environment's pins, the pins before a failed rollout); they
-	// are written exactly as they are, whatever deploy.pin says.
-	images  func(ctx context.Context, repoDir, overlay string) ([]kustomize.Image, error)
+	// images, when set, gives each overlay's pins, read in the workspace
+	// (the source environment's pins, the pins before a failed rollout);
+	// they are written exactly as they are, whatever deploy.pin says.
+	images  func(ctx context.Context, w *gitops.Workspace, overlay string) ([]kustomize.Image, error)
 	keep    func(Holds) kustomize.Keep     // which current pins stay
 	holds   func(Holds, *kustomize.Change) // how the holds change
 	message func(*Result) string           // the commit message, from the plan
@@ -304,86 +304,86 @@ type pinHooks struct {
 // and pushes the change, re-planning on the new head when the push is
 // rejected. In a dry run it computes the diff and pushes nothing.
 func writePins(ctx context.Context, o Options, res *Result, imgs []kustomize.Image, hooks pinHooks) error {
-	repo, done, err := openClone(ctx, o.Deploy, o.TempDir, 0)
+	w, err := gitops.Open(ctx, o.Deploy.Target, 1)
 	if err != nil {
 		return err
 	}
-	defer done()
-	fs := kustomize.DiskFS()
+	defer w.Close()
 	apply := func(ctx context.Context) ([]string, string, error) {
-		var changes []*kustomize.Change
-		var holds []Holds
-		res.Overlays = nil
-		for _, ov := range o.Deploy.Overlays {
-			dir := filepath.Join(repo.Dir, o.Deploy.inRepo(ov))
-			if err := checkOverlay(repo.Dir, repo.URL, o.Deploy.inRepo(ov)); err != nil {
-				return nil, "", err
+		paths, err := planPins(ctx, o, w, res, imgs, hooks)
+		if err != nil || o.DryRun {
+			if err == nil && len(paths) > 0 {
+				res.Diff, err = w.Diff(ctx)
 			}
-			warnArgoSource(o.Events, ov, dir)
-			h, err := readHolds(dir)
-			if err != nil {
-				return nil, "", err
-			}
-			pins, mode := imgs, o.Deploy.Mode
-			if hooks.images != nil {
-				if pins, err = hooks.images(ctx, repo.Dir, ov); err != nil {
-					return nil, "", err
-				}
-				mode = kustomize.ModeTagAndDigest // the pins say exactly what they hold
-			}
-			c, err := kustomize.Plan(fs, dir, pins, mode, hooks.keep(h))
-			if err != nil {
-				return nil, "", fmt.Errorf("%s (in %s): %w", ov, repo.URL, stripDir(err, repo.Dir))
-			}
-			hooks.holds(h, c)
-			changes = append(changes, c)
-			holds = append(holds, h)
-			res.Overlays = append(res.Overlays, overlayResult(ov, c))
-		}
-		var paths []string
-		for i, c := range changes {
-			changed, err := writeHolds(repo.Dir, c.Dir, holds[i])
-			if err != nil {
-				return nil, "", err
-			}
-			if changed {
-				rel, _ := filepath.Rel(repo.Dir, filepath.Join(c.Dir, HoldFile))
-				paths = append(paths, rel)
-			}
-			if !c.Changed() {
-				continue
-			}
-			if err := writeInRepo(repo.Dir, c.File, c.After); err != nil {
-				return nil, "", err
-			}
-			rel, _ := filepath.Rel(repo.Dir, c.File)
-			paths = append(paths, rel)
-		}
-		for _, ov := range res.Overlays {
-			for _, im := range ov.Images {
-				if im.Kept != "" {
-					progress.Infof(o.Events, "%s: %s keeps its pin: %s", ov.Path, im.Image, im.Kept)
-				}
-			}
-		}
-		if o.DryRun {
-			if len(paths) > 0 {
-				d, err := repo.Diff(ctx)
-				if err != nil {
-					return nil, "", err
-				}
-				res.Diff = d
-			}
-			return nil, "", nil
+			return nil, "", err
 		}
 		return paths, hooks.message(res), nil
 	}
-	sha, err := repo.Publish(ctx, max(o.Deploy.Attempts, 1), o.Deploy.Author, apply)
+	sha, err := w.Publish(ctx, apply)
 	res.Commit, res.Revision = sha, sha
 	if err == nil && sha == "" {
-		res.Revision, err = repo.Head(ctx)
+		res.Revision, err = w.Head(ctx)
 	}
 	return err
+}
+
+// planPins plans every overlay of the workspace's head and writes the
+// change (pins and holds) into it, returning the paths it changed.
+func planPins(ctx context.Context, o Options, w *gitops.Workspace, res *Result, imgs []kustomize.Image, hooks pinHooks) ([]string, error) {
+	var changes []*kustomize.Change
+	var holds []Holds
+	var overlays []string
+	res.Overlays = nil
+	for _, ov := range o.Deploy.Overlays {
+		rel := o.Deploy.InRepo(ov)
+		if err := w.CheckOverlay(rel); err != nil {
+			return nil, err
+		}
+		warnArgoSource(o.Events, ov, w.Abs(rel))
+		h, err := w.Holds(rel)
+		if err != nil {
+			return nil, err
+		}
+		pins, mode := imgs, o.Deploy.Mode
+		if hooks.images != nil {
+			if pins, err = hooks.images(ctx, w, ov); err != nil {
+				return nil, err
+			}
+			mode = kustomize.ModeTagAndDigest // the pins say exactly what they hold
+		}
+		c, err := kustomize.Plan(kustomize.DiskFS(), w.Abs(rel), pins, mode, hooks.keep(h))
+		if err != nil {
+			return nil, fmt.Errorf("%s (in %s): %w", ov, w.URL(), w.Clean(err))
+		}
+		hooks.holds(h, c)
+		changes, holds, overlays = append(changes, c), append(holds, h), append(overlays, rel)
+		res.Overlays = append(res.Overlays, overlayResult(ov, c))
+	}
+	var paths []string
+	for i, c := range changes {
+		changed, err := w.WriteHolds(overlays[i], holds[i])
+		if err != nil {
+			return nil, err
+		}
+		if changed {
+			paths = append(paths, filepath.Join(overlays[i], HoldFile))
+		}
+		if !c.Changed() {
+			continue
+		}
+		if err := w.WriteFile(w.Rel(c.File), c.After); err != nil {
+			return nil, err
+		}
+		paths = append(paths, w.Rel(c.File))
+	}
+	for _, ov := range res.Overlays {
+		for _, im := range ov.Images {
+			if im.Kept != "" {
+				progress.Infof(o.Events, "%s: %s keeps its pin: %s", ov.Path, im.Image, im.Kept)
+			}
+		}
+	}
+	return paths, nil
 }
 
 func overlayResult(path string, c *kustomize.Change) OverlayResult {
@@ -413,22 +413,13 @@ func warnArgoSource(events progress.Sink, overlay, dir string) {
 	}
 }
 
-// stripDir makes paths in an error relative to the clone. The error
-// underneath stays reachable (errors.As finds a *kustomize.StaleError or
-// an *exec.ExitError through it).
-func stripDir(err error, dir string) error {
-	msg := strings.ReplaceAll(err.Error(), dir+string(filepath.Separator), "")
-	if msg == err.Error() {
-		return err
+// Push makes sure every image of the record is in the registry under its
+// tag, pushing only what is missing (nothing in a dry run), as a release
+// does before it pins: for commands that push a build and write
+// something else (previews).
+func Push(ctx context.Context, o Options) ([]ImageResult, error) {
+	if err := checkLayouts(o.RecordDir, o.Record); err != nil {
+		return nil, err
 	}
-	return &rewordedError{msg: msg, err: err}
+	return ensureImages(ctx, o)
 }
-
-// rewordedError shows another message for an error and unwraps to it.
-type rewordedError struct {
-	msg string
-	err error
-}
-
-func (e *rewordedError) Error() string { return e.msg }
-func (e *rewordedError) Unwrap() error { return e.err }

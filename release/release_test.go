@@ -7,85 +7,33 @@ import (
 	"log"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 
 	"github.com/shipit-dev/shipit/build"
+	"github.com/shipit-dev/shipit/internal/gitops"
+	"github.com/shipit-dev/shipit/internal/gitops/gitopstest"
+	"github.com/shipit-dev/shipit/internal/kustomize"
 	"github.com/shipit-dev/shipit/internal/progress"
-	"github.com/shipit-dev/shipit/release/gitops"
-	"github.com/shipit-dev/shipit/release/kustomize"
+	"github.com/shipit-dev/shipit/internal/registry/registrytest"
 )
 
 // These tests run the release orchestration in process: go-containerregistry's
 // registry, a bare git repository as the GitOps remote, the kustomize
 // library. No BuildKit: records are made from random images in layouts.
 
-const testOverlay = `resources:
-  - ../../base
-# pins
-images:
-  - name: web
-    newName: old.example.com/web # before shipit
-    newTag: "20200101-000000-0000000"
-`
-
-const testBase = `apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-        - {name: web, image: web}
-        - {name: worker, image: worker}
-`
-
 func gitT(t testing.TB, dir string, args ...string) string {
 	t.Helper()
-	out, err := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=t", "-c", "user.email=t@example.com"}, args...)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
+	return gitopstest.Git(t, dir, args...)
 }
 
-// gitOpsRemote makes a bare repository with a base and two overlays.
-func gitOpsRemote(t testing.TB) string {
-	t.Helper()
-	dir := t.TempDir()
-	bare := filepath.Join(dir, "gitops.git")
-	gitT(t, dir, "init", "-q", "--bare", "-b", "main", bare)
-	work := filepath.Join(dir, "w")
-	gitT(t, dir, "clone", "-q", bare, work)
-	files := map[string]string{
-		"k8s/base/kustomization.yaml":                "resources: [deploy.yaml]\n",
-		"k8s/base/deploy.yaml":                       testBase,
-		"k8s/overlays/staging/kustomization.yaml":    testOverlay,
-		"k8s/overlays/production/kustomization.yaml": testOverlay,
-	}
-	for p, c := range files {
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(work, p)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(work, p), []byte(c), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	gitT(t, work, "add", ".")
-	gitT(t, work, "commit", "-qm", "init")
-	gitT(t, work, "push", "-q", "origin", "HEAD:main")
-	return bare
-}
+func gitOpsRemote(t testing.TB) string { t.Helper(); return gitopstest.Remote(t, nil) }
 
 // show reads a file at the head of the remote.
 func show(t *testing.T, bare, path string) string {
@@ -118,8 +66,8 @@ func recordFor(t testing.TB, host, tg string) (*build.Record, string) {
 
 func testDeploy(bare string, overlays ...string) Deploy {
 	return Deploy{
-		Remote: gitops.Remote{URL: bare, Branch: "main"}, Overlays: overlays, Mode: kustomize.ModeTagAndDigest,
-		Author: DefaultAuthor, Attempts: 3,
+		Target:   gitops.Target{Branch: gitops.Branch{URL: bare, Name: "main"}, Author: DefaultAuthor, Attempts: 3},
+		Overlays: overlays, Mode: kustomize.ModeTagAndDigest,
 	}
 }
 
@@ -128,7 +76,7 @@ func TestRunPinStatusHistory(t *testing.T) {
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(srv.Close)
 	host := strings.TrimPrefix(srv.URL, "http://")
-	reg := &Remote{Keychain: authn.DefaultKeychain}
+	reg := registrytest.Client()
 	bare := gitOpsRemote(t)
 	dep := testDeploy(bare, "k8s/overlays/staging", "k8s/overlays/production")
 	ctx := context.Background()
@@ -205,7 +153,7 @@ func TestRunPinStatusHistory(t *testing.T) {
 	}
 
 	// Status: staging current, production held.
-	overlays, err := ReadOverlays(ctx, dep, imgs, "")
+	overlays, err := ReadOverlays(ctx, dep, imgs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +231,7 @@ func TestRestore(t *testing.T) {
 	dep := testDeploy(bare, "k8s/overlays/staging")
 	dep.Env = "staging"
 	ctx := context.Background()
-	reg := &Remote{Keychain: authn.DefaultKeychain}
+	reg := registrytest.Client()
 	recA, dirA := recordFor(t, host, tA)
 	if _, err := Run(ctx, Options{Record: recA, RecordDir: dirA, Registry: reg, Deploy: dep}); err != nil {
 		t.Fatal(err)

@@ -2,12 +2,12 @@ package release
 
 import (
 	"context"
-	"path/filepath"
 	"sort"
 	"time"
 
+	"github.com/shipit-dev/shipit/internal/gitops"
+	"github.com/shipit-dev/shipit/internal/kustomize"
 	"github.com/shipit-dev/shipit/internal/tag"
-	"github.com/shipit-dev/shipit/release/kustomize"
 )
 
 // OverlayState is what one overlay pins, read from the GitOps repository.
@@ -20,20 +20,19 @@ type OverlayState struct {
 
 // ReadOverlays reads the pins and holds of the deploy overlays from a
 // fresh shallow clone of the GitOps repository.
-func ReadOverlays(ctx context.Context, d Deploy, imgs []PinImage, tempDir string) ([]OverlayState, error) {
-	repo, done, err := openClone(ctx, d, tempDir, 0)
+func ReadOverlays(ctx context.Context, d Deploy, imgs []PinImage) ([]OverlayState, error) {
+	w, err := gitops.Open(ctx, d.Target, 1)
 	if err != nil {
 		return nil, err
 	}
-	defer done()
+	defer w.Close()
 	var out []OverlayState
 	for _, ov := range d.Overlays {
-		dir := filepath.Join(repo.Dir, d.inRepo(ov))
-		entries, err := overlayEntries(repo.Dir, repo.URL, d.inRepo(ov), ov)
+		entries, err := w.Entries(d.InRepo(ov), ov)
 		if err != nil {
 			return nil, err
 		}
-		holds, err := readHolds(dir)
+		holds, err := w.Holds(d.InRepo(ov))
 		if err != nil {
 			return nil, err
 		}
@@ -100,7 +99,7 @@ func History(ctx context.Context, reg Registry, imgs []PinImage, overlays []Over
 		for i, t := range looked {
 			names[i] = t.String()
 		}
-		digests, err := lookupTags(ctx, reg, im.Repository, names)
+		digests, err := LookupTags(ctx, reg, im.Repository, names)
 		if err != nil {
 			return nil, err
 		}
@@ -182,7 +181,7 @@ func Status(ctx context.Context, reg Registry, imgs []PinImage, overlays []Overl
 		if err != nil {
 			return nil, err
 		}
-		newest := newestRelease(all, prefix)
+		newest := tag.Newest(all, prefix)
 		pick := ""
 		if updater {
 			if pick, err = UpdaterPick(all, tag.Pattern(prefix)); err != nil {
@@ -222,16 +221,4 @@ func Status(ctx context.Context, reg Registry, imgs []PinImage, overlays []Overl
 		}
 	}
 	return out, nil
-}
-
-// newestRelease is the newest release tag (not dirty) of the prefix among
-// tags, or "".
-func newestRelease(tags []string, prefix string) string {
-	newest := ""
-	for _, s := range tags {
-		if t, err := tag.Parse(s); err == nil && !t.Dirty && t.Prefix == prefix && tag.Less(newest, s) {
-			newest = s
-		}
-	}
-	return newest
 }

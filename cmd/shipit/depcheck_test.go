@@ -24,10 +24,18 @@ func TestDependencyDirection(t *testing.T) {
 		why       string
 	}{
 		{"build/...", prefixed(module + "/release"), "build never imports release: release depends on build's record, not the reverse"},
-		{"release/kustomize", prefixed(module), "the pin editor imports no shipit package"},
+		{"internal/kustomize", prefixed(module), "the pin editor imports no shipit package"},
 		{"internal/tag", prefixed(module), "the release tag imports no shipit package"},
 		{"build/...", nameIs(module + "/internal/config"), "build takes build specs from the composition root, not the configuration"},
 		{"release/...", nameIs(module + "/internal/config"), "release takes its deploy target from the composition root, not the configuration"},
+		// cli -> command families (build, release, release/preview,
+		// release/prune, internal/scaffold) -> internal leaves and adapters.
+		{"build/...", commandLine, "command families never import the command line"},
+		{"release/...", commandLine, "command families never import the command line"},
+		{"internal/scaffold", commandLine, "command families never import the command line"},
+		{"release", nameIs(module + "/release/preview"), "the pin verbs never import the features built on them"},
+		{"release", nameIs(module + "/release/prune"), "the pin verbs never import the features built on them"},
+		{"release/preview", nameIs(module + "/release/prune"), "previews never import retention"},
 	} {
 		for pkg, ds := range deps {
 			if !matches(pkg, module+"/"+tc.pkg) {
@@ -37,6 +45,30 @@ func TestDependencyDirection(t *testing.T) {
 				if d != pkg && tc.forbidden(d) {
 					t.Errorf("%s imports %s: %s", pkg, d, tc.why)
 				}
+			}
+		}
+	}
+	// What several families use lives in internal/, below them all.
+	for pkg, ds := range deps {
+		if !strings.HasPrefix(pkg, module+"/internal/") || matches(pkg, module+"/internal/cli") || matches(pkg, module+"/internal/scaffold") {
+			continue
+		}
+		for _, d := range ds {
+			if family(d) {
+				t.Errorf("%s imports %s: a leaf or adapter in internal/ never imports a command family", pkg, d)
+			}
+		}
+	}
+	// One registry client: only internal/registry speaks to registries
+	// through go-containerregistry's remote and transport packages, so
+	// every request has shipit's network policy (TLS, idle limit, retries).
+	for pkg, ds := range imports {
+		if matches(pkg, module+"/internal/registry/...") {
+			continue
+		}
+		for _, d := range ds {
+			if d == ggcrRemote || d == ggcrRemote+"/transport" {
+				t.Errorf("%s imports %s: registry requests go through internal/registry's client", pkg, d)
 			}
 		}
 	}
@@ -75,6 +107,18 @@ func matches(pkg, pattern string) bool {
 		return pkg == p || strings.HasPrefix(pkg, p+"/")
 	}
 	return pkg == pattern
+}
+
+const ggcrRemote = "github.com/google/go-containerregistry/pkg/v1/remote"
+
+// commandLine is the command line's package.
+func commandLine(d string) bool { return d == module+"/internal/cli" }
+
+// family reports whether a package is a command family.
+func family(d string) bool {
+	return d == module+"/build" || strings.HasPrefix(d, module+"/build/") ||
+		d == module+"/release" || strings.HasPrefix(d, module+"/release/") ||
+		d == module+"/internal/scaffold" || d == module+"/internal/cli"
 }
 
 func prefixed(p string) func(string) bool {

@@ -124,7 +124,7 @@ func runBuild(cmd *cobra.Command, g *globals, o *buildOptions, args []string) er
 		}
 	}
 	bo := build.Options{
-		Auth: regauth.Session(d.keychain), Keychain: d.keychain, RetryOtherNode: o.retryOtherNode,
+		Auth: regauth.Session(d.keychain), Registry: d.registry, RetryOtherNode: o.retryOtherNode,
 		Progress: stderr, Mode: progressui.DisplayMode(o.progress), Events: d.events,
 	}
 	var mismatch <-chan []string
@@ -232,7 +232,7 @@ func (d *deps) platformCheck(ctx context.Context, c *client.Client, names []stri
 		if err != nil {
 			return
 		}
-		states, err := release.ReadOverlays(ctx, dep, imgs, "")
+		states, err := release.ReadOverlays(ctx, dep, imgs)
 		if err != nil || len(states) == 0 {
 			return
 		}

@@ -92,7 +92,7 @@ func (g *globals) pinState(cmd *cobra.Command, names []string, required bool) (*
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	overlays, err := release.ReadOverlays(cmd.Context(), dep, imgs, "")
+	overlays, err := release.ReadOverlays(cmd.Context(), dep, imgs)
 	// Each overlay belongs to an environment: status groups by it.
 	for i := range overlays {
 		for _, e := range d.cfg.Envs() {

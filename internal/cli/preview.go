@@ -15,8 +15,10 @@ import (
 
 	"github.com/shipit-dev/shipit/internal/argocd"
 	"github.com/shipit-dev/shipit/internal/config"
+	"github.com/shipit-dev/shipit/internal/gitops"
 	"github.com/shipit-dev/shipit/internal/progress"
 	"github.com/shipit-dev/shipit/release"
+	"github.com/shipit-dev/shipit/release/preview"
 )
 
 func newPreviewCmd(g *globals) *cobra.Command {
@@ -141,7 +143,7 @@ stdout: the preview's URL (or its namespace, without deploy.previews.host);
 			if d.updaterMode() {
 				return usagef("shipit preview writes pins in git, and deploy.mode is image-updater: previews need deploy.mode: git")
 			}
-			spec := release.PreviewSpec{Dir: p.Dir, From: dep.Overlays, Max: p.Max, Patches: p.Patches}
+			spec := preview.Spec{Dir: p.Dir, From: dep.Overlays, Max: p.Max, Patches: p.Patches}
 			if spec.Namespace, err = previewValue(p.Namespace, "namespace", name); err != nil {
 				return err
 			}
@@ -159,7 +161,7 @@ stdout: the preview's URL (or its namespace, without deploy.previews.host);
 					return err
 				}
 			}
-			res, err := release.PreviewUp(ctx, release.PreviewOptions{
+			res, err := preview.Up(ctx, preview.UpOptions{
 				Options: release.Options{Record: rec, RecordDir: filepath.Dir(recPath), Registry: d.registry, Deploy: dep,
 					DryRun: dryRun, Events: d.events, KustomizeNames: d.kustomizeNames()},
 				Name: name, Spec: spec,
@@ -173,7 +175,7 @@ stdout: the preview's URL (or its namespace, without deploy.previews.host);
 			}
 			if output == "json" {
 				if err := writeJSON(cmd.OutOrStdout(), struct {
-					*release.PreviewResult
+					*preview.UpResult
 					waitReport
 				}{res, w.report()}); err != nil {
 					return err
@@ -278,7 +280,7 @@ Application is gone.`,
 // the wait for each Application to go.
 func removePreviews(cmd *cobra.Command, d *deps, p *config.Previews, dep release.Deploy, names []string, dryRun bool, output string, w *previewWait) error {
 	ctx, stderr := cmd.Context(), cmd.ErrOrStderr()
-	res, err := release.PreviewDown(ctx, dep, p.Dir, names, dryRun, "", d.events)
+	res, err := preview.Down(ctx, dep, p.Dir, names, dryRun, d.events)
 	if err != nil {
 		return err
 	}
@@ -311,7 +313,7 @@ func removePreviews(cmd *cobra.Command, d *deps, p *config.Previews, dep release
 
 // previewState is one preview as list shows it.
 type previewState struct {
-	release.Preview
+	preview.Preview
 	Age         string      `json:"age"`
 	Application *argocd.App `json:"application,omitempty"`
 }
@@ -340,7 +342,7 @@ health too.`,
 			if err != nil {
 				return err
 			}
-			ps, err := release.ListPreviews(ctx, dep, p.Dir, "")
+			ps, err := preview.List(ctx, dep, p.Dir)
 			if err != nil {
 				return err
 			}
@@ -432,13 +434,13 @@ required. --dry-run lists what would go and changes nothing.`,
 					return usagef("--keep: %q is not a preview name", k)
 				}
 			}
-			ps, err := release.ListPreviews(ctx, dep, p.Dir, "")
+			ps, err := preview.List(ctx, dep, p.Dir)
 			if err != nil {
 				return err
 			}
 			var gone []string
 			if aging {
-				gone = release.OlderThan(ps, olderThan, time.Now())
+				gone = preview.OlderThan(ps, olderThan, time.Now())
 			} else {
 				for _, pr := range ps {
 					if !slices.Contains(keep, pr.Name) {
@@ -449,7 +451,7 @@ required. --dry-run lists what would go and changes nothing.`,
 			if len(gone) == 0 {
 				fmt.Fprintln(cmd.ErrOrStderr(), "shipit: no preview to remove")
 				if output == "json" {
-					return writeJSON(cmd.OutOrStdout(), release.PreviewDownResult{Removed: []string{}, DryRun: dryRun})
+					return writeJSON(cmd.OutOrStdout(), preview.DownResult{Removed: []string{}, Change: gitops.Change{DryRun: dryRun}})
 				}
 				return nil
 			}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/shipit-dev/shipit/internal/config"
 	"github.com/shipit-dev/shipit/internal/ecr"
-	"github.com/shipit-dev/shipit/release"
+	"github.com/shipit-dev/shipit/release/prune"
 )
 
 type pruneOptions struct {
@@ -96,7 +96,7 @@ func runPrune(cmd *cobra.Command, g *globals, o *pruneOptions, args []string) er
 	if err != nil {
 		return err
 	}
-	po := release.PruneOptions{
+	po := prune.Options{
 		Images: imgs, Registry: d.registry, Deleter: d.registry, Deploy: dep,
 		KeepHistory: o.keepHistory, Keep: o.keep, MinAge: minAge, IncludeOther: o.includeOther,
 		UpdaterMode: d.cfg.Deploy.Mode == config.ModeImageUpdater, Prefix: prefix, DryRun: o.dryRun, Events: d.events,
@@ -107,7 +107,7 @@ func runPrune(cmd *cobra.Command, g *globals, o *pruneOptions, args []string) er
 	if host, _, _ := strings.Cut(imgs[0].Repository, "/"); ecr.IsECR(host) {
 		po.TagDeleter = &ecr.Deleter{}
 	}
-	res, err := release.Prune(ctx, po)
+	res, err := prune.Run(ctx, po)
 	if res != nil && len(res.Images) > 0 {
 		if perr := printPrune(cmd.OutOrStdout(), stderr, o.output, res, g.verbose); perr != nil && err == nil {
 			err = perr
@@ -132,7 +132,7 @@ func parseAge(s string) (time.Duration, error) {
 	return d, nil
 }
 
-func printPrune(out, stderr io.Writer, format string, res *release.PruneResult, verbose bool) error {
+func printPrune(out, stderr io.Writer, format string, res *prune.Result, verbose bool) error {
 	if format == "json" {
 		return writeJSON(out, res)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/containerd/platforms"
 	"github.com/moby/buildkit/client"
+
 	// Connection helpers for docker-container:// and kube-pod:// builders.
 	_ "github.com/moby/buildkit/client/connhelper/dockercontainer"
 	_ "github.com/moby/buildkit/client/connhelper/kubepod"
@@ -23,12 +24,12 @@ import (
 	"github.com/shipit-dev/shipit/internal/config"
 	"github.com/shipit-dev/shipit/internal/ecr"
 	"github.com/shipit-dev/shipit/internal/gitinfo"
+	"github.com/shipit-dev/shipit/internal/kustomize"
 	"github.com/shipit-dev/shipit/internal/progress"
 	"github.com/shipit-dev/shipit/internal/regauth"
-	"github.com/shipit-dev/shipit/internal/regnet"
+	"github.com/shipit-dev/shipit/internal/registry"
 	"github.com/shipit-dev/shipit/internal/tag"
 	"github.com/shipit-dev/shipit/release"
-	"github.com/shipit-dev/shipit/release/kustomize"
 )
 
 // This file is the composition root: the one place that turns
@@ -44,7 +45,7 @@ const builderTimeout = 8 * time.Second
 type deps struct {
 	cfg      *config.Config
 	keychain *regauth.Keychain
-	registry *release.Remote
+	registry *registry.Client
 	events   progress.Sink
 }
 
@@ -82,18 +83,18 @@ func (g *globals) resolve(cmd *cobra.Command, flagKeys map[string]string, events
 	return &deps{
 		cfg:      cfg,
 		keychain: kc,
-		registry: &release.Remote{Keychain: kc, Policy: regnet.Policy{Insecure: cfg.InsecureRegistries, Idle: stallTimeout()}, Events: events},
+		registry: &registry.Client{Keychain: kc, Policy: registry.Policy{Insecure: cfg.InsecureRegistries, Idle: stallTimeout()}, Events: events},
 		events:   events,
 	}, nil
 }
 
 // stallTimeout is how long a remote may send nothing: SHIPIT_STALL_TIMEOUT
-// (a Go duration) or regnet.DefaultIdle.
+// (a Go duration) or registry.DefaultIdle.
 func stallTimeout() time.Duration {
 	if d, err := time.ParseDuration(os.Getenv("SHIPIT_STALL_TIMEOUT")); err == nil && d > 0 {
 		return d
 	}
-	return regnet.DefaultIdle
+	return registry.DefaultIdle
 }
 
 // images selects configured images by name (all when names is empty).

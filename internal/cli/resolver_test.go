@@ -10,7 +10,7 @@ import (
 	"github.com/shipit-dev/shipit/build"
 	"github.com/shipit-dev/shipit/internal/config"
 	"github.com/shipit-dev/shipit/internal/gitinfo"
-	"github.com/shipit-dev/shipit/release"
+	"github.com/shipit-dev/shipit/internal/registry"
 )
 
 func loadConfig(t *testing.T, yaml string) *deps {
@@ -31,7 +31,7 @@ func loadConfig(t *testing.T, yaml string) *deps {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &deps{cfg: cfg, registry: &release.Remote{}}
+	return &deps{cfg: cfg, registry: &registry.Client{}}
 }
 
 // TestBuildPlan: shipit.yaml becomes build specs and solve requests.

@@ -105,7 +105,7 @@ func (w *waitOptions) connect(dep release.Deploy) (*argocd.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	client.Later = release.Later(dep, "")
+	client.Later = release.Later(dep)
 	return client, nil
 }
 

@@ -13,8 +13,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/shipit-dev/shipit/internal/confine"
+	"github.com/shipit-dev/shipit/internal/kustomize"
 	"github.com/shipit-dev/shipit/internal/safeyaml"
-	"github.com/shipit-dev/shipit/release/kustomize"
 )
 
 // Error is a configuration error: exit code 2, and a message that names the

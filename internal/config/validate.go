@@ -1,9 +1,9 @@
 package config
 
 import (
+	"github.com/shipit-dev/shipit/internal/kustomize"
 	"github.com/shipit-dev/shipit/internal/redact"
-	"github.com/shipit-dev/shipit/internal/regnet"
-	"github.com/shipit-dev/shipit/release/kustomize"
+	"github.com/shipit-dev/shipit/internal/registry"
 
 	"fmt"
 	"os"
@@ -14,10 +14,6 @@ import (
 	"github.com/containerd/platforms"
 	"github.com/google/go-containerregistry/pkg/name"
 )
-
-// imageName is a repository path component: what an image's name must be
-// to serve as the last part of its repository.
-var imageName = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$`)
 
 // secretID is what BuildKit accepts as a secret or SSH id.
 var secretID = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
@@ -162,7 +158,7 @@ func (c *Config) validateImage(n string) error {
 	if im == nil || im.Context == "" {
 		return c.errorf(key, "the image has no context: set `context:` to its build directory, relative to %s", FileName)
 	}
-	if !imageName.MatchString(n) {
+	if !registry.ValidImageName(n) {
 		return c.errorf(key, "%q cannot be an image name: use lower-case letters, digits and single '.', '_' or '-' between them (it is the last part of the repository)", n)
 	}
 	repo := c.RepositoryFor(n)
@@ -293,7 +289,7 @@ func ParseAuthor(s string) (name, email string, ok bool) {
 func loopbackAddr(addr string) bool {
 	_, hostport, _ := strings.Cut(addr, "://")
 	hostport, _, _ = strings.Cut(hostport, "/")
-	return regnet.IsLoopback(hostport)
+	return registry.IsLoopback(hostport)
 }
 
 func (c *Config) validateOverlays(key string, overlays []string) error {

@@ -13,14 +13,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/shipit-dev/shipit/internal/registry"
 )
 
 // BusyboxImage is a linux/amd64 image whose one layer holds a static
@@ -125,20 +125,30 @@ func busyboxImage(busybox, applets, arch string) (v1.Image, error) {
 	return mutate.ConfigFile(img, cf)
 }
 
-// Push pushes an image, with credentials from the Docker config.
+// Push pushes an image with shipit's registry client (credentials from
+// the Docker config).
 func Push(ref string, img v1.Image) error {
-	r, err := name.ParseReference(ref, name.WeakValidation)
+	repo, tag, err := split(ref)
 	if err != nil {
 		return err
 	}
-	return remote.Write(r, img, remote.WithAuthFromKeychain(authn.DefaultKeychain))
+	return (&registry.Client{}).Push(context.Background(), repo, tag, img, nil, "")
 }
 
-// PushIndex pushes an index, with credentials from the Docker config.
+// PushIndex pushes an index with shipit's registry client.
 func PushIndex(ref string, idx v1.ImageIndex) error {
-	r, err := name.ParseReference(ref, name.WeakValidation)
+	repo, tag, err := split(ref)
 	if err != nil {
 		return err
 	}
-	return remote.WriteIndex(r, idx, remote.WithAuthFromKeychain(authn.DefaultKeychain))
+	return (&registry.Client{}).Push(context.Background(), repo, tag, nil, idx, "")
+}
+
+// split parses repo:tag.
+func split(ref string) (repo, tag string, err error) {
+	t, err := name.NewTag(ref, name.WeakValidation)
+	if err != nil {
+		return "", "", err
+	}
+	return t.Context().Name(), t.TagStr(), nil
 }

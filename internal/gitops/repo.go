@@ -1,6 +1,9 @@
-// Package gitops clones a GitOps repository, commits a change to it and
-// pushes it, with the user's own git and credentials. A rejected push is
-// retried on the new head; nothing is ever force-pushed.
+// Package gitops is the GitOps workspace: a clone of the deploy branch
+// that every GitOps read and write of shipit goes through. It clones with
+// the user's own git and credentials, confines every file it reads or
+// writes to the clone, reads overlays and hold files, and commits and
+// pushes a change, re-planning it on the new head when the branch moved
+// (never force-pushing).
 package gitops
 
 import (
@@ -27,28 +30,17 @@ type Repo struct {
 	git    gitinfo.Cmd
 }
 
-// Remote is a GitOps repository's branch: where pins are written.
-type Remote struct {
-	URL    string // may hold credentials; they reach git only through its environment
-	Branch string
+// Branch is a GitOps repository's branch: where pins are written.
+type Branch struct {
+	URL  string // may hold credentials; they reach git only through its environment
+	Name string
 }
 
-// Clone clones the remote's branch into dir, shallow.
-func (rm Remote) Clone(ctx context.Context, dir string) (*Repo, error) {
-	return cloneDepth(ctx, rm.URL, rm.Branch, dir, 1)
-}
-
-// CloneHistory clones the remote's branch into dir with its last depth
-// commits.
-func (rm Remote) CloneHistory(ctx context.Context, dir string, depth int) (*Repo, error) {
-	return cloneDepth(ctx, rm.URL, rm.Branch, dir, max(depth, 1))
-}
-
-// Clone clones branch of url into dir, shallow. Credentials in url are
-// handed to git through its environment, never its arguments, and the
-// clone's remote is configured without them.
-func Clone(ctx context.Context, url, branch, dir string) (*Repo, error) {
-	return cloneDepth(ctx, url, branch, dir, 1)
+// Clone clones the branch into dir with its last depth commits (at least
+// one). Credentials in the URL are handed to git through its environment,
+// never its arguments, and the clone's remote is configured without them.
+func (b Branch) Clone(ctx context.Context, dir string, depth int) (*Repo, error) {
+	return cloneDepth(ctx, b.URL, b.Name, dir, max(depth, 1))
 }
 
 func cloneDepth(ctx context.Context, url, branch, dir string, depth int) (*Repo, error) {

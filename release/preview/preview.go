@@ -1,4 +1,8 @@
-package release
+// Package preview is shipit's per-pull-request environments: a preview is
+// a folder of the GitOps repository's previews directory, a kustomization
+// built on an environment's overlay, in a namespace of its own, running
+// one build.
+package preview
 
 import (
 	"bytes"
@@ -6,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -16,14 +19,14 @@ import (
 
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
-	"github.com/shipit-dev/shipit/internal/confine"
+	"github.com/shipit-dev/shipit/internal/gitops"
+	"github.com/shipit-dev/shipit/internal/kustomize"
 	"github.com/shipit-dev/shipit/internal/progress"
-	"github.com/shipit-dev/shipit/release/gitops"
-	"github.com/shipit-dev/shipit/release/kustomize"
+	"github.com/shipit-dev/shipit/release"
 )
 
-// PreviewSpec is deploy.previews, resolved for one preview.
-type PreviewSpec struct {
+// Spec is deploy.previews, resolved for one preview.
+type Spec struct {
 	Dir       string   // the previews' folder, as configured (like an overlay path)
 	From      []string // the overlays of the environment previews start from; the first is built on
 	Namespace string   // this preview's namespace
@@ -32,28 +35,25 @@ type PreviewSpec struct {
 	Patches   []string // kustomize patch files added to every preview, as configured
 }
 
-// PreviewOptions configure preview up: a release's options (the record,
+// UpOptions configure preview up: a release's options (the record,
 // the registry, the deploy target) and the preview.
-type PreviewOptions struct {
-	Options
+type UpOptions struct {
+	release.Options
 	Name string
-	Spec PreviewSpec
+	Spec Spec
 }
 
-// PreviewResult is what preview up did.
-type PreviewResult struct {
-	Name      string        `json:"name"`
-	Namespace string        `json:"namespace"`
-	URL       string        `json:"url,omitempty"`
-	Path      string        `json:"path"` // the preview's folder in the deploy repository
-	Tag       string        `json:"tag"`
-	Images    []ImageResult `json:"images"`
-	Changed   bool          `json:"changed"`
-	Kept      string        `json:"kept,omitempty"`     // why the preview stays as it was (a newer build runs there)
-	Commit    string        `json:"commit,omitempty"`   // the commit pushed, if any
-	Revision  string        `json:"revision,omitempty"` // the branch's head afterwards
-	Diff      string        `json:"diff,omitempty"`     // dry run: the change it would commit
-	DryRun    bool          `json:"dryRun,omitempty"`
+// UpResult is what preview up did.
+type UpResult struct {
+	Name      string                `json:"name"`
+	Namespace string                `json:"namespace"`
+	URL       string                `json:"url,omitempty"`
+	Path      string                `json:"path"` // the preview's folder in the deploy repository
+	Tag       string                `json:"tag"`
+	Images    []release.ImageResult `json:"images"`
+	Changed   bool                  `json:"changed"`
+	Kept      string                `json:"kept,omitempty"` // why the preview stays as it was (a newer build runs there)
+	gitops.Change
 }
 
 // Preview is one preview as it is in the deploy repository.
@@ -64,7 +64,8 @@ type Preview struct {
 	Path      string    `json:"path"`
 	Images    []string  `json:"images"` // repository:tag@digest, as pinned
 	Updated   time.Time `json:"updated"`
-	entries   map[string]kustomize.Entry
+	// Entries are its images entries, by entry name.
+	Entries map[string]kustomize.Entry `json:"-"`
 }
 
 // Age is how long ago the preview last changed, rounded for people.
@@ -83,8 +84,8 @@ func (p Preview) Age(now time.Time) string {
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
 }
 
-// PreviewFile is the file shipit writes in a preview's folder.
-const PreviewFile = "kustomization.yaml"
+// File is the file shipit writes in a preview's folder.
+const File = "kustomization.yaml"
 
 // previewName is what a preview's folder may be called (the CLI checks the
 // rule and explains it; this guards the path).
@@ -112,54 +113,44 @@ func (e *MaxError) Error() string {
 // Ingress host made the preview's. One commit, pushed with release's
 // fetch, re-plan and retry. A preview that runs a newer build stays as it
 // is; an unchanged one makes no commit.
-func PreviewUp(ctx context.Context, o PreviewOptions) (*PreviewResult, error) {
-	res := &PreviewResult{Name: o.Name, Namespace: o.Spec.Namespace, Tag: o.Record.Tag, DryRun: o.DryRun,
+func Up(ctx context.Context, o UpOptions) (*UpResult, error) {
+	res := &UpResult{Name: o.Name, Namespace: o.Spec.Namespace, Tag: o.Record.Tag,
 		Path: filepath.ToSlash(filepath.Join(o.Spec.Dir, o.Name))}
+	res.DryRun = o.DryRun
 	if !previewName.MatchString(o.Name) {
 		return res, fmt.Errorf("%q is not a preview name", o.Name)
 	}
-	if err := checkLayouts(o.RecordDir, o.Record); err != nil {
-		return res, err
-	}
-	imgs, err := ensureImages(ctx, o.Options)
+	imgs, err := release.Push(ctx, o.Options)
 	res.Images = imgs
 	if err != nil {
 		return res, err
 	}
-	err = withClone(ctx, o.Deploy, o.TempDir, func(repo *gitops.Repo) error {
-		apply := func(ctx context.Context) ([]string, string, error) {
-			paths, err := planPreview(ctx, o, repo, res)
+	err = gitops.With(ctx, o.Deploy.Target, func(w *gitops.Workspace) error {
+		return w.PublishChange(ctx, &res.Change, func(ctx context.Context) ([]string, string, error) {
+			paths, err := planPreview(ctx, o, w, res)
 			if err != nil || len(paths) == 0 {
 				return nil, "", err
 			}
 			if o.DryRun {
-				if res.Diff, err = repo.DiffNew(ctx, paths); err != nil {
-					return nil, "", err
-				}
-				return nil, "", nil
+				res.Diff, err = w.DiffNew(ctx, paths)
+				return nil, "", err
 			}
 			return paths, previewMessage(o, res), nil
-		}
-		sha, err := repo.Publish(ctx, max(o.Deploy.Attempts, 1), o.Deploy.Author, apply)
-		res.Commit, res.Revision = sha, sha
-		if err == nil && sha == "" {
-			res.Revision, err = repo.Head(ctx)
-		}
-		return err
+		})
 	})
 	return res, err
 }
 
 // planPreview writes the preview's kustomization in the clone and checks
 // it; it returns the paths to commit (none: nothing changes).
-func planPreview(ctx context.Context, o PreviewOptions, repo *gitops.Repo, res *PreviewResult) ([]string, error) {
+func planPreview(ctx context.Context, o UpOptions, w *gitops.Workspace, res *UpResult) ([]string, error) {
 	res.Changed, res.Kept, res.URL = false, "", ""
-	dir := o.Deploy.inRepo(o.Spec.Dir)
+	dir := o.Deploy.InRepo(o.Spec.Dir)
 	folder := filepath.Join(dir, o.Name)
-	if err := checkOverlay(repo.Dir, repo.URL, folder); err != nil {
+	if err := w.CheckOverlay(folder); err != nil {
 		return nil, err
 	}
-	existing, err := readPreviews(repo, dir)
+	existing, err := read(w, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +164,7 @@ func planPreview(ctx context.Context, o PreviewOptions, repo *gitops.Repo, res *
 		}
 	}
 	if !here && o.Spec.Max > 0 && len(others) >= o.Spec.Max {
-		if err := dateUpdates(ctx, repo, others); err != nil {
+		if err := dateUpdates(ctx, w, others); err != nil {
 			return nil, err
 		}
 		return nil, &MaxError{Max: o.Spec.Max, Existing: others, Now: time.Now()}
@@ -181,20 +172,20 @@ func planPreview(ctx context.Context, o PreviewOptions, repo *gitops.Repo, res *
 
 	// The source overlay, as it renders now: the images' names in it (its
 	// own pins have already rewritten them) and its Ingresses.
-	src := o.Deploy.inRepo(o.Spec.From[0])
-	entries, err := overlayEntries(repo.Dir, repo.URL, src, o.Spec.From[0]) // checks the overlay before anything reads it
+	src := o.Deploy.InRepo(o.Spec.From[0])
+	entries, err := w.Entries(src, o.Spec.From[0]) // checks the overlay before anything reads it
 	if err != nil {
 		return nil, err
 	}
 	fsys := kustomize.DiskFS()
-	out, err := kustomize.RenderAll(fsys, filepath.Join(repo.Dir, src), nil)
+	out, err := kustomize.RenderAll(fsys, w.Abs(src), nil)
 	if err != nil {
-		return nil, fmt.Errorf("%s (in %s) does not render: %w", o.Spec.From[0], repo.URL, stripDir(err, repo.Dir))
+		return nil, fmt.Errorf("%s (in %s) does not render: %w", o.Spec.From[0], w.URL(), w.Clean(err))
 	}
 	var pins []kustomize.Pin
 	for i, im := range res.Images {
 		repository := o.Record.Images[i].Repository
-		name, err := runningName(out.Containers, entries, PinImage{Name: im.Name, Repository: repository, KustomizeName: o.KustomizeNames[im.Name]}, o.Spec.From[0])
+		name, err := runningName(out.Containers, entries, release.PinImage{Name: im.Name, Repository: repository, KustomizeName: o.KustomizeNames[im.Name]}, o.Spec.From[0])
 		if err != nil {
 			return nil, err
 		}
@@ -202,18 +193,18 @@ func planPreview(ctx context.Context, o PreviewOptions, repo *gitops.Repo, res *
 	}
 
 	// Forward only: a preview that runs a newer build stays.
-	file := filepath.Join(repo.Dir, folder, PreviewFile)
-	before, err := confine.ReadFile(file)
+	file := filepath.Join(folder, File)
+	before, err := w.ReadFile(file)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
 	if before != nil {
 		cur, err := kustomize.Images(before)
 		if err != nil {
-			return nil, fmt.Errorf("%s/%s: %w", res.Path, PreviewFile, err)
+			return nil, fmt.Errorf("%s/%s: %w", res.Path, File, err)
 		}
 		for _, p := range pins {
-			if why := Forward(cur[p.Name], p); why != "" {
+			if why := release.Forward(cur[p.Name], p); why != "" {
 				res.Kept = fmt.Sprintf("preview %s keeps its images: %s", o.Name, why)
 				res.URL = previewURL(before)
 				return nil, nil
@@ -222,16 +213,14 @@ func planPreview(ctx context.Context, o PreviewOptions, repo *gitops.Repo, res *
 	}
 
 	rel := func(p string) string {
-		r, _ := filepath.Rel(filepath.Join(repo.Dir, folder), filepath.Join(repo.Dir, p))
+		r, _ := filepath.Rel(folder, p)
 		return filepath.ToSlash(r)
 	}
 	var patches []string
 	for _, p := range o.Spec.Patches {
-		pp := o.Deploy.inRepo(p)
-		if link, err := confine.FirstLink(repo.Dir, pp); err != nil {
+		pp := o.Deploy.InRepo(p)
+		if err := w.CheckPath(pp); err != nil {
 			return nil, err
-		} else if link != "" {
-			return nil, &UnsafePathError{Repo: repo.URL, Path: link, Why: "is a symbolic link"}
 		}
 		patches = append(patches, rel(pp))
 	}
@@ -249,17 +238,17 @@ func planPreview(ctx context.Context, o PreviewOptions, repo *gitops.Repo, res *
 	if bytes.Equal(before, content) {
 		return nil, nil
 	}
-	if err := mkdirInRepo(repo.Dir, filepath.Join(repo.Dir, folder)); err != nil {
+	if err := w.MkdirAll(folder); err != nil {
 		return nil, err
 	}
-	if err := writeInRepo(repo.Dir, file, content); err != nil {
+	if err := w.WriteFile(file, content); err != nil {
 		return nil, err
 	}
 	// The preview must render, in its namespace, running this build in
 	// every container of its images.
-	rendered, err := kustomize.RenderAll(fsys, filepath.Join(repo.Dir, folder), nil)
+	rendered, err := kustomize.RenderAll(fsys, w.Abs(folder), nil)
 	if err != nil {
-		return nil, fmt.Errorf("preview %s does not render: %w", o.Name, stripDir(err, repo.Dir))
+		return nil, fmt.Errorf("preview %s does not render: %w", o.Name, w.Clean(err))
 	}
 	if _, err := kustomize.CheckPins(res.Path, rendered.Containers, pins, nil); err != nil {
 		return nil, err
@@ -273,15 +262,15 @@ func planPreview(ctx context.Context, o PreviewOptions, repo *gitops.Repo, res *
 		}
 	}
 	res.Changed = true
-	return []string{filepath.Join(folder, PreviewFile)}, nil
+	return []string{filepath.Join(folder, File)}, nil
 }
 
 // runningName is the name an image has in the source overlay's output:
 // what its pin there set (newName), or the name the workloads use. The
 // preview's images entry must match that name, as its pins apply on top.
-func runningName(cs []kustomize.Container, entries map[string]kustomize.Entry, im PinImage, overlay string) (string, error) {
+func runningName(cs []kustomize.Container, entries map[string]kustomize.Entry, im release.PinImage, overlay string) (string, error) {
 	var candidates []string
-	if e, ok := entryFor(entries, im); ok {
+	if e, ok := im.EntryIn(entries); ok {
 		if e.NewName != "" {
 			candidates = append(candidates, e.NewName)
 		}
@@ -299,7 +288,7 @@ func runningName(cs []kustomize.Container, entries map[string]kustomize.Entry, i
 }
 
 // previewKustomization is the preview's kustomization.yaml.
-func previewKustomization(o PreviewOptions, source string, patches []string, ings []kustomize.Ingress, namespaces []string, pins []kustomize.Pin, url string) []byte {
+func previewKustomization(o UpOptions, source string, patches []string, ings []kustomize.Ingress, namespaces []string, pins []kustomize.Pin, url string) []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# shipit preview %s: written by `shipit preview up`, removed by `shipit preview down %s`.\n", o.Name, o.Name)
 	fmt.Fprintf(&b, "# Built on %s, running build %s. Edit the source overlay or deploy.previews, not this file.\n", source, o.Record.Tag)
@@ -351,7 +340,7 @@ func previewURL(k []byte) string {
 	return ""
 }
 
-func previewMessage(o PreviewOptions, res *PreviewResult) string {
+func previewMessage(o UpOptions, res *UpResult) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "preview %s: %s\n\n", o.Name, o.Record.Tag)
 	for _, im := range res.Images {
@@ -367,16 +356,13 @@ func previewMessage(o PreviewOptions, res *PreviewResult) string {
 	return b.String()
 }
 
-// readPreviews lists the previews in the clone's previews folder: each
-// folder with a kustomization. Folders and files are checked as overlays
-// are (no links, regular files, capped).
-func readPreviews(repo *gitops.Repo, dir string) ([]Preview, error) {
-	if link, err := confine.FirstLink(repo.Dir, dir); err != nil {
-		return nil, err
-	} else if link != "" {
-		return nil, &UnsafePathError{Repo: repo.URL, Path: link, Why: "is a symbolic link"}
-	}
-	ents, err := os.ReadDir(filepath.Join(repo.Dir, dir))
+// Read lists the previews in the workspace's previews folder (dir, from
+// the repository's root): each folder with a kustomization. Folders and
+// files are checked as overlays are (no links, regular files, capped).
+func Read(w *gitops.Workspace, dir string) ([]Preview, error) { return read(w, dir) }
+
+func read(w *gitops.Workspace, dir string) ([]Preview, error) {
+	ents, err := w.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -389,10 +375,10 @@ func readPreviews(repo *gitops.Repo, dir string) ([]Preview, error) {
 			continue
 		}
 		folder := filepath.Join(dir, e.Name())
-		if err := checkOverlay(repo.Dir, repo.URL, folder); err != nil {
+		if err := w.CheckOverlay(folder); err != nil {
 			return nil, err
 		}
-		data, err := confine.ReadFile(filepath.Join(repo.Dir, folder, PreviewFile))
+		data, err := w.ReadFile(filepath.Join(folder, File))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -402,14 +388,14 @@ func readPreviews(repo *gitops.Repo, dir string) ([]Preview, error) {
 		p := Preview{Name: e.Name(), Path: filepath.ToSlash(folder), URL: previewURL(data)}
 		doc, err := yaml.Parse(string(data))
 		if err != nil {
-			return nil, fmt.Errorf("%s/%s: %w", p.Path, PreviewFile, err)
+			return nil, fmt.Errorf("%s/%s: %w", p.Path, File, err)
 		}
 		p.Namespace, _ = doc.GetString("namespace")
 		entries, err := kustomize.Images(data)
 		if err != nil {
-			return nil, fmt.Errorf("%s/%s: %w", p.Path, PreviewFile, err)
+			return nil, fmt.Errorf("%s/%s: %w", p.Path, File, err)
 		}
-		p.entries = entries
+		p.Entries = entries
 		for _, en := range entries {
 			p.Images = append(p.Images, kustomize.Pin(en).Ref())
 		}
@@ -421,9 +407,9 @@ func readPreviews(repo *gitops.Repo, dir string) ([]Preview, error) {
 
 // dateUpdates sets when each preview last changed, from git: a log per
 // preview, so only what shows the ages (list, the max refusal) asks.
-func dateUpdates(ctx context.Context, repo *gitops.Repo, ps []Preview) error {
+func dateUpdates(ctx context.Context, w *gitops.Workspace, ps []Preview) error {
 	for i := range ps {
-		t, err := repo.LastChange(ctx, filepath.FromSlash(ps[i].Path))
+		t, err := w.Repo().LastChange(ctx, filepath.FromSlash(ps[i].Path))
 		if err != nil {
 			return err
 		}
@@ -433,46 +419,44 @@ func dateUpdates(ctx context.Context, repo *gitops.Repo, ps []Preview) error {
 }
 
 // ListPreviews reads the previews at the head of the deploy branch.
-func ListPreviews(ctx context.Context, d Deploy, dir, tempDir string) ([]Preview, error) {
+func List(ctx context.Context, d release.Deploy, dir string) ([]Preview, error) {
 	var out []Preview
-	err := withClone(ctx, d, tempDir, func(repo *gitops.Repo) error {
+	err := gitops.With(ctx, d.Target, func(w *gitops.Workspace) error {
 		var err error
-		if out, err = readPreviews(repo, d.inRepo(dir)); err != nil {
+		if out, err = read(w, d.InRepo(dir)); err != nil {
 			return err
 		}
-		return dateUpdates(ctx, repo, out)
+		return dateUpdates(ctx, w, out)
 	})
 	return out, err
 }
 
-// PreviewDownResult is what preview down or gc did.
-type PreviewDownResult struct {
-	Removed  []string `json:"removed"`
-	Commit   string   `json:"commit,omitempty"`
-	Revision string   `json:"revision,omitempty"`
-	Diff     string   `json:"diff,omitempty"`
-	DryRun   bool     `json:"dryRun,omitempty"`
+// DownResult is what preview down or gc did.
+type DownResult struct {
+	Removed []string `json:"removed"`
+	gitops.Change
 }
 
 // PreviewDown removes previews' folders in one commit. A preview that is
 // not there is not an error: there is nothing to remove.
-func PreviewDown(ctx context.Context, d Deploy, dir string, names []string, dryRun bool, tempDir string, events progress.Sink) (*PreviewDownResult, error) {
-	res := &PreviewDownResult{DryRun: dryRun}
+func Down(ctx context.Context, d release.Deploy, dir string, names []string, dryRun bool, events progress.Sink) (*DownResult, error) {
+	res := &DownResult{}
+	res.DryRun = dryRun
 	for _, n := range names {
 		if !previewName.MatchString(n) {
 			return res, fmt.Errorf("%q is not a preview name", n)
 		}
 	}
-	err := withClone(ctx, d, tempDir, func(repo *gitops.Repo) error {
+	err := gitops.With(ctx, d.Target, func(w *gitops.Workspace) error {
 		apply := func(ctx context.Context) ([]string, string, error) {
 			res.Removed = nil
 			var paths []string
 			for _, n := range names {
-				folder := filepath.Join(d.inRepo(dir), n)
-				if err := checkOverlay(repo.Dir, repo.URL, folder); err != nil {
+				folder := filepath.Join(d.InRepo(dir), n)
+				if err := w.CheckOverlay(folder); err != nil {
 					return nil, "", err
 				}
-				ents, err := os.ReadDir(filepath.Join(repo.Dir, folder))
+				ents, err := w.ReadDir(folder)
 				if errors.Is(err, fs.ErrNotExist) {
 					continue
 				}
@@ -481,10 +465,10 @@ func PreviewDown(ctx context.Context, d Deploy, dir string, names []string, dryR
 				}
 				for _, e := range ents {
 					if !e.Type().IsRegular() {
-						return nil, "", &UnsafePathError{Repo: repo.URL, Path: filepath.Join(folder, e.Name()), Why: "is not a regular file shipit wrote"}
+						return nil, "", &gitops.UnsafePathError{Repo: w.URL(), Path: filepath.Join(folder, e.Name()), Why: "is not a regular file shipit wrote"}
 					}
 					p := filepath.Join(folder, e.Name())
-					if err := removeInRepo(repo.Dir, filepath.Join(repo.Dir, p)); err != nil {
+					if err := w.Remove(p); err != nil {
 						return nil, "", err
 					}
 					paths = append(paths, p)
@@ -498,7 +482,7 @@ func PreviewDown(ctx context.Context, d Deploy, dir string, names []string, dryR
 			}
 			if dryRun {
 				var err error
-				res.Diff, err = repo.Diff(ctx)
+				res.Diff, err = w.Diff(ctx)
 				return nil, "", err
 			}
 			msg := "preview down: " + strings.Join(res.Removed, ", ") + "\n"
@@ -507,12 +491,7 @@ func PreviewDown(ctx context.Context, d Deploy, dir string, names []string, dryR
 			}
 			return paths, msg, nil
 		}
-		sha, err := repo.Publish(ctx, max(d.Attempts, 1), d.Author, apply)
-		res.Commit, res.Revision = sha, sha
-		if err == nil && sha == "" {
-			res.Revision, err = repo.Head(ctx)
-		}
-		return err
+		return w.PublishChange(ctx, &res.Change, apply)
 	})
 	for _, n := range names {
 		if !slices.Contains(res.Removed, n) && err == nil {
@@ -520,11 +499,6 @@ func PreviewDown(ctx context.Context, d Deploy, dir string, names []string, dryR
 		}
 	}
 	return res, err
-}
-
-// mkdirInRepo makes a directory of the clone through an os.Root of it.
-func mkdirInRepo(repoDir, path string) error {
-	return inRepo(repoDir, path, func(root *os.Root, rel string) error { return root.MkdirAll(rel, 0o755) })
 }
 
 // OlderThan selects the previews not updated within d.

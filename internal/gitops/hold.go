@@ -1,4 +1,4 @@
-package release
+package gitops
 
 import (
 	"bytes"
@@ -6,15 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/shipit-dev/shipit/internal/confine"
+	"github.com/shipit-dev/shipit/internal/registry"
 	"github.com/shipit-dev/shipit/internal/safeyaml"
 	"github.com/shipit-dev/shipit/internal/tag"
-	"github.com/shipit-dev/shipit/release/kustomize"
 )
 
 // HoldFile records rollbacks beside an overlay's kustomization.yaml, in
@@ -38,8 +36,10 @@ const holdHeader = `# Written by shipit pin: a rollback that releases must not u
 # the hold. Delete an entry (or the file) to lift a hold by hand.
 `
 
-func readHolds(dir string) (Holds, error) {
-	data, err := confine.ReadFile(filepath.Join(dir, HoldFile))
+// Holds reads the hold file of an overlay (relative to the root); none
+// is no holds.
+func (w *Workspace) Holds(overlay string) (Holds, error) {
+	data, err := w.ReadFile(filepath.Join(overlay, HoldFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return Holds{}, nil
 	}
@@ -59,7 +59,7 @@ func readHolds(dir string) (Holds, error) {
 		return nil, fmt.Errorf("%s: not a hold file (%s): fix or delete it", HoldFile, firstLine(err.Error()))
 	}
 	for img, h := range f.Holds {
-		if !validTag(h.Pinned) || !validTag(h.Until) || !imageNameRE.MatchString(img) {
+		if !validTag(h.Pinned) || !validTag(h.Until) || !registry.ValidImageName(img) {
 			return nil, fmt.Errorf("%s: the hold of %q is not a pair of release tags: fix or delete it", HoldFile, firstLine(img))
 		}
 	}
@@ -69,11 +69,11 @@ func readHolds(dir string) (Holds, error) {
 	return f.Holds, nil
 }
 
-// writeHolds writes the holds, or removes the file when there are none.
+// WriteHolds writes an overlay's holds, or removes the file when there are none.
 // It reports whether the file changed.
-func writeHolds(repoDir, dir string, h Holds) (bool, error) {
-	p := filepath.Join(dir, HoldFile)
-	old, err := confine.ReadFile(p)
+func (w *Workspace) WriteHolds(overlay string, h Holds) (bool, error) {
+	p := filepath.Join(overlay, HoldFile)
+	old, err := w.ReadFile(p)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return false, err
 	}
@@ -81,7 +81,7 @@ func writeHolds(repoDir, dir string, h Holds) (bool, error) {
 		if old == nil {
 			return false, nil
 		}
-		return true, removeInRepo(repoDir, p)
+		return true, w.Remove(p)
 	}
 	var b bytes.Buffer
 	b.WriteString(holdHeader)
@@ -94,10 +94,8 @@ func writeHolds(repoDir, dir string, h Holds) (bool, error) {
 	if string(data) == string(old) {
 		return false, nil
 	}
-	return true, writeInRepo(repoDir, p, data)
+	return true, w.WriteFile(p, data)
 }
-
-var imageNameRE = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*$`)
 
 func validTag(t string) bool {
 	_, err := tag.Parse(t)
@@ -110,53 +108,4 @@ func firstLine(s string) string {
 		s = s[:120] + "…"
 	}
 	return s
-}
-
-// releaseKeep is what a release leaves alone: newer pins (forward only)
-// and pins held by a rollback.
-func releaseKeep(h Holds) kustomize.Keep {
-	return func(image string, cur kustomize.Entry, next kustomize.Pin) string {
-		if why := Forward(cur, next); why != "" {
-			return why
-		}
-		if hold, ok := h[image]; ok && next.NewTag != "" && !tag.Less(hold.Until, next.NewTag) {
-			return fmt.Sprintf("held at %s by a rollback (shipit pin): releases up to %s leave it; a newer commit moves it forward", hold.Pinned, hold.Until)
-		}
-		return ""
-	}
-}
-
-// releaseHolds lifts the holds a release moved past.
-func releaseHolds(h Holds, c *kustomize.Change) {
-	for _, ic := range c.Images {
-		if hold, ok := h[ic.Image]; ok && ic.Kept == "" && ic.New.NewTag != "" && tag.Less(hold.Until, ic.New.NewTag) {
-			delete(h, ic.Image)
-		}
-	}
-}
-
-// pinHolds records the rollbacks of an explicit pin: moving an image back
-// holds every tag up to the one it was on; moving it forward past the
-// hold lifts it.
-func pinHolds(h Holds, c *kustomize.Change) {
-	for _, ic := range c.Images {
-		from, to := ic.Old.NewTag, ic.New.NewTag
-		if to == "" || from == "" || from == to {
-			continue
-		}
-		hold, held := h[ic.Image]
-		switch {
-		case tag.Less(to, from): // back
-			if !held || tag.Less(hold.Until, from) {
-				hold.Until = from
-			}
-			hold.Pinned = to
-			h[ic.Image] = hold
-		case held && !tag.Less(to, hold.Until): // forward past the hold
-			delete(h, ic.Image)
-		case held:
-			hold.Pinned = to
-			h[ic.Image] = hold
-		}
-	}
 }

@@ -1,10 +1,12 @@
-package release
+// Package prune is shipit's retention: it deletes the release tags nothing
+// needs, and the manifests left without a tag, keeping what every
+// environment pins, has pinned recently, holds, or may roll back to.
+package prune
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -12,13 +14,14 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
-
+	"github.com/shipit-dev/shipit/internal/gitops"
+	"github.com/shipit-dev/shipit/internal/kustomize"
 	"github.com/shipit-dev/shipit/internal/progress"
+	"github.com/shipit-dev/shipit/internal/registry"
 	"github.com/shipit-dev/shipit/internal/retry"
 	"github.com/shipit-dev/shipit/internal/tag"
-	"github.com/shipit-dev/shipit/release/gitops"
-	"github.com/shipit-dev/shipit/release/kustomize"
+	"github.com/shipit-dev/shipit/release"
+	"github.com/shipit-dev/shipit/release/preview"
 )
 
 // Deleter removes images from a registry.
@@ -35,27 +38,28 @@ type TagDeleter interface {
 	DeleteTags(ctx context.Context, repo string, tags []string) ([]string, error)
 }
 
+// deleteJobs is how many deletes run at once.
+const deleteJobs = 8
+
 // ErrDeleteRefused is a registry that does not allow deletes.
 var ErrDeleteRefused = errors.New("the registry refuses deletes")
 
-// PruneOptions configure a prune.
-type PruneOptions struct {
-	Images       []PinImage
-	Registry     Registry
-	Deleter      Deleter    // the registry API: manifests by digest
-	TagDeleter   TagDeleter // when set (ECR), tags are deleted by name instead
-	Deploy       Deploy     // the overlays whose pins are kept (all environments')
-	KeepHistory  int        // pins in this many GitOps commits are kept
-	Keep         int        // the newest this many release tags (per image and prefix) are kept
+// Options configure a prune.
+type Options struct {
+	Images       []release.PinImage
+	Registry     release.Registry
+	Deleter      Deleter        // the registry API: manifests by digest
+	TagDeleter   TagDeleter     // when set (ECR), tags are deleted by name instead
+	Deploy       release.Deploy // the overlays whose pins are kept (all environments')
+	KeepHistory  int            // pins in this many GitOps commits are kept
+	Keep         int            // the newest this many release tags (per image and prefix) are kept
 	MinAge       time.Duration
 	IncludeOther bool // tags that are not release tags may go too
 	UpdaterMode  bool // keep the newest release tag and the updater's pick
 	Prefix       string
 	DryRun       bool
 	Now          func() time.Time
-	TempDir      string
 	Events       progress.Sink
-	Jobs         int // concurrent deletes; 0: 8
 	// PreviewDir is deploy.previews.dir: what a live preview pins is kept.
 	PreviewDir string
 }
@@ -73,27 +77,27 @@ const (
 	KeepSharesDigest = "shares-digest" // its manifest carries a tag that is kept
 )
 
-// PruneTag is one tag's fate.
-type PruneTag struct {
+// Tag is one tag's fate.
+type Tag struct {
 	Tag    string   `json:"tag"`
 	Digest string   `json:"digest,omitempty"`
 	Keep   []string `json:"keep,omitempty"` // why it stays; empty: deleted
 }
 
-// PruneImage is one image's plan.
-type PruneImage struct {
-	Image      string     `json:"image"`
-	Repository string     `json:"repository"`
-	Kept       []PruneTag `json:"kept"`
-	Deleted    []PruneTag `json:"deleted"`
-	Failed     []string   `json:"failed,omitempty"` // tags a delete failed for
+// Image is one image's plan.
+type Image struct {
+	Image      string   `json:"image"`
+	Repository string   `json:"repository"`
+	Kept       []Tag    `json:"kept"`
+	Deleted    []Tag    `json:"deleted"`
+	Failed     []string `json:"failed,omitempty"` // tags a delete failed for
 }
 
-// PruneResult is the plan, and what was done of it.
-type PruneResult struct {
-	Images   []PruneImage `json:"images"`
-	DryRun   bool         `json:"dryRun,omitempty"`
-	Requests int          `json:"deleteRequests"`
+// Result is the plan, and what was done of it.
+type Result struct {
+	Images   []Image `json:"images"`
+	DryRun   bool    `json:"dryRun,omitempty"`
+	Requests int     `json:"deleteRequests"`
 }
 
 // Prune deletes the release tags nothing needs, and the manifests left
@@ -101,11 +105,11 @@ type PruneResult struct {
 // the GitOps branch and in its recent history, the holds, the newest tags
 // and their age; if the GitOps repository cannot be read it deletes
 // nothing. The whole plan is made before the first delete.
-func Prune(ctx context.Context, o PruneOptions) (*PruneResult, error) {
+func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	res := &PruneResult{DryRun: o.DryRun}
+	res := &Result{DryRun: o.DryRun}
 	pins, err := historyPins(ctx, o)
 	if err != nil {
 		return res, fmt.Errorf("reading the pins in the GitOps repository (nothing was deleted): %w", err)
@@ -144,7 +148,7 @@ func (k keptRefs) add(tagOrEmpty, digest, why string) {
 
 // historyPins reads what the overlays pin at the head and in the last
 // KeepHistory commits, and the holds at the head, per image.
-func historyPins(ctx context.Context, o PruneOptions) (map[string]keptRefs, error) {
+func historyPins(ctx context.Context, o Options) (map[string]keptRefs, error) {
 	out := map[string]keptRefs{}
 	for _, im := range o.Images {
 		out[im.Name] = keptRefs{tags: map[string]string{}, digests: map[string]string{}}
@@ -152,11 +156,12 @@ func historyPins(ctx context.Context, o PruneOptions) (map[string]keptRefs, erro
 	if len(o.Deploy.Overlays) == 0 {
 		return out, nil
 	}
-	repo, done, err := openClone(ctx, o.Deploy, o.TempDir, max(o.KeepHistory, 1))
+	w, err := gitops.Open(ctx, o.Deploy.Target, max(o.KeepHistory, 1))
 	if err != nil {
 		return nil, err
 	}
-	defer done()
+	defer w.Close()
+	repo := w.Repo()
 	revs, err := repo.Revisions(ctx, max(o.KeepHistory, 1))
 	if err != nil {
 		return nil, err
@@ -167,12 +172,12 @@ func historyPins(ctx context.Context, o PruneOptions) (map[string]keptRefs, erro
 			why = KeepPinned
 		}
 		for _, ov := range o.Deploy.Overlays {
-			dir := o.Deploy.inRepo(ov)
+			dir := o.Deploy.InRepo(ov)
 			if i == 0 {
-				if err := checkOverlay(repo.Dir, repo.URL, dir); err != nil {
+				if err := w.CheckOverlay(dir); err != nil {
 					return nil, err
 				}
-				holds, err := readHolds(filepath.Join(repo.Dir, dir))
+				holds, err := w.Holds(dir)
 				if err != nil {
 					return nil, err
 				}
@@ -197,7 +202,7 @@ func historyPins(ctx context.Context, o PruneOptions) (map[string]keptRefs, erro
 				continue // an old commit's broken file pins nothing
 			}
 			for _, im := range o.Images {
-				if e, ok := entryFor(entries, im); ok {
+				if e, ok := im.EntryIn(entries); ok {
 					out[im.Name].add(e.NewTag, e.Digest, why)
 					// What the follower pins runs too (init's assets-previous).
 					if f, ok := entries[e.Name+kustomize.PreviousSuffix]; ok {
@@ -211,13 +216,13 @@ func historyPins(ctx context.Context, o PruneOptions) (map[string]keptRefs, erro
 		return out, nil
 	}
 	// Every live preview runs what it pins.
-	previews, err := readPreviews(repo, o.Deploy.inRepo(o.PreviewDir))
+	previews, err := preview.Read(w, o.Deploy.InRepo(o.PreviewDir))
 	if err != nil {
 		return nil, err
 	}
 	for _, p := range previews {
 		for _, im := range o.Images {
-			if e, ok := entryFor(p.entries, im); ok {
+			if e, ok := im.EntryIn(p.Entries); ok {
 				out[im.Name].add(e.NewTag, e.Digest, KeepPreview)
 			}
 		}
@@ -237,13 +242,13 @@ func kustomizationAt(ctx context.Context, repo *gitops.Repo, rev, dir string) ([
 }
 
 // planImage decides each tag of one image.
-func planImage(ctx context.Context, o PruneOptions, im PinImage, pinned keptRefs) (PruneImage, error) {
-	p := PruneImage{Image: im.Name, Repository: im.Repository}
+func planImage(ctx context.Context, o Options, im release.PinImage, pinned keptRefs) (Image, error) {
+	p := Image{Image: im.Name, Repository: im.Repository}
 	all, err := o.Registry.Tags(ctx, im.Repository)
 	if err != nil {
 		return p, err
 	}
-	digests, err := lookupTags(ctx, o.Registry, im.Repository, all)
+	digests, err := release.LookupTags(ctx, o.Registry, im.Repository, all)
 	if err != nil {
 		return p, err
 	}
@@ -263,8 +268,8 @@ func planImage(ctx context.Context, o PruneOptions, im PinImage, pinned keptRefs
 	}
 	updater := map[string]bool{}
 	if o.UpdaterMode {
-		updater[newestRelease(all, o.Prefix)] = true
-		if pick, err := UpdaterPick(all, tag.Pattern(o.Prefix)); err == nil {
+		updater[tag.Newest(all, o.Prefix)] = true
+		if pick, err := release.UpdaterPick(all, tag.Pattern(o.Prefix)); err == nil {
 			updater[pick] = true
 		}
 	}
@@ -317,7 +322,7 @@ func planImage(ctx context.Context, o PruneOptions, im PinImage, pinned keptRefs
 	}
 	sort.Slice(all, func(i, j int) bool { return tag.Less(all[j], all[i]) })
 	for _, s := range all {
-		pt := PruneTag{Tag: s, Digest: digests[s], Keep: keep[s]}
+		pt := Tag{Tag: s, Digest: digests[s], Keep: keep[s]}
 		if len(pt.Keep) > 0 {
 			p.Kept = append(p.Kept, pt)
 		} else {
@@ -327,34 +332,10 @@ func planImage(ctx context.Context, o PruneOptions, im PinImage, pinned keptRefs
 	return p, nil
 }
 
-// lookupTags resolves every tag's digest, several at a time.
-func lookupTags(ctx context.Context, reg Registry, repo string, tags []string) (map[string]string, error) {
-	out := make(map[string]string, len(tags))
-	var mu sync.Mutex
-	errs := make([]error, len(tags))
-	sem := make(chan struct{}, 16)
-	var wg sync.WaitGroup
-	for i, t := range tags {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			d, err := reg.Lookup(ctx, repo, t)
-			errs[i] = err
-			mu.Lock()
-			out[t] = d
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	return out, errors.Join(errs...)
-}
-
 // deleteAll carries the plan out: one delete alone first, so that a
 // registry that refuses deletes is found before anything is gone; then the
 // rest, several at a time, retried on 429 and 5xx.
-func deleteAll(ctx context.Context, o PruneOptions, res *PruneResult) error {
+func deleteAll(ctx context.Context, o Options, res *Result) error {
 	type job struct {
 		img  int
 		repo string
@@ -392,7 +373,7 @@ func deleteAll(ctx context.Context, o PruneOptions, res *PruneResult) error {
 	failed := map[int][]string{}
 	var errs []error
 	run := func(j job) error {
-		err := retry.Do(ctx, retry.Policy{Attempts: 5, Delay: 300 * time.Millisecond, Max: 5 * time.Second}, transient, func(int) error {
+		err := retry.Do(ctx, retry.Policy{Attempts: 5, Delay: 300 * time.Millisecond, Max: 5 * time.Second}, registry.Transient, func(int) error {
 			mu.Lock()
 			res.Requests++
 			mu.Unlock()
@@ -419,11 +400,7 @@ func deleteAll(ctx context.Context, o PruneOptions, res *PruneResult) error {
 		}
 		return fmt.Errorf("nothing was deleted: %w", err)
 	}
-	jobsN := o.Jobs
-	if jobsN <= 0 {
-		jobsN = 8
-	}
-	sem := make(chan struct{}, jobsN)
+	sem := make(chan struct{}, deleteJobs)
 	var wg sync.WaitGroup
 	for _, j := range jobs[1:] {
 		wg.Add(1)
@@ -441,7 +418,7 @@ func deleteAll(ctx context.Context, o PruneOptions, res *PruneResult) error {
 		for _, t := range tags {
 			gone[t] = true
 		}
-		var deleted []PruneTag
+		var deleted []Tag
 		for _, d := range res.Images[i].Deleted {
 			if !gone[d.Tag] {
 				deleted = append(deleted, d)
@@ -457,19 +434,5 @@ func deleteAll(ctx context.Context, o PruneOptions, res *PruneResult) error {
 
 // refused reports whether a registry refused a delete as unsupported.
 func refused(err error) bool {
-	if errors.Is(err, ErrDeleteRefused) {
-		return true
-	}
-	var te *transport.Error
-	if errors.As(err, &te) {
-		if te.StatusCode == http.StatusMethodNotAllowed {
-			return true
-		}
-		for _, d := range te.Errors {
-			if d.Code == transport.UnsupportedErrorCode {
-				return true
-			}
-		}
-	}
-	return false
+	return errors.Is(err, ErrDeleteRefused) || registry.DeleteUnsupported(err)
 }

@@ -42,7 +42,7 @@ func TestPublishRetriesOnTheNewHead(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	bare := remote(t)
-	r, err := Clone(ctx, bare, "main", filepath.Join(t.TempDir(), "c"))
+	r, err := Branch{URL: bare, Name: "main"}.Clone(ctx, filepath.Join(t.TempDir(), "c"), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestPublishNothingAndErrors(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	bare := remote(t)
-	r, err := Clone(ctx, bare, "main", filepath.Join(t.TempDir(), "c"))
+	r, err := Branch{URL: bare, Name: "main"}.Clone(ctx, filepath.Join(t.TempDir(), "c"), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,10 +89,10 @@ func TestPublishNothingAndErrors(t *testing.T) {
 	if sha != "" || err != nil {
 		t.Errorf("nothing to change: %q %v", sha, err)
 	}
-	if _, err := Clone(ctx, bare, "nope", filepath.Join(t.TempDir(), "d")); err == nil || !strings.Contains(err.Error(), "branch nope does not exist") {
+	if _, err := (Branch{URL: bare, Name: "nope"}).Clone(ctx, filepath.Join(t.TempDir(), "d"), 1); err == nil || !strings.Contains(err.Error(), "branch nope does not exist") {
 		t.Errorf("missing branch: %v", err)
 	}
-	if _, err := Clone(ctx, "https://user:s3cret@127.0.0.1:1/x.git", "main", filepath.Join(t.TempDir(), "e")); err == nil || strings.Contains(err.Error(), "s3cret") {
+	if _, err := (Branch{URL: "https://user:s3cret@127.0.0.1:1/x.git", Name: "main"}).Clone(ctx, filepath.Join(t.TempDir(), "e"), 1); err == nil || strings.Contains(err.Error(), "s3cret") {
 		t.Errorf("credentials in an error: %v", err)
 	}
 }

@@ -1,11 +1,11 @@
-// Package regnet is how shipit reaches registries over the network: TLS
+// Package registry is how shipit reaches registries over the network: TLS
 // unless a host is loopback or listed as insecure, and no wait without an
 // end. go-containerregistry guesses that private addresses (10/8,
 // 172.16/12, 192.168/16, *.local) speak plain HTTP, and sends credentials
-// there in the clear; regnet's transport upgrades every such request to
+// there in the clear; the client's transport upgrades every such request to
 // HTTPS instead. A registry that sends nothing for the idle limit fails,
 // naming the host and what was asked.
-package regnet
+package registry
 
 import (
 	"context"
@@ -110,16 +110,16 @@ func (p Policy) Transport() http.RoundTripper {
 	}
 	base.ResponseHeaderTimeout = 2 * idle // a backstop: the watchdog names the stall first
 	base.IdleConnTimeout = 90 * time.Second
-	return &transport{base: base, policy: p, idle: idle}
+	return &watchedTransport{base: base, policy: p, idle: idle}
 }
 
-type transport struct {
+type watchedTransport struct {
 	base   http.RoundTripper
 	policy Policy
 	idle   time.Duration
 }
 
-func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+func (t *watchedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	orig := req
 	if req.URL.Scheme == "http" && !t.policy.PlainHTTP(req.URL.Host) {
 		// Never plain HTTP to a host that is not allowed it, whatever

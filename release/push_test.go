@@ -3,8 +3,6 @@ package release
 import (
 	"bytes"
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,7 +11,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -25,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/shipit-dev/shipit/build"
+	"github.com/shipit-dev/shipit/internal/registry/registrytest"
 )
 
 // fixture is an in-process registry and a build record whose one image is
@@ -58,7 +56,7 @@ func fixture(t *testing.T) (string, *build.Record, string, *atomic.Int64) {
 func TestEnsureImages(t *testing.T) {
 	t.Parallel()
 	host, rec, dir, uploads := fixture(t)
-	reg := &Remote{Keychain: authn.DefaultKeychain}
+	reg := registrytest.Client()
 	o := Options{Record: rec, RecordDir: dir, Registry: reg}
 	ctx := context.Background()
 
@@ -97,16 +95,6 @@ func TestEnsureImages(t *testing.T) {
 	rec.Images[0].Repository, rec.Images[0].Pushed = host+"/team/missing", true
 	if _, err := ensureImages(ctx, Options{Record: rec, RecordDir: dir, Registry: reg}); err == nil || !strings.Contains(err.Error(), "build again") {
 		t.Errorf("a missing pushed image: %v", err)
-	}
-}
-
-func TestTransient(t *testing.T) {
-	t.Parallel()
-	if transient(errors.New("manifest invalid")) {
-		t.Error("a plain error is transient")
-	}
-	if !transient(fmt.Errorf("pushing: %w", io.ErrUnexpectedEOF)) {
-		t.Error("a connection cut mid-body is not transient")
 	}
 }
 
@@ -155,7 +143,7 @@ func TestCrossRepositoryMount(t *testing.T) {
 		d, _ := im.img.Digest()
 		rec.Images = append(rec.Images, build.Image{Name: im.name, Repository: host + "/team/" + im.name, Tag: tA, Digest: d.String(), Layout: "images/" + im.name})
 	}
-	got, err := ensureImages(context.Background(), Options{Record: rec, RecordDir: dir, Registry: &Remote{Keychain: authn.DefaultKeychain}})
+	got, err := ensureImages(context.Background(), Options{Record: rec, RecordDir: dir, Registry: registrytest.Client()})
 	if err != nil || got[0].Action != ActionPushed || got[1].Action != ActionPushed {
 		t.Fatalf("%+v %v", got, err)
 	}
@@ -210,28 +198,4 @@ func countUploads(h http.Handler, n *atomic.Int64) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
-}
-
-// TestTagsLinkLoop: a registry whose tag list links to itself is left
-// after the page repeats, not followed forever.
-func TestTagsLinkLoop(t *testing.T) {
-	t.Parallel()
-	var pages atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/v2/" {
-			return
-		}
-		pages.Add(1)
-		w.Header().Set("Link", `</v2/team/web/tags/list?n=2&last=b>; rel="next"`)
-		fmt.Fprint(w, `{"name":"team/web","tags":["a","b"]}`)
-	}))
-	defer srv.Close()
-	host := strings.TrimPrefix(srv.URL, "http://")
-	_, err := (&Remote{Keychain: authn.DefaultKeychain}).Tags(context.Background(), host+"/team/web")
-	if err == nil || !strings.Contains(err.Error(), "twice") {
-		t.Errorf("err = %v, want the loop named", err)
-	}
-	if n := pages.Load(); n > 3 {
-		t.Errorf("%d pages fetched", n)
-	}
 }

@@ -1,4 +1,4 @@
-package release
+package prune
 
 import (
 	"context"
@@ -12,11 +12,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/shipit-dev/shipit/internal/registry/registrytest"
+	"github.com/shipit-dev/shipit/release"
 )
 
 // manyTags is an in-process registry whose team/web holds n release tags
@@ -48,17 +50,17 @@ func manyTags(b *testing.B, n int) (string, *atomic.Int64) {
 // BenchmarkHistory: history --limit 10 and status cost a tag list and a
 // few manifest requests whatever the number of tags.
 //
-//	go test ./release -run '^$' -bench 'History|StatusScale' -benchtime 5x
+//	go test ./release/prune -run '^$' -bench 'History|StatusScale' -benchtime 5x
 func BenchmarkHistory(b *testing.B) {
 	for _, n := range []int{100, 1000, 10000} {
 		b.Run(fmt.Sprintf("tags=%d", n), func(b *testing.B) {
 			host, reqs := manyTags(b, n)
-			reg := &Remote{Keychain: authn.DefaultKeychain}
-			imgs := []PinImage{{Name: "web", Repository: host + "/team/web"}}
+			reg := registrytest.Client()
+			imgs := []release.PinImage{{Name: "web", Repository: host + "/team/web"}}
 			reqs.Store(0)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				h, err := History(context.Background(), reg, imgs, nil, 10)
+				h, err := release.History(context.Background(), reg, imgs, nil, 10)
 				if err != nil || len(h) != 10 {
 					b.Fatalf("%d entries: %v", len(h), err)
 				}
@@ -72,12 +74,12 @@ func BenchmarkStatusScale(b *testing.B) {
 	for _, n := range []int{100, 1000, 10000} {
 		b.Run(fmt.Sprintf("tags=%d", n), func(b *testing.B) {
 			host, reqs := manyTags(b, n)
-			reg := &Remote{Keychain: authn.DefaultKeychain}
-			imgs := []PinImage{{Name: "web", Repository: host + "/team/web"}}
+			reg := registrytest.Client()
+			imgs := []release.PinImage{{Name: "web", Repository: host + "/team/web"}}
 			reqs.Store(0)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				if _, err := Status(context.Background(), reg, imgs, nil, "", true); err != nil {
+				if _, err := release.Status(context.Background(), reg, imgs, nil, "", true); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -90,7 +92,7 @@ func BenchmarkStatusScale(b *testing.B) {
 // the newest 30: time, and registry requests (the tag list, a HEAD per
 // tag, a DELETE per deleted manifest).
 //
-//	go test ./release -run '^$' -bench Prune -benchtime 1x
+//	go test ./release/prune -run '^$' -bench Prune -benchtime 1x
 func BenchmarkPrune(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
@@ -114,14 +116,14 @@ func BenchmarkPrune(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		reg := &Remote{Keychain: authn.DefaultKeychain}
-		o := PruneOptions{
-			Images: []PinImage{{Name: "web", Repository: host + "/team/web"}}, Registry: reg, Deleter: reg,
+		reg := registrytest.Client()
+		o := Options{
+			Images: []release.PinImage{{Name: "web", Repository: host + "/team/web"}}, Registry: reg, Deleter: reg,
 			Deploy: testDeploy(gitOpsRemote(b), "k8s/overlays/staging"), KeepHistory: 20, Keep: 30,
 		}
 		reqs.Store(0)
 		b.StartTimer()
-		res, err := Prune(context.Background(), o)
+		res, err := Run(context.Background(), o)
 		b.StopTimer()
 		if err != nil || len(res.Images[0].Deleted) != 970 {
 			b.Fatalf("%v, %d deleted", err, len(res.Images[0].Deleted))

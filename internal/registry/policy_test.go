@@ -1,4 +1,4 @@
-package regnet
+package registry
 
 import (
 	"context"
@@ -31,7 +31,7 @@ func TestPlainHTTP(t *testing.T) {
 // a private address in a URL is served from loopback, and nothing leaves
 // the machine.
 func dialTo(tr http.RoundTripper, addr string) {
-	base := tr.(*transport).base.(*http.Transport)
+	base := tr.(*watchedTransport).base.(*http.Transport)
 	base.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, network, addr)
 	}

@@ -1,4 +1,4 @@
-package release
+package prune
 
 import (
 	"context"
@@ -16,11 +16,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	shipitreg "github.com/shipit-dev/shipit/internal/registry"
+	"github.com/shipit-dev/shipit/internal/registry/registrytest"
+	"github.com/shipit-dev/shipit/release"
 )
 
 // pruneFixture is a registry with release tags of web, a GitOps remote whose
@@ -29,7 +32,7 @@ import (
 type pruneFixture struct {
 	host    string
 	bare    string
-	reg     *Remote
+	reg     *shipitreg.Client
 	deletes *atomic.Int64
 	refuse  *atomic.Bool
 	mu      sync.Mutex
@@ -59,7 +62,7 @@ func newPruneFixture(t *testing.T, n int) *pruneFixture {
 	}))
 	t.Cleanup(srv.Close)
 	f.host = strings.TrimPrefix(srv.URL, "http://")
-	f.reg = &Remote{Keychain: authn.DefaultKeychain}
+	f.reg = registrytest.Client()
 	repo := f.host + "/team/web"
 	put := func(tg string) string {
 		img, _ := random.Image(64, 1)
@@ -115,9 +118,9 @@ func mustTag(t *testing.T, s string) name.Tag {
 	return ref
 }
 
-func (f *pruneFixture) options() PruneOptions {
-	return PruneOptions{
-		Images:   []PinImage{{Name: "web", Repository: f.host + "/team/web"}},
+func (f *pruneFixture) options() Options {
+	return Options{
+		Images:   []release.PinImage{{Name: "web", Repository: f.host + "/team/web"}},
 		Registry: f.reg, Deleter: f.reg,
 		Deploy:      testDeploy(f.bare, "k8s/overlays/staging", "k8s/overlays/production"),
 		KeepHistory: 20, Keep: 3,
@@ -132,7 +135,7 @@ func TestPrune(t *testing.T) {
 	// Dry run: the plan, no delete.
 	o := f.options()
 	o.DryRun = true
-	res, err := Prune(ctx, o)
+	res, err := Run(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +160,7 @@ func TestPrune(t *testing.T) {
 	// registry API deletes a manifest with its tags; the e2e test checks
 	// that they answer 404 in the distribution registry).
 	o.DryRun = false
-	res, err = Prune(ctx, o)
+	res, err = Run(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +181,7 @@ func TestPrune(t *testing.T) {
 	// nothing.
 	o.Registry = dropTags{f.reg, want}
 	f.deletes.Store(0)
-	res, err = Prune(ctx, o)
+	res, err = Run(ctx, o)
 	if err != nil || len(res.Images[0].Deleted) != 0 || f.deletes.Load() != 0 {
 		t.Errorf("second prune: %v, %d deleted, %d DELETE requests", err, len(res.Images[0].Deleted), f.deletes.Load())
 	}
@@ -186,12 +189,12 @@ func TestPrune(t *testing.T) {
 
 // dropTags hides tags, as a registry that deleted their manifest does.
 type dropTags struct {
-	*Remote
+	*shipitreg.Client
 	gone []string
 }
 
 func (d dropTags) Tags(ctx context.Context, repo string) ([]string, error) {
-	all, err := d.Remote.Tags(ctx, repo)
+	all, err := d.Client.Tags(ctx, repo)
 	var out []string
 	for _, t := range all {
 		if !contains(d.gone, t) {
@@ -217,8 +220,8 @@ func TestPruneNeverDecidesBlind(t *testing.T) {
 	f := newPruneFixture(t, 8)
 	ctx := context.Background()
 	o := f.options()
-	o.Deploy.Remote.URL = filepath.Join(t.TempDir(), "gone.git")
-	if _, err := Prune(ctx, o); err == nil || !strings.Contains(err.Error(), "nothing was deleted") {
+	o.Deploy.Branch.URL = filepath.Join(t.TempDir(), "gone.git")
+	if _, err := Run(ctx, o); err == nil || !strings.Contains(err.Error(), "nothing was deleted") {
 		t.Errorf("unreachable GitOps remote: %v", err)
 	}
 	if n := f.deletes.Load(); n != 0 {
@@ -226,7 +229,7 @@ func TestPruneNeverDecidesBlind(t *testing.T) {
 	}
 
 	f.refuse.Store(true)
-	_, err := Prune(ctx, f.options())
+	_, err := Run(ctx, f.options())
 	if err == nil || !strings.Contains(err.Error(), "refuses deletes") || !strings.Contains(err.Error(), "nothing was deleted") {
 		t.Errorf("a registry refusing deletes: %v", err)
 	}
@@ -270,10 +273,10 @@ func TestPruneKeepsPreviews(t *testing.T) {
 }
 
 // wouldDelete runs a dry prune and lists the tags it would delete.
-func wouldDelete(t *testing.T, o PruneOptions) []string {
+func wouldDelete(t *testing.T, o Options) []string {
 	t.Helper()
 	o.DryRun = true
-	res, err := Prune(context.Background(), o)
+	res, err := Run(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
