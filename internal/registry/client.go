@@ -133,6 +133,7 @@ func (r *Client) options(ctx context.Context) []remote.Option {
 		remote.WithContext(ctx),
 		remote.WithAuthFromKeychain(kc),
 		remote.WithRetryBackoff(remote.Backoff{Duration: 300 * time.Millisecond, Factor: 2.5, Jitter: 0.2, Steps: 5}),
+		remote.WithRetryPredicate(retryRequest),
 		remote.WithRetryStatusCodes(http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
 			http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout),
 		remote.WithUserAgent("shipit"),
@@ -238,6 +239,20 @@ func (r *Client) withProgress(ctx context.Context, ref string) ([]remote.Option,
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// retryRequest is go-containerregistry's test for retrying one request
+// (temporary errors, connections cut), except that a registry that went
+// quiet for the idle limit is not asked again: the stall is the answer,
+// and five more would multiply the wait.
+func retryRequest(err error) bool {
+	var stall *StallError
+	if errors.As(err, &stall) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var tmp interface{ Temporary() bool }
+	return (errors.As(err, &tmp) && tmp.Temporary()) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, net.ErrClosed)
 }
 
 // pushPolicy bounds the retries of a whole image write.
