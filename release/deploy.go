@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/shipit-dev/shipit/build"
 	"github.com/shipit-dev/shipit/internal/gitinfo"
@@ -42,6 +43,8 @@ type DeploySpec struct {
 	Author   gitops.Author // zero: git's user.name and user.email in Dir, or shipit
 	// ImageUpdater: deploy.mode is image-updater.
 	ImageUpdater bool
+	// Stall is how long the git remote may send nothing; 0: 60s.
+	Stall time.Duration
 }
 
 // ErrNoOrigin is a deploy.repo of "." in a repository without an origin remote.
@@ -56,7 +59,7 @@ var DefaultAuthor = gitops.Author{Name: "shipit", Email: "shipit@users.noreply.l
 // app's CI does not loop.
 func ResolveDeploy(ctx context.Context, s DeploySpec) (Deploy, error) {
 	d := Deploy{
-		Target:       gitops.Target{Branch: gitops.Branch{Name: s.Branch}, Author: s.Author, Attempts: PushAttempts},
+		Target:       gitops.Target{Branch: gitops.Branch{Name: s.Branch, Stall: s.Stall}, Author: s.Author, Attempts: PushAttempts},
 		Overlays:     append([]string(nil), s.Overlays...),
 		Mode:         s.Pin,
 		ImageUpdater: s.ImageUpdater,

@@ -31,6 +31,6 @@ func main() {
 		}
 		os.Exit(cli.ExitCode(context.Canceled, true, os.Stderr))
 	}()
-	err := cli.New().ExecuteContext(ctx)
+	err := cli.Execute(ctx, nil)
 	os.Exit(cli.ExitCode(err, ctx.Err() != nil, os.Stderr))
 }

@@ -79,7 +79,6 @@ func (g *globals) resolve(cmd *cobra.Command, flagKeys map[string]string, events
 		awsLog = cmd.ErrOrStderr()
 	}
 	kc := regauth.NewKeychain(awsLog)
-	gitinfo.Stall = stallTimeout()
 	return &deps{
 		cfg:      cfg,
 		keychain: kc,
@@ -135,6 +134,7 @@ func (d *deps) deploy(ctx context.Context, overlays []string) (release.Deploy, e
 	if c.Author != "" {
 		spec.Author.Name, spec.Author.Email, _ = config.ParseAuthor(c.Author)
 	}
+	spec.Stall = stallTimeout()
 	dep, err := release.ResolveDeploy(ctx, spec)
 	if errors.Is(err, release.ErrNoOrigin) {
 		return dep, &config.Error{File: d.cfg.File, Key: "deploy.repo", Msg: err.Error()}

@@ -10,13 +10,11 @@ import (
 	"io"
 	"os"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
-	"github.com/shipit-dev/shipit/internal/config"
 	"github.com/shipit-dev/shipit/internal/tag"
 )
 
@@ -28,10 +26,8 @@ const (
 	ExitInterrupted = 130
 )
 
-// activeTimeout is --timeout of the running command, for ExitCode.
-var activeTimeout atomic.Int64
-
-// TimeoutError is the --timeout limit reached.
+// TimeoutError is the --timeout limit reached: the cause of the command's
+// context when its deadline passes.
 type TimeoutError struct{ Limit time.Duration }
 
 func (e *TimeoutError) Error() string { return fmt.Sprintf("--timeout %s reached", e.Limit) }
@@ -39,8 +35,26 @@ func (e *TimeoutError) Error() string { return fmt.Sprintf("--timeout %s reached
 // usageError marks bad usage: exit code 2.
 type usageError struct{ err error }
 
-func (e *usageError) Error() string { return e.err.Error() }
-func (e *usageError) Unwrap() error { return e.err }
+func (e *usageError) Error() string  { return e.err.Error() }
+func (e *usageError) Unwrap() error  { return e.err }
+func (e *usageError) BadInput() bool { return true }
+
+// Execute runs the command line with args (os.Args[1:] when nil) and
+// returns its error; a command that ran out of --timeout says so.
+func Execute(ctx context.Context, args []string) error {
+	root := New()
+	if args != nil {
+		root.SetArgs(args)
+	}
+	cmd, err := root.ExecuteContextC(ctx)
+	if err != nil && cmd != nil && cmd.Context() != nil && errors.Is(err, context.DeadlineExceeded) {
+		var te *TimeoutError
+		if cause := context.Cause(cmd.Context()); errors.As(cause, &te) {
+			return fmt.Errorf("%w: %w", te, err)
+		}
+	}
+	return err
+}
 
 func usagef(format string, args ...any) error {
 	return &usageError{fmt.Errorf(format, args...)}
@@ -56,23 +70,10 @@ func ExitCode(err error, interrupted bool, w io.Writer) int {
 		fmt.Fprintln(w, "shipit: interrupted")
 		return ExitInterrupted
 	}
-	if limit := activeTimeout.Load(); limit > 0 && errors.Is(err, context.DeadlineExceeded) {
-		fmt.Fprintf(w, "shipit: %v: %v\n", &TimeoutError{Limit: time.Duration(limit)}, err)
-		return ExitFailure
-	}
 	fmt.Fprintf(w, "shipit: %v\n", err)
+	// The one mechanism: an error that is the user's to fix says so.
 	var bad interface{ BadInput() bool }
-	if errors.As(err, &bad) && bad.BadInput() {
-		return ExitUsage
-	}
-	var ue *usageError
-	var ce *config.Error
-	if errors.As(err, &ue) || errors.As(err, &ce) || errors.Is(err, tag.ErrClockSkew) {
-		return ExitUsage
-	}
-	// cobra's own: a command that does not exist.
-	if strings.HasPrefix(err.Error(), "unknown command ") {
-		fmt.Fprintln(w, "usage: shipit <command> [flags]; shipit --help lists the commands")
+	if errors.As(err, &bad) && bad.BadInput() || errors.Is(err, tag.ErrClockSkew) {
 		return ExitUsage
 	}
 	return ExitFailure
@@ -108,6 +109,19 @@ Exit codes: 0 success, 1 failure, 2 bad usage or configuration, 130 interrupted.
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       Version(),
+		Args:          cobra.ArbitraryArgs,
+		// shipit alone shows the help; shipit with an unknown command is
+		// bad usage (exit 2), with cobra's suggestions.
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			msg := fmt.Sprintf("unknown command %q for shipit", args[0])
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += "; did you mean " + strings.Join(s, " or ") + "?"
+			}
+			return usagef("%s\nusage: shipit <command> [flags]; shipit --help lists the commands", msg)
+		},
 	}
 	root.SetVersionTemplate("shipit {{.Version}}\n")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
@@ -132,9 +146,8 @@ Exit codes: 0 success, 1 failure, 2 bad usage or configuration, 130 interrupted.
 		if g.timeout > 0 {
 			// The whole command, every network wait included, ends by then.
 			var ctx context.Context
-			ctx, g.cancel = context.WithTimeout(cmd.Context(), g.timeout)
+			ctx, g.cancel = context.WithTimeoutCause(cmd.Context(), g.timeout, &TimeoutError{Limit: g.timeout})
 			cmd.SetContext(ctx)
-			activeTimeout.Store(int64(g.timeout))
 		}
 		return nil
 	}

@@ -30,6 +30,9 @@ type Error struct {
 // Unwrap gives Err.
 func (e *Error) Unwrap() error { return e.Err }
 
+// BadInput marks a configuration error as the user's to fix (exit code 2).
+func (e *Error) BadInput() bool { return true }
+
 func (e *Error) Error() string {
 	var b strings.Builder
 	if e.File != "" {

@@ -33,11 +33,14 @@ type Cmd struct {
 	Config [][2]string
 	// Secrets are redacted from git's messages, whatever their shape.
 	Secrets []string
+	// Stall is how long a remote may send nothing before git gives up on
+	// it; 0: DefaultStall.
+	Stall time.Duration
 }
 
-// Stall is how long a git remote may send nothing before git gives up on
-// it. The composition root sets it once, at start.
-var Stall = 60 * time.Second
+// DefaultStall is how long a git remote may send nothing, unless a
+// command says otherwise.
+const DefaultStall = 60 * time.Second
 
 // Error is a failed git command: git's own message (redacted), and the
 // process's exit status underneath.
@@ -78,7 +81,11 @@ func (c Cmd) Run(ctx context.Context, args ...string) (string, error) {
 // environment, then the command's own (credentials).
 func (c Cmd) env() []string {
 	env := []string{"GIT_TERMINAL_PROMPT=0", "GIT_ASKPASS=", "SSH_ASKPASS=", "GCM_INTERACTIVE=never"}
-	secs := max(int(Stall/time.Second), 1)
+	stall := c.Stall
+	if stall <= 0 {
+		stall = DefaultStall
+	}
+	secs := max(int(stall/time.Second), 1)
 	if os.Getenv("GIT_SSH_COMMAND") == "" && os.Getenv("GIT_SSH") == "" {
 		alive := max(secs/4, 1)
 		env = append(env, fmt.Sprintf("GIT_SSH_COMMAND=ssh -o BatchMode=yes -o ConnectTimeout=%d -o ServerAliveInterval=%d -o ServerAliveCountMax=4", secs, alive))

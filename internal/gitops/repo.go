@@ -34,21 +34,25 @@ type Repo struct {
 type Branch struct {
 	URL  string // may hold credentials; they reach git only through its environment
 	Name string
+	// Stall is how long the remote may send nothing; 0: gitinfo.DefaultStall.
+	Stall time.Duration
 }
 
 // Clone clones the branch into dir with its last depth commits (at least
 // one). Credentials in the URL are handed to git through its environment,
 // never its arguments, and the clone's remote is configured without them.
 func (b Branch) Clone(ctx context.Context, dir string, depth int) (*Repo, error) {
-	return cloneDepth(ctx, b.URL, b.Name, dir, max(depth, 1))
+	return cloneDepth(ctx, b, dir, max(depth, 1))
 }
 
-func cloneDepth(ctx context.Context, url, branch, dir string, depth int) (*Repo, error) {
+func cloneDepth(ctx context.Context, b Branch, dir string, depth int) (*Repo, error) {
+	url, branch := b.URL, b.Name
 	shown := gitinfo.SanitizeURL(url)
 	if strings.HasPrefix(url, "-") || strings.HasPrefix(branch, "-") {
 		return nil, fmt.Errorf("cloning %s: a repository or branch that begins with \"-\" is refused", shown)
 	}
 	clean, g := gitinfo.Credentials(url)
+	g.Stall = b.Stall
 	src := clean
 	if strings.HasPrefix(clean, "/") {
 		src = "file://" + clean // --depth is honoured only for file:// URLs
