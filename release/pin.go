@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shipit-dev/shipit/internal/gitops"
 	"github.com/shipit-dev/shipit/internal/kustomize"
 	"github.com/shipit-dev/shipit/internal/progress"
 	"github.com/shipit-dev/shipit/internal/tag"
@@ -41,11 +42,8 @@ type PinResult struct {
 	Tag         string          `json:"tag"`
 	Images      []ImageResult   `json:"images"`
 	Overlays    []OverlayResult `json:"overlays,omitempty"`
-	Commit      string          `json:"commit,omitempty"`
-	Revision    string          `json:"revision,omitempty"`    // the GitOps head afterwards
 	RollbackTag string          `json:"rollbackTag,omitempty"` // Image Updater mode: the new tag on the old digest
-	Diff        string          `json:"diff,omitempty"`
-	DryRun      bool            `json:"dryRun,omitempty"`
+	gitops.Change
 }
 
 // Pin moves every selected image of the selected overlays to an existing
@@ -58,7 +56,8 @@ func Pin(ctx context.Context, o PinOptions) (*PinResult, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	res := &PinResult{Tag: o.Tag, DryRun: o.DryRun}
+	res := &PinResult{Tag: o.Tag}
+	res.DryRun = o.DryRun
 	manifests, err := lookupAll(ctx, o.Registry, o.Images, o.Tag, o.Deploy.ImageUpdater)
 	if err != nil {
 		return res, err
@@ -78,13 +77,14 @@ func Pin(ctx context.Context, o PinOptions) (*PinResult, error) {
 	for _, im := range o.Images {
 		imgs = append(imgs, kustomize.Image{Name: im.Name, Entry: im.KustomizeName, Repository: im.Repository, Tag: o.Tag, Digest: digests[im.Name]})
 	}
-	r := &Result{Tag: o.Tag, DryRun: o.DryRun}
+	r := &Result{Tag: o.Tag}
+	r.DryRun = o.DryRun
 	err = writePins(ctx, Options{Deploy: o.Deploy, DryRun: o.DryRun, Events: o.Events}, r, imgs, pinHooks{
 		keep:    func(Holds) kustomize.Keep { return nil },
 		holds:   pinHolds,
 		message: func(r *Result) string { return pinMessage(o.Tag, r) },
 	})
-	res.Overlays, res.Commit, res.Diff, res.Revision = r.Overlays, r.Commit, r.Diff, r.Revision
+	res.Overlays, res.Change = r.Overlays, r.Change
 	return res, err
 }
 

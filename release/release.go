@@ -84,10 +84,7 @@ type Result struct {
 	Tag      string          `json:"tag"`
 	Images   []ImageResult   `json:"images"`
 	Overlays []OverlayResult `json:"overlays"`
-	Commit   string          `json:"commit,omitempty"`   // the pin commit pushed, if any
-	Revision string          `json:"revision,omitempty"` // the GitOps branch's head afterwards: the commit, or the head it was already at
-	Diff     string          `json:"diff,omitempty"`     // dry run: the change it would commit
-	DryRun   bool            `json:"dryRun,omitempty"`
+	gitops.Change
 }
 
 // Run releases a build: every image ends up in the registry under its tag
@@ -95,7 +92,8 @@ type Result struct {
 // one commit. A failure leaves the overlays and the GitOps remote as they
 // were; images already pushed stay, and a re-run finishes the job.
 func Run(ctx context.Context, o Options) (*Result, error) {
-	res := &Result{Tag: o.Record.Tag, DryRun: o.DryRun}
+	res := &Result{Tag: o.Record.Tag}
+	res.DryRun = o.DryRun
 	if err := checkLayouts(o.RecordDir, o.Record); err != nil {
 		return res, err
 	}
@@ -319,12 +317,7 @@ func writePins(ctx context.Context, o Options, res *Result, imgs []kustomize.Ima
 		}
 		return paths, hooks.message(res), nil
 	}
-	sha, err := w.Publish(ctx, apply)
-	res.Commit, res.Revision = sha, sha
-	if err == nil && sha == "" {
-		res.Revision, err = w.Head(ctx)
-	}
-	return err
+	return w.PublishChange(ctx, &res.Change, apply)
 }
 
 // planPins plans every overlay of the workspace's head and writes the

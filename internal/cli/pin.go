@@ -139,14 +139,10 @@ func printPin(out, stderr io.Writer, format string, res *release.PinResult, wait
 			}
 		}
 	}
-	switch {
-	case res.DryRun && res.Diff != "":
-		fmt.Fprintln(stderr, "shipit: dry run: this change would be committed:")
-		fmt.Fprint(out, res.Diff)
-	case res.Commit != "":
-		fmt.Fprintln(out, res.Commit)
-	case len(res.Overlays) > 0 && !res.DryRun:
-		fmt.Fprintln(stderr, "shipit: already pinned: no commit")
+	t := changeText{would: "this change would be committed", nothingDry: "no pin would change"}
+	if len(res.Overlays) > 0 {
+		t.nothing = "already pinned"
 	}
+	printChange(out, stderr, res.Change, t)
 	return nil
 }

@@ -298,16 +298,13 @@ func removePreviews(cmd *cobra.Command, d *deps, p *config.Previews, dep release
 		}
 		return werr
 	}
-	switch {
-	case dryRun && res.Diff != "":
-		fmt.Fprintf(stderr, "shipit: dry run: would remove %s; this change would be committed:\n", strings.Join(res.Removed, ", "))
-		fmt.Fprint(cmd.OutOrStdout(), res.Diff)
-	case res.Commit != "":
-		fmt.Fprintf(stderr, "shipit: removed %s\n", strings.Join(res.Removed, ", "))
-		fmt.Fprintln(cmd.OutOrStdout(), res.Commit)
-	default:
-		fmt.Fprintln(stderr, "shipit: nothing to remove: no commit")
-	}
+	removed := strings.Join(res.Removed, ", ")
+	printChange(cmd.OutOrStdout(), stderr, res.Change, changeText{
+		would:      "would remove " + removed + "; this change would be committed",
+		nothingDry: "nothing to remove",
+		nothing:    "nothing to remove",
+		done:       "removed " + removed,
+	})
 	return werr
 }
 

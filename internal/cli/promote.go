@@ -118,16 +118,10 @@ func printPromote(out, stderr io.Writer, o *promoteOptions, res *release.Promote
 		}{res, o.wait.report()})
 	}
 	printOverlays(stderr, res.Overlays)
-	switch {
-	case res.DryRun && res.Diff != "":
-		fmt.Fprintf(stderr, "shipit: dry run: promoting %s to %s would commit:\n", res.From, res.To)
-		fmt.Fprint(out, res.Diff)
-	case res.DryRun:
-		fmt.Fprintf(stderr, "shipit: dry run: %s already runs what %s pins\n", res.To, res.From)
-	case res.Commit != "":
-		fmt.Fprintln(out, res.Commit)
-	default:
-		fmt.Fprintf(stderr, "shipit: nothing to promote: %s already pins what %s does (or newer): no commit\n", res.To, res.From)
-	}
+	printChange(out, stderr, res.Change, changeText{
+		would:      fmt.Sprintf("promoting %s to %s would commit", res.From, res.To),
+		nothingDry: fmt.Sprintf("%s already runs what %s pins", res.To, res.From),
+		nothing:    fmt.Sprintf("nothing to promote: %s already pins what %s does (or newer)", res.To, res.From),
+	})
 	return nil
 }

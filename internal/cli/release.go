@@ -145,20 +145,11 @@ func printRelease(out, stderr io.Writer, format string, res *release.Result, wai
 		fmt.Fprintln(out, im.Ref)
 	}
 	printOverlays(stderr, res.Overlays)
-	if res.DryRun {
-		if res.Diff == "" {
-			fmt.Fprintln(stderr, "shipit: dry run: no pin would change")
-		} else {
-			fmt.Fprintln(stderr, "shipit: dry run: this change would be committed:")
-			fmt.Fprint(out, res.Diff)
-		}
-		return nil
+	t := changeText{would: "this change would be committed", nothingDry: "no pin would change"}
+	if len(res.Overlays) > 0 {
+		t.nothing = "nothing to change"
 	}
-	if res.Commit != "" {
-		fmt.Fprintln(out, res.Commit)
-	} else if len(res.Overlays) > 0 {
-		fmt.Fprintln(stderr, "shipit: nothing to change: no commit")
-	}
+	printChange(out, stderr, res.Change, t)
 	return nil
 }
 
