@@ -134,6 +134,9 @@ func CheckRecord(rec *build.Record, path, headSHA string, repos map[string]strin
 	if _, err := tag.Parse(rec.Tag); err != nil {
 		return bad("has tag %q, which is not a release tag (built with --tag?): releases need YYYYMMDD-HHMMSS-<sha7> tags, which sort in commit order", rec.Tag)
 	}
+	if FromTheFuture(rec.Tag, time.Now()) {
+		return bad("has tag %s, whose time is more than %s after this machine's clock: the commit was made on a skewed clock, and its tag would sort after every release to come. Fix the clock, then make a new commit (git commit --amend --reset-author --no-edit resets its date), and build again", rec.Tag, FutureSkew)
+	}
 	seen := map[string]bool{}
 	for i, im := range rec.Images {
 		field := fmt.Sprintf("images[%d]", i)
@@ -170,9 +173,12 @@ const laterDepth = 200
 
 // Later returns a check for --wait: is appRevision a later commit of the
 // deploy branch than revision (someone pushed on top of the commit waited
-// for, and Argo CD synced the new head, which holds it)? Each revision is
-// looked up once, in a clone of the branch's last commits.
-func Later(d Deploy) func(ctx context.Context, revision, appRevision string) bool {
+// for, and Argo CD synced the new head, which holds it), whose overlays
+// still pin what the command wrote (wrote: its overlay results)? A later
+// commit that rolled the release back is not the release being healthy.
+// Each pair of revisions is looked up once, in a clone of the branch's
+// last commits.
+func Later(d Deploy, wrote []OverlayResult) func(ctx context.Context, revision, appRevision string) bool {
 	seen := map[[2]string]bool{}
 	return func(ctx context.Context, revision, appRevision string) bool {
 		key := [2]string{revision, appRevision}
@@ -181,7 +187,7 @@ func Later(d Deploy) func(ctx context.Context, revision, appRevision string) boo
 		}
 		later := false
 		if w, err := gitops.Open(ctx, d.Target, laterDepth); err == nil {
-			later = w.Repo().IsAncestor(ctx, revision, appRevision)
+			later = w.Repo().IsAncestor(ctx, revision, appRevision) && stillPinned(ctx, w, d, appRevision, wrote)
 			w.Close()
 		}
 		if ctx.Err() == nil {
@@ -189,6 +195,38 @@ func Later(d Deploy) func(ctx context.Context, revision, appRevision string) boo
 		}
 		return later
 	}
+}
+
+// stillPinned reports whether every pin the command wrote is what the
+// overlays pin at rev.
+func stillPinned(ctx context.Context, w *gitops.Workspace, d Deploy, rev string, wrote []OverlayResult) bool {
+	for _, ov := range wrote {
+		var entries map[string]kustomize.Entry
+		for _, im := range ov.Images {
+			if im.Kept != "" || im.From == im.To {
+				continue
+			}
+			if entries == nil {
+				data, ok, err := w.KustomizationAt(ctx, rev, d.InRepo(ov.Path))
+				if err != nil || !ok {
+					return false
+				}
+				if entries, err = kustomize.Images(data); err != nil {
+					return false
+				}
+			}
+			found := false
+			for _, e := range entries {
+				if kustomize.Pin(e).Ref() == im.To {
+					found = true
+				}
+			}
+			if !found {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // entryFor finds an image's entry: by its configured kustomize_name, else

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/shipit-dev/shipit/build"
 	"github.com/shipit-dev/shipit/internal/confine"
@@ -271,9 +272,13 @@ func releaseMessage(o Options, imgs []ImageResult) string {
 
 // Forward keeps a pin whose release tag sorts after the release's: two
 // pipelines finishing out of order must not roll an overlay back. Pins
-// that are not release tags of the same prefix are not compared.
+// that are not release tags of the same prefix are not compared, and
+// neither is a pin that is not this app's (its newName is another
+// repository: written by hand) or whose tag is from the future (a commit
+// made on a skewed clock): those are replaced, or one such pin would stop
+// every later release.
 func Forward(cur kustomize.Entry, next kustomize.Pin) string {
-	if cur.NewTag == "" || next.NewTag == "" {
+	if cur.NewTag == "" || next.NewTag == "" || Foreign(cur, next) || FromTheFuture(cur.NewTag, time.Now()) {
 		return ""
 	}
 	c, err1 := tag.Parse(cur.NewTag)
@@ -285,6 +290,27 @@ func Forward(cur kustomize.Entry, next kustomize.Pin) string {
 		return fmt.Sprintf("it pins %s, newer than %s: releases only move forward (use `shipit pin` to roll back)", cur.NewTag, next.NewTag)
 	}
 	return ""
+}
+
+// FutureSkew is how far ahead of this machine's clock a release tag's
+// time may be: more is a commit made on a skewed clock.
+const FutureSkew = 10 * time.Minute
+
+// FromTheFuture reports whether a release tag's time is more than
+// FutureSkew after now.
+func FromTheFuture(t string, now time.Time) bool {
+	p, err := tag.Parse(t)
+	return err == nil && p.Time.After(now.Add(FutureSkew))
+}
+
+// Foreign reports whether the current pin names another repository than
+// the one the next pin writes: not this app's release.
+func Foreign(cur kustomize.Entry, next kustomize.Pin) bool {
+	repo := cur.NewName
+	if repo == "" {
+		repo = cur.Name
+	}
+	return next.NewName != "" && repo != next.NewName
 }
 
 // pinHooks make writePins serve release, pin, promote and restore.
@@ -349,6 +375,7 @@ func planPins(ctx context.Context, o Options, w *gitops.Workspace, res *Result, 
 			return nil, fmt.Errorf("%s (in %s): %w", ov, w.URL(), w.Clean(err))
 		}
 		hooks.holds(h, c)
+		sayReplaced(o.Events, ov, c)
 		changes, holds, overlays = append(changes, c), append(holds, h), append(overlays, rel)
 		res.Overlays = append(res.Overlays, overlayResult(ov, c))
 	}
@@ -377,6 +404,23 @@ func planPins(ctx context.Context, o Options, w *gitops.Workspace, res *Result, 
 		}
 	}
 	return paths, nil
+}
+
+// sayReplaced says when a pin forward-only did not count replaces a newer
+// tag: another repository's, or one from the future.
+func sayReplaced(events progress.Sink, overlay string, c *kustomize.Change) {
+	for _, ic := range c.Images {
+		old := ic.Old
+		if !ic.Changed || ic.Kept != "" || old.NewTag == "" || ic.New.NewTag == "" || !tag.Less(ic.New.NewTag, old.NewTag) {
+			continue
+		}
+		switch {
+		case Foreign(old, ic.New):
+			progress.Infof(events, "%s: %s pinned %s, which is not this app's repository (%s): forward-only does not count it, and the pin is replaced", overlay, ic.Image, kustomize.Pin(old).Ref(), ic.New.NewName)
+		case FromTheFuture(old.NewTag, time.Now()):
+			progress.Infof(events, "%s: %s pinned %s, a tag from the future (a commit made on a skewed clock): forward-only does not count it, and the pin is replaced", overlay, ic.Image, old.NewTag)
+		}
+	}
 }
 
 func overlayResult(path string, c *kustomize.Change) OverlayResult {

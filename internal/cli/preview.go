@@ -220,7 +220,7 @@ stdout: the preview's URL (or its namespace, without deploy.previews.host);
 // waitPreview waits for the preview's Application: made and healthy (up),
 // or gone (down).
 func waitPreview(ctx context.Context, w *previewWait, d *deps, dep release.Deploy, p *config.Previews, name, revision string, up bool) error {
-	client, err := w.connect(dep)
+	client, err := w.connect(dep, nil)
 	if err != nil {
 		return err
 	}
@@ -347,7 +347,7 @@ health too.`,
 			states := make([]previewState, 0, len(ps))
 			var client *argocd.Client
 			if p.ArgoCD != nil && len(ps) > 0 {
-				if client, err = w.connect(dep); err != nil {
+				if client, err = w.connect(dep, nil); err != nil {
 					fmt.Fprintf(cmd.ErrOrStderr(), "shipit: no Argo CD states: %v\n", err)
 				}
 			}

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"sigs.k8s.io/kustomize/api/konfig"
 )
 
 // PushAttempts bounds how often a change is pushed when the branch keeps
@@ -147,4 +149,16 @@ func (w *Workspace) PublishChange(ctx context.Context, c *Change, apply func(ctx
 		c.Revision, err = w.Head(ctx)
 	}
 	return err
+}
+
+// KustomizationAt reads an overlay's kustomization (relative to the root)
+// as it was at a commit of the clone; ok is false when it had none.
+func (w *Workspace) KustomizationAt(ctx context.Context, rev, overlay string) ([]byte, bool, error) {
+	for _, n := range konfig.RecognizedKustomizationFileNames() {
+		data, ok, err := w.repo.FileAt(ctx, rev, filepath.Join(overlay, n))
+		if err != nil || ok {
+			return data, ok, err
+		}
+	}
+	return nil, false, nil
 }
