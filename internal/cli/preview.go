@@ -143,14 +143,9 @@ stdout: the preview's URL (or its namespace, without deploy.previews.host);
 			if d.updaterMode() {
 				return usagef("shipit preview writes pins in git, and deploy.mode is image-updater: previews need deploy.mode: git")
 			}
-			spec := preview.Spec{Dir: p.Dir, From: dep.Overlays, Max: p.Max, Patches: p.Patches}
-			if spec.Namespace, err = previewValue(p.Namespace, "namespace", name); err != nil {
+			spec, err := d.previewSpec(p, dep, name)
+			if err != nil {
 				return err
-			}
-			if p.Host != "" {
-				if spec.Host, err = previewValue(p.Host, "host", name); err != nil {
-					return err
-				}
 			}
 			rec, recPath, err := d.readRecord(ctx, record)
 			if err != nil {
