@@ -202,7 +202,7 @@ func Restore(ctx context.Context, d Deploy, before []OverlayResult, why string, 
 	err := writePins(ctx, Options{Deploy: d, Events: events}, res, nil, pinHooks{
 		images: still,
 		keep:   func(Holds) kustomize.Keep { return nil },
-		holds: pinHolds,
+		holds:  pinHolds,
 		message: func(r *Result) string {
 			var lines []string
 			for _, ov := range r.Overlays {
