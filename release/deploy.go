@@ -132,7 +132,7 @@ func CheckRecord(rec *build.Record, path, headSHA string, repos map[string]strin
 		return bad("is tagged %s: it was built from a work tree with uncommitted changes, which is never released. Commit, then `shipit build` again", rec.Tag)
 	}
 	if _, err := tag.Parse(rec.Tag); err != nil {
-		return bad("has tag %q, which is not a release tag (built with --tag?): releases need YYYYMMDD-HHMMSS-<sha7> tags, which sort in commit order", rec.Tag)
+		return bad("has tag %q, which is not a release tag (built with a tag of your own?): releases need YYYYMMDD-HHMMSS-<sha7> tags, which sort in commit order", rec.Tag)
 	}
 	if FromTheFuture(rec.Tag, time.Now()) {
 		return bad("has tag %s, whose time is more than %s after this machine's clock: the commit was made on a skewed clock, and its tag would sort after every release to come. Fix the clock, then make a new commit (git commit --amend --reset-author --no-edit resets its date), and build again", rec.Tag, FutureSkew)

@@ -33,6 +33,16 @@ type PromoteResult struct {
 	Result
 }
 
+// NotPinnedError is a source overlay that does not pin an image: there is
+// nothing to promote.
+type NotPinnedError struct {
+	Overlay, Env, Image string
+}
+
+func (e *NotPinnedError) Error() string {
+	return fmt.Sprintf("%s (%s) does not pin image %s: there is nothing to promote (release to %s first)", e.Overlay, e.Env, e.Image, e.Env)
+}
+
 // DisagreeError is a source environment whose overlays pin an image
 // differently: there is no one thing to promote.
 type DisagreeError struct {
@@ -109,7 +119,7 @@ func sourcePins(w *gitops.Workspace, o PromoteOptions) (map[string]kustomize.Ent
 		for _, im := range o.Images {
 			e, ok := entryFor(entries, im)
 			if !ok {
-				return nil, fmt.Errorf("%s (%s) does not pin image %s: there is nothing to promote (release to %s first, or promote only some images with --image)", ov, o.From.Env, im.Name, o.From.Env)
+				return nil, &NotPinnedError{Overlay: ov, Env: o.From.Env, Image: im.Name}
 			}
 			if e.NewName == "" {
 				e.NewName = e.Name

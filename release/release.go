@@ -230,6 +230,16 @@ func checkLayouts(recordDir string, rec *build.Record) error {
 	return nil
 }
 
+// TagTakenError is a release tag that already holds another digest than
+// the build's: tags are never overwritten.
+type TagTakenError struct {
+	Ref, Have, Built string
+}
+
+func (e *TagTakenError) Error() string {
+	return fmt.Sprintf("%s already holds %s, and this build made %s: tags are never overwritten", e.Ref, e.Have, e.Built)
+}
+
 // checkImage looks an image's tag up and says whether it must be pushed.
 func checkImage(ctx context.Context, o Options, im build.Image) (ImageResult, bool, error) {
 	r := ImageResult{Name: im.Name, Repository: im.Repository, Digest: im.Digest, Ref: im.Repository + ":" + im.Tag + "@" + im.Digest}
@@ -242,11 +252,11 @@ func checkImage(ctx context.Context, o Options, im build.Image) (ImageResult, bo
 		r.Action = ActionPresent
 		return r, false, nil
 	case have != "" && o.KeepExisting:
-		progress.Infof(o.Events, "%s:%s already holds %s, not the build's %s; keeping the registry's image (--keep-existing)", im.Repository, im.Tag, have, im.Digest)
+		progress.Infof(o.Events, "%s:%s already holds %s, not the build's %s; keeping the registry's image, as asked", im.Repository, im.Tag, have, im.Digest)
 		r.Digest, r.Ref, r.Action = have, im.Repository+":"+im.Tag+"@"+have, ActionKeptExisting
 		return r, false, nil
 	case have != "":
-		return r, false, fmt.Errorf("%s:%s already holds %s, and this build made %s: tags are never overwritten. If the rebuild was not reproducible and the registry's image is the one to release, run again with --keep-existing", im.Repository, im.Tag, have, im.Digest)
+		return r, false, &TagTakenError{Ref: im.Repository + ":" + im.Tag, Have: have, Built: im.Digest}
 	case im.Pushed:
 		return r, false, fmt.Errorf("%s:%s is not in the registry, though the build record says `shipit build --push` pushed it: build again", im.Repository, im.Tag)
 	case im.Layout == "":
