@@ -13,6 +13,7 @@ import (
 	"github.com/shipit-dev/shipit/internal/gitinfo"
 	"github.com/shipit-dev/shipit/internal/gitops"
 	"github.com/shipit-dev/shipit/internal/kustomize"
+	"github.com/shipit-dev/shipit/internal/progress"
 	"github.com/shipit-dev/shipit/internal/tag"
 )
 
@@ -45,6 +46,8 @@ type DeploySpec struct {
 	ImageUpdater bool
 	// Stall is how long the git remote may send nothing; 0: 60s.
 	Stall time.Duration
+	// Events get the GitOps workspace's notices; nil: none.
+	Events progress.Sink
 }
 
 // ErrNoOrigin is a deploy.repo of "." in a repository without an origin remote.
@@ -59,7 +62,7 @@ var DefaultAuthor = gitops.Author{Name: "shipit", Email: "shipit@users.noreply.l
 // app's CI does not loop.
 func ResolveDeploy(ctx context.Context, s DeploySpec) (Deploy, error) {
 	d := Deploy{
-		Target:       gitops.Target{Branch: gitops.Branch{Name: s.Branch, Stall: s.Stall}, Author: s.Author, Attempts: PushAttempts},
+		Target:       gitops.Target{Branch: gitops.Branch{Name: s.Branch, Stall: s.Stall}, Author: s.Author, Attempts: PushAttempts, Events: s.Events},
 		Overlays:     append([]string(nil), s.Overlays...),
 		Mode:         s.Pin,
 		ImageUpdater: s.ImageUpdater,
@@ -186,7 +189,7 @@ func Later(d Deploy, wrote []OverlayResult) func(ctx context.Context, revision, 
 			return v
 		}
 		later := false
-		if w, err := gitops.Open(ctx, d.Target, laterDepth); err == nil {
+		if w, err := gitops.Open(ctx, d.Target, laterDepth, d.inRepo()...); err == nil {
 			later = w.Repo().IsAncestor(ctx, revision, appRevision) && stillPinned(ctx, w, d, appRevision, wrote)
 			w.Close()
 		}
@@ -236,6 +239,16 @@ func entryFor(entries map[string]kustomize.Entry, im PinImage) (kustomize.Entry,
 		return e, true
 	}
 	return kustomize.EntryFor(entries, im.Name, im.Repository)
+}
+
+// inRepo is every overlay's directory from the repository's root: what
+// a command reads in a sparse workspace.
+func (d Deploy) inRepo() []string {
+	out := make([]string, len(d.Overlays))
+	for i, ov := range d.Overlays {
+		out[i] = d.InRepo(ov)
+	}
+	return out
 }
 
 // EntryIn finds the image's entry among an overlay's: by its configured

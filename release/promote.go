@@ -98,6 +98,7 @@ func Promote(ctx context.Context, o PromoteOptions) (*PromoteResult, error) {
 	}
 	err := writePins(ctx, Options{Deploy: o.To, DryRun: o.DryRun, Events: o.Events}, &res.Result, nil, pinHooks{
 		images:  images,
+		reads:   o.From.inRepo(),
 		keep:    releaseKeep,
 		holds:   releaseHolds,
 		message: func(r *Result) string { return promoteMessage(o, source, r) },

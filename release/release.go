@@ -332,13 +332,14 @@ type pinHooks struct {
 	keep    func(Holds) kustomize.Keep     // which current pins stay
 	holds   func(Holds, *kustomize.Change) // how the holds change
 	message func(*Result) string           // the commit message, from the plan
+	reads   []string                       // directories read besides the overlays (the source environment's)
 }
 
 // writePins clones the GitOps repository, plans every overlay, and commits
 // and pushes the change, re-planning on the new head when the push is
 // rejected. In a dry run it computes the diff and pushes nothing.
 func writePins(ctx context.Context, o Options, res *Result, imgs []kustomize.Image, hooks pinHooks) error {
-	w, err := gitops.Open(ctx, o.Deploy.Target, 1)
+	w, err := gitops.Open(ctx, o.Deploy.Target, 1, append(o.Deploy.inRepo(), hooks.reads...)...)
 	if err != nil {
 		return err
 	}

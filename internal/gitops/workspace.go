@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"sigs.k8s.io/kustomize/api/konfig"
+
+	"github.com/shipit-dev/shipit/internal/progress"
 )
 
 // PushAttempts bounds how often a change is pushed when the branch keeps
@@ -24,6 +26,8 @@ type Target struct {
 	Author   Author
 	SkipCI   bool // add [skip ci] to commit messages: the GitOps repository is the app's own
 	Attempts int  // push attempts when the branch moves; 0: PushAttempts
+	// Events get the workspace's notices (-v detail); nil: none.
+	Events progress.Sink
 }
 
 // InRepo is a configured path (an overlay, the previews folder) relative
@@ -37,26 +41,39 @@ type Workspace struct {
 	Target
 	repo *Repo
 	tmp  string
+	cone []string        // the directories checked out, in a sparse clone
+	read map[string]bool // the kustomizations followed
 }
 
 // Open clones the target's branch with its last depth commits (1:
-// shallow) into a temporary directory; Close removes it.
-func Open(ctx context.Context, t Target, depth int) (*Workspace, error) {
+// shallow) into a temporary directory; Close removes it. The clone is
+// blobless; with include, it is sparse too: only the files at the root,
+// and each directory of include with everything its kustomization
+// reaches (see Include), are checked out. Without include, every file is.
+func Open(ctx context.Context, t Target, depth int, include ...string) (*Workspace, error) {
 	tmp, err := os.MkdirTemp("", "shipit-gitops-")
 	if err != nil {
 		return nil, err
 	}
-	repo, err := t.Branch.Clone(ctx, filepath.Join(tmp, "repo"), depth)
+	w := &Workspace{Target: t, tmp: tmp, read: map[string]bool{}}
+	w.repo, err = cloneDepth(ctx, t.Branch, filepath.Join(tmp, "repo"), max(depth, 1), len(include) > 0)
+	if err == nil && w.repo.NoFilter {
+		progress.Debugf(t.Events, "%s does not support partial clones (--filter): cloned its branch whole, which gives the same result more slowly", w.repo.URL)
+	}
+	if err == nil {
+		err = w.Include(ctx, include...)
+	}
 	if err != nil {
 		_ = os.RemoveAll(tmp)
 		return nil, err
 	}
-	return &Workspace{Target: t, repo: repo, tmp: tmp}, nil
+	return w, nil
 }
 
-// With runs fn on a shallow workspace of the target, removed after.
-func With(ctx context.Context, t Target, fn func(*Workspace) error) error {
-	w, err := Open(ctx, t, 1)
+// With runs fn on a shallow workspace of the target that includes the
+// given directories, removed after.
+func With(ctx context.Context, t Target, include []string, fn func(*Workspace) error) error {
+	w, err := Open(ctx, t, 1, include...)
 	if err != nil {
 		return err
 	}

@@ -134,7 +134,7 @@ func Up(ctx context.Context, o UpOptions) (*UpResult, error) {
 	if err != nil {
 		return res, err
 	}
-	err = gitops.With(ctx, o.Deploy.Target, func(w *gitops.Workspace) error {
+	err = gitops.With(ctx, o.Deploy.Target, o.reads(), func(w *gitops.Workspace) error {
 		return w.PublishChange(ctx, &res.Change, func(ctx context.Context) ([]string, string, error) {
 			paths, err := planPreview(ctx, o, w, res)
 			if err != nil || len(paths) == 0 {
@@ -482,7 +482,7 @@ func dateUpdates(ctx context.Context, w *gitops.Workspace, ps []Preview) error {
 // ListPreviews reads the previews at the head of the deploy branch.
 func List(ctx context.Context, d release.Deploy, dir string) ([]Preview, error) {
 	var out []Preview
-	err := gitops.With(ctx, d.Target, func(w *gitops.Workspace) error {
+	err := gitops.With(ctx, d.Target, []string{d.InRepo(dir)}, func(w *gitops.Workspace) error {
 		var err error
 		if out, err = read(w, d.InRepo(dir)); err != nil {
 			return err
@@ -508,7 +508,7 @@ func Down(ctx context.Context, d release.Deploy, dir string, names []string, dry
 			return res, fmt.Errorf("%q is not a preview name", n)
 		}
 	}
-	err := gitops.With(ctx, d.Target, func(w *gitops.Workspace) error {
+	err := gitops.With(ctx, d.Target, []string{d.InRepo(dir)}, func(w *gitops.Workspace) error {
 		apply := func(ctx context.Context) ([]string, string, error) {
 			res.Removed = nil
 			var paths []string
@@ -610,4 +610,17 @@ func checkNamespace(w *gitops.Workspace, o UpOptions) error {
 		}
 	}
 	return nil
+}
+
+// reads are the directories preview up reads: the previews folder, the
+// source overlay, every environment's overlay, and the patches'.
+func (o UpOptions) reads() []string {
+	out := []string{o.Deploy.InRepo(o.Spec.Dir)}
+	for _, ov := range append(append([]string(nil), o.Spec.From...), o.Spec.Environments...) {
+		out = append(out, o.Deploy.InRepo(ov))
+	}
+	for _, p := range o.Spec.Patches {
+		out = append(out, filepath.Dir(o.Deploy.InRepo(p)))
+	}
+	return out
 }
