@@ -103,13 +103,26 @@ func (w *Workspace) Rel(abs string) string {
 }
 
 // Publish applies a change, commits and pushes it, re-applying it on the
-// new head when the branch moved (see Repo.Publish).
+// new head when the branch moved (see Repo.Publish): each retry fetches
+// the new commits only, in the same clone. How many tries it took is
+// said under -v.
 func (w *Workspace) Publish(ctx context.Context, apply func(ctx context.Context) ([]string, string, error)) (string, error) {
 	n := w.Attempts
 	if n <= 0 {
 		n = PushAttempts
 	}
-	return w.repo.Publish(ctx, n, w.Author, apply)
+	tries := 0
+	sha, err := w.repo.Publish(ctx, n, w.Author, func(ctx context.Context) ([]string, string, error) {
+		tries++
+		if tries > 1 {
+			progress.Debugf(w.Events, "%s %s moved under the push: fetched its new commits and planned again (try %d of %d)", w.repo.URL, w.repo.Branch, tries, n)
+		}
+		return apply(ctx)
+	})
+	if tries > 1 && err == nil {
+		progress.Debugf(w.Events, "pushed to %s %s after %d tries", w.repo.URL, w.repo.Branch, tries)
+	}
+	return sha, err
 }
 
 // Head is the checked-out commit.
