@@ -164,7 +164,7 @@ func runPreviewUp(cmd *cobra.Command, g *globals, o *previewUpOptions, name stri
 	if d.updaterMode() {
 		return usagef("shipit preview writes pins in git, and deploy.mode is image-updater: previews need deploy.mode: git")
 	}
-	spec, err := previewSpec(p, dep, name)
+	spec, err := d.previewSpec(p, dep, name)
 	if err != nil {
 		return err
 	}
@@ -193,22 +193,6 @@ func runPreviewUp(cmd *cobra.Command, g *globals, o *previewUpOptions, name stri
 		return err
 	}
 	return werr
-}
-
-// previewSpec is the folder deploy.previews asks for the preview name: its
-// namespace and host filled in.
-func previewSpec(p *config.Previews, dep release.Deploy, name string) (preview.Spec, error) {
-	spec := preview.Spec{Dir: p.Dir, From: dep.Overlays, Max: p.Max, Patches: p.Patches}
-	var err error
-	if spec.Namespace, err = previewValue(p.Namespace, "namespace", name); err != nil {
-		return preview.Spec{}, err
-	}
-	if p.Host != "" {
-		if spec.Host, err = previewValue(p.Host, "host", name); err != nil {
-			return preview.Spec{}, err
-		}
-	}
-	return spec, nil
 }
 
 // printPreviewUp prints preview up's result: JSON with the wait's report,
@@ -250,7 +234,7 @@ func printPreviewUp(out, stderr io.Writer, o *previewUpOptions, name string, res
 // waitPreview waits for the preview's Application: made and healthy (up),
 // or gone (down).
 func waitPreview(ctx context.Context, w *previewWait, d *deps, dep release.Deploy, p *config.Previews, name, revision string, up bool) error {
-	client, err := w.connect(dep)
+	client, err := w.connect(dep, nil)
 	if err != nil {
 		return err
 	}
@@ -377,7 +361,7 @@ health too.`,
 			states := make([]previewState, 0, len(ps))
 			var client *argocd.Client
 			if p.ArgoCD != nil && len(ps) > 0 {
-				if client, err = w.connect(dep); err != nil {
+				if client, err = w.connect(dep, nil); err != nil {
 					fmt.Fprintf(cmd.ErrOrStderr(), "shipit: no Argo CD states: %v\n", err)
 				}
 			}

@@ -16,7 +16,9 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/shipit-dev/shipit/internal/registry"
 	"github.com/shipit-dev/shipit/internal/tag"
+	"github.com/shipit-dev/shipit/release"
 )
 
 // Exit codes.
@@ -53,6 +55,23 @@ func Execute(ctx context.Context, args []string) error {
 		if cause := context.Cause(cmd.Context()); errors.As(cause, &te) {
 			return fmt.Errorf("%w: %w", te, err)
 		}
+	}
+	return withFlagHint(err)
+}
+
+// withFlagHint adds to an error of a package the flag that answers it:
+// packages below the command line do not know its flags.
+func withFlagHint(err error) error {
+	var taken *release.TagTakenError
+	var notPinned *release.NotPinnedError
+	var stall *registry.StallError
+	switch {
+	case errors.As(err, &taken):
+		return fmt.Errorf("%w. If the rebuild was not reproducible and the registry's image is the one to release, run again with --keep-existing", err)
+	case errors.As(err, &notPinned):
+		return fmt.Errorf("%w, or promote only some images with --image", err)
+	case errors.As(err, &stall):
+		return fmt.Errorf("%w; --timeout bounds the whole command, SHIPIT_STALL_TIMEOUT this wait", err)
 	}
 	return err
 }

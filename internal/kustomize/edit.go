@@ -24,16 +24,15 @@ import (
 // Pin is the reference one image should have.
 type Pin struct {
 	// Name is the image's name in the kustomization's images list.
-	Name    string
-	NewName string
-	NewTag  string // empty: no newTag
-	Digest  string // empty: no digest
+	Name    string `json:"name"`
+	NewName string `json:"newName,omitempty"`
+	NewTag  string `json:"newTag,omitempty"` // empty: no newTag
+	Digest  string `json:"digest,omitempty"` // empty: no digest
 }
 
-// Entry is an image entry as it is in a kustomization.
-type Entry struct {
-	Name, NewName, NewTag, Digest string
-}
+// Entry is an image entry as it is in a kustomization: the same four
+// fields as the pin that wrote it.
+type Entry = Pin
 
 // Found reports whether the entry exists.
 func (e Entry) Found() bool { return e.Name != "" }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -34,4 +35,16 @@ func Serve(t testing.TB, wrap ...func(http.Handler) http.Handler) string {
 // policy: plain HTTP to loopback only.
 func Client() *registry.Client {
 	return &registry.Client{Keychain: authn.DefaultKeychain}
+}
+
+// Count is a wrapper for Serve that counts the requests that match.
+func Count(n *atomic.Int64, match func(*http.Request) bool) func(http.Handler) http.Handler {
+	return func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if match(r) {
+				n.Add(1)
+			}
+			h.ServeHTTP(w, r)
+		})
+	}
 }
