@@ -102,7 +102,7 @@ func check(data []byte, pin Pin) error {
 	if err != nil {
 		return fmt.Errorf("the edited file does not parse: %w", err)
 	}
-	want := Entry(pin)
+	want := pin
 	if pin.NewName == pin.Name {
 		want.NewName = ""
 	}

@@ -164,7 +164,7 @@ func (c *Change) pinFollowers(entries map[string]Entry) ([]Pin, error) {
 		if !ok || !ic.Changed || planned(c.Images, follower.Name) {
 			continue
 		}
-		prev := Pin(ic.Old)
+		prev := ic.Old
 		if ic.Old.NewTag == "" && ic.Old.Digest == "" {
 			prev = ic.New
 		}
