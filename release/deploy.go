@@ -220,7 +220,7 @@ func stillPinned(ctx context.Context, w *gitops.Workspace, d Deploy, rev string,
 			}
 			found := false
 			for _, e := range entries {
-				if kustomize.Pin(e).Ref() == im.To {
+				if e.Ref() == im.To {
 					found = true
 				}
 			}

@@ -125,7 +125,7 @@ func sourcePins(w *gitops.Workspace, o PromoteOptions) (map[string]kustomize.Ent
 			if e.NewName == "" {
 				e.NewName = e.Name
 			}
-			ref := kustomize.Pin(e).Ref()
+			ref := e.Ref()
 			if seen[im.Name] == nil {
 				seen[im.Name] = map[string]string{}
 				out[im.Name] = e
@@ -202,7 +202,7 @@ func Restore(ctx context.Context, d Deploy, before []OverlayResult, why string, 
 		var out []kustomize.Image
 		for _, im := range prev[overlay] {
 			cur, ok := entries[im.Entry]
-			if now := kustomize.Pin(cur).Ref(); !ok || now != wrote[overlay][im.Name] {
+			if now := cur.Ref(); !ok || now != wrote[overlay][im.Name] {
 				progress.Infof(events, "%s: %s is not rolled back: it pins %s now, not the %s that failed (someone moved it meanwhile)", overlay, im.Name, orNone(now, ok), wrote[overlay][im.Name])
 				continue
 			}

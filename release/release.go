@@ -427,7 +427,7 @@ func sayReplaced(events progress.Sink, overlay string, c *kustomize.Change) {
 		}
 		switch {
 		case Foreign(old, ic.New):
-			progress.Infof(events, "%s: %s pinned %s, which is not this app's repository (%s): forward-only does not count it, and the pin is replaced", overlay, ic.Image, kustomize.Pin(old).Ref(), ic.New.NewName)
+			progress.Infof(events, "%s: %s pinned %s, which is not this app's repository (%s): forward-only does not count it, and the pin is replaced", overlay, ic.Image, old.Ref(), ic.New.NewName)
 		case FromTheFuture(old.NewTag, time.Now()):
 			progress.Infof(events, "%s: %s pinned %s, a tag from the future (a commit made on a skewed clock): forward-only does not count it, and the pin is replaced", overlay, ic.Image, old.NewTag)
 		}
@@ -439,7 +439,7 @@ func overlayResult(path string, c *kustomize.Change) OverlayResult {
 	for _, ic := range c.Images {
 		s := OverlayImageState{Image: ic.Image, To: ic.New.Ref(), Added: !ic.Old.Found(), Kept: ic.Kept, Uses: ic.Uses, Old: ic.Old}
 		if ic.Old.Found() {
-			s.From = kustomize.Pin(ic.Old).Ref()
+			s.From = ic.Old.Ref()
 		}
 		r.Images = append(r.Images, s)
 	}

@@ -198,7 +198,7 @@ func Status(ctx context.Context, reg Registry, imgs []PinImage, overlays []Overl
 			case !ok:
 				e.State = StateUnpinned
 			default:
-				e.PinnedTag, e.PinnedRef = en.NewTag, kustomize.Pin(en).Ref()
+				e.PinnedTag, e.PinnedRef = en.NewTag, en.Ref()
 				target := newest
 				if updater {
 					target = pick

@@ -27,16 +27,16 @@ func References(data []byte) ([]string, error) {
 	}
 	add(k.Resources...)
 	add(k.Components...)
-	add(k.Bases...)
+	add(k.Bases...) //nolint:staticcheck // deprecated, and still read by kustomize: users have it
 	add(k.Crds...)
 	add(k.Configurations...)
 	add(k.Generators...)
 	add(k.Transformers...)
 	add(k.Validators...)
-	for _, p := range k.PatchesStrategicMerge {
+	for _, p := range k.PatchesStrategicMerge { //nolint:staticcheck // deprecated, still read
 		add(string(p))
 	}
-	for _, p := range append(k.Patches, k.PatchesJson6902...) {
+	for _, p := range append(k.Patches, k.PatchesJson6902...) { //nolint:staticcheck // deprecated, still read
 		add(p.Path)
 	}
 	for _, r := range k.Replacements {

@@ -116,7 +116,7 @@ func (e *MaxError) Error() string {
 		e.Max, len(e.Existing), strings.Join(names, ", "))
 }
 
-// PreviewUp pushes the build (as release does) and writes the preview's
+// Up pushes the build (as release does) and writes the preview's
 // folder: a kustomization built on the source environment's first overlay,
 // in its own namespace, with every image pinned to this build and every
 // Ingress host made the preview's. One commit, pushed with release's
@@ -458,7 +458,7 @@ func read(w *gitops.Workspace, dir string) ([]Preview, error) {
 		}
 		p.Entries = entries
 		for _, en := range entries {
-			p.Images = append(p.Images, kustomize.Pin(en).Ref())
+			p.Images = append(p.Images, en.Ref())
 		}
 		sort.Strings(p.Images)
 		out = append(out, p)
@@ -479,7 +479,7 @@ func dateUpdates(ctx context.Context, w *gitops.Workspace, ps []Preview) error {
 	return nil
 }
 
-// ListPreviews reads the previews at the head of the deploy branch.
+// List reads the previews at the head of the deploy branch.
 func List(ctx context.Context, d release.Deploy, dir string) ([]Preview, error) {
 	var out []Preview
 	err := gitops.With(ctx, d.Target, []string{d.InRepo(dir)}, func(w *gitops.Workspace) error {
@@ -498,7 +498,7 @@ type DownResult struct {
 	gitops.Change
 }
 
-// PreviewDown removes previews' folders in one commit. A preview that is
+// Down removes previews' folders in one commit. A preview that is
 // not there is not an error: there is nothing to remove.
 func Down(ctx context.Context, d release.Deploy, dir string, names []string, dryRun bool, events progress.Sink) (*DownResult, error) {
 	res := &DownResult{}

@@ -100,7 +100,7 @@ type Result struct {
 	Requests int     `json:"deleteRequests"`
 }
 
-// Prune deletes the release tags nothing needs, and the manifests left
+// Run deletes the release tags nothing needs, and the manifests left
 // without a tag. It decides from the pins of every overlay at the head of
 // the GitOps branch and in its recent history, the holds, the newest tags
 // and their age; if the GitOps repository cannot be read it deletes

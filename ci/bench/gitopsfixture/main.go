@@ -30,9 +30,9 @@ func main() {
 			fmt.Fprintf(w, "from :%d\n", mark-1)
 		}
 		for _, c := range changes {
-			w.WriteString(c)
+			_, _ = w.WriteString(c)
 		}
-		w.WriteString("\n")
+		_, _ = w.WriteString("\n")
 	}
 	file := func(path, content string) string {
 		return fmt.Sprintf("M 100644 inline %s\ndata %d\n%s\n", path, len(content), content)

@@ -22,7 +22,7 @@ import (
 // life, and returns its host:port.
 func Serve(t testing.TB, wrap ...func(http.Handler) http.Handler) string {
 	t.Helper()
-	var h http.Handler = ggcr.New(ggcr.Logger(log.New(io.Discard, "", 0)), ggcr.WithReferrersSupport(true))
+	h := ggcr.New(ggcr.Logger(log.New(io.Discard, "", 0)), ggcr.WithReferrersSupport(true))
 	for _, w := range wrap {
 		h = w(h)
 	}
