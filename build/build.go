@@ -50,10 +50,14 @@ type SSH struct {
 
 // Request is one image to build.
 type Request struct {
-	Name           string
-	Repository     string
-	Tag            string
-	ContextDir     string
+	Name       string
+	Repository string
+	Tag        string
+	ContextDir string
+	// ContextExclude are patterns (.dockerignore syntax) of what never
+	// leaves the context for the daemon, whatever the app's .dockerignore
+	// says: shipit's own state directories.
+	ContextExclude []string
 	DockerfileDir  string
 	DockerfileName string
 	Target         string
@@ -301,6 +305,11 @@ func solveOne(ctx context.Context, opt Options, solver Solver, r Request, ch cha
 
 func solveOpt(r Request) (client.SolveOpt, error) {
 	ctxFS, err := fsutil.NewFS(r.ContextDir)
+	if err == nil && len(r.ContextExclude) > 0 {
+		// Filtered here, before BuildKit sees the directory: the frontend
+		// applies .dockerignore on top, and cannot bring these back.
+		ctxFS, err = fsutil.NewFilterFS(ctxFS, &fsutil.FilterOpt{ExcludePatterns: r.ContextExclude})
+	}
 	if err != nil {
 		return client.SolveOpt{}, fmt.Errorf("context %s: %w", r.ContextDir, err)
 	}
