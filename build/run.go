@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 
 	"github.com/containerd/platforms"
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -39,6 +37,7 @@ func Run(ctx context.Context, opt Options, p Plan) (*Record, error) {
 	if err != nil {
 		return nil, err
 	}
+	progress.Debugf(opt.Events, "solves done")
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -55,10 +54,7 @@ func Run(ctx context.Context, opt Options, p Plan) (*Record, error) {
 			st, err = remoteStats(ctx, kc, r.Repository, res.Descriptor)
 		} else {
 			im.Layout, _ = filepath.Rel(state, r.LayoutDir)
-			st, err = layoutStats(r.LayoutDir, res.Descriptor)
-			if err == nil {
-				err = pruneLayout(r.LayoutDir, res.Digest)
-			}
+			st, err = keepLayout(r.LayoutDir, res.Descriptor)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("reading image %s: %w", r.Name, err)
@@ -67,6 +63,7 @@ func Run(ctx context.Context, opt Options, p Plan) (*Record, error) {
 		rec.Images = append(rec.Images, im)
 	}
 	sort.Slice(rec.Images, func(i, j int) bool { return rec.Images[i].Name < rec.Images[j].Name })
+	progress.Debugf(opt.Events, "images read")
 
 	path := filepath.Join(state, RecordFile)
 	prev, err := ReadRecord(path)
@@ -82,12 +79,14 @@ func Run(ctx context.Context, opt Options, p Plan) (*Record, error) {
 	if err := WriteRecord(path, rec); err != nil {
 		return nil, fmt.Errorf("writing the build record: %w", err)
 	}
+	progress.Debugf(opt.Events, "build record written")
 	return rec, nil
 }
 
 type stats struct {
 	size      int64
 	platforms []string
+	blobs     []string // digests of the configs, layers and child manifests
 }
 
 // sizeOf sums what an image takes in a registry: its manifest, config and
@@ -106,9 +105,11 @@ func sizeOf(raw []byte, top *ocispecs.Platform, fetch func(dgst string) ([]byte,
 	s := stats{size: int64(len(raw))}
 	if m.Config != nil {
 		s.size += m.Config.Size
+		s.blobs = append(s.blobs, m.Config.Digest.String())
 	}
 	for _, l := range m.Layers {
 		s.size += l.Size
+		s.blobs = append(s.blobs, l.Digest.String())
 	}
 	if m.Manifests == nil {
 		if top != nil {
@@ -126,29 +127,13 @@ func sizeOf(raw []byte, top *ocispecs.Platform, fetch func(dgst string) ([]byte,
 			return stats{}, err
 		}
 		s.size += cs.size
+		s.blobs = append(append(s.blobs, d.Digest.String()), cs.blobs...)
 		// Attestation manifests carry the platform unknown/unknown.
 		if d.Platform != nil && d.Platform.OS != "unknown" {
 			s.platforms = append(s.platforms, cs.platforms...)
 		}
 	}
 	return s, nil
-}
-
-func layoutStats(dir string, desc ocispecs.Descriptor) (stats, error) {
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return stats{}, err
-	}
-	defer root.Close()
-	blob := func(dgst string) ([]byte, error) {
-		algo, hex, _ := strings.Cut(dgst, ":")
-		return root.ReadFile(filepath.Join("blobs", algo, hex))
-	}
-	raw, err := blob(desc.Digest.String())
-	if err != nil {
-		return stats{}, fmt.Errorf("the image layout %s does not hold %s: %w", dir, desc.Digest, err)
-	}
-	return sizeOf(raw, desc.Platform, blob)
 }
 
 func remoteStats(ctx context.Context, kc authn.Keychain, repo string, desc ocispecs.Descriptor) (stats, error) {
