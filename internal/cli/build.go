@@ -86,6 +86,7 @@ func runBuild(cmd *cobra.Command, g *globals, o *buildOptions, args []string) er
 	if err != nil {
 		return err
 	}
+	progress.Debugf(d.events, "configuration read")
 	names, err := d.images(args)
 	if err != nil {
 		return err
@@ -112,6 +113,7 @@ func runBuild(cmd *cobra.Command, g *globals, o *buildOptions, args []string) er
 	if err != nil {
 		return err
 	}
+	progress.Debugf(d.events, "git read")
 	t, stamp, err := d.releaseTag(head, o.tag)
 	if err != nil {
 		return err
@@ -158,6 +160,7 @@ func runBuild(cmd *cobra.Command, g *globals, o *buildOptions, args []string) er
 			}
 		case <-time.After(platformCheckGrace):
 		}
+		progress.Debugf(d.events, "platform check done or given up")
 	}
 	if err := printBuild(cmd.OutOrStdout(), o.output, rec, names); err != nil {
 		return err
