@@ -145,10 +145,20 @@ func Solve(ctx context.Context, opt Options, reqs []Request) ([]Result, error) {
 		}
 	}
 	multi := len(nodes) > 1
+	results, errs, err := runJobs(ctx, opt, jobs, len(reqs) > 1 || multi, multi)
+	if err != nil {
+		return nil, err
+	}
+	return collect(ctx, opt, reqs, jobs, results, errs, multi)
+}
 
+// runJobs runs every job's solve concurrently under one progress display,
+// each on its node or, with RetryOtherNode, the next ones that can. It
+// returns each job's result or error.
+func runJobs(ctx context.Context, opt Options, jobs []job, prefixed, multi bool) ([]Result, []error, error) {
 	disp, err := progressui.NewDisplay(opt.Progress, opt.Mode)
 	if err != nil {
-		return nil, fmt.Errorf("progress display %q: %w", opt.Mode, err)
+		return nil, nil, fmt.Errorf("progress display %q: %w", opt.Mode, err)
 	}
 	merged := make(chan *client.SolveStatus)
 	var fwd sync.WaitGroup
@@ -161,6 +171,19 @@ func Solve(ctx context.Context, opt Options, reqs []Request) ([]Result, error) {
 	}()
 	var mu sync.Mutex
 	var warnings []string
+	// status forwards one solve's status to the display under its label.
+	status := func(label string) chan *client.SolveStatus {
+		ch := make(chan *client.SolveStatus)
+		fwd.Add(1)
+		go func() {
+			defer fwd.Done()
+			ws := forward(merged, ch, label, prefixed)
+			mu.Lock()
+			warnings = append(warnings, ws...)
+			mu.Unlock()
+		}()
+		return ch
+	}
 	progress.Debugf(opt.Events, "first solve request")
 
 	results := make([]Result, len(jobs))
@@ -170,45 +193,7 @@ func Solve(ctx context.Context, opt Options, reqs []Request) ([]Result, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for attempt, node := range append([]*Node{j.node}, j.alternates...) {
-				if attempt > 0 {
-					if !opt.RetryOtherNode {
-						break
-					}
-					progress.Warnf(opt.Events, "image %s: building %s again on %s (--retry-other-node)", j.req.Name, strings.Join(j.req.Platforms, ","), node.Name)
-				}
-				r := j.req
-				if j.part {
-					r = partRequest(r, node.Name)
-				}
-				label := r.Name
-				if multi {
-					label += "@" + node.Name
-				}
-				ch := make(chan *client.SolveStatus)
-				fwd.Add(1)
-				go func() {
-					defer fwd.Done()
-					ws := forward(merged, ch, label, len(reqs) > 1 || multi)
-					mu.Lock()
-					warnings = append(warnings, ws...)
-					mu.Unlock()
-				}()
-				desc, err := solveOne(ctx, opt, node.Solver, r, ch)
-				if err != nil {
-					if multi {
-						err = fmt.Errorf("on builder node %s (%s): %w", node.Name, node.Addr, err)
-					}
-					errs[i] = err
-					if ctx.Err() != nil {
-						return
-					}
-					continue
-				}
-				errs[i] = nil
-				results[i] = Result{Request: r, Digest: desc.Digest.String(), Descriptor: desc, Node: node.Name}
-				return
-			}
+			results[i], errs[i] = runJob(ctx, opt, j, multi, status)
 		}()
 	}
 	wg.Wait()
@@ -218,8 +203,46 @@ func Solve(ctx context.Context, opt Options, reqs []Request) ([]Result, error) {
 	for _, w := range warnings {
 		progress.Warnf(opt.Events, "%s", strings.TrimPrefix(w, "warning: "))
 	}
+	return results, errs, nil
+}
 
-	// Per image: its one result, or its parts assembled into an index.
+// runJob solves one job on its node, and with RetryOtherNode on the next
+// nodes that can, until one succeeds.
+func runJob(ctx context.Context, opt Options, j job, multi bool, status func(label string) chan *client.SolveStatus) (Result, error) {
+	var err error
+	for attempt, node := range append([]*Node{j.node}, j.alternates...) {
+		if attempt > 0 {
+			if !opt.RetryOtherNode {
+				break
+			}
+			progress.Warnf(opt.Events, "image %s: building %s again on %s (--retry-other-node)", j.req.Name, strings.Join(j.req.Platforms, ","), node.Name)
+		}
+		r := j.req
+		if j.part {
+			r = partRequest(r, node.Name)
+		}
+		label := r.Name
+		if multi {
+			label += "@" + node.Name
+		}
+		var desc ocispecs.Descriptor
+		desc, err = solveOne(ctx, opt, node.Solver, r, status(label))
+		if err == nil {
+			return Result{Request: r, Digest: desc.Digest.String(), Descriptor: desc, Node: node.Name}, nil
+		}
+		if multi {
+			err = fmt.Errorf("on builder node %s (%s): %w", node.Name, node.Addr, err)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return Result{}, err
+}
+
+// collect makes one result per image: its one job's, or its parts
+// assembled into an index.
+func collect(ctx context.Context, opt Options, reqs []Request, jobs []job, results []Result, errs []error, multi bool) ([]Result, error) {
 	var out []Result
 	var imageErrs []error
 	for _, r := range reqs {
@@ -337,6 +360,24 @@ func solveOpt(r Request) (client.SolveOpt, error) {
 		attrs["no-cache"] = ""
 	}
 
+	attachables, err := sessionAttachables(r)
+	if err != nil {
+		return client.SolveOpt{}, err
+	}
+	return client.SolveOpt{
+		Frontend:      "dockerfile.v0",
+		FrontendAttrs: attrs,
+		LocalMounts:   map[string]fsutil.FS{"context": ctxFS, "dockerfile": dfFS},
+		Exports:       []client.ExportEntry{exportEntry(r)},
+		CacheImports:  r.CacheImports,
+		CacheExports:  r.CacheExports,
+		Session:       attachables,
+	}, nil
+}
+
+// exportEntry is where a request's image goes: its repository, or its
+// OCI layout directory.
+func exportEntry(r Request) client.ExportEntry {
 	exp := client.ExportEntry{Attrs: map[string]string{
 		"name":              r.Ref(),
 		"oci-mediatypes":    "true",
@@ -360,7 +401,12 @@ func solveOpt(r Request) (client.SolveOpt, error) {
 		exp.Attrs["tar"] = "false"
 		exp.OutputDir = r.LayoutDir
 	}
+	return exp
+}
 
+// sessionAttachables are a request's secrets and SSH agents, as the
+// daemon's session reaches them.
+func sessionAttachables(r Request) ([]session.Attachable, error) {
 	var attachables []session.Attachable
 	if len(r.Secrets) > 0 {
 		var srcs []secretsprovider.Source
@@ -370,7 +416,7 @@ func solveOpt(r Request) (client.SolveOpt, error) {
 		store, err := secretsprovider.NewStore(srcs)
 		if err != nil {
 			// The store's errors name paths and ids, never contents.
-			return client.SolveOpt{}, fmt.Errorf("secrets: %w", err)
+			return nil, fmt.Errorf("secrets: %w", err)
 		}
 		attachables = append(attachables, secretsprovider.NewSecretProvider(store))
 	}
@@ -381,20 +427,11 @@ func solveOpt(r Request) (client.SolveOpt, error) {
 		}
 		sp, err := sshprovider.NewSSHAgentProvider(confs)
 		if err != nil {
-			return client.SolveOpt{}, fmt.Errorf("ssh forwarding: %w", err)
+			return nil, fmt.Errorf("ssh forwarding: %w", err)
 		}
 		attachables = append(attachables, sp)
 	}
-
-	return client.SolveOpt{
-		Frontend:      "dockerfile.v0",
-		FrontendAttrs: attrs,
-		LocalMounts:   map[string]fsutil.FS{"context": ctxFS, "dockerfile": dfFS},
-		Exports:       []client.ExportEntry{exp},
-		CacheImports:  r.CacheImports,
-		CacheExports:  r.CacheExports,
-		Session:       attachables,
-	}, nil
+	return attachables, nil
 }
 
 // LayoutPath is where an image's OCI layout lives in the state directory.

@@ -20,22 +20,8 @@ import (
 func TestKeepLayout(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "web")
-	shared, err := random.Layer(512, "application/vnd.oci.image.layer.v1.tar+gzip")
-	if err != nil {
-		t.Fatal(err)
-	}
-	image := func() v1.Image {
-		own, err := random.Layer(256, "application/vnd.oci.image.layer.v1.tar+gzip")
-		if err != nil {
-			t.Fatal(err)
-		}
-		img, err := mutate.AppendLayers(mutate.MediaType(empty.Image, "application/vnd.oci.image.manifest.v1+json"), shared, own)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return mutate.ConfigMediaType(img, "application/vnd.oci.image.config.v1+json")
-	}
-	old, img := image(), image()
+	shared := randomLayer(t, 512)
+	old, img := ociImage(t, shared, randomLayer(t, 256)), ociImage(t, shared, randomLayer(t, 256))
 	p, err := layout.Write(dir, empty.Index)
 	if err != nil {
 		t.Fatal(err)
@@ -102,4 +88,22 @@ func TestKeepLayout(t *testing.T) {
 		}
 		rc.Close()
 	}
+}
+
+func randomLayer(t *testing.T, size int64) v1.Layer {
+	t.Helper()
+	l, err := random.Layer(size, "application/vnd.oci.image.layer.v1.tar+gzip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func ociImage(t *testing.T, layers ...v1.Layer) v1.Image {
+	t.Helper()
+	img, err := mutate.AppendLayers(mutate.MediaType(empty.Image, "application/vnd.oci.image.manifest.v1+json"), layers...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mutate.ConfigMediaType(img, "application/vnd.oci.image.config.v1+json")
 }
