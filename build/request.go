@@ -3,7 +3,6 @@ package build
 import (
 	"fmt"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -127,8 +126,10 @@ func Requests(p Plan) ([]Request, []string, error) {
 	return reqs, warnings, nil
 }
 
-// plainName is a file name that is its own .dockerignore pattern.
-var plainName = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+// plainName reports whether a file name is its own .dockerignore pattern.
+func plainName(s string) bool {
+	return s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == ""
+}
 
 // stateExcludes is what build contexts never hold: the state directory
 // (its OCI layouts, cache and record change with every build, so a context
@@ -136,7 +137,7 @@ var plainName = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
 // image the previous build's layouts), and any directory of that name
 // below the context, another app's in a monorepo.
 func stateExcludes(stateDir string) []string {
-	if stateDir == "" || !plainName.MatchString(filepath.Base(stateDir)) {
+	if stateDir == "" || !plainName(filepath.Base(stateDir)) {
 		return nil
 	}
 	return []string{"**/" + filepath.Base(stateDir)}

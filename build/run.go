@@ -3,7 +3,6 @@ package build
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -66,12 +65,12 @@ func Run(ctx context.Context, opt Options, p Plan) (*Record, error) {
 	progress.Debugf(opt.Events, "images read")
 
 	path := filepath.Join(state, RecordFile)
-	prev, err := ReadRecord(path)
-	if err != nil && !errors.Is(err, ErrNoRecord) {
-		prev = nil // an unreadable old record is replaced
-	}
 	if p.Partial {
-		rec.Merge(prev)
+		// A full build's record replaces the old one unread; an
+		// unreadable old record is replaced too.
+		if prev, err := ReadRecord(path); err == nil {
+			rec.Merge(prev)
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"text/template"
 	"time"
 )
@@ -24,14 +25,20 @@ const DirtySuffix = "-dirty"
 // MaxLen is the longest tag an OCI registry accepts.
 const MaxLen = 128
 
+// The grammars below are compiled when first used, not when the program
+// starts: every shipit command links this package, few parse tags.
 var (
 	// ociTag is the grammar of a tag in the OCI distribution spec.
-	ociTag = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
+	ociTag = lazyRegexp(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
 	// release matches PREFIX YYYYMMDD-HHMMSS-sha7 [-dirty].
-	release = regexp.MustCompile(`^(.*?)(\d{8}-\d{6})-([0-9a-f]{7})(-dirty)?$`)
+	release = lazyRegexp(`^(.*?)(\d{8}-\d{6})-([0-9a-f]{7})(-dirty)?$`)
 	// prefixChars is what a prefix may hold: tag characters, not starting with . or -.
-	prefixChars = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]*$`)
+	prefixChars = lazyRegexp(`^[A-Za-z0-9_][A-Za-z0-9._-]*$`)
 )
+
+func lazyRegexp(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+}
 
 // FutureAllowance is how far after the build machine's clock a commit's
 // committer time may be and still get a release tag: clocks of laptops and
@@ -222,7 +229,7 @@ func ValidatePrefix(prefix string) error {
 	if prefix == "" {
 		return nil
 	}
-	if !prefixChars.MatchString(prefix) {
+	if !prefixChars().MatchString(prefix) {
 		return fmt.Errorf("tag prefix %q may hold only letters, digits, '_', '.' and '-', and must not start with '.' or '-'", prefix)
 	}
 	return nil
@@ -233,7 +240,7 @@ func Parse(s string) (Tag, error) {
 	if err := Validate(s); err != nil {
 		return Tag{}, err
 	}
-	m := release.FindStringSubmatch(s)
+	m := release().FindStringSubmatch(s)
 	if m == nil {
 		return Tag{}, fmt.Errorf("tag %q is not a release tag: expected [PREFIX]YYYYMMDD-HHMMSS-<7 hex digits of the commit>", s)
 	}
@@ -246,7 +253,7 @@ func Parse(s string) (Tag, error) {
 
 // Validate checks that s is a valid OCI tag.
 func Validate(s string) error {
-	if !ociTag.MatchString(s) {
+	if !ociTag().MatchString(s) {
 		return fmt.Errorf("%q is not a valid image tag: a tag is 1 to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'", s)
 	}
 	return nil
