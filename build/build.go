@@ -108,6 +108,10 @@ type Options struct {
 	Progress       io.Writer          // BuildKit's display goes here
 	Mode           progressui.DisplayMode
 	Events         progress.Sink // warnings and notices beside the display; nil: none
+
+	// solved, when set, is called with each image's result as soon as its
+	// solve is done (not for the parts of an image built on several nodes).
+	solved func(ctx context.Context, res Result)
 }
 
 // Error is a failed image build. Sources holds the Dockerfile excerpts at
@@ -228,7 +232,11 @@ func runJob(ctx context.Context, opt Options, j job, multi bool, status func(lab
 		var desc ocispecs.Descriptor
 		desc, err = solveOne(ctx, opt, node.Solver, r, status(label))
 		if err == nil {
-			return Result{Request: r, Digest: desc.Digest.String(), Descriptor: desc, Node: node.Name}, nil
+			res := Result{Request: r, Digest: desc.Digest.String(), Descriptor: desc, Node: node.Name}
+			if opt.solved != nil && !j.part {
+				opt.solved(ctx, res)
+			}
+			return res, nil
 		}
 		if multi {
 			err = fmt.Errorf("on builder node %s (%s): %w", node.Name, node.Addr, err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
+	"sync"
 
 	"github.com/containerd/platforms"
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -32,6 +33,15 @@ func Run(ctx context.Context, opt Options, p Plan) (*Record, error) {
 	if kc == nil {
 		kc = authn.DefaultKeychain
 	}
+	// Each image is read as soon as its solve is done, beside the others'.
+	var mu sync.Mutex
+	read := map[string]imageRead{}
+	opt.solved = func(ctx context.Context, res Result) {
+		st, err := readImage(ctx, kc, res)
+		mu.Lock()
+		read[res.Request.Name] = imageRead{st, err}
+		mu.Unlock()
+	}
 	results, err := Solve(ctx, opt, reqs)
 	if err != nil {
 		return nil, err
@@ -48,13 +58,14 @@ func Run(ctx context.Context, opt Options, p Plan) (*Record, error) {
 			Name: r.Name, Repository: r.Repository, Tag: r.Tag, Digest: res.Digest,
 			Commit: p.Head.SHA, CommitTime: p.Head.Time.UTC(), Pushed: r.Push, Nodes: res.Nodes,
 		}
-		var st stats
-		if r.Push {
-			st, err = remoteStats(ctx, kc, r.Repository, res.Descriptor)
-		} else {
+		if !r.Push {
 			im.Layout, _ = filepath.Rel(state, r.LayoutDir)
-			st, err = keepLayout(r.LayoutDir, res.Descriptor)
 		}
+		ir, ok := read[r.Name]
+		if !ok { // an index assembled from parts
+			ir.st, ir.err = readImage(ctx, kc, res)
+		}
+		st, err := ir.st, ir.err
 		if err != nil {
 			return nil, fmt.Errorf("reading image %s: %w", r.Name, err)
 		}
@@ -80,6 +91,21 @@ func Run(ctx context.Context, opt Options, p Plan) (*Record, error) {
 	}
 	progress.Debugf(opt.Events, "build record written")
 	return rec, nil
+}
+
+// readImage reads what a built image takes in the registry, or in its
+// layout (which it keeps to that image).
+func readImage(ctx context.Context, kc authn.Keychain, res Result) (stats, error) {
+	r := res.Request
+	if r.Push {
+		return remoteStats(ctx, kc, r.Repository, res.Descriptor)
+	}
+	return keepLayout(r.LayoutDir, res.Descriptor)
+}
+
+type imageRead struct {
+	st  stats
+	err error
 }
 
 type stats struct {

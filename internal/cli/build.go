@@ -263,7 +263,10 @@ func (d *deps) platformCheck(ctx context.Context, c *client.Client, names []stri
 	}
 	go func() {
 		var warnings []string
-		defer func() { out <- warnings }()
+		defer func() {
+			progress.Debugf(d.events, "platform check finished")
+			out <- warnings
+		}()
 		ctx, cancel := context.WithTimeout(ctx, platformCheckTimeout)
 		defer cancel()
 		plats, err := workerPlatforms(ctx, c)
