@@ -50,10 +50,14 @@ type SSH struct {
 
 // Request is one image to build.
 type Request struct {
-	Name           string
-	Repository     string
-	Tag            string
-	ContextDir     string
+	Name       string
+	Repository string
+	Tag        string
+	ContextDir string
+	// ContextExclude are patterns (.dockerignore syntax) of what never
+	// leaves the context for the daemon, whatever the app's .dockerignore
+	// says: shipit's own state directories.
+	ContextExclude []string
 	DockerfileDir  string
 	DockerfileName string
 	Target         string
@@ -104,6 +108,10 @@ type Options struct {
 	Progress       io.Writer          // BuildKit's display goes here
 	Mode           progressui.DisplayMode
 	Events         progress.Sink // warnings and notices beside the display; nil: none
+
+	// solved, when set, is called with each image's result as soon as its
+	// solve is done (not for the parts of an image built on several nodes).
+	solved func(ctx context.Context, res Result)
 }
 
 // Error is a failed image build. Sources holds the Dockerfile excerpts at
@@ -141,10 +149,20 @@ func Solve(ctx context.Context, opt Options, reqs []Request) ([]Result, error) {
 		}
 	}
 	multi := len(nodes) > 1
+	results, errs, err := runJobs(ctx, opt, jobs, len(reqs) > 1 || multi, multi)
+	if err != nil {
+		return nil, err
+	}
+	return collect(ctx, opt, reqs, jobs, results, errs, multi)
+}
 
+// runJobs runs every job's solve concurrently under one progress display,
+// each on its node or, with RetryOtherNode, the next ones that can. It
+// returns each job's result or error.
+func runJobs(ctx context.Context, opt Options, jobs []job, prefixed, multi bool) ([]Result, []error, error) {
 	disp, err := progressui.NewDisplay(opt.Progress, opt.Mode)
 	if err != nil {
-		return nil, fmt.Errorf("progress display %q: %w", opt.Mode, err)
+		return nil, nil, fmt.Errorf("progress display %q: %w", opt.Mode, err)
 	}
 	merged := make(chan *client.SolveStatus)
 	var fwd sync.WaitGroup
@@ -157,6 +175,19 @@ func Solve(ctx context.Context, opt Options, reqs []Request) ([]Result, error) {
 	}()
 	var mu sync.Mutex
 	var warnings []string
+	// status forwards one solve's status to the display under its label.
+	status := func(label string) chan *client.SolveStatus {
+		ch := make(chan *client.SolveStatus)
+		fwd.Add(1)
+		go func() {
+			defer fwd.Done()
+			ws := forward(merged, ch, label, prefixed)
+			mu.Lock()
+			warnings = append(warnings, ws...)
+			mu.Unlock()
+		}()
+		return ch
+	}
 	progress.Debugf(opt.Events, "first solve request")
 
 	results := make([]Result, len(jobs))
@@ -166,45 +197,7 @@ func Solve(ctx context.Context, opt Options, reqs []Request) ([]Result, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for attempt, node := range append([]*Node{j.node}, j.alternates...) {
-				if attempt > 0 {
-					if !opt.RetryOtherNode {
-						break
-					}
-					progress.Warnf(opt.Events, "image %s: building %s again on %s (--retry-other-node)", j.req.Name, strings.Join(j.req.Platforms, ","), node.Name)
-				}
-				r := j.req
-				if j.part {
-					r = partRequest(r, node.Name)
-				}
-				label := r.Name
-				if multi {
-					label += "@" + node.Name
-				}
-				ch := make(chan *client.SolveStatus)
-				fwd.Add(1)
-				go func() {
-					defer fwd.Done()
-					ws := forward(merged, ch, label, len(reqs) > 1 || multi)
-					mu.Lock()
-					warnings = append(warnings, ws...)
-					mu.Unlock()
-				}()
-				desc, err := solveOne(ctx, opt, node.Solver, r, ch)
-				if err != nil {
-					if multi {
-						err = fmt.Errorf("on builder node %s (%s): %w", node.Name, node.Addr, err)
-					}
-					errs[i] = err
-					if ctx.Err() != nil {
-						return
-					}
-					continue
-				}
-				errs[i] = nil
-				results[i] = Result{Request: r, Digest: desc.Digest.String(), Descriptor: desc, Node: node.Name}
-				return
-			}
+			results[i], errs[i] = runJob(ctx, opt, j, multi, status)
 		}()
 	}
 	wg.Wait()
@@ -214,8 +207,50 @@ func Solve(ctx context.Context, opt Options, reqs []Request) ([]Result, error) {
 	for _, w := range warnings {
 		progress.Warnf(opt.Events, "%s", strings.TrimPrefix(w, "warning: "))
 	}
+	return results, errs, nil
+}
 
-	// Per image: its one result, or its parts assembled into an index.
+// runJob solves one job on its node, and with RetryOtherNode on the next
+// nodes that can, until one succeeds.
+func runJob(ctx context.Context, opt Options, j job, multi bool, status func(label string) chan *client.SolveStatus) (Result, error) {
+	var err error
+	for attempt, node := range append([]*Node{j.node}, j.alternates...) {
+		if attempt > 0 {
+			if !opt.RetryOtherNode {
+				break
+			}
+			progress.Warnf(opt.Events, "image %s: building %s again on %s (--retry-other-node)", j.req.Name, strings.Join(j.req.Platforms, ","), node.Name)
+		}
+		r := j.req
+		if j.part {
+			r = partRequest(r, node.Name)
+		}
+		label := r.Name
+		if multi {
+			label += "@" + node.Name
+		}
+		var desc ocispecs.Descriptor
+		desc, err = solveOne(ctx, opt, node.Solver, r, status(label))
+		if err == nil {
+			res := Result{Request: r, Digest: desc.Digest.String(), Descriptor: desc, Node: node.Name}
+			if opt.solved != nil && !j.part {
+				opt.solved(ctx, res)
+			}
+			return res, nil
+		}
+		if multi {
+			err = fmt.Errorf("on builder node %s (%s): %w", node.Name, node.Addr, err)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return Result{}, err
+}
+
+// collect makes one result per image: its one job's, or its parts
+// assembled into an index.
+func collect(ctx context.Context, opt Options, reqs []Request, jobs []job, results []Result, errs []error, multi bool) ([]Result, error) {
 	var out []Result
 	var imageErrs []error
 	for _, r := range reqs {
@@ -301,6 +336,11 @@ func solveOne(ctx context.Context, opt Options, solver Solver, r Request, ch cha
 
 func solveOpt(r Request) (client.SolveOpt, error) {
 	ctxFS, err := fsutil.NewFS(r.ContextDir)
+	if err == nil && len(r.ContextExclude) > 0 {
+		// Filtered here, before BuildKit sees the directory: the frontend
+		// applies .dockerignore on top, and cannot bring these back.
+		ctxFS, err = fsutil.NewFilterFS(ctxFS, &fsutil.FilterOpt{ExcludePatterns: r.ContextExclude})
+	}
 	if err != nil {
 		return client.SolveOpt{}, fmt.Errorf("context %s: %w", r.ContextDir, err)
 	}
@@ -328,6 +368,24 @@ func solveOpt(r Request) (client.SolveOpt, error) {
 		attrs["no-cache"] = ""
 	}
 
+	attachables, err := sessionAttachables(r)
+	if err != nil {
+		return client.SolveOpt{}, err
+	}
+	return client.SolveOpt{
+		Frontend:      "dockerfile.v0",
+		FrontendAttrs: attrs,
+		LocalMounts:   map[string]fsutil.FS{"context": ctxFS, "dockerfile": dfFS},
+		Exports:       []client.ExportEntry{exportEntry(r)},
+		CacheImports:  r.CacheImports,
+		CacheExports:  r.CacheExports,
+		Session:       attachables,
+	}, nil
+}
+
+// exportEntry is where a request's image goes: its repository, or its
+// OCI layout directory.
+func exportEntry(r Request) client.ExportEntry {
 	exp := client.ExportEntry{Attrs: map[string]string{
 		"name":              r.Ref(),
 		"oci-mediatypes":    "true",
@@ -351,7 +409,12 @@ func solveOpt(r Request) (client.SolveOpt, error) {
 		exp.Attrs["tar"] = "false"
 		exp.OutputDir = r.LayoutDir
 	}
+	return exp
+}
 
+// sessionAttachables are a request's secrets and SSH agents, as the
+// daemon's session reaches them.
+func sessionAttachables(r Request) ([]session.Attachable, error) {
 	var attachables []session.Attachable
 	if len(r.Secrets) > 0 {
 		var srcs []secretsprovider.Source
@@ -361,7 +424,7 @@ func solveOpt(r Request) (client.SolveOpt, error) {
 		store, err := secretsprovider.NewStore(srcs)
 		if err != nil {
 			// The store's errors name paths and ids, never contents.
-			return client.SolveOpt{}, fmt.Errorf("secrets: %w", err)
+			return nil, fmt.Errorf("secrets: %w", err)
 		}
 		attachables = append(attachables, secretsprovider.NewSecretProvider(store))
 	}
@@ -372,20 +435,11 @@ func solveOpt(r Request) (client.SolveOpt, error) {
 		}
 		sp, err := sshprovider.NewSSHAgentProvider(confs)
 		if err != nil {
-			return client.SolveOpt{}, fmt.Errorf("ssh forwarding: %w", err)
+			return nil, fmt.Errorf("ssh forwarding: %w", err)
 		}
 		attachables = append(attachables, sp)
 	}
-
-	return client.SolveOpt{
-		Frontend:      "dockerfile.v0",
-		FrontendAttrs: attrs,
-		LocalMounts:   map[string]fsutil.FS{"context": ctxFS, "dockerfile": dfFS},
-		Exports:       []client.ExportEntry{exp},
-		CacheImports:  r.CacheImports,
-		CacheExports:  r.CacheExports,
-		Session:       attachables,
-	}, nil
+	return attachables, nil
 }
 
 // LayoutPath is where an image's OCI layout lives in the state directory.

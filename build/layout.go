@@ -2,24 +2,73 @@ package build
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// pruneLayout keeps an image's OCI layout to the image just built: the
-// index names only it, and blobs no longer reachable are removed. Blobs the
-// new image shares with the old one stay, so the next build writes only
-// what changed.
+// keepLayout reads what an image just built into an OCI layout takes (its
+// size and platforms), and keeps the layout to that image: the index names
+// only it, and blobs it does not use are removed. Blobs the new image
+// shares with the old one stay, so the next build writes only what
+// changed. Each manifest is read once.
 //
 // It works through an os.Root of the layout, so nothing outside it is ever
 // read or removed, whatever links a repository planted there.
-func pruneLayout(dir, keep string) error {
+func keepLayout(dir string, desc ocispecs.Descriptor) (stats, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
-		return err
+		return stats{}, err
 	}
 	defer root.Close()
+	blob := func(dgst string) ([]byte, error) {
+		algo, hex, _ := strings.Cut(dgst, ":")
+		return root.ReadFile(filepath.Join("blobs", algo, hex))
+	}
+	keep := desc.Digest.String()
+	raw, err := blob(keep)
+	if err != nil {
+		return stats{}, fmt.Errorf("the image layout %s does not hold %s: %w", dir, keep, err)
+	}
+	st, err := sizeOf(raw, desc.Platform, blob)
+	if err != nil {
+		return stats{}, err
+	}
+	reachable := map[string]bool{keep: true}
+	for _, b := range st.blobs {
+		reachable[b] = true
+	}
+	if err := keepIndex(root, dir, keep); err != nil {
+		return stats{}, err
+	}
+	blobs, err := root.Open(filepath.Join("blobs", "sha256"))
+	if err != nil {
+		return stats{}, err
+	}
+	entries, err := blobs.ReadDir(-1)
+	_ = blobs.Close()
+	if err != nil {
+		return stats{}, err
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			return stats{}, &StateError{Path: filepath.Join(dir, "blobs", "sha256", e.Name()), Why: "is not a regular file"}
+		}
+		if !reachable["sha256:"+e.Name()] {
+			if err := root.Remove(filepath.Join("blobs", "sha256", e.Name())); err != nil {
+				return stats{}, err
+			}
+		}
+	}
+	return st, nil
+}
+
+// keepIndex rewrites the layout's index.json to name only the manifest
+// keep, when it names others too.
+func keepIndex(root *os.Root, dir, keep string) error {
 	data, err := root.ReadFile("index.json")
 	if err != nil {
 		return err
@@ -39,46 +88,19 @@ func pruneLayout(dir, keep string) error {
 			break
 		}
 	}
-	reachable := map[string]bool{}
-	for _, d := range kept {
-		if err := walk(root, d.Digest, reachable); err != nil {
-			return err
-		}
+	if len(kept) == len(manifests) {
+		return nil
 	}
-	if len(kept) != len(manifests) {
-		raw, err := json.Marshal(kept)
-		if err != nil {
-			return err
-		}
-		idx["manifests"] = raw
-		out, err := json.Marshal(idx)
-		if err != nil {
-			return err
-		}
-		if err := writeAtomic(filepath.Join(dir, "index.json"), out); err != nil {
-			return err
-		}
-	}
-	blobs, err := root.Open(filepath.Join("blobs", "sha256"))
+	raw, err := json.Marshal(kept)
 	if err != nil {
 		return err
 	}
-	entries, err := blobs.ReadDir(-1)
-	_ = blobs.Close()
+	idx["manifests"] = raw
+	out, err := json.Marshal(idx)
 	if err != nil {
 		return err
 	}
-	for _, e := range entries {
-		if !e.Type().IsRegular() {
-			return &StateError{Path: filepath.Join(dir, "blobs", "sha256", e.Name()), Why: "is not a regular file"}
-		}
-		if !reachable["sha256:"+e.Name()] {
-			if err := root.Remove(filepath.Join("blobs", "sha256", e.Name())); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return writeAtomic(filepath.Join(dir, "index.json"), out)
 }
 
 type ociDescriptor struct {
@@ -87,41 +109,4 @@ type ociDescriptor struct {
 	Size        int64             `json:"size"`
 	Annotations map[string]string `json:"annotations,omitempty"`
 	Platform    json.RawMessage   `json:"platform,omitempty"`
-}
-
-// walk marks a blob and, for manifests and indexes, everything they name.
-func walk(root *os.Root, dgst string, seen map[string]bool) error {
-	if seen[dgst] {
-		return nil
-	}
-	seen[dgst] = true
-	algo, hex, ok := strings.Cut(dgst, ":")
-	if !ok {
-		return nil
-	}
-	data, err := root.ReadFile(filepath.Join("blobs", algo, hex))
-	if err != nil {
-		return err
-	}
-	var m struct {
-		MediaType string          `json:"mediaType"`
-		Config    *ociDescriptor  `json:"config"`
-		Layers    []ociDescriptor `json:"layers"`
-		Manifests []ociDescriptor `json:"manifests"`
-	}
-	if json.Unmarshal(data, &m) != nil || (m.Config == nil && m.Manifests == nil) {
-		return nil // a layer or config blob
-	}
-	if m.Config != nil {
-		seen[m.Config.Digest] = true
-	}
-	for _, l := range m.Layers {
-		seen[l.Digest] = true
-	}
-	for _, c := range m.Manifests {
-		if err := walk(root, c.Digest, seen); err != nil {
-			return err
-		}
-	}
-	return nil
 }

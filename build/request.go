@@ -101,6 +101,7 @@ func Requests(p Plan) ([]Request, []string, error) {
 			Repository:     im.Repository,
 			Tag:            p.Tag,
 			ContextDir:     im.Context,
+			ContextExclude: stateExcludes(p.StateDir),
 			DockerfileDir:  filepath.Dir(im.Dockerfile),
 			DockerfileName: filepath.Base(im.Dockerfile),
 			Target:         im.Target,
@@ -123,6 +124,23 @@ func Requests(p Plan) ([]Request, []string, error) {
 	}
 	sort.Slice(reqs, func(i, j int) bool { return reqs[i].Name < reqs[j].Name })
 	return reqs, warnings, nil
+}
+
+// plainName reports whether a file name is its own .dockerignore pattern.
+func plainName(s string) bool {
+	return s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == ""
+}
+
+// stateExcludes is what build contexts never hold: the state directory
+// (its OCI layouts, cache and record change with every build, so a context
+// holding them would give every build of a commit another digest, and each
+// image the previous build's layouts), and any directory of that name
+// below the context, another app's in a monorepo.
+func stateExcludes(stateDir string) []string {
+	if stateDir == "" || !plainName(filepath.Base(stateDir)) {
+		return nil
+	}
+	return []string{"**/" + filepath.Base(stateDir)}
 }
 
 // cacheEntries configures cache import and export. A registry cache lives

@@ -1,8 +1,11 @@
 package build
 
 import (
+	"context"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -72,5 +75,69 @@ func TestLooksSecret(t *testing.T) {
 		if got := LooksSecret(arg); got != want {
 			t.Errorf("LooksSecret(%s) = %v", arg, got)
 		}
+	}
+}
+
+// TestContextNeverHoldsState: shipit's state directory is not in a build
+// context, whatever the app's .dockerignore says (here: nothing about it,
+// and an exception that would bring it back), nor another app's below the
+// context, while everything else is.
+func TestContextNeverHoldsState(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for p, content := range map[string]string{
+		"Dockerfile":                         "FROM scratch\nCOPY . .\n",
+		".dockerignore":                      "/.git/\n/log/*\n!.shipit\n!**/.shipit\n",
+		"app/models/user.rb":                 "class User; end\n",
+		".shipit/build.json":                 "{}",
+		".shipit/images/web/index.json":      "{}",
+		".shipit/cache/web/index.json":       "{}",
+		"engines/billing/.shipit/build.json": "{}",
+		"docs/.shipit.md":                    "not state",
+	} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, p), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plan := Plan{
+		StateDir: filepath.Join(dir, ".shipit"), Head: gitinfo.Head{SHA: "0123456789abcdef", Time: time.Unix(1700000000, 0)}, Tag: "t",
+		Images: []Spec{{Name: "web", Repository: "127.0.0.1:5000/web", Context: dir, Dockerfile: filepath.Join(dir, "Dockerfile")}},
+	}
+	reqs, _, err := Requests(plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	so, err := solveOpt(reqs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctxFS := so.LocalMounts["context"]
+	var seen []string
+	err = ctxFS.Walk(context.Background(), "", func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		seen = append(seen, filepath.ToSlash(p))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range seen {
+		if strings.Contains("/"+p+"/", "/.shipit/") {
+			t.Errorf("the build context holds %s", p)
+		}
+	}
+	for _, want := range []string{"Dockerfile", ".dockerignore", "app/models/user.rb", "docs/.shipit.md"} {
+		if !slices.Contains(seen, want) {
+			t.Errorf("the build context lacks %s: %q", want, seen)
+		}
+	}
+	if rc, err := ctxFS.Open(".shipit/build.json"); err == nil {
+		rc.Close()
+		t.Error("the build record can be opened through the build context")
 	}
 }

@@ -5,10 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
-	"strings"
+	"sync"
 
 	"github.com/containerd/platforms"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -28,10 +27,20 @@ func Run(ctx context.Context, opt Options, p Plan) (*Record, error) {
 	for _, w := range warnings {
 		progress.Warnf(opt.Events, "%s", w)
 	}
+	// Each image is read as soon as its solve is done, beside the others'.
+	var mu sync.Mutex
+	read := map[string]imageRead{}
+	opt.solved = func(ctx context.Context, res Result) {
+		st, err := readImage(ctx, opt.Registry, res)
+		mu.Lock()
+		read[res.Request.Name] = imageRead{st, err}
+		mu.Unlock()
+	}
 	results, err := Solve(ctx, opt, reqs)
 	if err != nil {
 		return nil, err
 	}
+	progress.Debugf(opt.Events, "solves done")
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -43,16 +52,14 @@ func Run(ctx context.Context, opt Options, p Plan) (*Record, error) {
 			Name: r.Name, Repository: r.Repository, Tag: r.Tag, Digest: res.Digest,
 			Commit: p.Head.SHA, CommitTime: p.Head.Time.UTC(), Pushed: r.Push, Nodes: res.Nodes,
 		}
-		var st stats
-		if r.Push {
-			st, err = remoteStats(ctx, opt.Registry, r.Repository, res.Descriptor)
-		} else {
+		if !r.Push {
 			im.Layout, _ = filepath.Rel(state, r.LayoutDir)
-			st, err = layoutStats(r.LayoutDir, res.Descriptor)
-			if err == nil {
-				err = pruneLayout(r.LayoutDir, res.Digest)
-			}
 		}
+		ir, ok := read[r.Name]
+		if !ok { // an index assembled from parts
+			ir.st, ir.err = readImage(ctx, opt.Registry, res)
+		}
+		st, err := ir.st, ir.err
 		if err != nil {
 			return nil, fmt.Errorf("reading image %s: %w", r.Name, err)
 		}
@@ -60,14 +67,15 @@ func Run(ctx context.Context, opt Options, p Plan) (*Record, error) {
 		rec.Images = append(rec.Images, im)
 	}
 	sort.Slice(rec.Images, func(i, j int) bool { return rec.Images[i].Name < rec.Images[j].Name })
+	progress.Debugf(opt.Events, "images read")
 
 	path := filepath.Join(state, RecordFile)
-	prev, err := ReadRecord(path)
-	if err != nil && !errors.Is(err, ErrNoRecord) {
-		prev = nil // an unreadable old record is replaced
-	}
 	if p.Partial {
-		rec.Merge(prev)
+		// A full build's record replaces the old one unread; an
+		// unreadable old record is replaced too.
+		if prev, err := ReadRecord(path); err == nil {
+			rec.Merge(prev)
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -75,12 +83,29 @@ func Run(ctx context.Context, opt Options, p Plan) (*Record, error) {
 	if err := WriteRecord(path, rec); err != nil {
 		return nil, fmt.Errorf("writing the build record: %w", err)
 	}
+	progress.Debugf(opt.Events, "build record written")
 	return rec, nil
+}
+
+// readImage reads what a built image takes in the registry, or in its
+// layout (which it keeps to that image).
+func readImage(ctx context.Context, reg Registry, res Result) (stats, error) {
+	r := res.Request
+	if r.Push {
+		return remoteStats(ctx, reg, r.Repository, res.Descriptor)
+	}
+	return keepLayout(r.LayoutDir, res.Descriptor)
+}
+
+type imageRead struct {
+	st  stats
+	err error
 }
 
 type stats struct {
 	size      int64
 	platforms []string
+	blobs     []string // digests of the configs, layers and child manifests
 }
 
 // sizeOf sums what an image takes in a registry: its manifest, config and
@@ -99,9 +124,11 @@ func sizeOf(raw []byte, top *ocispecs.Platform, fetch func(dgst string) ([]byte,
 	s := stats{size: int64(len(raw))}
 	if m.Config != nil {
 		s.size += m.Config.Size
+		s.blobs = append(s.blobs, m.Config.Digest.String())
 	}
 	for _, l := range m.Layers {
 		s.size += l.Size
+		s.blobs = append(s.blobs, l.Digest.String())
 	}
 	if m.Manifests == nil {
 		if top != nil {
@@ -119,29 +146,13 @@ func sizeOf(raw []byte, top *ocispecs.Platform, fetch func(dgst string) ([]byte,
 			return stats{}, err
 		}
 		s.size += cs.size
+		s.blobs = append(append(s.blobs, d.Digest.String()), cs.blobs...)
 		// Attestation manifests carry the platform unknown/unknown.
 		if d.Platform != nil && d.Platform.OS != "unknown" {
 			s.platforms = append(s.platforms, cs.platforms...)
 		}
 	}
 	return s, nil
-}
-
-func layoutStats(dir string, desc ocispecs.Descriptor) (stats, error) {
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return stats{}, err
-	}
-	defer root.Close()
-	blob := func(dgst string) ([]byte, error) {
-		algo, hex, _ := strings.Cut(dgst, ":")
-		return root.ReadFile(filepath.Join("blobs", algo, hex))
-	}
-	raw, err := blob(desc.Digest.String())
-	if err != nil {
-		return stats{}, fmt.Errorf("the image layout %s does not hold %s: %w", dir, desc.Digest, err)
-	}
-	return sizeOf(raw, desc.Platform, blob)
 }
 
 func remoteStats(ctx context.Context, reg Registry, repo string, desc ocispecs.Descriptor) (stats, error) {

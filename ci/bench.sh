@@ -4,7 +4,7 @@
 # warmer machine. Needs the test environment: it starts it when it is not up.
 #
 #   ci/bench.sh            # everything, N=15 rounds
-#   ci/bench.sh build      # shipit build against buildctl build
+#   ci/bench.sh build      # shipit build against two buildctl in parallel: no-op and one file changed, OCI layouts and push
 #   ci/bench.sh images     # the same with 1, 2 and 8 images
 #   ci/bench.sh release    # shipit release against crane push + kustomize edit + git
 #   ci/bench.sh overlays   # pin editing and render checks over 100 overlays (Go benchmark)
@@ -14,6 +14,7 @@
 #   ci/bench.sh scale      # history, status and prune against many tags (Go benchmarks)
 #   ci/bench.sh cold       # a cold daemon importing the registry cache, against one without
 #   N=40 ci/bench.sh build
+#   BASELINE=/tmp/old/shipit ci/bench.sh build   # also against another shipit binary, alternating
 #
 # Prints medians and ratios, and the time shipit takes from process start
 # to its first solve request.
@@ -69,30 +70,60 @@ epoch=$(git log -1 --format=%ct)
 sha=$(git rev-parse HEAD)
 
 bench_build() {
-# The same two builds as shipit's, one after the other, with buildctl.
-buildctl_both() {
+# The same two builds as shipit's, with buildctl, in parallel: the floor of
+# one solve per image on this daemon. $1 is the output: oci (an OCI layout
+# directory, as shipit build keeps) or push.
+buildctl_web() {
+	local out="type=image,name=$SHIPIT_TEST_REGISTRY/bench/web:$tag,push=true,registry.insecure=true"
+	[ "$1" = oci ] && out="type=oci,dest=$results/bc-web,tar=false,name=$SHIPIT_TEST_REGISTRY/bench/web:$tag"
 	"$buildctl" build --progress quiet --frontend dockerfile.v0 \
 		--local context=web --local dockerfile=web --opt target=runtime \
 		--opt build-arg:BASE="$SHIPIT_TEST_BASE" --opt "build-arg:GREETING=hello from shipit" \
 		--opt build-arg:SOURCE_DATE_EPOCH="$epoch" --opt label:org.opencontainers.image.revision="$sha" \
 		--secret id=api_token,env=DEMO_API_TOKEN \
-		--output "type=image,name=$SHIPIT_TEST_REGISTRY/bench/web:$tag,push=true,registry.insecure=true,oci-mediatypes=true,rewrite-timestamp=true"
+		--output "$out,oci-mediatypes=true,rewrite-timestamp=true" 2>>"$results/buildctl.log"
+}
+buildctl_proxy() {
+	local out="type=image,name=$SHIPIT_TEST_REGISTRY/bench/proxy:$tag,push=true,registry.insecure=true"
+	[ "$1" = oci ] && out="type=oci,dest=$results/bc-proxy,tar=false,name=$SHIPIT_TEST_REGISTRY/bench/proxy:$tag"
 	"$buildctl" build --progress quiet --frontend dockerfile.v0 \
 		--local context=proxy --local dockerfile=proxy \
 		--opt build-arg:BASE="$SHIPIT_TEST_BASE" --opt build-arg:SOURCE_DATE_EPOCH="$epoch" \
 		--opt label:org.opencontainers.image.revision="$sha" \
-		--output "type=image,name=$SHIPIT_TEST_REGISTRY/bench/proxy:$tag,push=true,registry.insecure=true,oci-mediatypes=true,rewrite-timestamp=true"
+		--output "$out,oci-mediatypes=true,rewrite-timestamp=true" 2>>"$results/buildctl.log"
 }
-shipit_build() { "$shipit" build --push --progress quiet >/dev/null; }
+buildctl_oci() { buildctl_web oci & buildctl_proxy oci; wait; }
+buildctl_push() { buildctl_web push & buildctl_proxy push; wait; }
+shipit_oci() { "$shipit" build --progress quiet >/dev/null 2>>"$results/shipit.log"; }
+shipit_push() { "$shipit" build --push --progress quiet >/dev/null 2>>"$results/shipit.log"; }
+# BASELINE=path/to/another/shipit: that binary too, alternating with this one.
+baseline_oci() { "$BASELINE" build --progress quiet >/dev/null 2>>"$results/shipit.log"; }
+baseline_push() { "$BASELINE" build --push --progress quiet >/dev/null 2>>"$results/shipit.log"; }
+# One file changed: the proxy's, before each run (untimed), for both.
+changes=0
+change_file() {
+	changes=$((changes + 1))
+	echo "listen 8080; upstream web:3000; # change $changes" >proxy/proxy.conf
+}
 
-# Warm both paths once.
-shipit_build
-buildctl_both
-alternate shipit_build buildctl_both
-echo "warm no-op build --push of two images, median of $N alternating runs on $(nproc) cores:"
-echo "  shipit build --push                 ${med_a} ms"
-echo "  buildctl build (web, then proxy)    ${med_b} ms"
-echo "  ratio shipit/buildctl               $(ratio "$med_a" "$med_b") (target <= 1.00)"
+echo "warm builds of the example app (two images), median of $N alternating runs on $(nproc) cores, against two buildctl in parallel:"
+for scenario in "no-op oci" "no-op push" "changed oci" "changed push"; do
+	# shellcheck disable=SC2086 # two words: the scenario and the output
+	set -- $scenario
+	setup=:
+	[ "$1" = changed ] && setup=change_file
+	# Warm both paths once.
+	"shipit_$2"
+	"buildctl_$2"
+	alternate "shipit_$2" "buildctl_$2" "$N" "$setup"
+	printf '  %-8s %-5s shipit build %5s ms, buildctl x2 in parallel %5s ms, ratio %s (target <= 0.80)\n' \
+		"$1" "$2" "$med_a" "$med_b" "$(ratio "$med_a" "$med_b")"
+	if [ -n "${BASELINE:-}" ]; then
+		alternate "shipit_$2" "baseline_$2" "$N" "$setup"
+		printf '  %-8s %-5s shipit build %5s ms, %s %5s ms, ratio %s\n' "$1" "$2" "$med_a" "$BASELINE" "$med_b" "$(ratio "$med_a" "$med_b")"
+	fi
+done
+git checkout -q proxy/proxy.conf
 
 # Time to the first solve request: from just before shipit is started (the
 # shell's clock) to the moment shipit sends its first solve (shipit -v logs

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shipit-dev/shipit/build"
+	"github.com/shipit-dev/shipit/internal/gitinfo"
 	"github.com/shipit-dev/shipit/internal/progress"
 	"github.com/shipit-dev/shipit/internal/regauth"
 	"github.com/shipit-dev/shipit/release"
@@ -75,70 +76,26 @@ record). stderr: BuildKit's progress display.`,
 
 func runBuild(cmd *cobra.Command, g *globals, o *buildOptions, args []string) error {
 	ctx, stderr := cmd.Context(), cmd.ErrOrStderr()
-	if err := checkOutput(o.output); err != nil {
-		return err
-	}
-	mode, err := checkProgress(o.progress, stderr)
+	d, names, err := resolveBuild(cmd, g, o, args)
 	if err != nil {
 		return err
 	}
-	d, err := g.resolve(cmd, map[string]string{"builder": "builder.addr", "registry": "registry.url"}, newRenderer(stderr, mode, g.verbose, g.start))
-	if err != nil {
-		return err
-	}
-	names, err := d.images(args)
-	if err != nil {
-		return err
-	}
-	if err := d.checkState(ctx, d.cfg.StatePath()); err != nil {
-		return err
-	}
-	if err := d.cfg.CheckInputs(names, os.Getenv); err != nil {
-		return err
-	}
-	if o.push {
-		if err := d.cfg.CheckRegistry(names); err != nil {
-			return err
-		}
-	}
-	if cmd.Flags().Changed("builder") {
-		d.cfg.Builder.Nodes = nil // --builder names the one daemon to use
-	}
-	// Reach the daemon while git is read: both are on the way to the first
-	// solve, and neither needs the other.
+	// Reach the daemon while git and the state directory are read: all are
+	// on the way to the first solve, and none needs another.
 	dial := d.dialBuilder(ctx)
 	defer dial.Close()
-	head, err := d.readHead(ctx)
+	head, err := d.readBuildHead(ctx)
 	if err != nil {
 		return err
 	}
-	t, stamp, err := d.releaseTag(head, o.tag)
+	progress.Debugf(d.events, "git read")
+	plan, err := d.planBuild(ctx, names, head, o)
 	if err != nil {
 		return err
 	}
-	plan := d.buildPlan(names, head, t, stamp, o.push, o.noCache)
-	plan.Partial = len(names) < len(d.cfg.Images)
-	if o.push {
-		if err := d.ensureRepositories(ctx, plan.Repositories()); err != nil {
-			return err
-		}
-	}
-	bo := build.Options{
-		Auth: regauth.Session(d.keychain), Registry: d.registry, RetryOtherNode: o.retryOtherNode,
-		Progress: stderr, Mode: progressui.DisplayMode(o.progress), Events: d.events,
-	}
-	var mismatch <-chan []string
-	if dial.multi {
-		if bo.Nodes, err = dial.Nodes(d.events); err != nil {
-			return err
-		}
-	} else {
-		c, err := dial.Client()
-		if err != nil {
-			return err
-		}
-		bo.Solver = c
-		mismatch = d.platformCheck(ctx, c, names)
+	bo, mismatch, err := d.builderOptions(ctx, dial, names, o, stderr)
+	if err != nil {
+		return err
 	}
 	rec, err := build.Run(ctx, bo, plan)
 	if err != nil {
@@ -148,17 +105,7 @@ func runBuild(cmd *cobra.Command, g *globals, o *buildOptions, args []string) er
 		build.PrintSources(stderr, err)
 		return err
 	}
-	if mismatch != nil {
-		// The check reads the GitOps repository and the registry beside the
-		// build; a build done first waits a little for it, not more.
-		select {
-		case ws := <-mismatch:
-			for _, w := range ws {
-				progress.Warnf(d.events, "%s", w)
-			}
-		case <-time.After(platformCheckGrace):
-		}
-	}
+	d.platformWarnings(mismatch)
 	if err := printBuild(cmd.OutOrStdout(), o.output, rec, names); err != nil {
 		return err
 	}
@@ -166,6 +113,106 @@ func runBuild(cmd *cobra.Command, g *globals, o *buildOptions, args []string) er
 		fmt.Fprintln(stderr, "note: the work tree has uncommitted changes, so the tag ends in -dirty and shipit release will refuse it; commit and build again to release")
 	}
 	return nil
+}
+
+// resolveBuild checks the options and the configuration of a build, and
+// returns the images to build.
+func resolveBuild(cmd *cobra.Command, g *globals, o *buildOptions, args []string) (*deps, []string, error) {
+	stderr := cmd.ErrOrStderr()
+	if err := checkOutput(o.output); err != nil {
+		return nil, nil, err
+	}
+	mode, err := checkProgress(o.progress, stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err := g.resolve(cmd, map[string]string{"builder": "builder.addr", "registry": "registry.url"}, newRenderer(stderr, mode, g.verbose, g.start))
+	if err != nil {
+		return nil, nil, err
+	}
+	progress.Debugf(d.events, "configuration read")
+	names, err := d.images(args)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := d.cfg.CheckInputs(names, os.Getenv); err != nil {
+		return nil, nil, err
+	}
+	if o.push {
+		if err := d.cfg.CheckRegistry(names); err != nil {
+			return nil, nil, err
+		}
+	}
+	if cmd.Flags().Changed("builder") {
+		d.cfg.Builder.Nodes = nil // --builder names the one daemon to use
+	}
+	return d, names, nil
+}
+
+// readBuildHead reads HEAD and checks the state directory, concurrently:
+// each runs git.
+func (d *deps) readBuildHead(ctx context.Context) (gitinfo.Head, error) {
+	state := make(chan error, 1)
+	go func() { state <- d.checkState(ctx, d.cfg.StatePath()) }()
+	head, err := d.readHead(ctx)
+	if serr := <-state; serr != nil {
+		return head, serr
+	}
+	return head, err
+}
+
+// planBuild is what the build builds: the images, HEAD's tag (or --tag)
+// and, with --push, repositories made sure of.
+func (d *deps) planBuild(ctx context.Context, names []string, head gitinfo.Head, o *buildOptions) (build.Plan, error) {
+	t, stamp, err := d.releaseTag(head, o.tag)
+	if err != nil {
+		return build.Plan{}, err
+	}
+	plan := d.buildPlan(names, head, t, stamp, o.push, o.noCache)
+	plan.Partial = len(names) < len(d.cfg.Images)
+	if o.push {
+		if err := d.ensureRepositories(ctx, plan.Repositories()); err != nil {
+			return build.Plan{}, err
+		}
+	}
+	return plan, nil
+}
+
+// builderOptions waits for the daemon (or the nodes) and starts, beside
+// the build, the platform check of a single daemon.
+func (d *deps) builderOptions(ctx context.Context, dial *dialing, names []string, o *buildOptions, stderr io.Writer) (build.Options, <-chan []string, error) {
+	bo := build.Options{
+		Auth: regauth.Session(d.keychain), Registry: d.registry, RetryOtherNode: o.retryOtherNode,
+		Progress: stderr, Mode: progressui.DisplayMode(o.progress), Events: d.events,
+	}
+	if dial.multi {
+		nodes, err := dial.Nodes(d.events)
+		bo.Nodes = nodes
+		return bo, nil, err
+	}
+	c, err := dial.Client()
+	if err != nil {
+		return bo, nil, err
+	}
+	bo.Solver = c
+	return bo, d.platformCheck(ctx, c, names), nil
+}
+
+// platformWarnings shows what the platform check found. It reads the
+// GitOps repository and the registry beside the build; a build done first
+// waits a little for it, not more.
+func (d *deps) platformWarnings(mismatch <-chan []string) {
+	if mismatch == nil {
+		return
+	}
+	select {
+	case ws := <-mismatch:
+		for _, w := range ws {
+			progress.Warnf(d.events, "%s", w)
+		}
+	case <-time.After(platformCheckGrace):
+	}
+	progress.Debugf(d.events, "platform check done or given up")
 }
 
 // printBuild writes one repository:tag@digest line per image built (the
@@ -216,7 +263,10 @@ func (d *deps) platformCheck(ctx context.Context, c *client.Client, names []stri
 	}
 	go func() {
 		var warnings []string
-		defer func() { out <- warnings }()
+		defer func() {
+			progress.Debugf(d.events, "platform check finished")
+			out <- warnings
+		}()
 		ctx, cancel := context.WithTimeout(ctx, platformCheckTimeout)
 		defer cancel()
 		plats, err := workerPlatforms(ctx, c)

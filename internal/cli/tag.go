@@ -19,8 +19,10 @@ func newTagCmd(g *globals) *cobra.Command {
 [PREFIX]YYYYMMDD-HHMMSS-<sha7>, the time being HEAD's committer time in UTC.
 Tags sort in commit order, so updaters that pick the alphabetically last tag
 pick the newest release. A work tree with uncommitted changes gets -dirty,
-and such a tag is never released. It works in any git repository, with or
-without a shipit.yaml.`,
+and such a tag is never released. A commit made more than 10 minutes after
+this machine's clock (a skewed clock) gets no tag: exit 2; the commits
+after it are tagged by their own time. It works in any git repository,
+with or without a shipit.yaml.`,
 		GroupID: "main",
 		Args:    argsUsage(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"text/template"
 	"time"
 )
@@ -24,17 +25,35 @@ const DirtySuffix = "-dirty"
 // MaxLen is the longest tag an OCI registry accepts.
 const MaxLen = 128
 
+// The grammars below are compiled when first used, not when the program
+// starts: every shipit command links this package, few parse tags.
 var (
 	// ociTag is the grammar of a tag in the OCI distribution spec.
-	ociTag = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
+	ociTag = lazyRegexp(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
 	// release matches PREFIX YYYYMMDD-HHMMSS-sha7 [-dirty].
-	release = regexp.MustCompile(`^(.*?)(\d{8}-\d{6})-([0-9a-f]{7})(-dirty)?$`)
+	release = lazyRegexp(`^(.*?)(\d{8}-\d{6})-([0-9a-f]{7})(-dirty)?$`)
 	// prefixChars is what a prefix may hold: tag characters, not starting with . or -.
-	prefixChars = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]*$`)
+	prefixChars = lazyRegexp(`^[A-Za-z0-9_][A-Za-z0-9._-]*$`)
 )
 
-// ErrClockSkew is returned by New when a commit is older than its first parent.
-var ErrClockSkew = errors.New("commit time is earlier than its first parent's")
+func lazyRegexp(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+}
+
+// FutureAllowance is how far after the build machine's clock a commit's
+// committer time may be and still get a release tag: clocks of laptops and
+// CI runners differ by seconds, a commit from the future by hours or years.
+const FutureAllowance = 10 * time.Minute
+
+// ErrClockSkew is returned by New when a commit's time cannot give a
+// release tag: it is in the future of the build machine's clock
+// (ErrFutureCommit), or it is far behind a parent that is not.
+var ErrClockSkew = errors.New("clock skew")
+
+// ErrFutureCommit is returned by New when a commit's committer time is more
+// than FutureAllowance after the build machine's clock. It wraps
+// ErrClockSkew.
+var ErrFutureCommit = fmt.Errorf("%w: commit time is in the future", ErrClockSkew)
 
 // Commit is what a tag is made from.
 type Commit struct {
@@ -44,21 +63,57 @@ type Commit struct {
 	// the commit, nearest first (as far as the clone has history).
 	Ancestors []time.Time
 	Dirty     bool // the work tree has uncommitted changes
+	// Now is the build machine's clock; zero means time.Now().
+	Now time.Time
 }
 
-// ReleaseTime is the time in a commit's tag: its committer time, except
-// that a commit made in the same second as its parent (or, after a clock
-// was behind, earlier than an ancestor) gets one second more than the
-// parent's release time. So along first-parent history release times
-// strictly increase and tags sort in commit order, however fast commits
-// come. Rebuilding a commit gives the same time.
+// ReleaseTime is the time in a commit's tag, from history alone: its
+// committer time, except that a commit made in the same second as its
+// parent (or, after a clock was behind, earlier than an ancestor) gets one
+// second more than the parent's release time. So along first-parent
+// history release times strictly increase and tags sort in commit order,
+// however fast commits come. An ancestor made more than FutureAllowance
+// after a later commit is from the future (a skewed clock): it never had a
+// tag and orders nothing, so one such commit cannot push every later tag
+// to its date. Rebuilding a commit gives the same time.
 func ReleaseTime(c Commit) time.Time {
-	if len(c.Ancestors) == 0 {
-		return c.Time.UTC().Truncate(time.Second)
+	skip := futureAncestors(c)
+	return chainTime(c, func(i int) bool { return skip[i] })
+}
+
+// futureAncestors marks the ancestors that history alone says are from the
+// future: made more than FutureAllowance after the earliest of the commit
+// and the ancestors between them that are not.
+func futureAncestors(c Commit) []bool {
+	skip := make([]bool, len(c.Ancestors))
+	ref := c.Time
+	for i, a := range c.Ancestors {
+		if a.After(ref.Add(FutureAllowance)) {
+			skip[i] = true
+			continue
+		}
+		if a.Before(ref) {
+			ref = a
+		}
 	}
-	t := c.Ancestors[len(c.Ancestors)-1].UTC().Truncate(time.Second)
-	for i := len(c.Ancestors) - 2; i >= 0; i-- {
-		t = later(c.Ancestors[i], t)
+	return skip
+}
+
+// chainTime is the release time along the ancestors that skip does not
+// leave out, oldest first.
+func chainTime(c Commit, skip func(i int) bool) time.Time {
+	var t time.Time
+	for i := len(c.Ancestors) - 1; i >= 0; i-- {
+		switch {
+		case skip(i):
+		case t.IsZero():
+			t = c.Ancestors[i].UTC().Truncate(time.Second)
+		default:
+			t = later(c.Ancestors[i], t)
+		}
+	}
+	if t.IsZero() {
+		return c.Time.UTC().Truncate(time.Second)
 	}
 	return later(c.Time, t)
 }
@@ -89,9 +144,12 @@ func (t Tag) String() string {
 	return s
 }
 
-// New makes the release tag for a commit. It refuses a commit whose
-// committer time is earlier than its first parent's: such a tag would sort
-// before the parent's and an updater would never pick it.
+// New makes the release tag for a commit. It refuses (ErrClockSkew) a
+// commit whose time is more than FutureAllowance after c.Now (such a tag
+// would sort after every release until that date), and a commit whose tag
+// history alone cannot settle against the clock: one far behind a parent
+// that is not in the future (the committer's clock was behind), or one
+// following a commit from the future whose date this clock has reached.
 func New(prefix string, c Commit) (Tag, error) {
 	if err := ValidatePrefix(prefix); err != nil {
 		return Tag{}, err
@@ -99,15 +157,71 @@ func New(prefix string, c Commit) (Tag, error) {
 	if len(c.SHA) < 7 {
 		return Tag{}, fmt.Errorf("commit id %q is too short", c.SHA)
 	}
-	if len(c.Ancestors) > 0 && c.Time.Truncate(time.Second).Before(c.Ancestors[0].Truncate(time.Second)) {
-		return Tag{}, fmt.Errorf("%w: commit %s was made at %s but its parent at %s; a tag from it would not say when it was made (fix the committer clock and amend the commit with `git commit --amend --no-edit --date=now`, or pass --tag)",
-			ErrClockSkew, c.SHA[:7], c.Time.UTC().Format(time.RFC3339), c.Ancestors[0].UTC().Format(time.RFC3339))
+	rt, err := checkClock(c)
+	if err != nil {
+		return Tag{}, err
 	}
-	t := Tag{Prefix: prefix, Time: ReleaseTime(c), SHA7: strings.ToLower(c.SHA[:7]), Dirty: c.Dirty}
+	t := Tag{Prefix: prefix, Time: rt, SHA7: strings.ToLower(c.SHA[:7]), Dirty: c.Dirty}
 	if n := len(t.String()); n > MaxLen {
 		return Tag{}, fmt.Errorf("tag %q is %d characters long; registries accept at most %d (shorten tag.prefix)", t.String(), n, MaxLen)
 	}
 	return t, nil
+}
+
+// checkClock is the commit's release time, checked against the build
+// machine's clock: the commit and its tag are not from the future, and the
+// ancestors the clock says may have had tags give the time history gives.
+func checkClock(c Commit) (time.Time, error) {
+	now := c.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	now = now.UTC().Truncate(time.Second)
+	limit := now.Add(FutureAllowance)
+	sha7 := c.SHA[:7]
+	stamp := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+	if c.Time.After(limit) {
+		return time.Time{}, fmt.Errorf("%w: commit %s was made at %s, %s after this machine's clock (%s), and a release tag from it would sort after every release until then (fix the committer's clock and amend the commit with `git commit --amend --no-edit --date=now`; if it is pushed already, the next commit made with a right clock gets a tag; or pass --tag)",
+			ErrFutureCommit, sha7, stamp(c.Time), c.Time.Sub(now).Round(time.Second), stamp(now))
+	}
+	skip := futureAncestors(c)
+	rt := chainTime(c, func(i int) bool { return skip[i] })
+	if rt.After(limit) {
+		return time.Time{}, fmt.Errorf("%w: commit %s would get the release time %s, after its parents', which is more than %s after this machine's clock (%s) (build it again in a few minutes, or pass --tag)",
+			ErrFutureCommit, sha7, stamp(rt), FutureAllowance, stamp(now))
+	}
+	byClock := chainTime(c, func(i int) bool { return c.Ancestors[i].After(limit) })
+	if rt.Equal(byClock) {
+		return rt, nil
+	}
+	// History left out an ancestor the clock says may have had a tag.
+	i := 0
+	for i < len(skip) && (!skip[i] || c.Ancestors[i].After(limit)) {
+		i++
+	}
+	if i == 0 {
+		return time.Time{}, fmt.Errorf("%w: commit %s was made at %s, more than %s before its parent (%s), which is not in the future of this machine's clock (%s): the committer's clock was behind (or the parent's was ahead, and that time has passed), and its tag could sort before its parent's (fix the committer's clock and amend the commit with `git commit --amend --no-edit --date=now`; or pass --tag, with the tag it had if it is a rebuild)",
+			ErrClockSkew, sha7, stamp(c.Time), FutureAllowance, stamp(c.Ancestors[0]), stamp(now))
+	}
+	return time.Time{}, fmt.Errorf("%w: commit %s follows, %d first parents back, a commit made at %s, more than %s after the commits that came after it; this machine's clock (%s) no longer says that time is in the future, so shipit cannot tell whether that commit had a release tag that a tag from %s would sort before (a commit made after %s gets a tag; or pass --tag, with the tag it had if it is a rebuild)",
+		ErrClockSkew, sha7, i+1, stamp(c.Ancestors[i]), FutureAllowance, stamp(now), sha7, stamp(byClock))
+}
+
+// IsFuture reports whether the tag's time is more than FutureAllowance
+// after now: no build at now made it from a commit's time (a skewed clock
+// did, or --tag). Such a tag is not to be pinned, and a pin holding one is
+// not newer than a release made now.
+func (t Tag) IsFuture(now time.Time) bool {
+	return t.Time.After(now.Add(FutureAllowance))
+}
+
+// IsFuture reports whether s is a release tag (of any prefix, dirty or
+// not) whose time is more than FutureAllowance after now; anything that is
+// not a release tag is not from the future. Release refuses to pin such a
+// tag, and forward-only does not count a pin holding one as newer.
+func IsFuture(s string, now time.Time) bool {
+	t, err := Parse(s)
+	return err == nil && t.IsFuture(now)
 }
 
 // ValidatePrefix checks that a prefix can start an OCI tag.
@@ -115,7 +229,7 @@ func ValidatePrefix(prefix string) error {
 	if prefix == "" {
 		return nil
 	}
-	if !prefixChars.MatchString(prefix) {
+	if !prefixChars().MatchString(prefix) {
 		return fmt.Errorf("tag prefix %q may hold only letters, digits, '_', '.' and '-', and must not start with '.' or '-'", prefix)
 	}
 	return nil
@@ -126,7 +240,7 @@ func Parse(s string) (Tag, error) {
 	if err := Validate(s); err != nil {
 		return Tag{}, err
 	}
-	m := release.FindStringSubmatch(s)
+	m := release().FindStringSubmatch(s)
 	if m == nil {
 		return Tag{}, fmt.Errorf("tag %q is not a release tag: expected [PREFIX]YYYYMMDD-HHMMSS-<7 hex digits of the commit>", s)
 	}
@@ -139,7 +253,7 @@ func Parse(s string) (Tag, error) {
 
 // Validate checks that s is a valid OCI tag.
 func Validate(s string) error {
-	if !ociTag.MatchString(s) {
+	if !ociTag().MatchString(s) {
 		return fmt.Errorf("%q is not a valid image tag: a tag is 1 to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'", s)
 	}
 	return nil

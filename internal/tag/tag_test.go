@@ -21,8 +21,9 @@ func TestNew(t *testing.T) {
 		{"utc from another zone", "", Commit{SHA: "ABCDEF0123456789", Time: at}, "20260303-200607-abcdef0", ""},
 		{"prefix and dirty", "pr-42-", Commit{SHA: "0123456789", Time: at, Dirty: true}, "pr-42-20260303-200607-0123456-dirty", ""},
 		{"same second as parent: one second later", "", Commit{SHA: "0123456789", Time: at, Ancestors: []time.Time{at}}, "20260303-200608-0123456", ""},
-		{"skewed clock", "", Commit{SHA: "0123456789", Time: at, Ancestors: []time.Time{at.Add(time.Minute)}}, "",
-			"commit time is earlier than its first parent's: commit 0123456 was made at 2026-03-03T20:06:07Z but its parent at 2026-03-03T20:07:07Z"},
+		{"a minute behind its parent: one second after the parent's", "", Commit{SHA: "0123456789", Time: at, Ancestors: []time.Time{at.Add(time.Minute)}}, "20260303-200708-0123456", ""},
+		{"an hour behind its parent", "", Commit{SHA: "0123456789", Time: at, Ancestors: []time.Time{at.Add(time.Hour)}}, "",
+			"clock skew: commit 0123456 was made at 2026-03-03T20:06:07Z, more than 10m0s before its parent (2026-03-03T21:06:07Z)"},
 		{"bad prefix", "-x", Commit{SHA: "0123456789", Time: at}, "", `tag prefix "-x" may hold only`},
 		{"prefix too long", strings.Repeat("p", 110), Commit{SHA: "0123456789", Time: at}, "", "registries accept at most 128"},
 	}
@@ -48,7 +49,7 @@ func TestNew(t *testing.T) {
 			}
 		})
 	}
-	if _, err := New("", Commit{SHA: "0123456789", Time: at, Ancestors: []time.Time{at.Add(time.Second)}}); !errors.Is(err, ErrClockSkew) {
+	if _, err := New("", Commit{SHA: "0123456789", Time: at, Ancestors: []time.Time{at.Add(time.Hour)}}); !errors.Is(err, ErrClockSkew) {
 		t.Errorf("skew error does not wrap ErrClockSkew: %v", err)
 	}
 }
@@ -86,7 +87,7 @@ func TestOrderIsCommitOrder(t *testing.T) {
 			for j := len(history) - 1; j >= 0; j-- {
 				anc = append(anc, history[j])
 			}
-			c := Commit{SHA: randomSHA(r), Time: at, Ancestors: anc}
+			c := Commit{SHA: randomSHA(r), Time: at, Ancestors: anc, Now: at.Add(time.Duration(r.IntN(3600)) * time.Second)}
 			tg, err := New("pr-7-", c)
 			if err != nil {
 				t.Fatal(err)

@@ -346,3 +346,61 @@ func mustRef(t testing.TB, s string) name.Reference {
 	}
 	return r
 }
+
+// TestBuildSameDigestWhateverTheDockerignore: an app shaped like a Rails
+// app, whose own .dockerignore (and .gitignore) do not list .shipit/, built
+// with COPY . . three times in a row: one digest, no -dirty tag, and no
+// image holding shipit's state (the previous build's OCI layouts).
+func TestBuildSameDigestWhateverTheDockerignore(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"shipit.yaml": "registry: " + uniqueRepo(t) + "\nimages:\n  app:\n    context: .\n    args: {BASE: \"" + base + "\"}\n",
+		// Rails 7.1's generated files, which know nothing of shipit.
+		".dockerignore":      "/.git/\n/.gitignore\n/log/*\n/tmp/*\n!/log/.keep\n!/tmp/.keep\n/.bundle\n/vendor/bundle\n/node_modules/\n/.env*\n!/.env.example\n/storage/*\n/public/assets\n/config/master.key\n",
+		".gitignore":         "/.bundle\n/log/*\n/tmp/*\n!/log/.keep\n!/tmp/.keep\n/storage/*\n/public/assets\n/config/master.key\n",
+		"Dockerfile":         "ARG BASE=busybox\nFROM ${BASE}\nWORKDIR /rails\nCOPY . .\nCMD [\"/bin/sh\", \"-c\", \"ls /rails\"]\n",
+		"Gemfile":            "source \"https://rubygems.org\"\ngem \"rails\", \"~> 7.1\"\n",
+		"app/models/user.rb": "class User < ApplicationRecord\nend\n",
+		"config/routes.rb":   "Rails.application.routes.draw do\n  get \"up\" => \"rails/health#show\"\nend\n",
+		"log/.keep":          "",
+		"tmp/.keep":          "",
+		"bin/rails":          "#!/usr/bin/env ruby\n",
+		"fixture-id":         randomSecret(t, "id"),
+	})
+	git(t, dir, "", "init", "-q", "-b", "main")
+	git(t, dir, "", "add", "-A")
+	git(t, dir, commitDate, "commit", "-qm", "rails app")
+
+	var digests []string
+	for i := 0; i < 3; i++ {
+		r := mustShipit(t, dir, nil, "build", "--progress", "quiet")
+		m := refLine.FindStringSubmatch(strings.TrimSpace(r.stdout))
+		if m == nil || strings.HasSuffix(m[2], "-dirty") {
+			t.Fatalf("build %d printed %q: want one repository:tag@digest, not dirty (.shipit/ is shipit's output)", i+1, r.stdout)
+		}
+		digests = append(digests, m[3])
+		rec, _ := readRecord(t, dir)
+		idx, err := layout.ImageIndexFromPath(filepath.Join(dir, ".shipit", rec.Images[0].Layout))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, _ := v1.NewHash(m[3])
+		img, err := idx.Image(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files := imageFiles(t, img)
+		if _, ok := files["rails/app/models/user.rb"]; !ok {
+			t.Fatalf("build %d: COPY . . did not copy the app: %d files", i+1, len(files))
+		}
+		for f := range files {
+			if strings.Contains(f, ".shipit") {
+				t.Errorf("build %d: the image holds %s", i+1, f)
+			}
+		}
+	}
+	if digests[0] != digests[1] || digests[1] != digests[2] {
+		t.Errorf("three builds of one commit gave %v: want one digest", digests)
+	}
+}

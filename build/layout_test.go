@@ -1,0 +1,109 @@
+package build
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	digest "github.com/opencontainers/go-digest"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// TestKeepLayout: after a build, the layout holds only the new image (the
+// one before it shared a layer with it: that layer stays), and its size is
+// what the registry would hold.
+func TestKeepLayout(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "web")
+	shared := randomLayer(t, 512)
+	old, img := ociImage(t, shared, randomLayer(t, 256)), ociImage(t, shared, randomLayer(t, 256))
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, im := range []v1.Image{old, img} {
+		if err := p.AppendImage(im); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dgst, _ := img.Digest()
+	raw, _ := img.RawManifest()
+	st, err := keepLayout(dir, ocispecs.Descriptor{Digest: digest.Digest(dgst.String()), Size: int64(len(raw)), Platform: &ocispecs.Platform{OS: "linux", Architecture: "amd64"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := img.Manifest()
+	want := int64(len(raw)) + m.Config.Size
+	for _, l := range m.Layers {
+		want += l.Size
+	}
+	if st.size != want || len(st.platforms) != 1 || st.platforms[0] != "linux/amd64" {
+		t.Errorf("stats = %d %v, want %d [linux/amd64]", st.size, st.platforms, want)
+	}
+	idx, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, _ := idx.IndexManifest()
+	if len(im.Manifests) != 1 || im.Manifests[0].Digest != dgst {
+		t.Errorf("the index names %v, want only %s", im.Manifests, dgst)
+	}
+	kept := map[string]bool{dgst.Hex: true, m.Config.Digest.Hex: true}
+	for _, l := range m.Layers {
+		kept[l.Digest.Hex] = true
+	}
+	entries, err := os.ReadDir(filepath.Join(dir, "blobs", "sha256"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !kept[e.Name()] {
+			t.Errorf("blob %s of the old image is still in the layout", e.Name())
+		}
+		delete(kept, e.Name())
+	}
+	if len(kept) > 0 {
+		t.Errorf("blobs of the image were removed: %v", kept)
+	}
+	if _, err := layout.ImageIndexFromPath(dir); err != nil {
+		t.Fatal(err)
+	}
+	back, err := idx.Image(dgst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, err := back.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range layers {
+		rc, err := l.Compressed()
+		if err != nil {
+			t.Fatalf("the kept image does not read back whole: %v", err)
+		}
+		rc.Close()
+	}
+}
+
+func randomLayer(t *testing.T, size int64) v1.Layer {
+	t.Helper()
+	l, err := random.Layer(size, "application/vnd.oci.image.layer.v1.tar+gzip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func ociImage(t *testing.T, layers ...v1.Layer) v1.Image {
+	t.Helper()
+	img, err := mutate.AppendLayers(mutate.MediaType(empty.Image, "application/vnd.oci.image.manifest.v1+json"), layers...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mutate.ConfigMediaType(img, "application/vnd.oci.image.config.v1+json")
+}
