@@ -303,14 +303,15 @@ func Forward(cur kustomize.Entry, next kustomize.Pin) string {
 }
 
 // FutureSkew is how far ahead of this machine's clock a release tag's
-// time may be: more is a commit made on a skewed clock.
-const FutureSkew = 10 * time.Minute
+// time may be (tag.FutureAllowance): more is a commit made on a skewed
+// clock.
+const FutureSkew = tag.FutureAllowance
 
 // FromTheFuture reports whether a release tag's time is more than
 // FutureSkew after now.
 func FromTheFuture(t string, now time.Time) bool {
 	p, err := tag.Parse(t)
-	return err == nil && p.Time.After(now.Add(FutureSkew))
+	return err == nil && p.IsFuture(now)
 }
 
 // Foreign reports whether the current pin names another repository than
