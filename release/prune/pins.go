@@ -1,0 +1,335 @@
+package prune
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"sigs.k8s.io/kustomize/api/konfig"
+	"sigs.k8s.io/kustomize/api/pkg/util"
+
+	"github.com/shipit-dev/shipit/internal/gitops"
+	"github.com/shipit-dev/shipit/internal/kustomize"
+	"github.com/shipit-dev/shipit/internal/safeyaml"
+	"github.com/shipit-dev/shipit/release"
+	"github.com/shipit-dev/shipit/release/preview"
+)
+
+// MaxHistory bounds the walk of the GitOps history: prune reads at most
+// this many commits of deploy.branch, however few pins an overlay
+// changed in them.
+const MaxHistory = 1000
+
+// firstDepth is how many commits the first clone holds; the walk deepens
+// it (four times as deep each time, up to MaxHistory) while an overlay
+// has fewer than --keep-history distinct pins in it.
+const firstDepth = 64
+
+// OverlayError is a configured overlay that prune cannot read at the
+// head of deploy.branch: nothing is deleted.
+type OverlayError struct {
+	Overlay string
+	Err     error
+}
+
+func (e *OverlayError) Error() string {
+	return fmt.Sprintf("overlay %s (deploy.overlays): %v. Prune deletes nothing while an overlay it must keep the pins of is missing: fix deploy.overlays in shipit.yaml (was the overlay renamed?) or restore it", e.Overlay, e.Err)
+}
+
+func (e *OverlayError) Unwrap() error  { return e.Err }
+func (e *OverlayError) BadInput() bool { return true }
+
+// pinSource is the GitOps workspace pins are read from, kept open for
+// the re-reads before each delete batch.
+type pinSource struct {
+	o     Options
+	w     *gitops.Workspace
+	depth int    // commits the clone holds
+	head  string // the commit the pins were read at
+}
+
+func openPins(ctx context.Context, o Options) (*pinSource, error) {
+	w, err := gitops.Open(ctx, o.Deploy.Target, firstDepth)
+	if err != nil {
+		return nil, err
+	}
+	return &pinSource{o: o, w: w, depth: firstDepth}, nil
+}
+
+func (s *pinSource) close() {
+	if s != nil && s.w != nil {
+		s.w.Close()
+	}
+}
+
+// read reads every image's pins at the head and in the history, deepening
+// the clone while an overlay has fewer than KeepHistory distinct pins in
+// it and the branch has older commits.
+func (s *pinSource) read(ctx context.Context) (map[string]keptRefs, error) {
+	repo := s.w.Repo()
+	head, err := repo.Head(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.head = head
+	for {
+		out, short, err := s.walk(ctx)
+		if err != nil || !short || s.depth >= MaxHistory {
+			return out, err
+		}
+		shallow, err := repo.Shallow(ctx)
+		if err != nil || !shallow {
+			return out, err
+		}
+		more := min(s.depth*4, MaxHistory) - s.depth
+		if err := repo.Deepen(ctx, more); err != nil {
+			return nil, err
+		}
+		s.depth += more
+	}
+}
+
+// moved reports whether the branch moved since the pins were read, and
+// moves the clone to its new head if so.
+func (s *pinSource) moved(ctx context.Context) (bool, error) {
+	repo := s.w.Repo()
+	remote, err := repo.RemoteHead(ctx)
+	if err != nil || remote == s.head {
+		return false, err
+	}
+	if _, err := repo.Update(ctx, s.depth); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// walk reads the pins once over the history the clone holds; short is
+// true when an overlay had fewer than KeepHistory distinct pins of an
+// image it pins.
+func (s *pinSource) walk(ctx context.Context) (map[string]keptRefs, bool, error) {
+	o := s.o
+	out := map[string]keptRefs{}
+	for _, im := range o.Images {
+		out[im.Name] = keptRefs{tags: map[string]string{}, digests: map[string]string{}}
+	}
+	short := false
+	for _, ov := range o.Deploy.Overlays {
+		sh, err := s.overlay(ctx, ov, out)
+		if err != nil {
+			return nil, false, err
+		}
+		short = short || sh
+	}
+	if o.PreviewDir == "" {
+		return out, short, nil
+	}
+	// Every live preview runs what it pins.
+	previews, err := preview.Read(s.w, o.Deploy.InRepo(o.PreviewDir))
+	if err != nil {
+		return nil, false, err
+	}
+	for _, p := range previews {
+		for _, im := range o.Images {
+			if e, ok := im.EntryIn(p.Entries); ok {
+				out[im.Name].add(e.NewTag, e.Digest, KeepPreview)
+			}
+		}
+	}
+	return out, short, nil
+}
+
+// overlay adds one overlay's pins: at the head (strictly: anything it
+// cannot read is an error), its holds, and the last KeepHistory distinct
+// pins of each image it pins now.
+func (s *pinSource) overlay(ctx context.Context, ov string, out map[string]keptRefs) (bool, error) {
+	o, w := s.o, s.w
+	dir := o.Deploy.InRepo(ov)
+	if err := w.CheckOverlay(dir); err != nil {
+		return false, err
+	}
+	entries, err := w.Entries(dir, ov)
+	if err != nil {
+		return false, &OverlayError{Overlay: ov, Err: err}
+	}
+	sources, err := headSources(w, dir, ov)
+	if err != nil {
+		return false, err
+	}
+	holds, err := w.Holds(dir)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", ov, err)
+	}
+	for name, h := range holds {
+		if k, ok := out[name]; ok {
+			k.add(h.Pinned, "", KeepHeld)
+		}
+	}
+	seen := map[string]map[string]bool{} // image -> distinct pins
+	for _, im := range o.Images {
+		if cur, ok := pinsOf(im, entries, sources, out[im.Name], KeepPinned); ok {
+			seen[im.Name] = map[string]bool{cur: true}
+		}
+	}
+	full := func() bool {
+		for _, m := range seen {
+			if len(m) < o.KeepHistory {
+				return false
+			}
+		}
+		return true
+	}
+	if len(seen) == 0 || full() {
+		return false, nil
+	}
+	revs, err := w.Repo().Changes(ctx, dir, MaxHistory)
+	if err != nil {
+		return false, err
+	}
+	for _, rev := range revs {
+		entries, sources := filesAt(ctx, w.Repo(), rev, dir)
+		for _, im := range o.Images {
+			m, ok := seen[im.Name]
+			if !ok || len(m) >= o.KeepHistory {
+				continue
+			}
+			if p, ok := pinsOf(im, entries, sources, out[im.Name], KeepHistory); ok {
+				m[p] = true
+			}
+		}
+		if full() {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// pinsOf adds what an overlay pins of an image at one commit (its entry,
+// the entry's follower, and what .argocd-source files set over them), and
+// returns the pin that runs: the override's if any, else the entry's.
+func pinsOf(im release.PinImage, entries map[string]kustomize.Entry, sources []map[string]kustomize.Entry, k keptRefs, why string) (string, bool) {
+	runs, found := "", false
+	if e, ok := im.EntryIn(entries); ok {
+		k.add(e.NewTag, e.Digest, why)
+		// What the follower pins runs too (init's assets-previous).
+		if f, ok := entries[e.Name+kustomize.PreviousSuffix]; ok {
+			k.add(f.NewTag, f.Digest, why)
+		}
+		runs, found = e.NewTag+"@"+e.Digest, e.NewTag != "" || e.Digest != ""
+	}
+	for _, src := range sources {
+		if e, ok := im.EntryIn(src); ok {
+			k.add(e.NewTag, e.Digest, why)
+			if f, ok := src[e.Name+kustomize.PreviousSuffix]; ok {
+				k.add(f.NewTag, f.Digest, why)
+			}
+			if e.NewTag != "" || e.Digest != "" {
+				runs, found = e.NewTag+"@"+e.Digest, true
+			}
+		}
+	}
+	return runs, found
+}
+
+// headSources reads the .argocd-source*.yaml files of an overlay at the
+// head: the images Argo CD sets over the kustomization's.
+func headSources(w *gitops.Workspace, dir, ov string) ([]map[string]kustomize.Entry, error) {
+	names, err := filepath.Glob(filepath.Join(w.Abs(dir), ".argocd-source*.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(names)
+	var out []map[string]kustomize.Entry
+	for _, n := range names {
+		rel := filepath.Join(dir, filepath.Base(n))
+		data, err := w.ReadFile(rel)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", filepath.Join(ov, filepath.Base(n)), err)
+		}
+		e, err := ArgoSourceImages(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", filepath.Join(ov, filepath.Base(n)), err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// filesAt reads an overlay's kustomization entries and .argocd-source
+// images as they were at a commit. An old commit's missing or broken file
+// pins nothing.
+func filesAt(ctx context.Context, repo *gitops.Repo, rev, dir string) (map[string]kustomize.Entry, []map[string]kustomize.Entry) {
+	files, err := repo.FilesAt(ctx, rev, dir)
+	if err != nil {
+		return nil, nil
+	}
+	byName := map[string]gitops.TreeFile{}
+	for _, f := range files {
+		byName[f.Name] = f
+	}
+	var entries map[string]kustomize.Entry
+	for _, n := range konfig.RecognizedKustomizationFileNames() {
+		if f, ok := byName[n]; ok {
+			if data, err := repo.ReadTree(ctx, f); err == nil {
+				entries, _ = kustomize.Images(data)
+			}
+			break
+		}
+	}
+	var sources []map[string]kustomize.Entry
+	for _, f := range files {
+		if !strings.HasPrefix(f.Name, ".argocd-source") || !strings.HasSuffix(f.Name, ".yaml") {
+			continue
+		}
+		if data, err := repo.ReadTree(ctx, f); err == nil {
+			if e, err := ArgoSourceImages(data); err == nil {
+				sources = append(sources, e)
+			}
+		}
+	}
+	return entries, sources
+}
+
+// ArgoSourceImages reads the kustomize images of an Argo CD parameter
+// override file (.argocd-source.yaml, .argocd-source-<app>.yaml: what
+// Argo CD Image Updater writes back by default). Each is an argument of
+// `kustomize edit set image`, which Argo CD runs with it over the
+// kustomization: [name=]image[:tag][@digest]. The entries are keyed by the
+// images entry they set.
+func ArgoSourceImages(data []byte) (map[string]kustomize.Entry, error) {
+	var f struct {
+		Kustomize struct {
+			Images []string `yaml:"images"`
+		} `yaml:"kustomize"`
+	}
+	doc, err := safeyaml.Parse(data)
+	if err == nil && doc != nil {
+		err = doc.Decode(&f)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("not an Argo CD parameter override file (%s): fix or delete it", firstLine(err.Error()))
+	}
+	out := map[string]kustomize.Entry{}
+	for _, s := range f.Kustomize.Images {
+		key, value, renamed := strings.Cut(s, "=")
+		if !renamed {
+			value = key
+		}
+		name, tg, digest := util.SplitImageName(value)
+		if name == "" || (tg == "" && digest == "" && !renamed) {
+			return nil, fmt.Errorf("kustomize.images: %q is not [name=]image[:tag][@digest]", s)
+		}
+		e := kustomize.Entry{Name: name, NewTag: tg, Digest: digest}
+		if renamed {
+			e = kustomize.Entry{Name: key, NewName: name, NewTag: tg, Digest: digest}
+		}
+		out[e.Name] = e
+	}
+	return out, nil
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
