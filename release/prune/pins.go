@@ -157,6 +157,12 @@ func (s *pinSource) overlay(ctx context.Context, ov string, out map[string]keptR
 	if err != nil {
 		return false, err
 	}
+	seen := map[string]map[string]bool{} // image -> distinct pins
+	for _, im := range o.Images {
+		if cur, ok := pinsOf(im, entries, sources, out[im.Name], KeepPinned); ok {
+			seen[im.Name] = map[string]bool{cur: true}
+		}
+	}
 	holds, err := w.Holds(dir)
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", ov, err)
@@ -164,12 +170,6 @@ func (s *pinSource) overlay(ctx context.Context, ov string, out map[string]keptR
 	for name, h := range holds {
 		if k, ok := out[name]; ok {
 			k.add(h.Pinned, "", KeepHeld)
-		}
-	}
-	seen := map[string]map[string]bool{} // image -> distinct pins
-	for _, im := range o.Images {
-		if cur, ok := pinsOf(im, entries, sources, out[im.Name], KeepPinned); ok {
-			seen[im.Name] = map[string]bool{cur: true}
 		}
 	}
 	full := func() bool {
@@ -239,7 +239,7 @@ func headSources(w *gitops.Workspace, dir, ov string) ([]map[string]kustomize.En
 	if err != nil {
 		return nil, err
 	}
-	slices.Sort(names)
+	slices.SortFunc(names, argoOrder)
 	var out []map[string]kustomize.Entry
 	for _, n := range names {
 		rel := filepath.Join(dir, filepath.Base(n))
@@ -277,6 +277,7 @@ func filesAt(ctx context.Context, repo *gitops.Repo, rev, dir string) (map[strin
 			break
 		}
 	}
+	slices.SortFunc(files, func(a, b gitops.TreeFile) int { return argoOrder(a.Name, b.Name) })
 	var sources []map[string]kustomize.Entry
 	for _, f := range files {
 		if !strings.HasPrefix(f.Name, ".argocd-source") || !strings.HasSuffix(f.Name, ".yaml") {
@@ -327,6 +328,19 @@ func ArgoSourceImages(data []byte) (map[string]kustomize.Entry, error) {
 		out[e.Name] = e
 	}
 	return out, nil
+}
+
+// argoOrder is the order Argo CD applies override files in:
+// .argocd-source.yaml first, then the application's own, which wins.
+func argoOrder(a, b string) int {
+	pa, pb := filepath.Base(a) != ".argocd-source.yaml", filepath.Base(b) != ".argocd-source.yaml"
+	if pa != pb {
+		if pa {
+			return 1
+		}
+		return -1
+	}
+	return strings.Compare(a, b)
 }
 
 func firstLine(s string) string {
