@@ -38,7 +38,9 @@ func (e *OverlayError) Error() string {
 	return fmt.Sprintf("overlay %s (deploy.overlays): %v. Prune deletes nothing while an overlay it must keep the pins of is missing: fix deploy.overlays in shipit.yaml (was the overlay renamed?) or restore it", e.Overlay, e.Err)
 }
 
-func (e *OverlayError) Unwrap() error  { return e.Err }
+func (e *OverlayError) Unwrap() error { return e.Err }
+
+// BadInput marks the error as the user's to fix (exit code 2): deploy.overlays.
 func (e *OverlayError) BadInput() bool { return true }
 
 // pinSource is the GitOps workspace pins are read from, kept open for
