@@ -113,6 +113,7 @@ func deleteAll(ctx context.Context, o Options, res *Result, rp *replanner) error
 			if err = runJob(ctx, o, batch[0], oc); err != nil {
 				res.Requests = oc.reqs
 				if refused(err) {
+					settle(res, oc)
 					res.Requests = 0
 					return fmt.Errorf("%w (%w): nothing was deleted. Enable deletes in the registry (distribution: storage.delete.enabled: true), or let an ECR lifecycle policy expire untagged images (shipit lifecycle-policy)", ErrDeleteRefused, err)
 				}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -340,5 +342,36 @@ func TestPruneDuplicateTags(t *testing.T) {
 	}
 	if n := len(res.Images[0].Deleted); n != 4 {
 		t.Errorf("%d deletions planned for 4 tags", n)
+	}
+}
+
+// TestPruneWalksDeeperHistory: production's previous pin lies past the
+// first clone's depth (100 staging releases later): the walk deepens the
+// clone until it finds it.
+func TestPruneWalksDeeperHistory(t *testing.T) {
+	t.Parallel()
+	r := newReleases(t, 3)
+	bare := gitopstest.Remote(t, nil)
+	work := filepath.Join(t.TempDir(), "w")
+	gitT(t, filepath.Dir(work), "clone", "-q", bare, work)
+	commit := func(path, content string) {
+		if err := os.WriteFile(filepath.Join(work, path), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		gitT(t, work, "commit", "-qam", "pin "+path)
+	}
+	commit(productionKust, r.pinFile(r.tags[0], "first"))
+	commit(productionKust, r.pinFile(r.tags[1], "second"))
+	for i := 0; i < 100; i++ {
+		commit(stagingKust, r.pinFile(r.tags[2], fmt.Sprint("staging ", i)))
+	}
+	gitT(t, work, "push", "-q", "origin", "HEAD:main")
+	o := Options{Images: r.image(), Registry: r.reg, Deleter: r.reg, KeepHistory: 2, Keep: 0, Deploy: testDeploy(bare, "k8s/overlays/staging", "k8s/overlays/production")}
+	if deleted := wouldDelete(t, o); len(deleted) != 0 {
+		t.Errorf("would delete %v: production's previous pin is %s", deleted, r.tags[0])
+	}
+	o.KeepHistory = 1
+	if deleted := wouldDelete(t, o); !slices.Equal(deleted, []string{r.tags[0]}) {
+		t.Errorf("--keep-history 1 would delete %v, want %s", deleted, r.tags[0])
 	}
 }
