@@ -2,7 +2,10 @@ package prune
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -31,14 +34,13 @@ const firstDepth = 64
 // head of deploy.branch: nothing is deleted.
 type OverlayError struct {
 	Overlay string
-	Err     error
+	Why     string // "does not exist", "has no kustomization"
+	Where   string // the branch and repository
 }
 
 func (e *OverlayError) Error() string {
-	return fmt.Sprintf("overlay %s (deploy.overlays): %v. Prune deletes nothing while an overlay it must keep the pins of is missing: fix deploy.overlays in shipit.yaml (was the overlay renamed?) or restore it", e.Overlay, e.Err)
+	return fmt.Sprintf("overlay %s (deploy.overlays) %s at the head of %s: prune deletes nothing while it cannot read what every configured overlay pins. Fix deploy.overlays in shipit.yaml (was the overlay renamed?) or restore the overlay", e.Overlay, e.Why, e.Where)
 }
-
-func (e *OverlayError) Unwrap() error { return e.Err }
 
 // BadInput marks the error as the user's to fix (exit code 2): deploy.overlays.
 func (e *OverlayError) BadInput() bool { return true }
@@ -151,9 +153,16 @@ func (s *pinSource) overlay(ctx context.Context, ov string, out map[string]keptR
 	if err := w.CheckOverlay(dir); err != nil {
 		return false, err
 	}
+	if _, err := kustomize.FindFile(kustomize.DiskFS(), w.Abs(dir)); err != nil {
+		why := "has no kustomization"
+		if _, err := os.Stat(w.Abs(dir)); errors.Is(err, fs.ErrNotExist) {
+			why = "does not exist"
+		}
+		return false, &OverlayError{Overlay: ov, Why: why, Where: w.Branch.Name + " in " + w.URL()}
+	}
 	entries, err := w.Entries(dir, ov)
 	if err != nil {
-		return false, &OverlayError{Overlay: ov, Err: err}
+		return false, err
 	}
 	sources, err := headSources(w, dir, ov)
 	if err != nil {
