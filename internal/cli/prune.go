@@ -66,7 +66,7 @@ deleted by name with BatchDeleteImage, 100 at a time.`,
 	f := cmd.Flags()
 	f.IntVar(&o.keepHistory, "keep-history", 20, "keep the last this many distinct pins of each overlay and image")
 	f.IntVar(&o.keep, "keep", 30, "keep the newest this many release tags of each image")
-	f.StringVar(&o.minAge, "min-age", "7d", "keep tags younger than this (a duration: 36h, 14d)")
+	f.StringVar(&o.minAge, "min-age", "7d", "keep tags younger than this, by the tag's time (on ECR also images pushed within it); a duration: 36h, 14d")
 	f.BoolVar(&o.includeOther, "include-other", false, "also delete tags that are not shipit release tags (latest, buildcache, other tools')")
 	f.BoolVar(&o.dryRun, "dry-run", false, "print the plan; delete nothing")
 	f.StringVarP(&o.output, "output", "o", "text", "result format on stdout: text or json")
