@@ -52,6 +52,16 @@ type pinSource struct {
 	w     *gitops.Workspace
 	depth int    // commits the clone holds
 	head  string // the commit the pins were read at
+	// seen caches what an overlay held at a commit (commit and directory):
+	// commits do not change, and each deepening walks again from the head.
+	seen map[[2]string]overlayFiles
+}
+
+// overlayFiles are an overlay's images entries and .argocd-source images
+// at one commit.
+type overlayFiles struct {
+	entries map[string]kustomize.Entry
+	sources []map[string]kustomize.Entry
 }
 
 func openPins(ctx context.Context, o Options) (*pinSource, error) {
@@ -59,7 +69,7 @@ func openPins(ctx context.Context, o Options) (*pinSource, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &pinSource{o: o, w: w, depth: firstDepth}, nil
+	return &pinSource{o: o, w: w, depth: firstDepth, seen: map[[2]string]overlayFiles{}}, nil
 }
 
 func (s *pinSource) close() {
@@ -199,7 +209,12 @@ func (s *pinSource) overlay(ctx context.Context, ov string, out map[string]keptR
 		return false, err
 	}
 	for _, rev := range revs {
-		entries, sources := filesAt(ctx, w.Repo(), rev, dir)
+		at, ok := s.seen[[2]string{rev, dir}]
+		if !ok {
+			at.entries, at.sources = filesAt(ctx, w.Repo(), rev, dir)
+			s.seen[[2]string{rev, dir}] = at
+		}
+		entries, sources := at.entries, at.sources
 		for _, im := range o.Images {
 			m, ok := seen[im.Name]
 			if !ok || len(m) >= o.KeepHistory {
