@@ -184,6 +184,9 @@ func (s *pinSource) overlay(ctx context.Context, ov string, out map[string]keptR
 			seen[im.Name] = map[string]bool{cur: true}
 		}
 	}
+	if err := s.rendered(dir, ov, out); err != nil {
+		return false, err
+	}
 	holds, err := w.Holds(dir)
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", ov, err)
@@ -229,6 +232,25 @@ func (s *pinSource) overlay(ctx context.Context, ov string, out map[string]keptR
 		}
 	}
 	return true, nil
+}
+
+// rendered adds what the overlay renders to at the head: every container
+// image of an image's repository runs, whatever set it (a base's pin, a
+// patch, a literal image). An overlay that does not render stops prune.
+func (s *pinSource) rendered(dir, ov string, out map[string]keptRefs) error {
+	cs, err := kustomize.Render(kustomize.DiskFS(), s.w.Abs(dir), nil)
+	if err != nil {
+		return fmt.Errorf("%s (in %s) does not render, so prune cannot tell what it runs: %w", ov, s.w.URL(), s.w.Clean(err))
+	}
+	for _, c := range cs {
+		name, tg, digest := util.SplitImageName(c.Image)
+		for _, im := range s.o.Images {
+			if name == im.Repository {
+				out[im.Name].add(tg, digest, KeepPinned)
+			}
+		}
+	}
+	return nil
 }
 
 // pinsOf adds what an overlay pins of an image at one commit (its entry,

@@ -375,3 +375,25 @@ func TestPruneWalksDeeperHistory(t *testing.T) {
 		t.Errorf("--keep-history 1 would delete %v, want %s", deleted, r.tags[0])
 	}
 }
+
+// TestPruneKeepsWhatTheOverlayRenders: an image the overlay runs without
+// an images entry of its own (a literal reference in a base manifest) is
+// kept: prune reads what the overlay renders to, not only its entries.
+func TestPruneKeepsWhatTheOverlayRenders(t *testing.T) {
+	t.Parallel()
+	r := newReleases(t, 4)
+	files := gitopstest.Files()
+	files["k8s/base/deploy.yaml"] = strings.ReplaceAll(gitopstest.Base, "image: worker}", "image: \""+r.repo+":"+r.tags[2]+"\"}")
+	files[productionKust] = "resources: [../../base]\n"
+	bare := gitopstest.Remote(t, files)
+	o := Options{Images: r.image(), Registry: r.reg, Deleter: r.reg, KeepHistory: 1, Keep: 0, DryRun: true, Deploy: testDeploy(bare, "k8s/overlays/production")}
+	deleted := wouldDelete(t, o)
+	slices.Sort(deleted)
+	if want := []string{r.tags[0], r.tags[1], r.tags[3]}; !slices.Equal(deleted, want) {
+		t.Errorf("would delete %v, want %v: the base runs %s", deleted, want, r.tags[2])
+	}
+	gitopstest.Push(t, bare, map[string]string{productionKust: "resources: [../../missing]\n"}, "broken")
+	if _, err := Run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "does not render") {
+		t.Errorf("an overlay that does not render: %v", err)
+	}
+}
