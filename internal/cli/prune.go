@@ -34,8 +34,9 @@ func newPruneCmd(g *globals) *cobra.Command {
 repository pins, so age- or count-based lifecycle rules delete the image
 production runs; prune decides from the pins. It keeps:
 
-  - every tag or digest pinned by a deploy overlay at the head of deploy.branch,
-    in its kustomization or set by an .argocd-source*.yaml beside it
+  - every tag or digest pinned by a deploy overlay at the head of deploy.branch:
+    in its kustomization, in what it renders to, or set by an
+    .argocd-source*.yaml beside it
   - the last --keep-history distinct pins of each overlay and image (the
     rollback targets), each overlay at its own pace: the walk reads at most
     the last 1000 commits of deploy.branch
@@ -48,8 +49,8 @@ production runs; prune decides from the pins. It keeps:
   - with deploy.mode: image-updater, the newest release tag and the
     updater's pick
 
-If the GitOps repository or a configured overlay cannot be read, nothing
-is deleted. The plan is printed before anything is deleted (-v lists every
+If the GitOps repository or a configured overlay cannot be read or
+rendered, nothing is deleted. The plan is printed before anything is deleted (-v lists every
 tag); --dry-run stops there. Before each batch of deletes the GitOps head
 (and on the registry API the tag list) is read again: what a pin made
 meanwhile keeps is not deleted, with a line saying so. On the registry API a manifest is deleted with all its tags, so a
