@@ -13,6 +13,7 @@ import (
 	"github.com/shipit-dev/shipit/internal/gitinfo"
 	"github.com/shipit-dev/shipit/internal/gitops"
 	"github.com/shipit-dev/shipit/internal/kustomize"
+	"github.com/shipit-dev/shipit/internal/progress"
 	"github.com/shipit-dev/shipit/internal/tag"
 )
 
@@ -45,6 +46,8 @@ type DeploySpec struct {
 	ImageUpdater bool
 	// Stall is how long the git remote may send nothing; 0: 60s.
 	Stall time.Duration
+	// Events get the GitOps workspace's notices; nil: none.
+	Events progress.Sink
 }
 
 // ErrNoOrigin is a deploy.repo of "." in a repository without an origin remote.
@@ -59,7 +62,7 @@ var DefaultAuthor = gitops.Author{Name: "shipit", Email: "shipit@users.noreply.l
 // app's CI does not loop.
 func ResolveDeploy(ctx context.Context, s DeploySpec) (Deploy, error) {
 	d := Deploy{
-		Target:       gitops.Target{Branch: gitops.Branch{Name: s.Branch, Stall: s.Stall}, Author: s.Author, Attempts: PushAttempts},
+		Target:       gitops.Target{Branch: gitops.Branch{Name: s.Branch, Stall: s.Stall}, Author: s.Author, Attempts: PushAttempts, Events: s.Events},
 		Overlays:     append([]string(nil), s.Overlays...),
 		Mode:         s.Pin,
 		ImageUpdater: s.ImageUpdater,
@@ -132,7 +135,10 @@ func CheckRecord(rec *build.Record, path, headSHA string, repos map[string]strin
 		return bad("is tagged %s: it was built from a work tree with uncommitted changes, which is never released. Commit, then `shipit build` again", rec.Tag)
 	}
 	if _, err := tag.Parse(rec.Tag); err != nil {
-		return bad("has tag %q, which is not a release tag (built with --tag?): releases need YYYYMMDD-HHMMSS-<sha7> tags, which sort in commit order", rec.Tag)
+		return bad("has tag %q, which is not a release tag (built with a tag of your own?): releases need YYYYMMDD-HHMMSS-<sha7> tags, which sort in commit order", rec.Tag)
+	}
+	if FromTheFuture(rec.Tag, time.Now()) {
+		return bad("has tag %s, whose time is more than %s after this machine's clock: the commit was made on a skewed clock, and its tag would sort after every release to come. Fix the clock, then make a new commit (git commit --amend --reset-author --no-edit resets its date), and build again", rec.Tag, FutureSkew)
 	}
 	seen := map[string]bool{}
 	for i, im := range rec.Images {
@@ -170,9 +176,12 @@ const laterDepth = 200
 
 // Later returns a check for --wait: is appRevision a later commit of the
 // deploy branch than revision (someone pushed on top of the commit waited
-// for, and Argo CD synced the new head, which holds it)? Each revision is
-// looked up once, in a clone of the branch's last commits.
-func Later(d Deploy) func(ctx context.Context, revision, appRevision string) bool {
+// for, and Argo CD synced the new head, which holds it), whose overlays
+// still pin what the command wrote (wrote: its overlay results)? A later
+// commit that rolled the release back is not the release being healthy.
+// Each pair of revisions is looked up once, in a clone of the branch's
+// last commits.
+func Later(d Deploy, wrote []OverlayResult) func(ctx context.Context, revision, appRevision string) bool {
 	seen := map[[2]string]bool{}
 	return func(ctx context.Context, revision, appRevision string) bool {
 		key := [2]string{revision, appRevision}
@@ -180,8 +189,8 @@ func Later(d Deploy) func(ctx context.Context, revision, appRevision string) boo
 			return v
 		}
 		later := false
-		if w, err := gitops.Open(ctx, d.Target, laterDepth); err == nil {
-			later = w.Repo().IsAncestor(ctx, revision, appRevision)
+		if w, err := gitops.Open(ctx, d.Target, laterDepth, d.inRepo()...); err == nil {
+			later = w.Repo().IsAncestor(ctx, revision, appRevision) && stillPinned(ctx, w, d, appRevision, wrote)
 			w.Close()
 		}
 		if ctx.Err() == nil {
@@ -191,6 +200,38 @@ func Later(d Deploy) func(ctx context.Context, revision, appRevision string) boo
 	}
 }
 
+// stillPinned reports whether every pin the command wrote is what the
+// overlays pin at rev.
+func stillPinned(ctx context.Context, w *gitops.Workspace, d Deploy, rev string, wrote []OverlayResult) bool {
+	for _, ov := range wrote {
+		var entries map[string]kustomize.Entry
+		for _, im := range ov.Images {
+			if im.Kept != "" || im.From == im.To {
+				continue
+			}
+			if entries == nil {
+				data, ok, err := w.KustomizationAt(ctx, rev, d.InRepo(ov.Path))
+				if err != nil || !ok {
+					return false
+				}
+				if entries, err = kustomize.Images(data); err != nil {
+					return false
+				}
+			}
+			found := false
+			for _, e := range entries {
+				if e.Ref() == im.To {
+					found = true
+				}
+			}
+			if !found {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // entryFor finds an image's entry: by its configured kustomize_name, else
 // by its name or repository.
 func entryFor(entries map[string]kustomize.Entry, im PinImage) (kustomize.Entry, bool) {
@@ -198,6 +239,16 @@ func entryFor(entries map[string]kustomize.Entry, im PinImage) (kustomize.Entry,
 		return e, true
 	}
 	return kustomize.EntryFor(entries, im.Name, im.Repository)
+}
+
+// inRepo is every overlay's directory from the repository's root: what
+// a command reads in a sparse workspace.
+func (d Deploy) inRepo() []string {
+	out := make([]string, len(d.Overlays))
+	for i, ov := range d.Overlays {
+		out[i] = d.InRepo(ov)
+	}
+	return out
 }
 
 // EntryIn finds the image's entry among an overlay's: by its configured

@@ -4,17 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
-
-	"github.com/google/go-containerregistry/pkg/registry"
 
 	"github.com/shipit-dev/shipit/build"
 	"github.com/shipit-dev/shipit/internal/registry/registrytest"
@@ -71,15 +66,7 @@ func TestCheckRecordTampered(t *testing.T) {
 func TestTamperedLayoutIsNotPushed(t *testing.T) {
 	t.Parallel()
 	var uploads atomic.Int64 // blob uploads, of any image
-	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.Contains(r.URL.Path, "/blobs/uploads") {
-			uploads.Add(1)
-		}
-		reg.ServeHTTP(w, r)
-	}))
-	defer srv.Close()
-	host := strings.TrimPrefix(srv.URL, "http://")
+	host := registrytest.Serve(t, registrytest.Count(&uploads, func(r *http.Request) bool { return strings.Contains(r.URL.Path, "/blobs/uploads") }))
 	rec, dir := recordFor(t, host, tB)
 	// Overwrite web's layer blob with other bytes of the same size.
 	blobs := filepath.Join(dir, "images", "web", "blobs", "sha256")

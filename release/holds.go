@@ -12,10 +12,10 @@ import (
 const HoldFile = gitops.HoldFile
 
 // Holds are an overlay's holds by image name.
-type (
-	Holds = gitops.Holds
-	Hold  = gitops.Hold
-)
+type Holds = gitops.Holds
+
+// Hold is one image's rollback in one overlay.
+type Hold = gitops.Hold
 
 // releaseKeep is what a release leaves alone: newer pins (forward only)
 // and pins held by a rollback.

@@ -21,13 +21,9 @@ type PromoteOptions struct {
 	Events   progress.Sink
 }
 
-// PromotedImage is what an image is promoted to.
-type PromotedImage struct {
-	Name    string `json:"name"`
-	NewName string `json:"newName"`
-	NewTag  string `json:"newTag,omitempty"`
-	Digest  string `json:"digest,omitempty"`
-}
+// PromotedImage is what an image is promoted to: its shipit name, and
+// the repository, tag and digest the source pins.
+type PromotedImage = kustomize.Pin
 
 // PromoteResult is what a promotion did.
 type PromoteResult struct {
@@ -35,6 +31,16 @@ type PromoteResult struct {
 	To     string          `json:"to"`
 	Images []PromotedImage `json:"images"`
 	Result
+}
+
+// NotPinnedError is a source overlay that does not pin an image: there is
+// nothing to promote.
+type NotPinnedError struct {
+	Overlay, Env, Image string
+}
+
+func (e *NotPinnedError) Error() string {
+	return fmt.Sprintf("%s (%s) does not pin image %s: there is nothing to promote (release to %s first)", e.Overlay, e.Env, e.Image, e.Env)
 }
 
 // DisagreeError is a source environment whose overlays pin an image
@@ -63,7 +69,7 @@ func (e *DisagreeError) Error() string {
 func Promote(ctx context.Context, o PromoteOptions) (*PromoteResult, error) {
 	res := &PromoteResult{From: o.From.Env, To: o.To.Env}
 	res.DryRun = o.DryRun
-	var checked map[string]bool // images whose digest the registry was asked about, by reference
+	var checked map[string]kustomize.Pin // source pins the registry was asked about, by reference
 	var source []PromotedImage
 	images := func(ctx context.Context, w *gitops.Workspace, _ string) ([]kustomize.Image, error) {
 		pins, err := sourcePins(w, o)
@@ -71,26 +77,28 @@ func Promote(ctx context.Context, o PromoteOptions) (*PromoteResult, error) {
 			return nil, err
 		}
 		if checked == nil {
-			checked = map[string]bool{}
+			checked = map[string]kustomize.Pin{}
 		}
 		var out []kustomize.Image
 		source = nil
 		for _, im := range o.Images {
-			p := pins[im.Name]
-			ref := kustomize.Pin{NewName: p.NewName, NewTag: p.NewTag, Digest: p.Digest}.Ref()
-			if !checked[ref] {
-				if err := exists(ctx, o.Registry, p); err != nil {
-					return nil, fmt.Errorf("image %s: %w", im.Name, err)
+			e := pins[im.Name]
+			p, ok := checked[e.Ref()]
+			if !ok {
+				if p, err = sourcePin(ctx, o.Registry, o.From, im, e); err != nil {
+					return nil, err
 				}
-				checked[ref] = true
+				checked[e.Ref()] = p
 			}
-			source = append(source, PromotedImage{Name: im.Name, NewName: p.NewName, NewTag: p.NewTag, Digest: p.Digest})
+			p.Name = im.Name
+			source = append(source, p)
 			out = append(out, kustomize.Image{Name: im.Name, Entry: im.KustomizeName, Repository: p.NewName, Tag: p.NewTag, Digest: p.Digest})
 		}
 		return out, nil
 	}
 	err := writePins(ctx, Options{Deploy: o.To, DryRun: o.DryRun, Events: o.Events}, &res.Result, nil, pinHooks{
 		images:  images,
+		reads:   o.From.inRepo(),
 		keep:    releaseKeep,
 		holds:   releaseHolds,
 		message: func(r *Result) string { return promoteMessage(o, source, r) },
@@ -112,12 +120,12 @@ func sourcePins(w *gitops.Workspace, o PromoteOptions) (map[string]kustomize.Ent
 		for _, im := range o.Images {
 			e, ok := entryFor(entries, im)
 			if !ok {
-				return nil, fmt.Errorf("%s (%s) does not pin image %s: there is nothing to promote (release to %s first, or promote only some images with --image)", ov, o.From.Env, im.Name, o.From.Env)
+				return nil, &NotPinnedError{Overlay: ov, Env: o.From.Env, Image: im.Name}
 			}
 			if e.NewName == "" {
 				e.NewName = e.Name
 			}
-			ref := kustomize.Pin(e).Ref()
+			ref := e.Ref()
 			if seen[im.Name] == nil {
 				seen[im.Name] = map[string]string{}
 				out[im.Name] = e
@@ -129,29 +137,6 @@ func sourcePins(w *gitops.Workspace, o PromoteOptions) (map[string]kustomize.Ent
 		}
 	}
 	return out, nil
-}
-
-// exists checks with one HEAD request that the registry holds the pinned
-// image: by digest when the pin has one, else by tag.
-func exists(ctx context.Context, reg Registry, e kustomize.Entry) error {
-	if e.Digest != "" {
-		ok, err := reg.Has(ctx, e.NewName, e.Digest)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("%s@%s is not in the registry: it cannot be promoted", e.NewName, e.Digest)
-		}
-		return nil
-	}
-	d, err := reg.Lookup(ctx, e.NewName, e.NewTag)
-	if err != nil {
-		return err
-	}
-	if d == "" {
-		return fmt.Errorf("%s:%s is not in the registry: it cannot be promoted", e.NewName, e.NewTag)
-	}
-	return nil
 }
 
 func promoteMessage(o PromoteOptions, imgs []PromotedImage, r *Result) string {
@@ -181,15 +166,22 @@ func promoteMessage(o PromoteOptions, imgs []PromotedImage, r *Result) string {
 // Restore pins an environment back to what it pinned before a command
 // (the Old entries of that command's overlay results), through the path
 // shipit pin takes: a hold on each image it moves back, one commit that
-// says why.
+// says why. It compares before it writes: an image whose pin is no longer
+// what the command wrote (a newer release landed meanwhile) is left as it
+// is, with a line saying so.
 func Restore(ctx context.Context, d Deploy, before []OverlayResult, why string, events progress.Sink) (*Result, error) {
 	prev := map[string][]kustomize.Image{}
+	wrote := map[string]map[string]string{} // overlay -> image -> the reference the command wrote
 	for _, ov := range before {
 		for _, im := range ov.Images {
 			if im.Kept != "" || !im.Old.Found() || im.From == im.To {
 				continue
 			}
 			prev[ov.Path] = append(prev[ov.Path], kustomize.Image{Name: im.Image, Entry: im.Old.Name, Repository: im.Old.NewName, Tag: im.Old.NewTag, Digest: im.Old.Digest})
+			if wrote[ov.Path] == nil {
+				wrote[ov.Path] = map[string]string{}
+			}
+			wrote[ov.Path][im.Image] = im.To
 		}
 	}
 	res := &Result{}
@@ -202,12 +194,26 @@ func Restore(ctx context.Context, d Deploy, before []OverlayResult, why string, 
 			d.Overlays = append(d.Overlays, ov.Path)
 		}
 	}
+	still := func(_ context.Context, w *gitops.Workspace, overlay string) ([]kustomize.Image, error) {
+		entries, err := w.Entries(d.InRepo(overlay), overlay)
+		if err != nil {
+			return nil, err
+		}
+		var out []kustomize.Image
+		for _, im := range prev[overlay] {
+			cur, ok := entries[im.Entry]
+			if now := cur.Ref(); !ok || now != wrote[overlay][im.Name] {
+				progress.Infof(events, "%s: %s is not rolled back: it pins %s now, not the %s that failed (someone moved it meanwhile)", overlay, im.Name, orNone(now, ok), wrote[overlay][im.Name])
+				continue
+			}
+			out = append(out, im)
+		}
+		return out, nil
+	}
 	err := writePins(ctx, Options{Deploy: d, Events: events}, res, nil, pinHooks{
-		images: func(_ context.Context, _ *gitops.Workspace, overlay string) ([]kustomize.Image, error) {
-			return prev[overlay], nil
-		},
-		keep:  func(Holds) kustomize.Keep { return nil },
-		holds: pinHolds,
+		images: still,
+		keep:   func(Holds) kustomize.Keep { return nil },
+		holds:  pinHolds,
 		message: func(r *Result) string {
 			var lines []string
 			for _, ov := range r.Overlays {
@@ -221,4 +227,11 @@ func Restore(ctx context.Context, d Deploy, before []OverlayResult, why string, 
 		},
 	})
 	return res, err
+}
+
+func orNone(ref string, ok bool) string {
+	if !ok {
+		return "nothing"
+	}
+	return ref
 }

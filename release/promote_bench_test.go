@@ -2,18 +2,12 @@ package release
 
 import (
 	"context"
-	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/google/go-containerregistry/pkg/registry"
 
 	"github.com/shipit-dev/shipit/internal/gitops"
 	"github.com/shipit-dev/shipit/internal/registry/registrytest"
@@ -26,15 +20,7 @@ import (
 //	go test ./release -run '^$' -bench Promote -benchtime 10x
 func BenchmarkPromote(b *testing.B) {
 	var reqs atomic.Int64
-	h := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/v2/" {
-			reqs.Add(1)
-		}
-		h.ServeHTTP(w, r)
-	}))
-	defer srv.Close()
-	host := strings.TrimPrefix(srv.URL, "http://")
+	host := registrytest.Serve(b, registrytest.Count(&reqs, func(r *http.Request) bool { return r.URL.Path != "/v2/" }))
 	reg := registrytest.Client()
 	ctx := context.Background()
 	imgs := []PinImage{{Name: "web", Repository: host + "/team/web"}, {Name: "worker", Repository: host + "/team/worker"}}

@@ -5,14 +5,12 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -30,10 +28,7 @@ import (
 func fixture(t *testing.T) (string, *build.Record, string, *atomic.Int64) {
 	t.Helper()
 	var uploads atomic.Int64
-	h := registry.New()
-	srv := httptest.NewServer(countUploads(h, &uploads))
-	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
+	host := registrytest.Serve(t, registrytest.Count(&uploads, func(r *http.Request) bool { return strings.Contains(r.URL.Path, "/blobs/uploads") }))
 	img, err := random.Image(1024, 2)
 	if err != nil {
 		t.Fatal(err)
@@ -103,24 +98,23 @@ func TestEnsureImages(t *testing.T) {
 func TestCrossRepositoryMount(t *testing.T) {
 	t.Parallel()
 	var patches, mounts atomic.Int64
-	h := registry.New()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// A blob upload that carries data: a PATCH or the final PUT of an
-		// upload, whatever its Content-Length says (chunked has none).
-		if (r.Method == http.MethodPatch || r.Method == http.MethodPut) && strings.Contains(r.URL.Path, "/blobs/uploads") {
-			data, _ := io.ReadAll(r.Body)
-			if len(data) > 0 {
-				patches.Add(1)
+	host := registrytest.Serve(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// A blob upload that carries data: a PATCH or the final PUT of an
+			// upload, whatever its Content-Length says (chunked has none).
+			if (r.Method == http.MethodPatch || r.Method == http.MethodPut) && strings.Contains(r.URL.Path, "/blobs/uploads") {
+				data, _ := io.ReadAll(r.Body)
+				if len(data) > 0 {
+					patches.Add(1)
+				}
+				r.Body = io.NopCloser(bytes.NewReader(data))
 			}
-			r.Body = io.NopCloser(bytes.NewReader(data))
-		}
-		if r.URL.Query().Get("mount") != "" {
-			mounts.Add(1)
-		}
-		h.ServeHTTP(w, r)
-	}))
-	defer srv.Close()
-	host := strings.TrimPrefix(srv.URL, "http://")
+			if r.URL.Query().Get("mount") != "" {
+				mounts.Add(1)
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
 	base, _ := random.Image(4096, 3)
 	extra, _ := random.Layer(1024, types.OCILayer)
 	worker, err := mutate.AppendLayers(base, extra)
@@ -188,14 +182,4 @@ func validate(img v1.Image) error {
 		}
 	}
 	return nil
-}
-
-// countUploads counts blob upload requests.
-func countUploads(h http.Handler, n *atomic.Int64) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.Contains(r.URL.Path, "/blobs/uploads") {
-			n.Add(1)
-		}
-		h.ServeHTTP(w, r)
-	})
 }

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/shipit-dev/shipit/build"
 	"github.com/shipit-dev/shipit/internal/confine"
@@ -229,6 +230,16 @@ func checkLayouts(recordDir string, rec *build.Record) error {
 	return nil
 }
 
+// TagTakenError is a release tag that already holds another digest than
+// the build's: tags are never overwritten.
+type TagTakenError struct {
+	Ref, Have, Built string
+}
+
+func (e *TagTakenError) Error() string {
+	return fmt.Sprintf("%s already holds %s, and this build made %s: tags are never overwritten", e.Ref, e.Have, e.Built)
+}
+
 // checkImage looks an image's tag up and says whether it must be pushed.
 func checkImage(ctx context.Context, o Options, im build.Image) (ImageResult, bool, error) {
 	r := ImageResult{Name: im.Name, Repository: im.Repository, Digest: im.Digest, Ref: im.Repository + ":" + im.Tag + "@" + im.Digest}
@@ -241,11 +252,11 @@ func checkImage(ctx context.Context, o Options, im build.Image) (ImageResult, bo
 		r.Action = ActionPresent
 		return r, false, nil
 	case have != "" && o.KeepExisting:
-		progress.Infof(o.Events, "%s:%s already holds %s, not the build's %s; keeping the registry's image (--keep-existing)", im.Repository, im.Tag, have, im.Digest)
+		progress.Infof(o.Events, "%s:%s already holds %s, not the build's %s; keeping the registry's image, as asked", im.Repository, im.Tag, have, im.Digest)
 		r.Digest, r.Ref, r.Action = have, im.Repository+":"+im.Tag+"@"+have, ActionKeptExisting
 		return r, false, nil
 	case have != "":
-		return r, false, fmt.Errorf("%s:%s already holds %s, and this build made %s: tags are never overwritten. If the rebuild was not reproducible and the registry's image is the one to release, run again with --keep-existing", im.Repository, im.Tag, have, im.Digest)
+		return r, false, &TagTakenError{Ref: im.Repository + ":" + im.Tag, Have: have, Built: im.Digest}
 	case im.Pushed:
 		return r, false, fmt.Errorf("%s:%s is not in the registry, though the build record says `shipit build --push` pushed it: build again", im.Repository, im.Tag)
 	case im.Layout == "":
@@ -271,9 +282,13 @@ func releaseMessage(o Options, imgs []ImageResult) string {
 
 // Forward keeps a pin whose release tag sorts after the release's: two
 // pipelines finishing out of order must not roll an overlay back. Pins
-// that are not release tags of the same prefix are not compared.
+// that are not release tags of the same prefix are not compared, and
+// neither is a pin that is not this app's (its newName is another
+// repository: written by hand) or whose tag is from the future (a commit
+// made on a skewed clock): those are replaced, or one such pin would stop
+// every later release.
 func Forward(cur kustomize.Entry, next kustomize.Pin) string {
-	if cur.NewTag == "" || next.NewTag == "" {
+	if cur.NewTag == "" || next.NewTag == "" || Foreign(cur, next) || FromTheFuture(cur.NewTag, time.Now()) {
 		return ""
 	}
 	c, err1 := tag.Parse(cur.NewTag)
@@ -287,6 +302,27 @@ func Forward(cur kustomize.Entry, next kustomize.Pin) string {
 	return ""
 }
 
+// FutureSkew is how far ahead of this machine's clock a release tag's
+// time may be: more is a commit made on a skewed clock.
+const FutureSkew = 10 * time.Minute
+
+// FromTheFuture reports whether a release tag's time is more than
+// FutureSkew after now.
+func FromTheFuture(t string, now time.Time) bool {
+	p, err := tag.Parse(t)
+	return err == nil && p.Time.After(now.Add(FutureSkew))
+}
+
+// Foreign reports whether the current pin names another repository than
+// the one the next pin writes: not this app's release.
+func Foreign(cur kustomize.Entry, next kustomize.Pin) bool {
+	repo := cur.NewName
+	if repo == "" {
+		repo = cur.Name
+	}
+	return next.NewName != "" && repo != next.NewName
+}
+
 // pinHooks make writePins serve release, pin, promote and restore.
 type pinHooks struct {
 	// images, when set, gives each overlay's pins, read in the workspace
@@ -296,13 +332,14 @@ type pinHooks struct {
 	keep    func(Holds) kustomize.Keep     // which current pins stay
 	holds   func(Holds, *kustomize.Change) // how the holds change
 	message func(*Result) string           // the commit message, from the plan
+	reads   []string                       // directories read besides the overlays (the source environment's)
 }
 
 // writePins clones the GitOps repository, plans every overlay, and commits
 // and pushes the change, re-planning on the new head when the push is
 // rejected. In a dry run it computes the diff and pushes nothing.
 func writePins(ctx context.Context, o Options, res *Result, imgs []kustomize.Image, hooks pinHooks) error {
-	w, err := gitops.Open(ctx, o.Deploy.Target, 1)
+	w, err := gitops.Open(ctx, o.Deploy.Target, 1, append(o.Deploy.inRepo(), hooks.reads...)...)
 	if err != nil {
 		return err
 	}
@@ -349,6 +386,7 @@ func planPins(ctx context.Context, o Options, w *gitops.Workspace, res *Result, 
 			return nil, fmt.Errorf("%s (in %s): %w", ov, w.URL(), w.Clean(err))
 		}
 		hooks.holds(h, c)
+		sayReplaced(o.Events, ov, c)
 		changes, holds, overlays = append(changes, c), append(holds, h), append(overlays, rel)
 		res.Overlays = append(res.Overlays, overlayResult(ov, c))
 	}
@@ -379,12 +417,29 @@ func planPins(ctx context.Context, o Options, w *gitops.Workspace, res *Result, 
 	return paths, nil
 }
 
+// sayReplaced says when a pin forward-only did not count replaces a newer
+// tag: another repository's, or one from the future.
+func sayReplaced(events progress.Sink, overlay string, c *kustomize.Change) {
+	for _, ic := range c.Images {
+		old := ic.Old
+		if !ic.Changed || ic.Kept != "" || old.NewTag == "" || ic.New.NewTag == "" || !tag.Less(ic.New.NewTag, old.NewTag) {
+			continue
+		}
+		switch {
+		case Foreign(old, ic.New):
+			progress.Infof(events, "%s: %s pinned %s, which is not this app's repository (%s): forward-only does not count it, and the pin is replaced", overlay, ic.Image, old.Ref(), ic.New.NewName)
+		case FromTheFuture(old.NewTag, time.Now()):
+			progress.Infof(events, "%s: %s pinned %s, a tag from the future (a commit made on a skewed clock): forward-only does not count it, and the pin is replaced", overlay, ic.Image, old.NewTag)
+		}
+	}
+}
+
 func overlayResult(path string, c *kustomize.Change) OverlayResult {
 	r := OverlayResult{Path: path, Changed: c.Changed()}
 	for _, ic := range c.Images {
 		s := OverlayImageState{Image: ic.Image, To: ic.New.Ref(), Added: !ic.Old.Found(), Kept: ic.Kept, Uses: ic.Uses, Old: ic.Old}
 		if ic.Old.Found() {
-			s.From = kustomize.Pin(ic.Old).Ref()
+			s.From = ic.Old.Ref()
 		}
 		r.Images = append(r.Images, s)
 	}

@@ -3,15 +3,11 @@ package release
 import (
 	"context"
 	"errors"
-	"io"
-	"log"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -73,9 +69,7 @@ func testDeploy(bare string, overlays ...string) Deploy {
 
 func TestRunPinStatusHistory(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
+	host := registrytest.Serve(t)
 	reg := registrytest.Client()
 	bare := gitOpsRemote(t)
 	dep := testDeploy(bare, "k8s/overlays/staging", "k8s/overlays/production")
@@ -224,9 +218,7 @@ func TestWritePinsAllOrNothing(t *testing.T) {
 // TestRestore: the pins before a command come back, held, in one commit.
 func TestRestore(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
+	host := registrytest.Serve(t)
 	bare := gitOpsRemote(t)
 	dep := testDeploy(bare, "k8s/overlays/staging")
 	dep.Env = "staging"

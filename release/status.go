@@ -21,7 +21,7 @@ type OverlayState struct {
 // ReadOverlays reads the pins and holds of the deploy overlays from a
 // fresh shallow clone of the GitOps repository.
 func ReadOverlays(ctx context.Context, d Deploy, imgs []PinImage) ([]OverlayState, error) {
-	w, err := gitops.Open(ctx, d.Target, 1)
+	w, err := gitops.Open(ctx, d.Target, 1, d.inRepo()...)
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +198,7 @@ func Status(ctx context.Context, reg Registry, imgs []PinImage, overlays []Overl
 			case !ok:
 				e.State = StateUnpinned
 			default:
-				e.PinnedTag, e.PinnedRef = en.NewTag, kustomize.Pin(en).Ref()
+				e.PinnedTag, e.PinnedRef = en.NewTag, en.Ref()
 				target := newest
 				if updater {
 					target = pick

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -41,62 +42,77 @@ after run.`,
 		GroupID: "main",
 		Args:    argsUsage(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			d, err := g.resolve(cmd, nil, nil)
-			if err != nil {
-				return err
-			}
-			dial := d.dialBuilder(cmd.Context())
-			defer dial.Close()
-			<-dial.done
-			var states []builderState
-			unreachable := 0
-			for _, n := range dial.nodes {
-				s := builderState{Name: n.cfg.NodeName(), Addr: n.cfg.Addr, Native: n.cfg.Platforms, Emulated: []string{}}
-				if n.err != nil {
-					s.Error = n.err.Error()
-					unreachable++
-					states = append(states, s)
-					continue
-				}
-				s.Reachable = true
-				if n.info != nil {
-					s.Version = n.info.BuildkitVersion.Version
-				}
-				plats := n.platforms
-				if len(plats) == 0 {
-					plats, _ = workerPlatforms(cmd.Context(), n.c)
-				}
-				if len(s.Native) == 0 && len(plats) > 0 {
-					s.Native = plats[:1] // the daemon's own
-				}
-				s.Emulated = append(s.Emulated, beyond(s.Native, plats)...)
-				if du, err := n.c.DiskUsage(cmd.Context()); err == nil {
-					for _, r := range du {
-						s.CacheSize += r.Size
-					}
-				}
-				states = append(states, s)
-			}
-			if output == "json" {
-				if err := writeJSON(cmd.OutOrStdout(), states); err != nil {
-					return err
-				}
-			} else if err := printBuilders(cmd.OutOrStdout(), states); err != nil {
-				return err
-			}
-			if unreachable == len(states) {
-				return fmt.Errorf("no builder node is reachable")
-			}
-			return nil
+			return runBuilders(cmd, g, output)
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "result format on stdout: text or json")
 	return cmd
 }
 
+// runBuilders dials every node and reports each one's state; it fails
+// when none answers.
+func runBuilders(cmd *cobra.Command, g *globals, output string) error {
+	if err := checkOutput(output); err != nil {
+		return err
+	}
+	d, err := g.resolve(cmd, nil, nil)
+	if err != nil {
+		return err
+	}
+	dial := d.dialBuilder(cmd.Context())
+	defer dial.Close()
+	<-dial.done
+	var states []builderState
+	unreachable := 0
+	for _, n := range dial.nodes {
+		s := nodeState(cmd.Context(), n)
+		if !s.Reachable {
+			unreachable++
+		}
+		states = append(states, s)
+	}
+	if output == "json" {
+		if err := writeJSON(cmd.OutOrStdout(), states); err != nil {
+			return err
+		}
+	} else if err := printBuilders(cmd.OutOrStdout(), states); err != nil {
+		return err
+	}
+	if unreachable == len(states) {
+		return fmt.Errorf("no builder node is reachable")
+	}
+	return nil
+}
+
+// nodeState is what a dialed node reports: its error, or its BuildKit
+// version, platforms and cache size.
+func nodeState(ctx context.Context, n *nodeConn) builderState {
+	s := builderState{Name: n.cfg.NodeName(), Addr: n.cfg.Addr, Native: n.cfg.Platforms, Emulated: []string{}}
+	if n.err != nil {
+		s.Error = n.err.Error()
+		return s
+	}
+	s.Reachable = true
+	if n.info != nil {
+		s.Version = n.info.BuildkitVersion.Version
+	}
+	plats := n.platforms
+	if len(plats) == 0 {
+		plats, _ = workerPlatforms(ctx, n.c)
+	}
+	if len(s.Native) == 0 && len(plats) > 0 {
+		s.Native = plats[:1] // the daemon's own
+	}
+	s.Emulated = append(s.Emulated, beyond(s.Native, plats)...)
+	if du, err := n.c.DiskUsage(ctx); err == nil {
+		for _, r := range du {
+			s.CacheSize += r.Size
+		}
+	}
+	return s
+}
+
+// printBuilders writes the nodes' states as a table.
 func printBuilders(out io.Writer, states []builderState) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tADDRESS\tSTATE\tBUILDKIT\tNATIVE\tEMULATED\tCACHE")

@@ -95,10 +95,17 @@ func previewValue(tmpl, key, name string) (string, error) {
 	return v, nil
 }
 
+// previewUpOptions are preview up's flags.
+type previewUpOptions struct {
+	record   string
+	output   string
+	progress string
+	dryRun   bool
+	wait     previewWait
+}
+
 func newPreviewUpCmd(g *globals) *cobra.Command {
-	var record, output, progressMode string
-	var dryRun bool
-	w := &previewWait{}
+	o := &previewUpOptions{}
 	cmd := &cobra.Command{
 		Use:   "up NAME",
 		Short: "Push this build and write the preview NAME: one commit",
@@ -120,107 +127,114 @@ stdout: the preview's URL (or its namespace, without deploy.previews.host);
   shipit preview up pr-42 --dry-run`,
 		Args: argsUsage(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, stderr := cmd.Context(), cmd.ErrOrStderr()
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			mode, err := checkProgress(progressMode, stderr)
-			if err != nil {
-				return err
-			}
-			d, err := g.resolve(cmd, nil, newRenderer(stderr, mode, g.verbose, g.start))
-			if err != nil {
-				return err
-			}
-			name := args[0]
-			p, dep, err := d.previews(ctx, name)
-			if err != nil {
-				return err
-			}
-			if err := w.check(p); err != nil {
-				return err
-			}
-			if d.updaterMode() {
-				return usagef("shipit preview writes pins in git, and deploy.mode is image-updater: previews need deploy.mode: git")
-			}
-			spec := preview.Spec{Dir: p.Dir, From: dep.Overlays, Max: p.Max, Patches: p.Patches}
-			if spec.Namespace, err = previewValue(p.Namespace, "namespace", name); err != nil {
-				return err
-			}
-			if p.Host != "" {
-				if spec.Host, err = previewValue(p.Host, "host", name); err != nil {
-					return err
-				}
-			}
-			rec, recPath, err := d.readRecord(ctx, record)
-			if err != nil {
-				return err
-			}
-			if !dryRun {
-				if err := d.ensureRepositories(ctx, rec.Repositories()); err != nil {
-					return err
-				}
-			}
-			res, err := preview.Up(ctx, preview.UpOptions{
-				Options: release.Options{Record: rec, RecordDir: filepath.Dir(recPath), Registry: d.registry, Deploy: dep,
-					DryRun: dryRun, Events: d.events, KustomizeNames: d.kustomizeNames()},
-				Name: name, Spec: spec,
-			})
-			if err != nil {
-				return err
-			}
-			var werr error
-			if w.wait > 0 && res.Changed && !dryRun {
-				werr = waitPreview(ctx, w, d, dep, p, name, res.Revision, true)
-			}
-			if output == "json" {
-				if err := writeJSON(cmd.OutOrStdout(), struct {
-					*preview.UpResult
-					waitReport
-				}{res, w.report()}); err != nil {
-					return err
-				}
-				return werr
-			}
-			for _, im := range res.Images {
-				fmt.Fprintf(stderr, "shipit: %s: %s %s\n", im.Name, im.Action, im.Ref)
-			}
-			switch {
-			case res.Kept != "":
-				fmt.Fprintf(stderr, "shipit: %s: no commit\n", res.Kept)
-			case dryRun && res.Diff != "":
-				fmt.Fprintln(stderr, "shipit: dry run: this change would be committed:")
-				fmt.Fprint(cmd.OutOrStdout(), res.Diff)
-				return nil
-			case dryRun:
-				fmt.Fprintln(stderr, "shipit: dry run: the preview would not change")
-				return nil
-			case res.Commit == "":
-				fmt.Fprintf(stderr, "shipit: preview %s already runs %s: no commit\n", name, res.Tag)
-			default:
-				fmt.Fprintf(stderr, "shipit: preview %s: %s in %s (commit %.7s)\n", name, res.Tag, res.Namespace, res.Commit)
-			}
-			if res.URL != "" {
-				fmt.Fprintln(cmd.OutOrStdout(), res.URL)
-			} else {
-				fmt.Fprintln(cmd.OutOrStdout(), res.Namespace)
-			}
-			return werr
+			return runPreviewUp(cmd, g, o, args[0])
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&record, "record", "", "build record to preview (default .shipit/build.json beside shipit.yaml)")
-	f.BoolVar(&dryRun, "dry-run", false, "print the folder's diff; push and change nothing")
-	f.StringVarP(&output, "output", "o", "text", "result format on stdout: text or json")
-	f.StringVar(&progressMode, "progress", "auto", "progress on stderr: auto, tty, plain, rawjson or quiet")
-	w.flags(f, "after the push, wait until the preview's Application is Synced to the commit and Healthy")
+	f.StringVar(&o.record, "record", "", "build record to preview (default .shipit/build.json beside shipit.yaml)")
+	f.BoolVar(&o.dryRun, "dry-run", false, "print the folder's diff; push and change nothing")
+	f.StringVarP(&o.output, "output", "o", "text", "result format on stdout: text or json")
+	f.StringVar(&o.progress, "progress", "auto", "progress on stderr: auto, tty, plain, rawjson or quiet")
+	o.wait.flags(f, "after the push, wait until the preview's Application is Synced to the commit and Healthy")
 	return cmd
+}
+
+// runPreviewUp pushes the build and writes the preview name, waits for it
+// when asked, and prints what happened.
+func runPreviewUp(cmd *cobra.Command, g *globals, o *previewUpOptions, name string) error {
+	ctx, stderr := cmd.Context(), cmd.ErrOrStderr()
+	if err := checkOutput(o.output); err != nil {
+		return err
+	}
+	mode, err := checkProgress(o.progress, stderr)
+	if err != nil {
+		return err
+	}
+	d, err := g.resolve(cmd, nil, newRenderer(stderr, mode, g.verbose, g.start))
+	if err != nil {
+		return err
+	}
+	p, dep, err := d.previews(ctx, name)
+	if err != nil {
+		return err
+	}
+	if err := o.wait.check(p); err != nil {
+		return err
+	}
+	if d.updaterMode() {
+		return usagef("shipit preview writes pins in git, and deploy.mode is image-updater: previews need deploy.mode: git")
+	}
+	spec, err := d.previewSpec(p, dep, name)
+	if err != nil {
+		return err
+	}
+	rec, recPath, err := d.readRecord(ctx, o.record)
+	if err != nil {
+		return err
+	}
+	if !o.dryRun {
+		if err := d.ensureRepositories(ctx, rec.Repositories()); err != nil {
+			return err
+		}
+	}
+	res, err := preview.Up(ctx, preview.UpOptions{
+		Options: release.Options{Record: rec, RecordDir: filepath.Dir(recPath), Registry: d.registry, Deploy: dep,
+			DryRun: o.dryRun, Events: d.events, KustomizeNames: d.kustomizeNames()},
+		Name: name, Spec: spec,
+	})
+	if err != nil {
+		return err
+	}
+	var werr error
+	if o.wait.wait > 0 && res.Changed && !o.dryRun {
+		werr = waitPreview(ctx, &o.wait, d, dep, p, name, res.Revision, true)
+	}
+	if err := printPreviewUp(cmd.OutOrStdout(), stderr, o, name, res); err != nil {
+		return err
+	}
+	return werr
+}
+
+// printPreviewUp prints preview up's result: JSON with the wait's report,
+// or the images and the commit on stderr and the preview's URL (or its
+// namespace) on stdout; a dry run prints the diff instead.
+func printPreviewUp(out, stderr io.Writer, o *previewUpOptions, name string, res *preview.UpResult) error {
+	if o.output == "json" {
+		return writeJSON(out, struct {
+			*preview.UpResult
+			waitReport
+		}{res, o.wait.report()})
+	}
+	for _, im := range res.Images {
+		fmt.Fprintf(stderr, "shipit: %s: %s %s\n", im.Name, im.Action, im.Ref)
+	}
+	switch {
+	case res.Kept != "":
+		fmt.Fprintf(stderr, "shipit: %s: no commit\n", res.Kept)
+	case o.dryRun && res.Diff != "":
+		fmt.Fprintln(stderr, "shipit: dry run: this change would be committed:")
+		fmt.Fprint(out, res.Diff)
+		return nil
+	case o.dryRun:
+		fmt.Fprintln(stderr, "shipit: dry run: the preview would not change")
+		return nil
+	case res.Commit == "":
+		fmt.Fprintf(stderr, "shipit: preview %s already runs %s: no commit\n", name, res.Tag)
+	default:
+		fmt.Fprintf(stderr, "shipit: preview %s: %s in %s (commit %.7s)\n", name, res.Tag, res.Namespace, res.Commit)
+	}
+	if res.URL != "" {
+		fmt.Fprintln(out, res.URL)
+	} else {
+		fmt.Fprintln(out, res.Namespace)
+	}
+	return nil
 }
 
 // waitPreview waits for the preview's Application: made and healthy (up),
 // or gone (down).
 func waitPreview(ctx context.Context, w *previewWait, d *deps, dep release.Deploy, p *config.Previews, name, revision string, up bool) error {
-	client, err := w.connect(dep)
+	client, err := w.connect(dep, nil)
 	if err != nil {
 		return err
 	}
@@ -347,7 +361,7 @@ health too.`,
 			states := make([]previewState, 0, len(ps))
 			var client *argocd.Client
 			if p.ArgoCD != nil && len(ps) > 0 {
-				if client, err = w.connect(dep); err != nil {
+				if client, err = w.connect(dep, nil); err != nil {
 					fmt.Fprintf(cmd.ErrOrStderr(), "shipit: no Argo CD states: %v\n", err)
 				}
 			}
@@ -391,11 +405,16 @@ func printPreviews(out io.Writer, states []previewState) error {
 	return tw.Flush()
 }
 
+// previewGCOptions are preview gc's flags.
+type previewGCOptions struct {
+	keep      []string
+	olderThan time.Duration
+	dryRun    bool
+	output    string
+}
+
 func newPreviewGCCmd(g *globals) *cobra.Command {
-	var keep []string
-	var olderThan time.Duration
-	var dryRun bool
-	var output string
+	o := &previewGCOptions{}
 	cmd := &cobra.Command{
 		Use:   "gc (--keep NAME,... | --older-than DURATION)",
 		Short: "Remove, in one commit, every preview not kept, or not updated within DURATION",
@@ -407,64 +426,76 @@ required. --dry-run lists what would go and changes nothing.`,
   shipit preview gc --older-than 168h --dry-run`,
 		Args: argsUsage(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			keeping, aging := cmd.Flags().Changed("keep"), cmd.Flags().Changed("older-than")
-			if keeping == aging {
-				return usagef("preview gc needs one of --keep NAME,... (the previews to keep) or --older-than DURATION")
-			}
-			if aging && olderThan <= 0 {
-				return usagef("--older-than %s: write a positive duration such as 168h", olderThan)
-			}
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			d, err := g.resolve(cmd, nil, nil)
-			if err != nil {
-				return err
-			}
-			p, dep, err := d.previews(ctx, "")
-			if err != nil {
-				return err
-			}
-			for _, k := range keep {
-				if k != "" && !config.PreviewName.MatchString(k) {
-					return usagef("--keep: %q is not a preview name", k)
-				}
-			}
-			ps, err := preview.List(ctx, dep, p.Dir)
-			if err != nil {
-				return err
-			}
-			var gone []string
-			if aging {
-				gone = preview.OlderThan(ps, olderThan, time.Now())
-			} else {
-				for _, pr := range ps {
-					if !slices.Contains(keep, pr.Name) {
-						gone = append(gone, pr.Name)
-					}
-				}
-			}
-			if len(gone) == 0 {
-				fmt.Fprintln(cmd.ErrOrStderr(), "shipit: no preview to remove")
-				if output == "json" {
-					return writeJSON(cmd.OutOrStdout(), preview.DownResult{Removed: []string{}, Change: gitops.Change{DryRun: dryRun}})
-				}
-				return nil
-			}
-			if dryRun && output != "json" {
-				for _, n := range gone {
-					fmt.Fprintln(cmd.OutOrStdout(), n)
-				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "shipit: dry run: would remove %d preview(s); nothing changed\n", len(gone))
-				return nil
-			}
-			return removePreviews(cmd, d, p, dep, gone, dryRun, output, nil)
+			return runPreviewGC(cmd, g, o)
 		},
 	}
-	cmd.Flags().StringSliceVar(&keep, "keep", nil, "the previews to keep, comma-separated; every other one goes")
-	cmd.Flags().DurationVar(&olderThan, "older-than", 0, "remove the previews not updated within this long (e.g. 168h)")
-	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "list what would be removed; change nothing")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "result format on stdout: text or json")
+	cmd.Flags().StringSliceVar(&o.keep, "keep", nil, "the previews to keep, comma-separated; every other one goes")
+	cmd.Flags().DurationVar(&o.olderThan, "older-than", 0, "remove the previews not updated within this long (e.g. 168h)")
+	cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "list what would be removed; change nothing")
+	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "result format on stdout: text or json")
 	return cmd
+}
+
+// runPreviewGC removes, in one commit, the previews --keep does not name
+// or that --older-than finds stale; a dry run lists them.
+func runPreviewGC(cmd *cobra.Command, g *globals, o *previewGCOptions) error {
+	ctx := cmd.Context()
+	keeping, aging := cmd.Flags().Changed("keep"), cmd.Flags().Changed("older-than")
+	if keeping == aging {
+		return usagef("preview gc needs one of --keep NAME,... (the previews to keep) or --older-than DURATION")
+	}
+	if aging && o.olderThan <= 0 {
+		return usagef("--older-than %s: write a positive duration such as 168h", o.olderThan)
+	}
+	if err := checkOutput(o.output); err != nil {
+		return err
+	}
+	d, err := g.resolve(cmd, nil, nil)
+	if err != nil {
+		return err
+	}
+	p, dep, err := d.previews(ctx, "")
+	if err != nil {
+		return err
+	}
+	for _, k := range o.keep {
+		if k != "" && !config.PreviewName.MatchString(k) {
+			return usagef("--keep: %q is not a preview name", k)
+		}
+	}
+	ps, err := preview.List(ctx, dep, p.Dir)
+	if err != nil {
+		return err
+	}
+	gone := o.gone(ps, aging)
+	if len(gone) == 0 {
+		fmt.Fprintln(cmd.ErrOrStderr(), "shipit: no preview to remove")
+		if o.output == "json" {
+			return writeJSON(cmd.OutOrStdout(), preview.DownResult{Removed: []string{}, Change: gitops.Change{DryRun: o.dryRun}})
+		}
+		return nil
+	}
+	if o.dryRun && o.output != "json" {
+		for _, n := range gone {
+			fmt.Fprintln(cmd.OutOrStdout(), n)
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "shipit: dry run: would remove %d preview(s); nothing changed\n", len(gone))
+		return nil
+	}
+	return removePreviews(cmd, d, p, dep, gone, o.dryRun, o.output, nil)
+}
+
+// gone names the previews of ps that gc removes: those not updated within
+// --older-than (aging), else those --keep does not name.
+func (o *previewGCOptions) gone(ps []preview.Preview, aging bool) []string {
+	if aging {
+		return preview.OlderThan(ps, o.olderThan, time.Now())
+	}
+	var gone []string
+	for _, pr := range ps {
+		if !slices.Contains(o.keep, pr.Name) {
+			gone = append(gone, pr.Name)
+		}
+	}
+	return gone
 }

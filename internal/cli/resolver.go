@@ -134,7 +134,7 @@ func (d *deps) deploy(ctx context.Context, overlays []string) (release.Deploy, e
 	if c.Author != "" {
 		spec.Author.Name, spec.Author.Email, _ = config.ParseAuthor(c.Author)
 	}
-	spec.Stall = stallTimeout()
+	spec.Stall, spec.Events = stallTimeout(), d.events
 	dep, err := release.ResolveDeploy(ctx, spec)
 	if errors.Is(err, release.ErrNoOrigin) {
 		return dep, &config.Error{File: d.cfg.File, Key: "deploy.repo", Msg: err.Error()}

@@ -14,8 +14,11 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
+	"github.com/shipit-dev/shipit/internal/registry"
 	"github.com/shipit-dev/shipit/internal/tag"
+	"github.com/shipit-dev/shipit/release"
 )
 
 // Exit codes.
@@ -52,6 +55,23 @@ func Execute(ctx context.Context, args []string) error {
 		if cause := context.Cause(cmd.Context()); errors.As(cause, &te) {
 			return fmt.Errorf("%w: %w", te, err)
 		}
+	}
+	return withFlagHint(err)
+}
+
+// withFlagHint adds to an error of a package the flag that answers it:
+// packages below the command line do not know its flags.
+func withFlagHint(err error) error {
+	var taken *release.TagTakenError
+	var notPinned *release.NotPinnedError
+	var stall *registry.StallError
+	switch {
+	case errors.As(err, &taken):
+		return fmt.Errorf("%w. If the rebuild was not reproducible and the registry's image is the one to release, run again with --keep-existing", err)
+	case errors.As(err, &notPinned):
+		return fmt.Errorf("%w, or promote only some images with --image", err)
+	case errors.As(err, &stall):
+		return fmt.Errorf("%w; --timeout bounds the whole command, SHIPIT_STALL_TIMEOUT this wait", err)
 	}
 	return err
 }
@@ -110,55 +130,12 @@ Exit codes: 0 success, 1 failure, 2 bad usage or configuration, 130 interrupted.
 		SilenceErrors: true,
 		Version:       Version(),
 		Args:          cobra.ArbitraryArgs,
-		// shipit alone shows the help; shipit with an unknown command is
-		// bad usage (exit 2), with cobra's suggestions.
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 {
-				return cmd.Help()
-			}
-			msg := fmt.Sprintf("unknown command %q for shipit", args[0])
-			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
-				msg += "; did you mean " + strings.Join(s, " or ") + "?"
-			}
-			return usagef("%s\nusage: shipit <command> [flags]; shipit --help lists the commands", msg)
-		},
+		RunE:          runRoot,
 	}
 	root.SetVersionTemplate("shipit {{.Version}}\n")
-	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
-		// BuildKit's and containerd's libraries log through logrus; their
-		// notices (fsverity support, retries) are for -v only.
-		logrus.SetOutput(cmd.ErrOrStderr())
-		if !g.verbose {
-			logrus.SetOutput(io.Discard)
-		}
-		if !cmd.Flags().Changed("timeout") {
-			if v := os.Getenv("SHIPIT_TIMEOUT"); v != "" {
-				d, err := time.ParseDuration(v)
-				if err != nil || d < 0 {
-					return usagef("SHIPIT_TIMEOUT=%q: write a duration such as 10m or 90s", v)
-				}
-				g.timeout = d
-			}
-		}
-		if g.timeout < 0 {
-			return usagef("--timeout %s: write a positive duration such as 10m or 90s", g.timeout)
-		}
-		if g.timeout > 0 {
-			// The whole command, every network wait included, ends by then.
-			var ctx context.Context
-			ctx, g.cancel = context.WithTimeoutCause(cmd.Context(), g.timeout, &TimeoutError{Limit: g.timeout})
-			cmd.SetContext(ctx)
-		}
-		return nil
-	}
-	root.PersistentPostRun = func(*cobra.Command, []string) {
-		if g.cancel != nil {
-			g.cancel()
-		}
-	}
-	root.PersistentFlags().StringVar(&g.configFile, "config", "", "path to shipit.yaml (default: searched from the working directory upward)")
-	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log what shipit does on stderr")
-	root.PersistentFlags().DurationVar(&g.timeout, "timeout", 0, "give up on the whole command after this long, e.g. 10m ($SHIPIT_TIMEOUT; default: none, but a remote that sends nothing for 60s fails)")
+	root.PersistentPreRunE = g.preRun
+	root.PersistentPostRun = g.postRun
+	g.flags(root.PersistentFlags())
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return &usageError{fmt.Errorf("%w\nusage: %s", err, cmd.UseLine())}
 	})
@@ -180,6 +157,64 @@ Exit codes: 0 success, 1 failure, 2 bad usage or configuration, 130 interrupted.
 		newBuildersCmd(g),
 	)
 	return root
+}
+
+// runRoot is shipit without a command: alone, it shows the help; with an
+// unknown command, it is bad usage (exit 2), with cobra's suggestions.
+func runRoot(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return cmd.Help()
+	}
+	msg := fmt.Sprintf("unknown command %q for shipit", args[0])
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += "; did you mean " + strings.Join(s, " or ") + "?"
+	}
+	return usagef("%s\nusage: shipit <command> [flags]; shipit --help lists the commands", msg)
+}
+
+// flags defines the persistent flags every command has.
+func (g *globals) flags(f *pflag.FlagSet) {
+	f.StringVar(&g.configFile, "config", "", "path to shipit.yaml (default: searched from the working directory upward)")
+	f.BoolVarP(&g.verbose, "verbose", "v", false, "log what shipit does on stderr")
+	f.DurationVar(&g.timeout, "timeout", 0, "give up on the whole command after this long, e.g. 10m ($SHIPIT_TIMEOUT; default: none, but a remote that sends nothing for 60s fails)")
+}
+
+// preRun applies the global flags before any command runs: -v for the
+// libraries' logs, and --timeout (or $SHIPIT_TIMEOUT) as the deadline of
+// the command's context.
+func (g *globals) preRun(cmd *cobra.Command, _ []string) error {
+	// BuildKit's and containerd's libraries log through logrus; their
+	// notices (fsverity support, retries) are for -v only.
+	logrus.SetOutput(cmd.ErrOrStderr())
+	if !g.verbose {
+		logrus.SetOutput(io.Discard)
+	}
+	if !cmd.Flags().Changed("timeout") {
+		if v := os.Getenv("SHIPIT_TIMEOUT"); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				return usagef("SHIPIT_TIMEOUT=%q: write a duration such as 10m or 90s", v)
+			}
+			g.timeout = d
+		}
+	}
+	if g.timeout < 0 {
+		return usagef("--timeout %s: write a positive duration such as 10m or 90s", g.timeout)
+	}
+	if g.timeout > 0 {
+		// The whole command, every network wait included, ends by then.
+		var ctx context.Context
+		ctx, g.cancel = context.WithTimeoutCause(cmd.Context(), g.timeout, &TimeoutError{Limit: g.timeout})
+		cmd.SetContext(ctx)
+	}
+	return nil
+}
+
+// postRun releases the --timeout context.
+func (g *globals) postRun(*cobra.Command, []string) {
+	if g.cancel != nil {
+		g.cancel()
+	}
 }
 
 // argsUsage wraps cobra's argument checks so that they exit 2.

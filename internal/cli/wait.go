@@ -69,7 +69,7 @@ func (w *waitOptions) after(ctx context.Context, d *deps, env config.Environment
 	if w.wait == 0 || revision == "" {
 		return nil
 	}
-	client, err := w.connect(dep)
+	client, err := w.connect(dep, overlays)
 	if err != nil {
 		return err
 	}
@@ -88,9 +88,10 @@ func (w *waitOptions) after(ctx context.Context, d *deps, env config.Environment
 	if rerr != nil {
 		return fmt.Errorf("%w; and rolling back failed too: %w", failure, rerr)
 	}
-	if res.Revision == "" {
-		return fmt.Errorf("%w; there was no earlier pin to roll back to", failure)
+	if res.Commit == "" {
+		return fmt.Errorf("%w; nothing was rolled back: there was no earlier pin to go back to, or the pins moved since (a newer release) and are left as they are", failure)
 	}
+	client.Later = release.Later(dep, res.Overlays)
 	w.states, rerr = client.Wait(ctx, ns, env.ArgoCD.Applications, res.Revision, w.wait, d.events)
 	if rerr != nil {
 		return fmt.Errorf("%w; rolled back in %.7s (held), which did not become healthy either: %w", failure, res.Commit, rerr)
@@ -99,13 +100,14 @@ func (w *waitOptions) after(ctx context.Context, d *deps, env config.Environment
 }
 
 // connect reaches the Kubernetes API Argo CD runs in (--kubeconfig,
-// --context); a wait there counts a later commit of dep's branch.
-func (w *waitOptions) connect(dep release.Deploy) (*argocd.Client, error) {
+// --context); a wait there counts a later commit of dep's branch that
+// still pins what the command wrote.
+func (w *waitOptions) connect(dep release.Deploy, wrote []release.OverlayResult) (*argocd.Client, error) {
 	client, err := argocd.Connect(w.kubeconfig, w.context)
 	if err != nil {
 		return nil, err
 	}
-	client.Later = release.Later(dep)
+	client.Later = release.Later(dep, wrote)
 	return client, nil
 }
 

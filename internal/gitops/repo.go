@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -27,7 +28,12 @@ type Repo struct {
 	Dir    string
 	URL    string // the remote, without credentials: for messages
 	Branch string
-	git    gitinfo.Cmd
+	// Sparse: only the root's files and the directories SparseAdd named
+	// are checked out.
+	Sparse bool
+	// NoFilter: the remote refused a partial clone, so this one is whole.
+	NoFilter bool
+	git      gitinfo.Cmd
 }
 
 // Branch is a GitOps repository's branch: where pins are written.
@@ -39,13 +45,18 @@ type Branch struct {
 }
 
 // Clone clones the branch into dir with its last depth commits (at least
-// one). Credentials in the URL are handed to git through its environment,
-// never its arguments, and the clone's remote is configured without them.
+// one), with every file of its head checked out. Credentials in the URL
+// are handed to git through its environment, never its arguments, and the
+// clone's remote is configured without them.
 func (b Branch) Clone(ctx context.Context, dir string, depth int) (*Repo, error) {
-	return cloneDepth(ctx, b, dir, max(depth, 1))
+	return cloneDepth(ctx, b, dir, max(depth, 1), false)
 }
 
-func cloneDepth(ctx context.Context, b Branch, dir string, depth int) (*Repo, error) {
+// cloneDepth clones the branch, blobless (git fetches a file's content
+// when it is first read), and with sparse, with only the files at the
+// root checked out (Repo.SparseAdd adds directories). A remote that
+// refuses --filter is cloned again without it, once.
+func cloneDepth(ctx context.Context, b Branch, dir string, depth int, sparse bool) (*Repo, error) {
 	url, branch := b.URL, b.Name
 	shown := gitinfo.SanitizeURL(url)
 	if strings.HasPrefix(url, "-") || strings.HasPrefix(branch, "-") {
@@ -57,7 +68,20 @@ func cloneDepth(ctx context.Context, b Branch, dir string, depth int) (*Repo, er
 	if strings.HasPrefix(clean, "/") {
 		src = "file://" + clean // --depth is honoured only for file:// URLs
 	}
-	_, err := g.Run(ctx, "clone", "--quiet", "--depth", strconv.Itoa(depth), "--single-branch", "--branch", branch, "--no-tags", "--", src, dir)
+	args := []string{"clone", "--quiet", "--depth", strconv.Itoa(depth), "--single-branch", "--branch", branch, "--no-tags"}
+	if sparse {
+		args = append(args, "--sparse")
+	}
+	r := &Repo{Dir: dir, URL: shown, Branch: branch, Sparse: sparse}
+	_, warn, err := g.RunWarn(ctx, append(args, "--filter=blob:none", "--", src, dir)...)
+	if err == nil && strings.Contains(warn, "filtering not recognized") {
+		r.NoFilter = true // git went on with a whole clone
+	}
+	if err != nil && filterRefused(err) && ctx.Err() == nil {
+		r.NoFilter = true
+		_ = os.RemoveAll(dir)
+		_, err = g.Run(ctx, append(args, "--", src, dir)...)
+	}
 	if err != nil {
 		if strings.Contains(err.Error(), "Remote branch") && strings.Contains(err.Error(), "not found") {
 			return nil, fmt.Errorf("cloning %s: branch %s does not exist there (check deploy.branch)", shown, branch)
@@ -65,7 +89,67 @@ func cloneDepth(ctx context.Context, b Branch, dir string, depth int) (*Repo, er
 		return nil, fmt.Errorf("cloning %s (deploy.repo): %w", shown, err)
 	}
 	g.Dir = dir
-	return &Repo{Dir: dir, URL: shown, Branch: branch, git: g}, nil
+	r.git = g
+	return r, nil
+}
+
+// filterRefused reports whether a clone failed because the server does
+// not do partial clones.
+func filterRefused(err error) bool {
+	msg := strings.ToLower(err.Error())
+	return strings.Contains(msg, "filter") && (strings.Contains(msg, "not support") || strings.Contains(msg, "not recognized") || strings.Contains(msg, "unsupported") || strings.Contains(msg, "not allowed"))
+}
+
+// SparseAdd checks out these directories (relative to the root, with
+// everything below them) too, in a sparse clone; git fetches the files'
+// content in one request. A path that is not a directory (a symbolic link
+// planted where an overlay should be) is added as a pattern all the same,
+// so that its parent's files come with it and CheckOverlay sees it.
+func (r *Repo) SparseAdd(ctx context.Context, dirs []string) error {
+	if !r.Sparse || len(dirs) == 0 {
+		return nil
+	}
+	args := []string{"sparse-checkout", "add", "--skip-checks", "--"}
+	for _, d := range dirs {
+		args = append(args, filepath.ToSlash(d))
+	}
+	_, err := r.git.Run(ctx, args...)
+	return err
+}
+
+// SparseOff checks out every file: for a repository whose reach cannot
+// be told.
+func (r *Repo) SparseOff(ctx context.Context) error {
+	if !r.Sparse {
+		return nil
+	}
+	r.Sparse = false
+	_, err := r.git.Run(ctx, "sparse-checkout", "disable")
+	return err
+}
+
+// Kinds tells, for paths of the head (relative to the root), which are
+// directories ("tree") and which files ("blob"); a path the head does not
+// have is left out. One git call, no file content.
+func (r *Repo) Kinds(ctx context.Context, paths []string) (map[string]string, error) {
+	out := map[string]string{}
+	if len(paths) == 0 {
+		return out, nil
+	}
+	args := []string{"ls-tree", "--format=%(objecttype) %(path)", "HEAD", "--"}
+	for _, p := range paths {
+		args = append(args, filepath.ToSlash(p))
+	}
+	list, err := r.git.Run(ctx, args...)
+	if err != nil {
+		return nil, err
+	}
+	for _, line := range strings.Split(strings.TrimSpace(list), "\n") {
+		if kind, p, ok := strings.Cut(line, " "); ok {
+			out[filepath.FromSlash(p)] = kind
+		}
+	}
+	return out, nil
 }
 
 // Head returns the checked-out commit.

@@ -5,6 +5,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"sigs.k8s.io/kustomize/api/konfig"
+
+	"github.com/shipit-dev/shipit/internal/progress"
 )
 
 // PushAttempts bounds how often a change is pushed when the branch keeps
@@ -22,6 +26,8 @@ type Target struct {
 	Author   Author
 	SkipCI   bool // add [skip ci] to commit messages: the GitOps repository is the app's own
 	Attempts int  // push attempts when the branch moves; 0: PushAttempts
+	// Events get the workspace's notices (-v detail); nil: none.
+	Events progress.Sink
 }
 
 // InRepo is a configured path (an overlay, the previews folder) relative
@@ -35,26 +41,39 @@ type Workspace struct {
 	Target
 	repo *Repo
 	tmp  string
+	cone []string        // the directories checked out, in a sparse clone
+	read map[string]bool // the kustomizations followed
 }
 
 // Open clones the target's branch with its last depth commits (1:
-// shallow) into a temporary directory; Close removes it.
-func Open(ctx context.Context, t Target, depth int) (*Workspace, error) {
+// shallow) into a temporary directory; Close removes it. The clone is
+// blobless; with include, it is sparse too: only the files at the root,
+// and each directory of include with everything its kustomization
+// reaches (see Include), are checked out. Without include, every file is.
+func Open(ctx context.Context, t Target, depth int, include ...string) (*Workspace, error) {
 	tmp, err := os.MkdirTemp("", "shipit-gitops-")
 	if err != nil {
 		return nil, err
 	}
-	repo, err := t.Branch.Clone(ctx, filepath.Join(tmp, "repo"), depth)
+	w := &Workspace{Target: t, tmp: tmp, read: map[string]bool{}}
+	w.repo, err = cloneDepth(ctx, t.Branch, filepath.Join(tmp, "repo"), max(depth, 1), len(include) > 0)
+	if err == nil && w.repo.NoFilter {
+		progress.Debugf(t.Events, "%s does not support partial clones (--filter): cloned its branch whole, which gives the same result more slowly", w.repo.URL)
+	}
+	if err == nil {
+		err = w.Include(ctx, include...)
+	}
 	if err != nil {
 		_ = os.RemoveAll(tmp)
 		return nil, err
 	}
-	return &Workspace{Target: t, repo: repo, tmp: tmp}, nil
+	return w, nil
 }
 
-// With runs fn on a shallow workspace of the target, removed after.
-func With(ctx context.Context, t Target, fn func(*Workspace) error) error {
-	w, err := Open(ctx, t, 1)
+// With runs fn on a shallow workspace of the target that includes the
+// given directories, removed after.
+func With(ctx context.Context, t Target, include []string, fn func(*Workspace) error) error {
+	w, err := Open(ctx, t, 1, include...)
 	if err != nil {
 		return err
 	}
@@ -84,13 +103,26 @@ func (w *Workspace) Rel(abs string) string {
 }
 
 // Publish applies a change, commits and pushes it, re-applying it on the
-// new head when the branch moved (see Repo.Publish).
+// new head when the branch moved (see Repo.Publish): each retry fetches
+// the new commits only, in the same clone. How many tries it took is
+// said under -v.
 func (w *Workspace) Publish(ctx context.Context, apply func(ctx context.Context) ([]string, string, error)) (string, error) {
 	n := w.Attempts
 	if n <= 0 {
 		n = PushAttempts
 	}
-	return w.repo.Publish(ctx, n, w.Author, apply)
+	tries := 0
+	sha, err := w.repo.Publish(ctx, n, w.Author, func(ctx context.Context) ([]string, string, error) {
+		tries++
+		if tries > 1 {
+			progress.Debugf(w.Events, "%s %s moved under the push: fetched its new commits and planned again (try %d of %d)", w.repo.URL, w.repo.Branch, tries, n)
+		}
+		return apply(ctx)
+	})
+	if tries > 1 && err == nil {
+		progress.Debugf(w.Events, "pushed to %s %s after %d tries", w.repo.URL, w.repo.Branch, tries)
+	}
+	return sha, err
 }
 
 // Head is the checked-out commit.
@@ -147,4 +179,16 @@ func (w *Workspace) PublishChange(ctx context.Context, c *Change, apply func(ctx
 		c.Revision, err = w.Head(ctx)
 	}
 	return err
+}
+
+// KustomizationAt reads an overlay's kustomization (relative to the root)
+// as it was at a commit of the clone; ok is false when it had none.
+func (w *Workspace) KustomizationAt(ctx context.Context, rev, overlay string) ([]byte, bool, error) {
+	for _, n := range konfig.RecognizedKustomizationFileNames() {
+		data, ok, err := w.repo.FileAt(ctx, rev, filepath.Join(overlay, n))
+		if err != nil || ok {
+			return data, ok, err
+		}
+	}
+	return nil, false, nil
 }

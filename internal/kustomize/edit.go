@@ -24,16 +24,15 @@ import (
 // Pin is the reference one image should have.
 type Pin struct {
 	// Name is the image's name in the kustomization's images list.
-	Name    string
-	NewName string
-	NewTag  string // empty: no newTag
-	Digest  string // empty: no digest
+	Name    string `json:"name"`
+	NewName string `json:"newName,omitempty"`
+	NewTag  string `json:"newTag,omitempty"` // empty: no newTag
+	Digest  string `json:"digest,omitempty"` // empty: no digest
 }
 
-// Entry is an image entry as it is in a kustomization.
-type Entry struct {
-	Name, NewName, NewTag, Digest string
-}
+// Entry is an image entry as it is in a kustomization: the same four
+// fields as the pin that wrote it.
+type Entry = Pin
 
 // Found reports whether the entry exists.
 func (e Entry) Found() bool { return e.Name != "" }
@@ -103,7 +102,7 @@ func check(data []byte, pin Pin) error {
 	if err != nil {
 		return fmt.Errorf("the edited file does not parse: %w", err)
 	}
-	want := Entry(pin)
+	want := pin
 	if pin.NewName == pin.Name {
 		want.NewName = ""
 	}
@@ -129,56 +128,87 @@ func editInPlace(data []byte, doc *yaml.RNode, pin Pin) ([]byte, bool) {
 	lines := strings.SplitAfter(string(data), "\n")
 	imagesField := doc.Field("images")
 	if imagesField == nil {
-		// Append a new images list at the end of the file.
-		var b strings.Builder
-		b.WriteString(string(data))
-		if len(data) > 0 && !bytes.HasSuffix(data, []byte("\n")) {
-			b.WriteString("\n")
-		}
-		b.WriteString("images:\n")
-		b.WriteString(newEntry("", pin))
-		return []byte(b.String()), true
+		return appendImages(data, pin), true
 	}
 	seq := imagesField.Value.YNode()
 	if seq.Kind != yaml.SequenceNode || seq.Style&yaml.FlowStyle != 0 {
 		return nil, false
 	}
-	var item *yaml.Node
-	for _, it := range seq.Content {
-		if it.Kind == yaml.MappingNode && entryOf(yaml.NewRNode(it)).Name == pin.Name {
-			item = it
-		}
-	}
+	item := findEntry(seq, pin.Name)
 	if item == nil {
-		if len(seq.Content) == 0 {
-			return nil, false
-		}
-		// Append after the last entry, indented like the entries.
-		last := seq.Content[len(seq.Content)-1]
-		if last.Kind != yaml.MappingNode || last.Style&yaml.FlowStyle != 0 {
-			return nil, false
-		}
-		dash := strings.Repeat(" ", last.Column-3) // "- " precedes the entry's first key
-		if last.Column < 3 || !strings.HasPrefix(strings.TrimLeft(lines[last.Line-1], " "), "- ") {
-			return nil, false
-		}
-		end := endLine(lines, last)
-		entry := newEntry(dash, pin)
-		return []byte(strings.Join(lines[:end], "") + ensureNL(lines[:end]) + entry + strings.Join(lines[end:], "")), true
+		return appendEntry(lines, seq, pin)
 	}
 	if item.Style&yaml.FlowStyle != 0 {
 		return nil, false
 	}
-	// Edit the fields of the existing entry, bottom up so that line numbers hold.
-	type op struct {
-		line   int    // 0-based
-		remove bool   // delete the line
-		text   string // replacement or insertion
-		insert bool   // insert text before line
-	}
-	var ops []op
-	indent := strings.Repeat(" ", item.Column-1)
 	insertAt := endLine(lines, item)
+	edits, ok := entryEdits(lines, item, pin, insertAt)
+	if !ok {
+		return nil, false
+	}
+	return []byte(strings.Join(applyEdits(lines, edits, insertAt), "")), true
+}
+
+// appendImages adds a new images list with the pin's entry at the end of
+// the file.
+func appendImages(data []byte, pin Pin) []byte {
+	var b strings.Builder
+	b.WriteString(string(data))
+	if len(data) > 0 && !bytes.HasSuffix(data, []byte("\n")) {
+		b.WriteString("\n")
+	}
+	b.WriteString("images:\n")
+	b.WriteString(newEntry("", pin))
+	return []byte(b.String())
+}
+
+// findEntry returns the block mapping of the images list that names the
+// image (the last one, when several do), or nil.
+func findEntry(seq *yaml.Node, name string) *yaml.Node {
+	var item *yaml.Node
+	for _, it := range seq.Content {
+		if it.Kind == yaml.MappingNode && entryOf(yaml.NewRNode(it)).Name == name {
+			item = it
+		}
+	}
+	return item
+}
+
+// appendEntry adds the pin's entry after the last entry of a non-empty
+// images list, indented like the entries. It reports false when the last
+// entry is not a block mapping that follows "- " on its first line.
+func appendEntry(lines []string, seq *yaml.Node, pin Pin) ([]byte, bool) {
+	if len(seq.Content) == 0 {
+		return nil, false
+	}
+	last := seq.Content[len(seq.Content)-1]
+	if last.Kind != yaml.MappingNode || last.Style&yaml.FlowStyle != 0 {
+		return nil, false
+	}
+	dash := strings.Repeat(" ", last.Column-3) // "- " precedes the entry's first key
+	if last.Column < 3 || !strings.HasPrefix(strings.TrimLeft(lines[last.Line-1], " "), "- ") {
+		return nil, false
+	}
+	end := endLine(lines, last)
+	entry := newEntry(dash, pin)
+	return []byte(strings.Join(lines[:end], "") + ensureNL(lines[:end]) + entry + strings.Join(lines[end:], "")), true
+}
+
+// lineEdit is one change to the lines of a file.
+type lineEdit struct {
+	line   int    // 0-based
+	remove bool   // delete the line
+	text   string // replacement or insertion
+	insert bool   // insert text before line
+}
+
+// entryEdits lists the line edits that give an existing block entry the
+// pin's fields: a value replaced in place, a missing key inserted at
+// insertAt (the entry's end), a key the pin has no value for removed. It
+// reports false for a layout it cannot edit line by line.
+func entryEdits(lines []string, item *yaml.Node, pin Pin, insertAt int) ([]lineEdit, bool) {
+	var edits []lineEdit
+	indent := strings.Repeat(" ", item.Column-1)
 	for _, f := range fields(pin) {
 		key, val := f[0], f[1]
 		var kn, vn *yaml.Node
@@ -190,14 +220,14 @@ func editInPlace(data []byte, doc *yaml.RNode, pin Pin) ([]byte, bool) {
 		switch {
 		case kn == nil && val == "":
 		case kn == nil:
-			ops = append(ops, op{line: insertAt, insert: true, text: indent + key + ": " + scalar(val, 0) + "\n"})
+			edits = append(edits, lineEdit{line: insertAt, insert: true, text: indent + key + ": " + scalar(val, 0) + "\n"})
 		case vn.Kind != yaml.ScalarNode || vn.Line != kn.Line:
 			return nil, false
 		case val == "":
 			if kn.Line == item.Line { // "- digest: x" on the dash line cannot be dropped alone
 				return nil, false
 			}
-			ops = append(ops, op{line: kn.Line - 1, remove: true})
+			edits = append(edits, lineEdit{line: kn.Line - 1, remove: true})
 		default:
 			l := lines[kn.Line-1]
 			start := vn.Column - 1
@@ -205,19 +235,25 @@ func editInPlace(data []byte, doc *yaml.RNode, pin Pin) ([]byte, bool) {
 			if !ok {
 				return nil, false
 			}
-			ops = append(ops, op{line: kn.Line - 1, text: l[:start] + scalar(val, vn.Style) + l[end:]})
+			edits = append(edits, lineEdit{line: kn.Line - 1, text: l[:start] + scalar(val, vn.Style) + l[end:]})
 		}
 	}
-	// Apply: replacements in place, then insertions and removals from the bottom.
-	for _, o := range ops {
-		if !o.insert && !o.remove {
-			lines[o.line] = o.text
+	return edits, true
+}
+
+// applyEdits applies the edits to lines: replacements in place, then the
+// insertions (all at insertAt) and removals in one pass, so that the line
+// numbers the edits hold stay true.
+func applyEdits(lines []string, edits []lineEdit, insertAt int) []string {
+	for _, e := range edits {
+		if !e.insert && !e.remove {
+			lines[e.line] = e.text
 		}
 	}
 	var inserts []string
-	for _, o := range ops {
-		if o.insert {
-			inserts = append(inserts, o.text)
+	for _, e := range edits {
+		if e.insert {
+			inserts = append(inserts, e.text)
 		}
 	}
 	out := make([]string, 0, len(lines)+len(inserts))
@@ -232,8 +268,8 @@ func editInPlace(data []byte, doc *yaml.RNode, pin Pin) ([]byte, bool) {
 			break
 		}
 		removed := false
-		for _, o := range ops {
-			if o.remove && o.line == i {
+		for _, e := range edits {
+			if e.remove && e.line == i {
 				removed = true
 			}
 		}
@@ -241,7 +277,7 @@ func editInPlace(data []byte, doc *yaml.RNode, pin Pin) ([]byte, bool) {
 			out = append(out, lines[i])
 		}
 	}
-	return []byte(strings.Join(out, "")), true
+	return out
 }
 
 // endLine is the 0-based index of the line after a block mapping's last

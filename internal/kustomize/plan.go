@@ -73,6 +73,29 @@ func Plan(fs filesys.FileSystem, dir string, imgs []Image, mode Mode, keep Keep)
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	c := &Change{Dir: dir, File: file, Before: before, After: before}
+	pins, aliases, err := c.pinImages(fs, entries, imgs, mode, keep)
+	if err != nil {
+		return nil, err
+	}
+	followers, err := c.pinFollowers(entries)
+	if err != nil {
+		return nil, err
+	}
+	pins = append(pins, followers...)
+	if !c.Changed() {
+		return c, nil
+	}
+	if err := c.verify(fs, pins, aliases); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// pinImages sets each image's entry in c.After, unless keep keeps the
+// current pin, and records what happens in c.Images. It returns the pins
+// set and, by entry, the repositories the entries pointed at before (the
+// workloads may still name them).
+func (c *Change) pinImages(fs filesys.FileSystem, entries map[string]Entry, imgs []Image, mode Mode, keep Keep) ([]Pin, map[string][]string, error) {
 	var current []Container // the overlay as it renders now, when needed
 	var pins []Pin
 	aliases := map[string][]string{}
@@ -83,19 +106,14 @@ func Plan(fs filesys.FileSystem, dir string, imgs []Image, mode Mode, keep Keep)
 		}
 		if !ok {
 			if current == nil {
-				if current, err = Render(fs, dir, nil); err != nil {
-					return nil, fmt.Errorf("overlay %s does not render: %w", dir, err)
+				var err error
+				if current, err = Render(fs, c.Dir, nil); err != nil {
+					return nil, nil, fmt.Errorf("overlay %s does not render: %w", c.Dir, err)
 				}
 			}
 			name = discoverName(current, im)
 		}
-		pin := Pin{Name: name, NewName: im.Repository}
-		if mode != ModeDigest {
-			pin.NewTag = im.Tag
-		}
-		if mode != ModeTag {
-			pin.Digest = im.Digest
-		}
+		pin := pinOf(name, im, mode)
 		ic := ImageChange{Image: im.Name, Entry: name, Old: entries[name], New: pin}
 		if ic.Old.Found() && keep != nil {
 			if why := keep(im.Name, ic.Old, pin); why != "" {
@@ -106,7 +124,7 @@ func Plan(fs filesys.FileSystem, dir string, imgs []Image, mode Mode, keep Keep)
 		}
 		after, err := SetImage(c.After, pin)
 		if err != nil {
-			return nil, fmt.Errorf("%s: setting image %s: %w", file, name, err)
+			return nil, nil, fmt.Errorf("%s: setting image %s: %w", c.File, name, err)
 		}
 		ic.Changed = !bytes.Equal(after, c.After)
 		c.After = after
@@ -116,16 +134,37 @@ func Plan(fs filesys.FileSystem, dir string, imgs []Image, mode Mode, keep Keep)
 		pins = append(pins, pin)
 		c.Images = append(c.Images, ic)
 	}
-	// An entry named <entry>-previous follows its entry one release
-	// behind: when the entry's pin moves, it takes the pin the entry had
-	// (or the new one, the first time). A Deployment uses it to keep the
-	// previous release's files at hand (shipit init's assets).
+	return pins, aliases, nil
+}
+
+// pinOf is the pin of entry name for im: the tag, the digest or both, as
+// mode says.
+func pinOf(name string, im Image, mode Mode) Pin {
+	pin := Pin{Name: name, NewName: im.Repository}
+	if mode != ModeDigest {
+		pin.NewTag = im.Tag
+	}
+	if mode != ModeTag {
+		pin.Digest = im.Digest
+	}
+	return pin
+}
+
+// pinFollowers moves the followers of the entries that changed, in
+// c.After, and returns the pins set.
+//
+// An entry named <entry>-previous follows its entry one release
+// behind: when the entry's pin moves, it takes the pin the entry had
+// (or the new one, the first time). A Deployment uses it to keep the
+// previous release's files at hand (shipit init's assets).
+func (c *Change) pinFollowers(entries map[string]Entry) ([]Pin, error) {
+	var pins []Pin
 	for _, ic := range c.Images {
 		follower, ok := entries[ic.Entry+PreviousSuffix]
 		if !ok || !ic.Changed || planned(c.Images, follower.Name) {
 			continue
 		}
-		prev := Pin(ic.Old)
+		prev := ic.Old
 		if ic.Old.NewTag == "" && ic.Old.Digest == "" {
 			prev = ic.New
 		}
@@ -135,26 +174,30 @@ func Plan(fs filesys.FileSystem, dir string, imgs []Image, mode Mode, keep Keep)
 		}
 		after, err := SetImage(c.After, prev)
 		if err != nil {
-			return nil, fmt.Errorf("%s: setting image %s: %w", file, prev.Name, err)
+			return nil, fmt.Errorf("%s: setting image %s: %w", c.File, prev.Name, err)
 		}
 		c.After = after
 		pins = append(pins, prev)
 	}
-	if !c.Changed() {
-		return c, nil
-	}
-	rendered, err := Render(fs, dir, map[string][]byte{file: c.After})
+	return pins, nil
+}
+
+// verify renders the overlay with c.After and checks that every container
+// that runs a pinned image runs its new reference; it records in c.Images
+// what runs each image.
+func (c *Change) verify(fs filesys.FileSystem, pins []Pin, aliases map[string][]string) error {
+	rendered, err := Render(fs, c.Dir, map[string][]byte{c.File: c.After})
 	if err != nil {
-		return nil, fmt.Errorf("overlay %s does not render with the new pins: %w", dir, err)
+		return fmt.Errorf("overlay %s does not render with the new pins: %w", c.Dir, err)
 	}
-	uses, err := CheckPins(dir, rendered, pins, aliases)
+	uses, err := CheckPins(c.Dir, rendered, pins, aliases)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for i := range c.Images {
 		c.Images[i].Uses = uses[c.Images[i].Entry]
 	}
-	return c, nil
+	return nil
 }
 
 // PreviousSuffix names the images entry that follows another one release

@@ -9,7 +9,9 @@ import (
 
 	"sigs.k8s.io/kustomize/api/konfig"
 	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/resource"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/kustomize/kyaml/openapi"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 )
 
@@ -63,7 +65,19 @@ type Output struct {
 	Namespaces []string // the namespaces of its resources, each once
 	// NamespaceObjects are the Namespace resources it declares.
 	NamespaceObjects []string
+	// ClusterScoped are its other cluster-scoped resources (ClusterRole,
+	// CustomResourceDefinition, a custom resource whose definition in the
+	// output says scope: Cluster...).
+	ClusterScoped []Object
 }
+
+// Object names a resource of a rendered overlay.
+type Object struct {
+	APIVersion, Kind, Name string
+}
+
+// String is Kind/name.
+func (o Object) String() string { return o.Kind + "/" + o.Name }
 
 // Render builds an overlay with the kustomize library, with edited files
 // served in place of the ones on fs, and returns every container in it.
@@ -87,6 +101,7 @@ func RenderAll(fs filesys.FileSystem, dir string, edited map[string][]byte) (*Ou
 		return nil, err
 	}
 	out := &Output{}
+	clusterKinds := clusterScopedKinds(rm.Resources())
 	for _, r := range rm.Resources() {
 		id := r.GetKind() + "/" + r.GetName()
 		walkContainers(&r.RNode, func(n *yaml.RNode) {
@@ -99,6 +114,8 @@ func RenderAll(fs filesys.FileSystem, dir string, edited map[string][]byte) (*Ou
 		}
 		if r.GetKind() == "Namespace" {
 			out.NamespaceObjects = append(out.NamespaceObjects, r.GetName())
+		} else if clusterScoped(r.GetApiVersion(), r.GetKind(), clusterKinds) {
+			out.ClusterScoped = append(out.ClusterScoped, Object{APIVersion: r.GetApiVersion(), Kind: r.GetKind(), Name: r.GetName()})
 		}
 		if r.GetKind() != "Ingress" {
 			continue
@@ -121,6 +138,34 @@ func RenderAll(fs filesys.FileSystem, dir string, edited map[string][]byte) (*Ou
 		out.Ingresses = append(out.Ingresses, ing)
 	}
 	return out, nil
+}
+
+// clusterScopedKinds are the group/kind of the custom resources whose
+// definitions among the resources say scope: Cluster.
+func clusterScopedKinds(rs []*resource.Resource) map[string]bool {
+	out := map[string]bool{}
+	for _, r := range rs {
+		if r.GetKind() != "CustomResourceDefinition" {
+			continue
+		}
+		scope, _ := r.GetString("spec.scope")
+		group, _ := r.GetString("spec.group")
+		kind, _ := r.GetString("spec.names.kind")
+		if scope == "Cluster" && kind != "" {
+			out[group+"/"+kind] = true
+		}
+	}
+	return out
+}
+
+// clusterScoped reports whether a kind is cluster-scoped: by the
+// Kubernetes schema kustomize knows, or by a definition in the output.
+func clusterScoped(apiVersion, kind string, defined map[string]bool) bool {
+	group := ""
+	if g, _, ok := strings.Cut(apiVersion, "/"); ok {
+		group = g
+	}
+	return defined[group+"/"+kind] || openapi.IsCertainlyClusterScoped(yaml.TypeMeta{APIVersion: apiVersion, Kind: kind})
 }
 
 func elements(n *yaml.RNode) []*yaml.RNode {

@@ -421,8 +421,8 @@ func DeleteUnsupported(err error) bool {
 	return false
 }
 
-// Image and Index are what Push writes.
-type (
-	Image = v1.Image
-	Index = v1.ImageIndex
-)
+// Image is an image Push writes.
+type Image = v1.Image
+
+// Index is an image index Push writes.
+type Index = v1.ImageIndex

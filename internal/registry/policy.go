@@ -81,7 +81,7 @@ type StallError struct {
 }
 
 func (e *StallError) Error() string {
-	return fmt.Sprintf("%s sent nothing for %s in answer to %s %s: giving up on it (is the registry up? set --timeout to bound the whole command)", e.Host, e.Idle, e.Method, e.Path)
+	return fmt.Sprintf("%s sent nothing for %s in answer to %s %s: giving up on it (is the registry up?)", e.Host, e.Idle, e.Method, e.Path)
 }
 
 // UpgradeError is a request that go-containerregistry meant to send in

@@ -33,6 +33,12 @@ type Spec struct {
 	Host      string   // this preview's host: every Ingress host becomes it; "" keeps them
 	Max       int      // at most this many previews; 0: no limit
 	Patches   []string // kustomize patch files added to every preview, as configured
+	// Reserved are namespaces no preview may use besides default and
+	// kube-*: where Argo CD runs.
+	Reserved []string
+	// Environments are every environment's overlays, as configured: no
+	// preview may use a namespace one of them renders into.
+	Environments []string
 }
 
 // UpOptions configure preview up: a release's options (the record,
@@ -53,6 +59,9 @@ type UpResult struct {
 	Images    []release.ImageResult `json:"images"`
 	Changed   bool                  `json:"changed"`
 	Kept      string                `json:"kept,omitempty"` // why the preview stays as it was (a newer build runs there)
+	// LeftOut are the source's cluster-scoped objects the preview does not
+	// hold (Kind/name).
+	LeftOut []string `json:"leftOut,omitempty"`
 	gitops.Change
 }
 
@@ -107,7 +116,7 @@ func (e *MaxError) Error() string {
 		e.Max, len(e.Existing), strings.Join(names, ", "))
 }
 
-// PreviewUp pushes the build (as release does) and writes the preview's
+// Up pushes the build (as release does) and writes the preview's
 // folder: a kustomization built on the source environment's first overlay,
 // in its own namespace, with every image pinned to this build and every
 // Ingress host made the preview's. One commit, pushed with release's
@@ -125,7 +134,7 @@ func Up(ctx context.Context, o UpOptions) (*UpResult, error) {
 	if err != nil {
 		return res, err
 	}
-	err = gitops.With(ctx, o.Deploy.Target, func(w *gitops.Workspace) error {
+	err = gitops.With(ctx, o.Deploy.Target, o.reads(), func(w *gitops.Workspace) error {
 		return w.PublishChange(ctx, &res.Change, func(ctx context.Context) ([]string, string, error) {
 			paths, err := planPreview(ctx, o, w, res)
 			if err != nil || len(paths) == 0 {
@@ -144,74 +153,26 @@ func Up(ctx context.Context, o UpOptions) (*UpResult, error) {
 // planPreview writes the preview's kustomization in the clone and checks
 // it; it returns the paths to commit (none: nothing changes).
 func planPreview(ctx context.Context, o UpOptions, w *gitops.Workspace, res *UpResult) ([]string, error) {
-	res.Changed, res.Kept, res.URL = false, "", ""
-	dir := o.Deploy.InRepo(o.Spec.Dir)
-	folder := filepath.Join(dir, o.Name)
-	if err := w.CheckOverlay(folder); err != nil {
+	res.Changed, res.Kept, res.URL, res.LeftOut = false, "", "", nil
+	folder := filepath.Join(o.Deploy.InRepo(o.Spec.Dir), o.Name)
+	if err := checkRoom(ctx, o, w, folder); err != nil {
 		return nil, err
 	}
-	existing, err := read(w, dir)
+	if err := checkNamespace(w, o); err != nil {
+		return nil, err
+	}
+	src, out, pins, err := sourceOverlay(o, w, res)
 	if err != nil {
 		return nil, err
 	}
-	var others []Preview
-	here := false
-	for _, p := range existing {
-		if p.Name == o.Name {
-			here = true
-		} else {
-			others = append(others, p)
-		}
-	}
-	if !here && o.Spec.Max > 0 && len(others) >= o.Spec.Max {
-		if err := dateUpdates(ctx, w, others); err != nil {
-			return nil, err
-		}
-		return nil, &MaxError{Max: o.Spec.Max, Existing: others, Now: time.Now()}
-	}
-
-	// The source overlay, as it renders now: the images' names in it (its
-	// own pins have already rewritten them) and its Ingresses.
-	src := o.Deploy.InRepo(o.Spec.From[0])
-	entries, err := w.Entries(src, o.Spec.From[0]) // checks the overlay before anything reads it
-	if err != nil {
-		return nil, err
-	}
-	fsys := kustomize.DiskFS()
-	out, err := kustomize.RenderAll(fsys, w.Abs(src), nil)
-	if err != nil {
-		return nil, fmt.Errorf("%s (in %s) does not render: %w", o.Spec.From[0], w.URL(), w.Clean(err))
-	}
-	var pins []kustomize.Pin
-	for i, im := range res.Images {
-		repository := o.Record.Images[i].Repository
-		name, err := runningName(out.Containers, entries, release.PinImage{Name: im.Name, Repository: repository, KustomizeName: o.KustomizeNames[im.Name]}, o.Spec.From[0])
-		if err != nil {
-			return nil, err
-		}
-		pins = append(pins, kustomize.Pin{Name: name, NewName: repository, NewTag: o.Record.Tag, Digest: im.Digest})
-	}
-
-	// Forward only: a preview that runs a newer build stays.
 	file := filepath.Join(folder, File)
 	before, err := w.ReadFile(file)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	if before != nil {
-		cur, err := kustomize.Images(before)
-		if err != nil {
-			return nil, fmt.Errorf("%s/%s: %w", res.Path, File, err)
-		}
-		for _, p := range pins {
-			if why := release.Forward(cur[p.Name], p); why != "" {
-				res.Kept = fmt.Sprintf("preview %s keeps its images: %s", o.Name, why)
-				res.URL = previewURL(before)
-				return nil, nil
-			}
-		}
+	if kept, err := newerThere(o, res, before, pins); kept || err != nil {
+		return nil, err
 	}
-
 	rel := func(p string) string {
 		r, _ := filepath.Rel(folder, p)
 		return filepath.ToSlash(r)
@@ -224,17 +185,14 @@ func planPreview(ctx context.Context, o UpOptions, w *gitops.Workspace, res *UpR
 		}
 		patches = append(patches, rel(pp))
 	}
-	url := ""
-	if o.Spec.Host != "" && len(out.Ingresses) > 0 {
-		url = "http://" + o.Spec.Host
-		for _, ing := range out.Ingresses {
-			if len(ing.TLS) > 0 {
-				url = "https://" + o.Spec.Host
-			}
-		}
+	res.URL = previewURLFor(o.Spec.Host, out.Ingresses)
+	for _, c := range out.ClusterScoped {
+		res.LeftOut = append(res.LeftOut, c.String())
 	}
-	content := previewKustomization(o, rel(src), patches, out.Ingresses, out.NamespaceObjects, pins, url)
-	res.URL = url
+	if len(res.LeftOut) > 0 {
+		progress.Infof(o.Events, "preview %s leaves out what %s holds outside a namespace (%s): a preview holds only objects of its own namespace", o.Name, o.Spec.From[0], strings.Join(res.LeftOut, ", "))
+	}
+	content := previewKustomization(o, rel(src), patches, out, pins, res.URL)
 	if bytes.Equal(before, content) {
 		return nil, nil
 	}
@@ -244,25 +202,121 @@ func planPreview(ctx context.Context, o UpOptions, w *gitops.Workspace, res *UpR
 	if err := w.WriteFile(file, content); err != nil {
 		return nil, err
 	}
-	// The preview must render, in its namespace, running this build in
-	// every container of its images.
-	rendered, err := kustomize.RenderAll(fsys, w.Abs(folder), nil)
-	if err != nil {
-		return nil, fmt.Errorf("preview %s does not render: %w", o.Name, w.Clean(err))
-	}
-	if _, err := kustomize.CheckPins(res.Path, rendered.Containers, pins, nil); err != nil {
+	if err := checkRendered(o, w, folder, res.Path, pins); err != nil {
 		return nil, err
 	}
+	res.Changed = true
+	return []string{file}, nil
+}
+
+// checkRoom refuses a new preview past deploy.previews.max.
+func checkRoom(ctx context.Context, o UpOptions, w *gitops.Workspace, folder string) error {
+	if err := w.CheckOverlay(folder); err != nil {
+		return err
+	}
+	existing, err := read(w, filepath.Dir(folder))
+	if err != nil {
+		return err
+	}
+	var others []Preview
+	here := false
+	for _, p := range existing {
+		if p.Name == o.Name {
+			here = true
+		} else {
+			others = append(others, p)
+		}
+	}
+	if !here && o.Spec.Max > 0 && len(others) >= o.Spec.Max {
+		if err := dateUpdates(ctx, w, others); err != nil {
+			return err
+		}
+		return &MaxError{Max: o.Spec.Max, Existing: others, Now: time.Now()}
+	}
+	return nil
+}
+
+// sourceOverlay renders the source overlay as it is now, and pins every
+// image of the build under the name it runs with there (its own pins
+// have already rewritten them).
+func sourceOverlay(o UpOptions, w *gitops.Workspace, res *UpResult) (string, *kustomize.Output, []kustomize.Pin, error) {
+	src := o.Deploy.InRepo(o.Spec.From[0])
+	entries, err := w.Entries(src, o.Spec.From[0]) // checks the overlay before anything reads it
+	if err != nil {
+		return "", nil, nil, err
+	}
+	out, err := kustomize.RenderAll(kustomize.DiskFS(), w.Abs(src), nil)
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("%s (in %s) does not render: %w", o.Spec.From[0], w.URL(), w.Clean(err))
+	}
+	var pins []kustomize.Pin
+	for i, im := range res.Images {
+		repository := o.Record.Images[i].Repository
+		name, err := runningName(out.Containers, entries, release.PinImage{Name: im.Name, Repository: repository, KustomizeName: o.KustomizeNames[im.Name]}, o.Spec.From[0])
+		if err != nil {
+			return "", nil, nil, err
+		}
+		pins = append(pins, kustomize.Pin{Name: name, NewName: repository, NewTag: o.Record.Tag, Digest: im.Digest})
+	}
+	return src, out, pins, nil
+}
+
+// newerThere keeps a preview that runs a newer build (forward only).
+func newerThere(o UpOptions, res *UpResult, before []byte, pins []kustomize.Pin) (bool, error) {
+	if before == nil {
+		return false, nil
+	}
+	cur, err := kustomize.Images(before)
+	if err != nil {
+		return false, fmt.Errorf("%s/%s: %w", res.Path, File, err)
+	}
+	for _, p := range pins {
+		if why := release.Forward(cur[p.Name], p); why != "" {
+			res.Kept = fmt.Sprintf("preview %s keeps its images: %s", o.Name, why)
+			res.URL = previewURL(before)
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// previewURLFor is the preview's URL: its host, over HTTPS when an
+// Ingress of the source has TLS; "" without a host or an Ingress.
+func previewURLFor(host string, ings []kustomize.Ingress) string {
+	if host == "" || len(ings) == 0 {
+		return ""
+	}
+	for _, ing := range ings {
+		if len(ing.TLS) > 0 {
+			return "https://" + host
+		}
+	}
+	return "http://" + host
+}
+
+// checkRendered renders the written preview: it must render, in its
+// namespace and nowhere else, with nothing outside a namespace, running
+// this build in every container of its images.
+func checkRendered(o UpOptions, w *gitops.Workspace, folder, shown string, pins []kustomize.Pin) error {
+	rendered, err := kustomize.RenderAll(kustomize.DiskFS(), w.Abs(folder), nil)
+	if err != nil {
+		return fmt.Errorf("preview %s does not render: %w", o.Name, w.Clean(err))
+	}
+	if _, err := kustomize.CheckPins(shown, rendered.Containers, pins, nil); err != nil {
+		return err
+	}
 	if len(rendered.NamespaceObjects) > 0 {
-		return nil, fmt.Errorf("preview %s still renders the Namespace %s", o.Name, rendered.NamespaceObjects[0])
+		return fmt.Errorf("preview %s still renders the Namespace %s", o.Name, rendered.NamespaceObjects[0])
+	}
+	if len(rendered.ClusterScoped) > 0 {
+		return fmt.Errorf("preview %s still renders %s, which is outside any namespace: a preview holds only objects of its own namespace", o.Name, rendered.ClusterScoped[0])
 	}
 	for _, ns := range rendered.Namespaces {
 		if ns != o.Spec.Namespace {
-			return nil, fmt.Errorf("preview %s renders a resource in namespace %s, not %s: the namespace of every resource must be the preview's", o.Name, ns, o.Spec.Namespace)
+			return fmt.Errorf("preview %s renders a resource in namespace %s, not %s: the namespace of every resource must be the preview's", o.Name, ns, o.Spec.Namespace)
 		}
 	}
-	res.Changed = true
-	return []string{filepath.Join(folder, File)}, nil
+	return nil
 }
 
 // runningName is the name an image has in the source overlay's output:
@@ -288,7 +342,8 @@ func runningName(cs []kustomize.Container, entries map[string]kustomize.Entry, i
 }
 
 // previewKustomization is the preview's kustomization.yaml.
-func previewKustomization(o UpOptions, source string, patches []string, ings []kustomize.Ingress, namespaces []string, pins []kustomize.Pin, url string) []byte {
+func previewKustomization(o UpOptions, source string, patches []string, out *kustomize.Output, pins []kustomize.Pin, url string) []byte {
+	ings, namespaces := out.Ingresses, out.NamespaceObjects
 	var b strings.Builder
 	fmt.Fprintf(&b, "# shipit preview %s: written by `shipit preview up`, removed by `shipit preview down %s`.\n", o.Name, o.Name)
 	fmt.Fprintf(&b, "# Built on %s, running build %s. Edit the source overlay or deploy.previews, not this file.\n", source, o.Record.Tag)
@@ -297,7 +352,7 @@ func previewKustomization(o UpOptions, source string, patches []string, ings []k
 	}
 	b.WriteString("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n")
 	fmt.Fprintf(&b, "namespace: %s\nresources:\n  - %s\n", o.Spec.Namespace, source)
-	if len(patches) > 0 || (o.Spec.Host != "" && len(ings) > 0) || len(namespaces) > 0 {
+	if len(patches) > 0 || (o.Spec.Host != "" && len(ings) > 0) || len(namespaces) > 0 || len(out.ClusterScoped) > 0 {
 		b.WriteString("patches:\n")
 		for _, p := range patches {
 			fmt.Fprintf(&b, "  - path: %s\n", p)
@@ -306,6 +361,12 @@ func previewKustomization(o UpOptions, source string, patches []string, ings []k
 		// creates the preview's (CreateNamespace=true).
 		for _, ns := range namespaces {
 			fmt.Fprintf(&b, "  - patch: |-\n      apiVersion: v1\n      kind: Namespace\n      metadata: {name: %s}\n      $patch: delete\n", ns)
+		}
+		// Nor are its other cluster-scoped objects: a preview that held a
+		// ClusterRole or a CustomResourceDefinition under the source's name
+		// would delete the environment's when it is taken down.
+		for _, c := range out.ClusterScoped {
+			fmt.Fprintf(&b, "  - patch: |-\n      apiVersion: %s\n      kind: %s\n      metadata: {name: %s}\n      $patch: delete\n", c.APIVersion, c.Kind, c.Name)
 		}
 		if o.Spec.Host != "" {
 			for _, ing := range ings {
@@ -397,7 +458,7 @@ func read(w *gitops.Workspace, dir string) ([]Preview, error) {
 		}
 		p.Entries = entries
 		for _, en := range entries {
-			p.Images = append(p.Images, kustomize.Pin(en).Ref())
+			p.Images = append(p.Images, en.Ref())
 		}
 		sort.Strings(p.Images)
 		out = append(out, p)
@@ -418,10 +479,10 @@ func dateUpdates(ctx context.Context, w *gitops.Workspace, ps []Preview) error {
 	return nil
 }
 
-// ListPreviews reads the previews at the head of the deploy branch.
+// List reads the previews at the head of the deploy branch.
 func List(ctx context.Context, d release.Deploy, dir string) ([]Preview, error) {
 	var out []Preview
-	err := gitops.With(ctx, d.Target, func(w *gitops.Workspace) error {
+	err := gitops.With(ctx, d.Target, []string{d.InRepo(dir)}, func(w *gitops.Workspace) error {
 		var err error
 		if out, err = read(w, d.InRepo(dir)); err != nil {
 			return err
@@ -437,7 +498,7 @@ type DownResult struct {
 	gitops.Change
 }
 
-// PreviewDown removes previews' folders in one commit. A preview that is
+// Down removes previews' folders in one commit. A preview that is
 // not there is not an error: there is nothing to remove.
 func Down(ctx context.Context, d release.Deploy, dir string, names []string, dryRun bool, events progress.Sink) (*DownResult, error) {
 	res := &DownResult{}
@@ -447,7 +508,7 @@ func Down(ctx context.Context, d release.Deploy, dir string, names []string, dry
 			return res, fmt.Errorf("%q is not a preview name", n)
 		}
 	}
-	err := gitops.With(ctx, d.Target, func(w *gitops.Workspace) error {
+	err := gitops.With(ctx, d.Target, []string{d.InRepo(dir)}, func(w *gitops.Workspace) error {
 		apply := func(ctx context.Context) ([]string, string, error) {
 			res.Removed = nil
 			var paths []string
@@ -508,6 +569,58 @@ func OlderThan(ps []Preview, d time.Duration, now time.Time) []string {
 		if now.Sub(p.Updated) > d {
 			out = append(out, p.Name)
 		}
+	}
+	return out
+}
+
+// NamespaceError is a preview namespace that belongs to something else:
+// an environment, the cluster's own, or Argo CD's. The user's to fix.
+type NamespaceError struct {
+	Namespace, Why string
+}
+
+func (e *NamespaceError) Error() string {
+	return fmt.Sprintf("preview namespace %s %s: a preview needs a namespace of its own (set deploy.previews.namespace, for example \"shop-{{.Name}}\")", e.Namespace, e.Why)
+}
+
+// BadInput marks the error as the user's to fix (exit code 2).
+func (e *NamespaceError) BadInput() bool { return true }
+
+// checkNamespace refuses a preview namespace that is default, kube-*,
+// Argo CD's, or one an environment's overlay renders into.
+func checkNamespace(w *gitops.Workspace, o UpOptions) error {
+	ns := o.Spec.Namespace
+	switch {
+	case ns == "default" || strings.HasPrefix(ns, "kube-"):
+		return &NamespaceError{Namespace: ns, Why: "is the cluster's own"}
+	case slices.Contains(o.Spec.Reserved, ns):
+		return &NamespaceError{Namespace: ns, Why: "is where Argo CD runs"}
+	}
+	for _, ov := range o.Spec.Environments {
+		rel := o.Deploy.InRepo(ov)
+		if err := w.CheckOverlay(rel); err != nil {
+			return err
+		}
+		out, err := kustomize.RenderAll(kustomize.DiskFS(), w.Abs(rel), nil)
+		if err != nil {
+			return fmt.Errorf("%s (in %s) does not render: %w", ov, w.URL(), w.Clean(err))
+		}
+		if slices.Contains(out.Namespaces, ns) || slices.Contains(out.NamespaceObjects, ns) {
+			return &NamespaceError{Namespace: ns, Why: "is where " + ov + " renders its resources"}
+		}
+	}
+	return nil
+}
+
+// reads are the directories preview up reads: the previews folder, the
+// source overlay, every environment's overlay, and the patches'.
+func (o UpOptions) reads() []string {
+	out := []string{o.Deploy.InRepo(o.Spec.Dir)}
+	for _, ov := range append(append([]string(nil), o.Spec.From...), o.Spec.Environments...) {
+		out = append(out, o.Deploy.InRepo(ov))
+	}
+	for _, p := range o.Spec.Patches {
+		out = append(out, filepath.Dir(o.Deploy.InRepo(p)))
 	}
 	return out
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -21,7 +22,7 @@ import (
 // life, and returns its host:port.
 func Serve(t testing.TB, wrap ...func(http.Handler) http.Handler) string {
 	t.Helper()
-	var h http.Handler = ggcr.New(ggcr.Logger(log.New(io.Discard, "", 0)), ggcr.WithReferrersSupport(true))
+	h := ggcr.New(ggcr.Logger(log.New(io.Discard, "", 0)), ggcr.WithReferrersSupport(true))
 	for _, w := range wrap {
 		h = w(h)
 	}
@@ -34,4 +35,16 @@ func Serve(t testing.TB, wrap ...func(http.Handler) http.Handler) string {
 // policy: plain HTTP to loopback only.
 func Client() *registry.Client {
 	return &registry.Client{Keychain: authn.DefaultKeychain}
+}
+
+// Count is a wrapper for Serve that counts the requests that match.
+func Count(n *atomic.Int64, match func(*http.Request) bool) func(http.Handler) http.Handler {
+	return func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if match(r) {
+				n.Add(1)
+			}
+			h.ServeHTTP(w, r)
+		})
+	}
 }
