@@ -9,8 +9,9 @@ import (
 )
 
 // History reads of a clone: the commits that changed a directory, the
-// files a directory held at a commit, a deeper history when the walk
-// needs it, and the branch's new head. They serve retention, which must
+// files a directory held at a commit (their content fetched in one
+// request), a deeper history when the walk needs it, and whether the
+// branch moved. They serve retention, which must
 // know what each overlay pinned before, at its own pace.
 
 // Shallow reports whether the clone's history is cut short (the branch
@@ -27,18 +28,6 @@ func (r *Repo) Deepen(ctx context.Context, n int) error {
 		return fmt.Errorf("fetching older history of %s %s: %w", r.URL, r.Branch, err)
 	}
 	return nil
-}
-
-// Update moves the clone to the remote branch's current head, with its
-// last depth commits, and returns that head.
-func (r *Repo) Update(ctx context.Context, depth int) (string, error) {
-	if _, err := r.git.Run(ctx, "fetch", "--quiet", "--no-tags", "--depth", strconv.Itoa(max(depth, 1)), "--", "origin", "refs/heads/"+r.Branch); err != nil {
-		return "", fmt.Errorf("fetching %s %s: %w", r.URL, r.Branch, err)
-	}
-	if _, err := r.git.Run(ctx, "reset", "--quiet", "--hard", "FETCH_HEAD"); err != nil {
-		return "", err
-	}
-	return r.Head(ctx)
 }
 
 // RemoteHead is the commit the remote branch points at now, read without
@@ -70,13 +59,13 @@ type TreeFile struct {
 	Name   string // the file's name in its directory
 	Mode   string // git's mode: 100644 for a regular file
 	Object string
-	Size   int64
 }
 
 // FilesAt lists the entries directly in dir (relative to the root) at a
-// commit; none when the commit has no such directory.
+// commit; none when the commit has no such directory. It reads trees
+// only: no file content is fetched.
 func (r *Repo) FilesAt(ctx context.Context, rev, dir string) ([]TreeFile, error) {
-	out, err := r.git.Run(ctx, "--literal-pathspecs", "ls-tree", "-z", "--format=%(objectmode) %(objecttype) %(objectname) %(objectsize)%x09%(path)",
+	out, err := r.git.Run(ctx, "--literal-pathspecs", "ls-tree", "-z", "--format=%(objectmode) %(objecttype) %(objectname)%x09%(path)",
 		rev, "--", filepath.ToSlash(dir)+"/")
 	if err != nil {
 		return nil, err
@@ -85,24 +74,51 @@ func (r *Repo) FilesAt(ctx context.Context, rev, dir string) ([]TreeFile, error)
 	for _, rec := range strings.Split(out, "\x00") {
 		meta, path, ok := strings.Cut(rec, "\t")
 		f := strings.Fields(meta)
-		if !ok || len(f) != 4 {
+		if !ok || len(f) != 3 {
 			continue
 		}
-		size, _ := strconv.ParseInt(f[3], 10, 64) // "-" for a tree
-		files = append(files, TreeFile{Name: filepath.Base(path), Mode: f[0], Object: f[2], Size: size})
+		files = append(files, TreeFile{Name: filepath.Base(path), Mode: f[0], Object: f[2]})
 	}
 	return files, nil
 }
 
 // ReadTree reads a file FilesAt listed: a regular file of at most MaxBlob
-// bytes, else an error.
+// bytes, else an error. (Its content is fetched if the clone lacks it:
+// Prefetch first, for many.)
 func (r *Repo) ReadTree(ctx context.Context, f TreeFile) ([]byte, error) {
 	if f.Mode != "100644" && f.Mode != "100755" {
 		return nil, fmt.Errorf("%s is not a regular file (mode %s)", f.Name, f.Mode)
 	}
-	if f.Size > MaxBlob {
-		return nil, fmt.Errorf("%s is larger than %d bytes", f.Name, MaxBlob)
+	size, err := r.git.Run(ctx, "cat-file", "-s", f.Object)
+	if err != nil {
+		return nil, err
+	}
+	if n, err := strconv.ParseInt(strings.TrimSpace(size), 10, 64); err != nil || n > MaxBlob {
+		return nil, &TooLargeError{Name: f.Name}
 	}
 	out, err := r.git.Run(ctx, "cat-file", "blob", f.Object)
 	return []byte(out), err
+}
+
+// TooLargeError is a file past MaxBlob.
+type TooLargeError struct{ Name string }
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("%s is larger than %d bytes", e.Name, MaxBlob)
+}
+
+// Prefetch fetches the content of these objects in one request, in a
+// blobless clone (where git would fetch each one on its first read, a
+// request apiece). A clone with every blob does nothing.
+func (r *Repo) Prefetch(ctx context.Context, objects []string) error {
+	if r.NoFilter || len(objects) == 0 {
+		return nil
+	}
+	g := r.git
+	g.Stdin = strings.NewReader(strings.Join(objects, "\n") + "\n")
+	if _, err := g.Run(ctx, "-c", "fetch.negotiationAlgorithm=noop", "fetch", "--quiet", "--no-tags", "--no-write-fetch-head",
+		"--recurse-submodules=no", "--filter=blob:none", "--stdin", "origin"); err != nil {
+		return fmt.Errorf("fetching %d files of %s's history: %w", len(objects), r.URL, err)
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -39,9 +40,10 @@ func TestHistoryReads(t *testing.T) {
 	git(t, work, "push", "-q", "origin", "HEAD:main")
 
 	ctx := context.Background()
+	git(t, bare, "config", "uploadpack.allowFilter", "true")
 	r, err := Branch{URL: bare, Name: "main"}.Clone(ctx, filepath.Join(t.TempDir(), "c"), 4)
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || r.NoFilter {
+		t.Fatalf("a blobless clone: %v (whole: %v)", err, r != nil && r.NoFilter)
 	}
 	if s, err := r.Shallow(ctx); err != nil || !s {
 		t.Fatalf("a depth-4 clone is not shallow: %v %v", s, err)
@@ -61,6 +63,24 @@ func TestHistoryReads(t *testing.T) {
 	}
 	if revs, _ = r.Changes(ctx, "prod", 100); len(revs) != 3 || revs[2] != first {
 		t.Errorf("changes of prod: %v, want 3 ending with %s", revs, first)
+	}
+	// An old file's content is not in the blobless clone until fetched,
+	// in one request for all.
+	old, err := r.FilesAt(ctx, first, "prod")
+	if err != nil || len(old) != 1 {
+		t.Fatalf("files of prod at its first commit: %+v %v", old, err)
+	}
+	missing := func() bool {
+		return strings.Contains(git(t, r.Dir, "rev-list", "--objects", "--missing=print", first), "?"+old[0].Object)
+	}
+	if !missing() {
+		t.Fatalf("the old blob %s is in the clone already:\n%s", old[0].Object, git(t, r.Dir, "rev-list", "--objects", "--missing=print", first))
+	}
+	if err := r.Prefetch(ctx, []string{old[0].Object}); err != nil || missing() {
+		t.Fatalf("Prefetch: %v; still missing: %v", err, missing())
+	}
+	if data, err := r.ReadTree(ctx, old[0]); err != nil || string(data) != "old\n" {
+		t.Errorf("read %q %v", data, err)
 	}
 	files, err := r.FilesAt(ctx, revs[0], "prod")
 	if err != nil || len(files) != 2 {
@@ -88,17 +108,11 @@ func TestHistoryReads(t *testing.T) {
 		t.Errorf("a directory not there yet: %+v %v", files, err)
 	}
 
-	// The branch moves: RemoteHead sees it, Update follows it.
+	// The branch moves: RemoteHead sees it.
 	write("prod/kustomization.yaml", "newer\n")
 	git(t, work, "push", "-q", "origin", "HEAD:main")
 	want := git(t, work, "rev-parse", "HEAD")
 	if got, err := r.RemoteHead(ctx); err != nil || got != want {
 		t.Errorf("RemoteHead = %s %v, want %s", got, err, want)
-	}
-	if got, err := r.Update(ctx, 20); err != nil || got != want {
-		t.Errorf("Update = %s %v, want %s", got, err, want)
-	}
-	if revs, _ = r.Changes(ctx, "prod", 100); len(revs) != 4 {
-		t.Errorf("after Update, changes of prod: %v", revs)
 	}
 }

@@ -145,6 +145,7 @@ func BenchmarkPruneHistoryWalk(b *testing.B) {
 	host, _ := manyTags(b, 3)
 	repo := host + "/team/web"
 	bare := gitOpsRemote(b)
+	gitT(b, bare, "config", "uploadpack.allowFilter", "true") // a blobless workspace, as with hosted git
 	work := filepath.Join(b.TempDir(), "w")
 	gitT(b, filepath.Dir(work), "clone", "-q", bare, work)
 	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)

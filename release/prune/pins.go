@@ -50,8 +50,9 @@ func (e *OverlayError) BadInput() bool { return true }
 type pinSource struct {
 	o     Options
 	w     *gitops.Workspace
-	depth int    // commits the clone holds
-	head  string // the commit the pins were read at
+	dirs  []string // what prune reads: the overlays (and what they reach) and the previews
+	depth int      // commits the clone holds
+	head  string   // the commit the pins were read at
 	// seen caches what an overlay held at a commit (commit and directory):
 	// commits do not change, and each deepening walks again from the head.
 	seen map[[2]string]overlayFiles
@@ -65,15 +66,20 @@ type overlayFiles struct {
 }
 
 func openPins(ctx context.Context, o Options) (*pinSource, error) {
-	w, err := gitops.Open(ctx, o.Deploy.Target, firstDepth)
-	if err != nil {
-		return nil, err
+	s := &pinSource{o: o, depth: firstDepth, seen: map[[2]string]overlayFiles{}}
+	for _, ov := range o.Deploy.Overlays {
+		s.dirs = append(s.dirs, o.Deploy.InRepo(ov))
 	}
-	return &pinSource{o: o, w: w, depth: firstDepth, seen: map[[2]string]overlayFiles{}}, nil
+	if o.PreviewDir != "" {
+		s.dirs = append(s.dirs, o.Deploy.InRepo(o.PreviewDir))
+	}
+	var err error
+	s.w, err = gitops.Open(ctx, o.Deploy.Target, s.depth, s.dirs...)
+	return s, err
 }
 
 func (s *pinSource) close() {
-	if s != nil && s.w != nil {
+	if s.w != nil {
 		s.w.Close()
 	}
 }
@@ -106,16 +112,18 @@ func (s *pinSource) read(ctx context.Context) (map[string]keptRefs, error) {
 }
 
 // moved reports whether the branch moved since the pins were read, and
-// moves the clone to its new head if so.
+// clones its new head if so (what the overlays reach may have changed).
 func (s *pinSource) moved(ctx context.Context) (bool, error) {
-	repo := s.w.Repo()
-	remote, err := repo.RemoteHead(ctx)
+	remote, err := s.w.Repo().RemoteHead(ctx)
 	if err != nil || remote == s.head {
 		return false, err
 	}
-	if _, err := repo.Update(ctx, s.depth); err != nil {
+	w, err := gitops.Open(ctx, s.o.Deploy.Target, s.depth, s.dirs...)
+	if err != nil {
 		return false, err
 	}
+	s.w.Close()
+	s.w = w
 	return true, nil
 }
 
@@ -211,19 +219,19 @@ func (s *pinSource) overlay(ctx context.Context, ov string, out map[string]keptR
 	if err != nil {
 		return false, err
 	}
-	for _, rev := range revs {
-		at, ok := s.seen[[2]string{rev, dir}]
-		if !ok {
-			at.entries, at.sources = filesAt(ctx, w.Repo(), rev, dir)
-			s.seen[[2]string{rev, dir}] = at
+	for i, rev := range revs {
+		if i%loadBatch == 0 {
+			if err := s.load(ctx, revs[i:min(i+loadBatch, len(revs))], dir); err != nil {
+				return false, err
+			}
 		}
-		entries, sources := at.entries, at.sources
+		at := s.seen[[2]string{rev, dir}]
 		for _, im := range o.Images {
 			m, ok := seen[im.Name]
 			if !ok || len(m) >= o.KeepHistory {
 				continue
 			}
-			if p, ok := pinsOf(im, entries, sources, out[im.Name], KeepHistory); ok {
+			if p, ok := pinsOf(im, at.entries, at.sources, out[im.Name], KeepHistory); ok {
 				m[p] = true
 			}
 		}
@@ -232,6 +240,60 @@ func (s *pinSource) overlay(ctx context.Context, ov string, out map[string]keptR
 		}
 	}
 	return true, nil
+}
+
+// loadBatch is how many commits' overlay files are fetched in one request
+// (the clone is blobless: git has no file content it was not asked for).
+const loadBatch = 32
+
+// load reads an overlay's files at these commits (those not read before):
+// the listings first, then the content of every kustomization and
+// .argocd-source file among them in one fetch. A file that cannot be
+// parsed pins nothing; one that cannot be fetched is an error.
+func (s *pinSource) load(ctx context.Context, revs []string, dir string) error {
+	repo := s.w.Repo()
+	listed := map[string][]gitops.TreeFile{}
+	var objects []string
+	for _, rev := range revs {
+		if _, ok := s.seen[[2]string{rev, dir}]; ok {
+			continue
+		}
+		files, err := repo.FilesAt(ctx, rev, dir)
+		if err != nil {
+			return err
+		}
+		for _, f := range files {
+			if pinFile(f) {
+				listed[rev] = append(listed[rev], f)
+				objects = append(objects, f.Object)
+			}
+		}
+		if _, ok := listed[rev]; !ok {
+			s.seen[[2]string{rev, dir}] = overlayFiles{}
+		}
+	}
+	slices.Sort(objects)
+	if err := repo.Prefetch(ctx, slices.Compact(objects)); err != nil {
+		return err
+	}
+	for rev, files := range listed {
+		at, err := parseFiles(ctx, repo, files)
+		if err != nil {
+			return err
+		}
+		s.seen[[2]string{rev, dir}] = at
+	}
+	return nil
+}
+
+// pinFile: a regular file that pins images (a
+// kustomization or an .argocd-source file).
+func pinFile(f gitops.TreeFile) bool {
+	if f.Mode != "100644" && f.Mode != "100755" {
+		return false
+	}
+	return slices.Contains(konfig.RecognizedKustomizationFileNames(), f.Name) ||
+		strings.HasPrefix(f.Name, ".argocd-source") && strings.HasSuffix(f.Name, ".yaml")
 }
 
 // rendered adds what the overlay renders to at the head: every container
@@ -304,40 +366,48 @@ func headSources(w *gitops.Workspace, dir, ov string) ([]map[string]kustomize.En
 	return out, nil
 }
 
-// filesAt reads an overlay's kustomization entries and .argocd-source
-// images as they were at a commit. An old commit's missing or broken file
-// pins nothing.
-func filesAt(ctx context.Context, repo *gitops.Repo, rev, dir string) (map[string]kustomize.Entry, []map[string]kustomize.Entry) {
-	files, err := repo.FilesAt(ctx, rev, dir)
-	if err != nil {
-		return nil, nil
-	}
+// parseFiles reads an overlay's kustomization entries and .argocd-source
+// images from its files at a commit. A broken file pins nothing.
+func parseFiles(ctx context.Context, repo *gitops.Repo, files []gitops.TreeFile) (overlayFiles, error) {
+	var at overlayFiles
 	byName := map[string]gitops.TreeFile{}
 	for _, f := range files {
 		byName[f.Name] = f
 	}
-	var entries map[string]kustomize.Entry
 	for _, n := range konfig.RecognizedKustomizationFileNames() {
 		if f, ok := byName[n]; ok {
-			if data, err := repo.ReadTree(ctx, f); err == nil {
-				entries, _ = kustomize.Images(data)
+			data, err := readOld(ctx, repo, f)
+			if err != nil {
+				return at, err
 			}
+			at.entries, _ = kustomize.Images(data)
 			break
 		}
 	}
 	slices.SortFunc(files, func(a, b gitops.TreeFile) int { return argoOrder(a.Name, b.Name) })
-	var sources []map[string]kustomize.Entry
 	for _, f := range files {
-		if !strings.HasPrefix(f.Name, ".argocd-source") || !strings.HasSuffix(f.Name, ".yaml") {
+		if !strings.HasPrefix(f.Name, ".argocd-source") {
 			continue
 		}
-		if data, err := repo.ReadTree(ctx, f); err == nil {
-			if e, err := ArgoSourceImages(data); err == nil {
-				sources = append(sources, e)
-			}
+		data, err := readOld(ctx, repo, f)
+		if err != nil {
+			return at, err
+		}
+		if e, err := ArgoSourceImages(data); err == nil && data != nil {
+			at.sources = append(at.sources, e)
 		}
 	}
-	return entries, sources
+	return at, nil
+}
+
+// readOld reads a file of an old commit; one too large pins nothing (nil).
+func readOld(ctx context.Context, repo *gitops.Repo, f gitops.TreeFile) ([]byte, error) {
+	data, err := repo.ReadTree(ctx, f)
+	var big *gitops.TooLargeError
+	if errors.As(err, &big) {
+		return nil, nil
+	}
+	return data, err
 }
 
 // ArgoSourceImages reads the kustomize images of an Argo CD parameter

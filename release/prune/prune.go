@@ -129,8 +129,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	if len(o.Deploy.Overlays) > 0 {
 		src, err := openPins(ctx, o)
+		defer src.close()
 		if err == nil {
-			defer src.close()
 			rp.src = src
 			rp.pins, err = src.read(ctx)
 		}

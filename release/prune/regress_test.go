@@ -121,6 +121,7 @@ func TestPruneKeepsEveryEnvironmentsRollback(t *testing.T) {
 	t.Parallel()
 	r := newReleases(t, 34)
 	bare := gitopstest.Remote(t, nil)
+	blobless(t, bare)
 	// Production: tags[0], then tags[1]; then a commit that changes
 	// nothing it pins (a comment): not a pin of its own.
 	gitopstest.Push(t, bare, map[string]string{productionKust: r.pinFile(r.tags[0], "first")}, "production "+r.tags[0])
@@ -151,6 +152,7 @@ func TestPruneKeepsEveryEnvironmentsRollback(t *testing.T) {
 	// pins and the newest tag, nothing else.
 	r2 := newReleases(t, 34)
 	bare2 := gitopstest.Remote(t, nil)
+	blobless(t, bare2)
 	gitopstest.Push(t, bare2, map[string]string{productionKust: r2.pinFile(r2.tags[0], "first")}, "p0")
 	gitopstest.Push(t, bare2, map[string]string{productionKust: r2.pinFile(r2.tags[1], "second")}, "p1")
 	gitopstest.Push(t, bare2, map[string]string{productionKust: r2.pinFile(r2.tags[1], "reworded")}, "p1 again")
@@ -180,6 +182,7 @@ func TestPruneKeepsArgoSourceImages(t *testing.T) {
 	t.Parallel()
 	r := newReleases(t, 6)
 	bare := gitopstest.Remote(t, nil)
+	blobless(t, bare)
 	gitopstest.Push(t, bare, map[string]string{
 		productionKust: r.pinFile(r.tags[0], "what shipit pinned"),
 		// Image Updater's write-back, aliased and by digest, as Argo CD
@@ -219,6 +222,7 @@ func TestPruneRenamedOverlay(t *testing.T) {
 	t.Parallel()
 	r := newReleases(t, 4)
 	bare := gitopstest.Remote(t, nil)
+	blobless(t, bare)
 	gitopstest.Push(t, bare, map[string]string{productionKust: ""}, "remove")
 	gitopstest.Push(t, bare, map[string]string{"k8s/overlays/prod/kustomization.yaml": r.pinFile(r.tags[0], "renamed")}, "renamed")
 	o := Options{Images: r.image(), Registry: r.reg, Deleter: r.reg, KeepHistory: 2, Keep: 0, Deploy: testDeploy(bare, "k8s/overlays/staging", "k8s/overlays/production")}
@@ -243,6 +247,7 @@ func TestPruneConcurrentPin(t *testing.T) {
 	t.Parallel()
 	r := newReleases(t, 8)
 	bare := gitopstest.Remote(t, nil)
+	blobless(t, bare)
 	gitopstest.Push(t, bare, map[string]string{productionKust: r.pinFile(r.tags[7], "current")}, "production")
 	dep := testDeploy(bare, "k8s/overlays/production")
 	// While the first delete is in flight, production rolls back to the
@@ -352,6 +357,7 @@ func TestPruneWalksDeeperHistory(t *testing.T) {
 	t.Parallel()
 	r := newReleases(t, 3)
 	bare := gitopstest.Remote(t, nil)
+	blobless(t, bare)
 	work := filepath.Join(t.TempDir(), "w")
 	gitT(t, filepath.Dir(work), "clone", "-q", bare, work)
 	commit := func(path, content string) {
@@ -386,6 +392,7 @@ func TestPruneKeepsWhatTheOverlayRenders(t *testing.T) {
 	files["k8s/base/deploy.yaml"] = strings.ReplaceAll(gitopstest.Base, "image: worker}", "image: \""+r.repo+":"+r.tags[2]+"\"}")
 	files[productionKust] = "resources: [../../base]\n"
 	bare := gitopstest.Remote(t, files)
+	blobless(t, bare)
 	o := Options{Images: r.image(), Registry: r.reg, Deleter: r.reg, KeepHistory: 1, Keep: 0, DryRun: true, Deploy: testDeploy(bare, "k8s/overlays/production")}
 	deleted := wouldDelete(t, o)
 	slices.Sort(deleted)
@@ -396,4 +403,11 @@ func TestPruneKeepsWhatTheOverlayRenders(t *testing.T) {
 	if _, err := Run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "does not render") {
 		t.Errorf("an overlay that does not render: %v", err)
 	}
+}
+
+// blobless lets the remote serve partial clones, as hosted git servers
+// do: the workspace is then blobless, and history reads fetch content.
+func blobless(t *testing.T, bare string) {
+	t.Helper()
+	gitT(t, bare, "config", "uploadpack.allowFilter", "true")
 }
