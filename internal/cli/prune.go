@@ -34,20 +34,26 @@ func newPruneCmd(g *globals) *cobra.Command {
 repository pins, so age- or count-based lifecycle rules delete the image
 production runs; prune decides from the pins. It keeps:
 
-  - every tag or digest pinned by a deploy overlay at the head of deploy.branch
-  - every pin in the last --keep-history commits of the GitOps history
-    (the rollback targets)
+  - every tag or digest pinned by a deploy overlay at the head of deploy.branch:
+    in its kustomization, in what it renders to, or set by an
+    .argocd-source*.yaml beside it
+  - the last --keep-history distinct pins of each overlay and image (the
+    rollback targets), each overlay at its own pace: the walk reads at most
+    the last 1000 commits of deploy.branch
   - every held tag (the tag a .shipit-hold.yaml holds a pin at)
   - the newest --keep release tags of each image (per tag prefix)
-  - every tag younger than --min-age (by the tag's own time)
+  - every tag younger than --min-age: on ECR, every image pushed within it
+    too (imagePushedAt); elsewhere by the tag's own time
   - tags that are not shipit release tags (latest, buildcache, other
     tools'), unless --include-other
   - with deploy.mode: image-updater, the newest release tag and the
     updater's pick
 
-If the GitOps repository cannot be read, nothing is deleted. The plan is
-printed before anything is deleted (-v lists every tag); --dry-run stops
-there. On the registry API a manifest is deleted with all its tags, so a
+If the GitOps repository or a configured overlay cannot be read or
+rendered, nothing is deleted. The plan is printed before anything is deleted (-v lists every
+tag); --dry-run stops there. Before each batch of deletes the GitOps head
+(and on the registry API the tag list) is read again: what a pin made
+meanwhile keeps is not deleted, with a line saying so. On the registry API a manifest is deleted with all its tags, so a
 tag that shares its digest with a kept tag stays; on Amazon ECR tags are
 deleted by name with BatchDeleteImage, 100 at a time.`,
 		Example: `  shipit prune --dry-run
@@ -59,9 +65,9 @@ deleted by name with BatchDeleteImage, 100 at a time.`,
 		},
 	}
 	f := cmd.Flags()
-	f.IntVar(&o.keepHistory, "keep-history", 20, "keep every pin in this many recent commits of the GitOps branch")
+	f.IntVar(&o.keepHistory, "keep-history", 20, "keep the last this many distinct pins of each overlay and image")
 	f.IntVar(&o.keep, "keep", 30, "keep the newest this many release tags of each image")
-	f.StringVar(&o.minAge, "min-age", "7d", "keep tags younger than this (a duration: 36h, 14d)")
+	f.StringVar(&o.minAge, "min-age", "7d", "keep tags younger than this, by the tag's time (on ECR also images pushed within it); a duration: 36h, 14d")
 	f.BoolVar(&o.includeOther, "include-other", false, "also delete tags that are not shipit release tags (latest, buildcache, other tools')")
 	f.BoolVar(&o.dryRun, "dry-run", false, "print the plan; delete nothing")
 	f.StringVarP(&o.output, "output", "o", "text", "result format on stdout: text or json")
@@ -105,7 +111,8 @@ func runPrune(cmd *cobra.Command, g *globals, o *pruneOptions, args []string) er
 		po.PreviewDir = p.Dir
 	}
 	if host, _, _ := strings.Cut(imgs[0].Repository, "/"); ecr.IsECR(host) {
-		po.TagDeleter = &ecr.Deleter{}
+		d := &ecr.Deleter{}
+		po.TagDeleter, po.PushTimes = d, d
 	}
 	res, err := prune.Run(ctx, po)
 	if res != nil && len(res.Images) > 0 {

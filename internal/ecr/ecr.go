@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -171,6 +172,48 @@ func (d *Deleter) DeleteTags(ctx context.Context, repository string, tags []stri
 		}
 	}
 	return deleted, nil
+}
+
+// maxImagePages bounds DescribeImages paging: 200 pages of 1000 images,
+// past any repository's image limit.
+const maxImagePages = 200
+
+// PushedAt says when the tagged images of an ECR repository were pushed
+// (imagePushedAt from DescribeImages), by tag: what --min-age of prune
+// counts from on ECR, so that an image built from an old commit and
+// pushed a minute ago is young.
+func (d *Deleter) PushedAt(ctx context.Context, repository string) (map[string]time.Time, error) {
+	repo, ok := Parse(repository)
+	if !ok {
+		return nil, fmt.Errorf("%s is not an ECR repository", repository)
+	}
+	c, err := d.client(ctx, repo)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]time.Time{}
+	in := &ecr.DescribeImagesInput{
+		RegistryId: aws.String(repo.Account), RepositoryName: aws.String(repo.Name),
+		Filter: &types.DescribeImagesFilter{TagStatus: types.TagStatusTagged}, MaxResults: aws.Int32(1000),
+	}
+	for range maxImagePages {
+		page, err := c.DescribeImages(ctx, in)
+		if err != nil {
+			return nil, fmt.Errorf("reading when the images of %s were pushed: %w", repository, clean(err))
+		}
+		for _, im := range page.ImageDetails {
+			for _, t := range im.ImageTags {
+				if im.ImagePushedAt != nil {
+					out[t] = im.ImagePushedAt.UTC()
+				}
+			}
+		}
+		if aws.ToString(page.NextToken) == "" {
+			return out, nil
+		}
+		in.NextToken = page.NextToken
+	}
+	return nil, fmt.Errorf("reading when the images of %s were pushed: more than %d pages of images", repository, maxImagePages)
 }
 
 func (d *Deleter) client(ctx context.Context, repo Repo) (*ecr.Client, error) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shipit-dev/shipit/internal/ecr/ecrtest"
 )
@@ -98,5 +99,35 @@ func TestDeleteTagsBatches(t *testing.T) {
 	}
 	if fmt.Sprint(api.Batches) != "[100 100 50]" {
 		t.Errorf("batches = %v", api.Batches)
+	}
+}
+
+// TestPushedAt: the push time of every tagged image, over several pages
+// of DescribeImages, each tag of a multi-tag image included.
+func TestPushedAt(t *testing.T) {
+	api, srv := ecrtest.New(t, "team/web")
+	for k, v := range ecrtest.Env(t, srv.URL) {
+		t.Setenv(k, v)
+	}
+	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	var imgs []ecrtest.Image
+	for i := 0; i < 7; i++ {
+		imgs = append(imgs, ecrtest.Image{Digest: fmt.Sprintf("sha256:%064d", i), Tags: []string{fmt.Sprintf("t%d", i)}, PushedAt: base.Add(time.Duration(i) * time.Hour)})
+	}
+	imgs[6].Tags = append(imgs[6].Tags, "latest")
+	api.SetImages("team/web", imgs...)
+	api.PageSize = 3
+	got, err := (&Deleter{}).PushedAt(context.Background(), host+"/team/web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 8 || !got["t0"].Equal(base) || !got["latest"].Equal(base.Add(6*time.Hour)) || !got["t4"].Equal(base.Add(4*time.Hour)) {
+		t.Errorf("PushedAt = %v", got)
+	}
+	if n := strings.Count(strings.Join(api.Ops(), " "), "DescribeImages"); n != 3 {
+		t.Errorf("%d DescribeImages calls for 7 images in pages of 3", n)
+	}
+	if _, err := (&Deleter{}).PushedAt(context.Background(), host+"/team/none"); err == nil || !strings.Contains(err.Error(), "team/none") {
+		t.Errorf("a missing repository: %v", err)
 	}
 }

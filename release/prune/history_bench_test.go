@@ -7,6 +7,8 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -131,5 +133,48 @@ func BenchmarkPrune(b *testing.B) {
 		b.ReportMetric(float64(reqs.Load()), "requests")
 		b.ReportMetric(float64(deletes.Load()), "deletes")
 		srv.Close()
+	}
+}
+
+// BenchmarkPruneHistoryWalk: a dry prune whose production overlay last
+// changed 900 commits ago (staging moved in every commit since): the walk
+// deepens the clone to find production's previous pin.
+//
+//	go test ./release/prune -run '^$' -bench HistoryWalk -benchtime 3x
+func BenchmarkPruneHistoryWalk(b *testing.B) {
+	host, _ := manyTags(b, 3)
+	repo := host + "/team/web"
+	bare := gitOpsRemote(b)
+	gitT(b, bare, "config", "uploadpack.allowFilter", "true") // a blobless workspace, as with hosted git
+	work := filepath.Join(b.TempDir(), "w")
+	gitT(b, filepath.Dir(work), "clone", "-q", bare, work)
+	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	tagAt := func(i int) string {
+		return fmt.Sprintf("%s-%07x", base.Add(time.Duration(i)*time.Minute).Format("20060102-150405"), i)
+	}
+	pin := func(ov, tg string, n int) {
+		body := fmt.Sprintf("resources: [../../base]\n# %d\nimages:\n  - name: web\n    newName: %s\n    newTag: %q\n", n, repo, tg)
+		if err := os.WriteFile(filepath.Join(work, "k8s/overlays", ov, "kustomization.yaml"), []byte(body), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		gitT(b, work, "commit", "-qam", "pin")
+	}
+	pin("production", tagAt(0), 0)
+	pin("production", tagAt(1), 1)
+	for i := 0; i < 900; i++ {
+		pin("staging", tagAt(2), i)
+	}
+	gitT(b, work, "push", "-q", "origin", "HEAD:main")
+	reg := registrytest.Client()
+	o := Options{
+		Images: []release.PinImage{{Name: "web", Repository: repo}}, Registry: reg, Deleter: reg, DryRun: true,
+		Deploy: testDeploy(bare, "k8s/overlays/staging", "k8s/overlays/production"), KeepHistory: 2, Keep: 0,
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		res, err := Run(context.Background(), o)
+		if err != nil || len(res.Images[0].Deleted) != 0 {
+			b.Fatalf("%v, %+v", err, res.Images[0].Deleted)
+		}
 	}
 }

@@ -7,21 +7,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"sort"
-	"strings"
-	"sync"
 	"time"
 
-	"github.com/shipit-dev/shipit/internal/gitops"
-	"github.com/shipit-dev/shipit/internal/kustomize"
 	"github.com/shipit-dev/shipit/internal/progress"
-	"github.com/shipit-dev/shipit/internal/registry"
-	"github.com/shipit-dev/shipit/internal/retry"
 	"github.com/shipit-dev/shipit/internal/tag"
 	"github.com/shipit-dev/shipit/release"
-	"github.com/shipit-dev/shipit/release/preview"
 )
 
 // Deleter removes images from a registry.
@@ -51,7 +43,7 @@ type Options struct {
 	Deleter      Deleter        // the registry API: manifests by digest
 	TagDeleter   TagDeleter     // when set (ECR), tags are deleted by name instead
 	Deploy       release.Deploy // the overlays whose pins are kept (all environments')
-	KeepHistory  int            // pins in this many GitOps commits are kept
+	KeepHistory  int            // the last this many distinct pins of each overlay and image are kept
 	Keep         int            // the newest this many release tags (per image and prefix) are kept
 	MinAge       time.Duration
 	IncludeOther bool // tags that are not release tags may go too
@@ -62,6 +54,15 @@ type Options struct {
 	Events       progress.Sink
 	// PreviewDir is deploy.previews.dir: what a live preview pins is kept.
 	PreviewDir string
+	// PushTimes, when set (ECR), says when each tag's image was pushed:
+	// an image pushed within MinAge is kept whatever its tag's time.
+	PushTimes PushTimer
+}
+
+// PushTimer says when the images of a repository were pushed, by tag
+// (Amazon ECR's imagePushedAt).
+type PushTimer interface {
+	PushedAt(ctx context.Context, repo string) (map[string]time.Time, error)
 }
 
 // Keep reasons.
@@ -75,6 +76,7 @@ const (
 	KeepOther        = "not-release"   // not a shipit release tag
 	KeepUpdater      = "updater"       // the Image Updater's pick or the newest tag
 	KeepSharesDigest = "shares-digest" // its manifest carries a tag that is kept
+	KeepUnchecked    = "unchecked"     // its batch was not deleted: the pins or tags could not be read again
 )
 
 // Tag is one tag's fate.
@@ -98,24 +100,46 @@ type Result struct {
 	Images   []Image `json:"images"`
 	DryRun   bool    `json:"dryRun,omitempty"`
 	Requests int     `json:"deleteRequests"`
+	// MinAgeFrom is what --min-age is counted from: "push" (the time the
+	// registry received the image: ECR) or "tag" (the tag's own time).
+	MinAgeFrom string `json:"minAgeFrom"`
 }
 
 // Run deletes the release tags nothing needs, and the manifests left
 // without a tag. It decides from the pins of every overlay at the head of
-// the GitOps branch and in its recent history, the holds, the newest tags
-// and their age; if the GitOps repository cannot be read it deletes
-// nothing. The whole plan is made before the first delete.
+// the GitOps branch and the last KeepHistory distinct pins of each
+// overlay and image in its history, the holds, the .argocd-source files,
+// the newest tags and their age; if the GitOps repository cannot be read
+// it deletes nothing. The plan is made before the first delete, and
+// checked again before each batch of deletes (see deleteAll).
 func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	res := &Result{DryRun: o.DryRun}
-	pins, err := historyPins(ctx, o)
-	if err != nil {
-		return res, fmt.Errorf("reading the pins in the GitOps repository (nothing was deleted): %w", err)
+	o.KeepHistory = max(o.KeepHistory, 1)
+	res := &Result{DryRun: o.DryRun, MinAgeFrom: "tag"}
+	if o.PushTimes != nil {
+		res.MinAgeFrom = "push"
+	} else if o.MinAge > 0 {
+		progress.Infof(o.Events, "--min-age is counted from each tag's own time (its commit's): this registry does not say when an image was pushed")
+	}
+	rp := &replanner{pins: map[string]keptRefs{}}
+	for _, im := range o.Images {
+		rp.pins[im.Name] = keptRefs{tags: map[string]string{}, digests: map[string]string{}}
+	}
+	if len(o.Deploy.Overlays) > 0 {
+		src, err := openPins(ctx, o)
+		defer src.close()
+		if err == nil {
+			rp.src = src
+			rp.pins, err = src.read(ctx)
+		}
+		if err != nil {
+			return res, fmt.Errorf("reading the pins in the GitOps repository (nothing was deleted): %w", err)
+		}
 	}
 	for _, im := range o.Images {
-		p, err := planImage(ctx, o, im, pins[im.Name])
+		p, err := planImage(ctx, o, im, rp.pins[im.Name])
 		if err != nil {
 			return res, fmt.Errorf("%s (nothing was deleted): %w", im.Name, err)
 		}
@@ -124,7 +148,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.DryRun {
 		return res, nil
 	}
-	return res, deleteAll(ctx, o, res)
+	return res, deleteAll(ctx, o, res, rp)
 }
 
 // keptRefs are an image's tags and digests that pins name, by reason.
@@ -146,101 +170,6 @@ func (k keptRefs) add(tagOrEmpty, digest, why string) {
 	}
 }
 
-// historyPins reads what the overlays pin at the head and in the last
-// KeepHistory commits, and the holds at the head, per image.
-func historyPins(ctx context.Context, o Options) (map[string]keptRefs, error) {
-	out := map[string]keptRefs{}
-	for _, im := range o.Images {
-		out[im.Name] = keptRefs{tags: map[string]string{}, digests: map[string]string{}}
-	}
-	if len(o.Deploy.Overlays) == 0 {
-		return out, nil
-	}
-	w, err := gitops.Open(ctx, o.Deploy.Target, max(o.KeepHistory, 1))
-	if err != nil {
-		return nil, err
-	}
-	defer w.Close()
-	repo := w.Repo()
-	revs, err := repo.Revisions(ctx, max(o.KeepHistory, 1))
-	if err != nil {
-		return nil, err
-	}
-	for i, rev := range revs {
-		why := KeepHistory
-		if i == 0 {
-			why = KeepPinned
-		}
-		for _, ov := range o.Deploy.Overlays {
-			dir := o.Deploy.InRepo(ov)
-			if i == 0 {
-				if err := w.CheckOverlay(dir); err != nil {
-					return nil, err
-				}
-				holds, err := w.Holds(dir)
-				if err != nil {
-					return nil, err
-				}
-				for name, h := range holds {
-					if k, ok := out[name]; ok {
-						k.add(h.Pinned, "", KeepHeld)
-					}
-				}
-			}
-			data, found, err := kustomizationAt(ctx, repo, rev, dir)
-			if err != nil {
-				return nil, err
-			}
-			if !found {
-				continue
-			}
-			entries, err := kustomize.Images(data)
-			if err != nil {
-				if i == 0 {
-					return nil, fmt.Errorf("%s: %w", ov, err)
-				}
-				continue // an old commit's broken file pins nothing
-			}
-			for _, im := range o.Images {
-				if e, ok := im.EntryIn(entries); ok {
-					out[im.Name].add(e.NewTag, e.Digest, why)
-					// What the follower pins runs too (init's assets-previous).
-					if f, ok := entries[e.Name+kustomize.PreviousSuffix]; ok {
-						out[im.Name].add(f.NewTag, f.Digest, why)
-					}
-				}
-			}
-		}
-	}
-	if o.PreviewDir == "" {
-		return out, nil
-	}
-	// Every live preview runs what it pins.
-	previews, err := preview.Read(w, o.Deploy.InRepo(o.PreviewDir))
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range previews {
-		for _, im := range o.Images {
-			if e, ok := im.EntryIn(p.Entries); ok {
-				out[im.Name].add(e.NewTag, e.Digest, KeepPreview)
-			}
-		}
-	}
-	return out, nil
-}
-
-// kustomizationAt reads an overlay's kustomization as it was at a commit.
-func kustomizationAt(ctx context.Context, repo *gitops.Repo, rev, dir string) ([]byte, bool, error) {
-	for _, n := range []string{"kustomization.yaml", "kustomization.yml", "Kustomization"} {
-		data, ok, err := repo.FileAt(ctx, rev, filepath.Join(dir, n))
-		if err != nil || ok {
-			return data, ok, err
-		}
-	}
-	return nil, false, nil
-}
-
 // planImage decides each tag of one image.
 func planImage(ctx context.Context, o Options, im release.PinImage, pinned keptRefs) (Image, error) {
 	p := Image{Image: im.Name, Repository: im.Repository}
@@ -248,62 +177,30 @@ func planImage(ctx context.Context, o Options, im release.PinImage, pinned keptR
 	if err != nil {
 		return p, err
 	}
+	// A registry may list a tag twice (one per page, or per manifest): each
+	// counts once, or --keep N keeps fewer than N.
+	slices.Sort(all)
+	all = slices.Compact(all)
 	digests, err := release.LookupTags(ctx, o.Registry, im.Repository, all)
 	if err != nil {
 		return p, err
 	}
-	// The newest --keep release tags of each prefix.
-	byPrefix := map[string][]string{}
-	for _, s := range all {
-		if t, err := tag.Parse(s); err == nil {
-			byPrefix[t.Prefix] = append(byPrefix[t.Prefix], s)
+	var pushed map[string]time.Time
+	if o.PushTimes != nil && o.MinAge > 0 {
+		if pushed, err = o.PushTimes.PushedAt(ctx, im.Repository); err != nil {
+			return p, err
 		}
 	}
-	newest := map[string]bool{}
-	for _, ts := range byPrefix {
-		sort.Slice(ts, func(i, j int) bool { return tag.Less(ts[j], ts[i]) })
-		for i := 0; i < len(ts) && i < o.Keep; i++ {
-			newest[ts[i]] = true
-		}
-	}
-	updater := map[string]bool{}
+	r := rules{o: o, pinned: pinned, digests: digests, pushed: pushed, now: o.Now(), newest: newestTags(all, o.Keep), updater: map[string]bool{}}
 	if o.UpdaterMode {
-		updater[tag.Newest(all, o.Prefix)] = true
+		r.updater[tag.Newest(all, o.Prefix)] = true
 		if pick, err := release.UpdaterPick(all, tag.Pattern(o.Prefix)); err == nil {
-			updater[pick] = true
+			r.updater[pick] = true
 		}
-	}
-	now := o.Now()
-	decide := func(s string) []string {
-		var why []string
-		if r, ok := pinned.tags[s]; ok {
-			why = append(why, r)
-		}
-		if r, ok := pinned.digests[digests[s]]; ok && digests[s] != "" {
-			why = append(why, r)
-		}
-		t, err := tag.Parse(s)
-		if err != nil {
-			if !o.IncludeOther {
-				why = append(why, KeepOther)
-			}
-			return why
-		}
-		if newest[s] {
-			why = append(why, KeepNewest)
-		}
-		if o.MinAge > 0 && now.Sub(t.Time) < o.MinAge {
-			why = append(why, KeepYoung)
-		}
-		if updater[s] {
-			why = append(why, KeepUpdater)
-		}
-		slices.Sort(why)
-		return slices.Compact(why)
 	}
 	keep := map[string][]string{}
 	for _, s := range all {
-		keep[s] = decide(s)
+		keep[s] = r.decide(s)
 	}
 	// Without tag deletes, a manifest goes with all its tags: a tag that
 	// shares its digest with a kept tag must stay.
@@ -332,107 +229,77 @@ func planImage(ctx context.Context, o Options, im release.PinImage, pinned keptR
 	return p, nil
 }
 
-// deleteAll carries the plan out: one delete alone first, so that a
-// registry that refuses deletes is found before anything is gone; then the
-// rest, several at a time, retried on 429 and 5xx.
-func deleteAll(ctx context.Context, o Options, res *Result) error {
-	type job struct {
-		img  int
-		repo string
-		refs []string // a digest, or tags (TagDeleter)
-		tags []string // the tags the job removes
-	}
-	var jobs []job
-	for i, p := range res.Images {
-		if o.TagDeleter != nil {
-			var tags []string
-			for _, d := range p.Deleted {
-				tags = append(tags, d.Tag)
-			}
-			if len(tags) > 0 {
-				jobs = append(jobs, job{img: i, repo: p.Repository, refs: tags, tags: tags})
-			}
-			continue
-		}
-		byDigest := map[string][]string{}
-		var order []string
-		for _, d := range p.Deleted {
-			if _, ok := byDigest[d.Digest]; !ok {
-				order = append(order, d.Digest)
-			}
-			byDigest[d.Digest] = append(byDigest[d.Digest], d.Tag)
-		}
-		for _, d := range order {
-			jobs = append(jobs, job{img: i, repo: p.Repository, refs: []string{d}, tags: byDigest[d]})
+// newestTags are the newest keep release tags of each prefix.
+func newestTags(all []string, keep int) map[string]bool {
+	byPrefix := map[string][]string{}
+	for _, s := range all {
+		if t, err := tag.Parse(s); err == nil {
+			byPrefix[t.Prefix] = append(byPrefix[t.Prefix], s)
 		}
 	}
-	if len(jobs) == 0 {
-		return nil
-	}
-	var mu sync.Mutex
-	failed := map[int][]string{}
-	var errs []error
-	run := func(j job) error {
-		err := retry.Do(ctx, retry.Policy{Attempts: 5, Delay: 300 * time.Millisecond, Max: 5 * time.Second}, registry.Transient, func(int) error {
-			mu.Lock()
-			res.Requests++
-			mu.Unlock()
-			if o.TagDeleter != nil {
-				_, err := o.TagDeleter.DeleteTags(ctx, j.repo, j.refs)
-				return err
-			}
-			return o.Deleter.DeleteManifest(ctx, j.repo, j.refs[0])
-		})
-		if err != nil {
-			mu.Lock()
-			failed[j.img] = append(failed[j.img], j.tags...)
-			errs = append(errs, err)
-			mu.Unlock()
-			return err
+	newest := map[string]bool{}
+	for _, ts := range byPrefix {
+		sort.Slice(ts, func(i, j int) bool { return tag.Less(ts[j], ts[i]) })
+		for i := 0; i < len(ts) && i < keep; i++ {
+			newest[ts[i]] = true
 		}
-		progress.Debugf(o.Events, "deleted %s: %s", j.repo, strings.Join(j.tags, ", "))
-		return nil
 	}
-	if err := run(jobs[0]); err != nil {
-		if refused(err) {
-			res.Requests = 0
-			return fmt.Errorf("%w (%w): nothing was deleted. Enable deletes in the registry (distribution: storage.delete.enabled: true), or let an ECR lifecycle policy expire untagged images (shipit lifecycle-policy)", ErrDeleteRefused, err)
-		}
-		return fmt.Errorf("nothing was deleted: %w", err)
-	}
-	sem := make(chan struct{}, deleteJobs)
-	var wg sync.WaitGroup
-	for _, j := range jobs[1:] {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			_ = run(j)
-		}()
-	}
-	wg.Wait()
-	for i, tags := range failed {
-		res.Images[i].Failed = tags
-		gone := map[string]bool{}
-		for _, t := range tags {
-			gone[t] = true
-		}
-		var deleted []Tag
-		for _, d := range res.Images[i].Deleted {
-			if !gone[d.Tag] {
-				deleted = append(deleted, d)
-			}
-		}
-		res.Images[i].Deleted = deleted
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%d deletes failed (the others were done; run prune again): %w", len(errs), errors.Join(errs...))
-	}
-	return nil
+	return newest
 }
 
-// refused reports whether a registry refused a delete as unsupported.
-func refused(err error) bool {
-	return errors.Is(err, ErrDeleteRefused) || registry.DeleteUnsupported(err)
+// rules decide one image's tags.
+type rules struct {
+	o       Options
+	pinned  keptRefs
+	digests map[string]string    // tag -> digest
+	pushed  map[string]time.Time // tag -> when its image was pushed (ECR); nil: unknown
+	now     time.Time
+	newest  map[string]bool
+	updater map[string]bool
+}
+
+// decide says why a tag stays; none: it goes.
+func (r rules) decide(s string) []string {
+	var why []string
+	if k, ok := r.pinned.tags[s]; ok {
+		why = append(why, k)
+	}
+	if k, ok := r.pinned.digests[r.digests[s]]; ok && r.digests[s] != "" {
+		why = append(why, k)
+	}
+	t, err := tag.Parse(s)
+	if err != nil {
+		if !r.o.IncludeOther {
+			why = append(why, KeepOther)
+		}
+		return why
+	}
+	if r.newest[s] {
+		why = append(why, KeepNewest)
+	}
+	if r.young(s, t.Time) {
+		why = append(why, KeepYoung)
+	}
+	if r.updater[s] {
+		why = append(why, KeepUpdater)
+	}
+	slices.Sort(why)
+	return slices.Compact(why)
+}
+
+// young: a tag whose own time is within MinAge, or (where the registry
+// says when it was pushed) whose image was pushed within MinAge, or whose
+// push time the registry did not report (pushed after it answered).
+func (r rules) young(s string, tagged time.Time) bool {
+	if r.o.MinAge <= 0 {
+		return false
+	}
+	if r.now.Sub(tagged) < r.o.MinAge {
+		return true
+	}
+	if r.pushed == nil {
+		return false
+	}
+	at, ok := r.pushed[s]
+	return !ok || r.now.Sub(at) < r.o.MinAge
 }

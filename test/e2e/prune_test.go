@@ -3,8 +3,13 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -58,9 +63,9 @@ func TestPrune(t *testing.T) {
 		}
 	}
 
-	// History: the last two commits are the pin and the release of
-	// tags[3]; tags[2] and tags[0] were pinned before that. Newest 3:
-	// tags[3..5].
+	// History, per overlay: prod's last two distinct pins are tags[1]
+	// (the pin) and tags[3]; staging's tags[3] and tags[2]. tags[0] was
+	// pinned before that. Newest 3: tags[3..5].
 	args := []string{"prune", "--keep", "3", "--min-age", "0s", "--keep-history", "2", "--output", "json"}
 	r := mustShipit(t, a.dir, nil, append(args, "--dry-run")...)
 	if n := proxy.count("DELETE"); n != 0 {
@@ -84,8 +89,8 @@ func TestPrune(t *testing.T) {
 		for _, d := range im.Deleted {
 			deleted = append(deleted, d.Tag)
 		}
-		if strings.Join(deleted, " ") != tags[2]+" "+tags[0] {
-			t.Errorf("%s: would delete %v, want %s and %s; kept %+v", im.Image, deleted, tags[2], tags[0], im.Kept)
+		if strings.Join(deleted, " ") != tags[0] {
+			t.Errorf("%s: would delete %v, want %s; kept %+v", im.Image, deleted, tags[0], im.Kept)
 		}
 	}
 
@@ -131,4 +136,135 @@ func headStatus(t *testing.T, ref string) int {
 		t.Fatalf("HEAD %s: %v", ref, err)
 	}
 	return 200
+}
+
+// stagingRelease commits a change to web and releases it (build --push,
+// release: staging only, with environments), at 09:<minute>; it returns
+// the release tag.
+func stagingRelease(t *testing.T, a *app, minute int) string {
+	t.Helper()
+	writeFiles(t, a.dir, map[string]string{"web/app.sh": fmt.Sprintf("#!/bin/sh\necho %d\n", minute), "worker/job.sh": fmt.Sprintf("#!/bin/sh\necho job %d\n", minute)})
+	git(t, a.dir, fmt.Sprintf("2026-05-06T09:%02d:00Z", minute), "commit", "-qam", fmt.Sprint("change ", minute))
+	tg := a.tagNow(t)
+	mustShipit(t, a.dir, a.env(), "build", "--push", "--progress", "quiet")
+	mustShipit(t, a.dir, nil, "release")
+	return tg
+}
+
+// TestPruneKeepsEveryEnvironmentsRollback: --keep-history counted the
+// last commits of the whole GitOps branch, so after 31 staging releases
+// default prune deleted production's previous release, and `shipit pin
+// <previous> --env production` failed with "no such tag". Now each
+// overlay keeps its own last distinct pins: with the default flags every
+// environment keeps its current and previous pins, and pinning back to
+// them works.
+func TestPruneKeepsEveryEnvironmentsRollback(t *testing.T) {
+	t.Parallel()
+	bare := newGitOpsOverlays(t, map[string]string{"prod": overlayYAML, "staging": overlayYAML})
+	a := newApp(t)
+	withEnvironments(t, a, registry, bare, false)
+	var tags []string
+	for i := 0; i < 2; i++ { // production: two releases, promoted
+		tags = append(tags, stagingRelease(t, a, i))
+		mustShipit(t, a.dir, nil, "promote", "production")
+	}
+	for i := 2; i < 33; i++ { // 31 staging releases
+		tags = append(tags, stagingRelease(t, a, i))
+	}
+	r := mustShipit(t, a.dir, nil, "prune")
+	for _, img := range []string{"web", "worker"} {
+		for _, tg := range []string{tags[0], tags[1], tags[31], tags[32]} {
+			if got := headStatus(t, a.repo+"/"+img+":"+tg); got != 200 {
+				t.Errorf("%s:%s answers %d after prune:\n%s%s", img, tg, got, r.stdout, r.stderr)
+			}
+		}
+		// The oldest staging release is nobody's rollback target now, and
+		// not among the newest 30: prune did delete.
+		if got := headStatus(t, a.repo+"/"+img+":"+tags[2]); got != 404 {
+			t.Errorf("%s:%s answers %d: prune deleted nothing", img, tags[2], got)
+		}
+	}
+	mustShipit(t, a.dir, nil, "pin", tags[0], "--env", "production")
+	mustShipit(t, a.dir, nil, "pin", tags[31], "--env", "staging")
+	if !strings.Contains(showFile(t, bare, "overlays/prod/kustomization.yaml"), tags[0]) || !strings.Contains(showFile(t, bare, "overlays/staging/kustomization.yaml"), tags[31]) {
+		t.Error("the pins back did not land")
+	}
+}
+
+// pausingProxy sits in front of the test registry and runs a hook on the
+// first DELETE before forwarding it.
+type pausingProxy struct {
+	host    string
+	mu      sync.Mutex
+	deletes []string // the digests DELETE requests named
+	hook    func()
+}
+
+func newPausingProxy(t *testing.T) *pausingProxy {
+	t.Helper()
+	target, _ := url.Parse("http://" + registry)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	p := &pausingProxy{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodDelete {
+			p.mu.Lock()
+			p.deletes = append(p.deletes, r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:])
+			hook := p.hook
+			if len(p.deletes) == 1 {
+				p.hook = nil
+			} else {
+				hook = nil
+			}
+			p.mu.Unlock()
+			if hook != nil {
+				hook()
+			}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	p.host = strings.TrimPrefix(srv.URL, "http://")
+	return p
+}
+
+// TestPruneConcurrentPin: prune planned once and never looked again, so
+// a `shipit pin` made while it ran pointed production at a digest prune
+// then deleted (the registry answered 404 for what production pins). Now
+// the GitOps head is read again before each batch of deletes.
+func TestPruneConcurrentPin(t *testing.T) {
+	t.Parallel()
+	proxy := newPausingProxy(t)
+	bare := newGitOps(t, overlayYAML)
+	a := newApp(t)
+	withDeploy(t, a, proxy.host, bare)
+	var tags []string
+	for i := 0; i < 4; i++ {
+		writeFiles(t, a.dir, map[string]string{"web/app.sh": fmt.Sprintf("#!/bin/sh\necho %d\n", i), "worker/job.sh": fmt.Sprintf("#!/bin/sh\necho job %d\n", i)})
+		git(t, a.dir, fmt.Sprintf("2026-05-06T09:%02d:00Z", i), "commit", "-qam", fmt.Sprint("commit ", i))
+		tags = append(tags, a.tagNow(t))
+		mustShipit(t, a.dir, a.env(), "build", "--push", "--progress", "quiet")
+		mustShipit(t, a.dir, nil, "release")
+	}
+	// The plan deletes tags[0..2], newest first. While the first delete
+	// is in flight, someone rolls production back to tags[0].
+	var pin result
+	proxy.hook = func() { pin = shipitRun(t, a.dir, nil, "pin", tags[0]) }
+	r := mustShipit(t, a.dir, nil, "prune", "--keep", "0", "--min-age", "0s", "--keep-history", "1")
+	if pin.code != 0 {
+		t.Fatalf("the pin during prune: exit %d\n%s", pin.code, pin.stderr)
+	}
+	for _, img := range []string{"web", "worker"} {
+		if got := headStatus(t, a.repo+"/"+img+":"+tags[0]); got != 200 {
+			t.Errorf("%s:%s, pinned while prune ran, answers %d", img, tags[0], got)
+		}
+		if got := headStatus(t, a.repo+"/"+img+":"+tags[1]); got != 404 {
+			t.Errorf("%s:%s answers %d: the rest of the plan should go", img, tags[1], got)
+		}
+	}
+	if !strings.Contains(r.stderr, tags[0]+" is not deleted") {
+		t.Errorf("no line says why %s stayed:\n%s", tags[0], r.stderr)
+	}
+	if !strings.Contains(showFile(t, bare, "overlays/prod/kustomization.yaml"), tags[0]) {
+		t.Error("production does not pin the rolled-back tag")
+	}
 }

@@ -31,6 +31,27 @@ type API struct {
 	// each call.
 	Deleted []string
 	Batches []int
+	// Images are what DescribeImages lists, by repository name; PageSize
+	// caps a page below the request's maxResults (0: no cap).
+	Images   map[string][]Image
+	PageSize int
+}
+
+// Image is one image of a repository, as DescribeImages describes it.
+type Image struct {
+	Digest   string
+	Tags     []string
+	PushedAt time.Time
+}
+
+// SetImages sets the images a repository holds.
+func (a *API) SetImages(repo string, imgs ...Image) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.Images == nil {
+		a.Images = map[string][]Image{}
+	}
+	a.Images[repo] = imgs
 }
 
 // New starts a stand-in holding the given repositories; its URL goes in
@@ -127,10 +148,73 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			m, _ := id.(map[string]any)
 			t, _ := m["imageTag"].(string)
 			a.Deleted = append(a.Deleted, t)
+			a.untag(body["repositoryName"], t)
 			out = append(out, fmt.Sprintf(`{"imageTag":%q}`, t))
 		}
 		fmt.Fprintf(w, `{"imageIds":[%s],"failures":[]}`, strings.Join(out, ","))
+	case "DescribeImages":
+		a.describeImages(w, body, fail)
 	default:
 		fail("InvalidParameterException", "unexpected "+op)
+	}
+}
+
+// describeImages answers one page of DescribeImages: tagged images only
+// (the filter shipit sends), nextToken the index of the next image.
+func (a *API) describeImages(w http.ResponseWriter, body map[string]any, fail func(typ, msg string)) {
+	repo, _ := body["repositoryName"].(string)
+	imgs, ok := a.Images[repo]
+	if !ok && !a.repos[repo] {
+		fail("RepositoryNotFoundException", fmt.Sprintf("The repository with name '%s' does not exist in the registry with id '123456789012'", repo))
+		return
+	}
+	size := 100
+	if m, ok := body["maxResults"].(float64); ok {
+		size = int(m)
+	}
+	if a.PageSize > 0 {
+		size = min(size, a.PageSize)
+	}
+	start := 0
+	if tok, _ := body["nextToken"].(string); tok != "" {
+		if _, err := fmt.Sscan(tok, &start); err != nil {
+			fail("InvalidParameterException", "bad nextToken")
+			return
+		}
+	}
+	var details []map[string]any
+	end := min(start+size, len(imgs))
+	for _, im := range imgs[start:end] {
+		details = append(details, map[string]any{
+			"imageDigest": im.Digest, "imageTags": im.Tags, "repositoryName": repo, "registryId": "123456789012",
+			"imagePushedAt": float64(im.PushedAt.UnixMilli()) / 1000,
+		})
+	}
+	out := map[string]any{"imageDetails": details}
+	if end < len(imgs) {
+		out["nextToken"] = fmt.Sprint(end)
+	}
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+// untag removes a deleted tag from the images DescribeImages lists, and
+// an image with it once its last tag is gone (as ECR does).
+func (a *API) untag(repo any, t string) {
+	r, _ := repo.(string)
+	var kept []Image
+	for _, im := range a.Images[r] {
+		var tags []string
+		for _, x := range im.Tags {
+			if x != t {
+				tags = append(tags, x)
+			}
+		}
+		if len(tags) > 0 {
+			im.Tags = tags
+			kept = append(kept, im)
+		}
+	}
+	if a.Images[r] != nil {
+		a.Images[r] = kept
 	}
 }
