@@ -13,6 +13,7 @@
 #   ci/bench.sh preview    # shipit preview up against git clone + commit + push (Go benchmark), and --wait on the cluster
 #   ci/bench.sh scale      # history, status and prune against many tags (Go benchmarks)
 #   ci/bench.sh cold       # a cold daemon importing the registry cache, against one without
+#   ci/bench.sh gitops-scale  # release and promote in a 6,900-file, 20,000-commit GitOps repository against git by hand and the sparse floor; 32 at once
 #   N=40 ci/bench.sh build
 #   BASELINE=/tmp/old/shipit ci/bench.sh build   # also against another shipit binary, alternating
 #
@@ -384,6 +385,7 @@ nodes) bench_nodes ;;
 release) bench_release ;;
 overlays) bench_overlays ;;
 scale) bench_scale ;;
+gitops-scale) N=${N_GITOPS:-9} "$repo/ci/bench/gitops-scale.sh" ;;
 all)
 	bench_build
 	bench_images
@@ -396,7 +398,7 @@ all)
 	bench_cold
 	;;
 *)
-	echo "usage: $0 [build|images|release|overlays|pin|preview|nodes|scale|cold|all]" >&2
+	echo "usage: $0 [build|images|release|overlays|pin|preview|nodes|scale|cold|gitops-scale|all]" >&2
 	exit 2
 	;;
 esac
