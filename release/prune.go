@@ -17,6 +17,7 @@ import (
 	"github.com/shipit-dev/shipit/internal/progress"
 	"github.com/shipit-dev/shipit/internal/retry"
 	"github.com/shipit-dev/shipit/internal/tag"
+	imageupdater "github.com/shipit-dev/shipit/internal/updater"
 	"github.com/shipit-dev/shipit/release/gitops"
 	"github.com/shipit-dev/shipit/release/kustomize"
 )
@@ -264,7 +265,7 @@ func planImage(ctx context.Context, o PruneOptions, im PinImage, pinned keptRefs
 	updater := map[string]bool{}
 	if o.UpdaterMode {
 		updater[newestRelease(all, o.Prefix)] = true
-		if pick, err := UpdaterPick(all, tag.Pattern(o.Prefix)); err == nil {
+		if pick, err := imageupdater.Pick(all, tag.Pattern(o.Prefix)); err == nil {
 			updater[pick] = true
 		}
 	}

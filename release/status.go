@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/shipit-dev/shipit/internal/tag"
+	imageupdater "github.com/shipit-dev/shipit/internal/updater"
 	"github.com/shipit-dev/shipit/release/kustomize"
 )
 
@@ -185,7 +186,7 @@ func Status(ctx context.Context, reg Registry, imgs []PinImage, overlays []Overl
 		newest := newestRelease(all, prefix)
 		pick := ""
 		if updater {
-			if pick, err = UpdaterPick(all, tag.Pattern(prefix)); err != nil {
+			if pick, err = imageupdater.Pick(all, tag.Pattern(prefix)); err != nil {
 				return nil, err
 			}
 		}
