@@ -135,7 +135,7 @@ func Targets(e Env, prefix string) ([]Target, error) {
 	}
 	apps := e.Applications
 	if len(apps) > 0 && len(e.Overlays) > 1 && len(apps) != len(e.Overlays) {
-		return nil, fmt.Errorf("%d Applications for %d overlays: %w (an Application syncs one path: list one per overlay, in the same order)", len(apps), len(e.Overlays), ErrPairing)
+		return nil, fmt.Errorf("%d overlays, but %d in argocd.applications: %w (an Application syncs one path: list one per overlay, in the same order)", len(e.Overlays), len(apps), ErrPairing)
 	}
 	var out []Target
 	for i, o := range e.Overlays {
