@@ -135,6 +135,9 @@ func (d *deps) updaterTargets(cmd *cobra.Command, envs []config.Environment) ([]
 			key := "deploy.overlays"
 			if i := slices.Index(d.cfg.EnvNames(), e.Name); len(d.cfg.Deploy.Environments) > 0 {
 				key = fmt.Sprintf("deploy.environments[%d].argocd.applications", i)
+				if errors.Is(err, updater.ErrNamespace) {
+					key = fmt.Sprintf("deploy.environments[%d].argocd.namespace", i)
+				}
 			}
 			return nil, &config.Error{File: d.cfg.File, Key: key, Msg: err.Error()}
 		}

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
 
 	updatertag "github.com/argoproj-labs/argocd-image-updater/registry-scanner/pkg/tag"
 	"go.yaml.in/yaml/v3"
@@ -133,6 +134,9 @@ func Targets(e Env, prefix string) ([]Target, error) {
 	if ns == "" {
 		ns = "argocd"
 	}
+	if !dnsLabel.MatchString(ns) {
+		return nil, fmt.Errorf("namespace %q: %w", ns, ErrNamespace)
+	}
 	apps := e.Applications
 	if len(apps) > 0 && len(e.Overlays) > 1 && len(apps) != len(e.Overlays) {
 		return nil, fmt.Errorf("%d overlays, but %d in argocd.applications: %w (an Application syncs one path: list one per overlay, in the same order)", len(e.Overlays), len(apps), ErrPairing)
@@ -143,7 +147,9 @@ func Targets(e Env, prefix string) ([]Target, error) {
 		var names []string
 		switch {
 		case len(apps) == 0:
-			names = []string{AppName(o)}
+			if names = []string{AppName(o)}; names[0] == "" {
+				return nil, fmt.Errorf("overlay %q: %w", o, ErrNoName)
+			}
 		case len(e.Overlays) == 1:
 			names = apps
 		default:
@@ -156,7 +162,16 @@ func Targets(e Env, prefix string) ([]Target, error) {
 	return out, nil
 }
 
-var notName = regexp.MustCompile(`[^a-z0-9]+`)
+// Errors of Targets.
+var (
+	ErrNamespace = errors.New("is not a namespace name (a DNS label)")
+	ErrNoName    = errors.New("its path makes no Application name: name its Application in deploy.environments[].argocd.applications")
+)
+
+var (
+	notName  = regexp.MustCompile(`[^a-z0-9]+`)
+	dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+)
 
 // AppName is the Application name assumed for an overlay no Application
 // is configured for: its path, lower case, with '-' between words.
@@ -186,7 +201,7 @@ func Render(c Config) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		fmt.Fprintf(&b, "---\n# Environment %s: Application %s/%s syncs %s.\n", t.Env, t.Namespace, t.Application, t.Path)
+		b.WriteString("---\n" + about(t))
 		b.Write(doc)
 		fmt.Fprintf(&b, "# Argo CD Image Updater v0.x: these annotations on the Application instead\n# (shipit updater-config --annotations prints them as a merge patch):\n")
 		for _, l := range strings.Split(strings.TrimSuffix(string(ann), "\n"), "\n") {
@@ -209,11 +224,27 @@ func RenderAnnotations(c Config) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		fmt.Fprintf(&b, "---\n# Environment %s: Application %s/%s syncs %s.\n", t.Env, t.Namespace, t.Application, t.Path)
-		fmt.Fprintf(&b, "#   kubectl -n %s patch application %s --type merge --patch-file FILE\n", t.Namespace, t.Application)
+		b.WriteString("---\n" + about(t))
+		b.WriteString(oneLine(fmt.Sprintf("#   kubectl -n %s patch application %s --type merge --patch-file FILE", t.Namespace, t.Application)))
 		b.Write(ann)
 	}
 	return b.String(), nil
+}
+
+// about is the comment over a Target's document.
+func about(t Target) string {
+	return oneLine(fmt.Sprintf("# Environment %s: Application %s/%s syncs %s.", t.Env, t.Namespace, t.Application, t.Path))
+}
+
+// oneLine is s as one comment line: a line break or another control
+// character in a configured value must not end the comment and start YAML.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return '\uFFFD'
+		}
+		return r
+	}, s) + "\n"
 }
 
 func (c Config) check() error {
@@ -246,7 +277,7 @@ func header(c Config) string {
 # The write-back target starts with "/": the overlay's path from the GitOps
 # repository's root. The updater writes tags only: it drops a digest the
 # overlay pins. shipit status predicts its pick.
-`, c.TagPrefix)
+`, strings.TrimSuffix(oneLine(c.TagPrefix), "\n"))
 	if c.strategy() == Alphabetical {
 		return s + `# updateStrategy alphabetical: the tags sort in commit order, so the updater
 # picks the newest release (a revert too) and the tag shipit pin makes to

@@ -265,6 +265,24 @@ func TestRenderHostileValues(t *testing.T) {
 	if a := commented(t, out); len(a) != 1 || a[0].Metadata.Annotations["argocd-image-updater.argoproj.io/git-branch"] != c.Branch {
 		t.Errorf("annotations %+v\n%s", a, out)
 	}
+	// A line break in a value shown in a comment does not end the comment.
+	c.Targets[0].Path = "k8s/o\n---\nkind: Secret\n"
+	c.TagPrefix = "x\nkind: Secret\n#"
+	for _, render := range []func(Config) (string, error){Render, RenderAnnotations} {
+		out, err := render(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := docs(t, out); len(d) != 1 || strings.Contains(out, "\nkind: Secret") {
+			t.Errorf("a value broke out of its comment:\n%s", out)
+		}
+	}
+	if _, err := Targets(Env{Name: "e", Namespace: "ops\n---", Overlays: []string{"o"}}, ""); !errors.Is(err, ErrNamespace) {
+		t.Errorf("a namespace with a line break: %v", err)
+	}
+	if _, err := Targets(Env{Name: "e", Overlays: []string{"."}}, "shop"); !errors.Is(err, ErrNoName) {
+		t.Errorf("an overlay with no name: %v", err)
+	}
 }
 
 // TestJoin is the updater's rule (parseKustomizeBase in v0.18 and v1.2):
