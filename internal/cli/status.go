@@ -44,7 +44,8 @@ tag in the registry, and the state: current, behind (a newer release
 exists), held (rolled back by shipit pin; see .shipit-hold.yaml), unpinned,
 or unknown (the pin is not a release tag). With deploy.mode: image-updater
 it also shows the tag Argo CD Image Updater's alphabetical strategy will
-pick, computed with the updater's own tag sort.
+pick, computed with the updater's own tag sort, and warns of a pin that
+holds a digest: the updater writes tags only, and drops it.
 
 Rows are grouped by environment. For environments with argocd.applications,
 each Application's sync and health state is shown too when the cluster is
