@@ -8,6 +8,7 @@ import (
 	"github.com/shipit-dev/shipit/internal/gitops"
 	"github.com/shipit-dev/shipit/internal/kustomize"
 	"github.com/shipit-dev/shipit/internal/tag"
+	imageupdater "github.com/shipit-dev/shipit/internal/updater"
 )
 
 // OverlayState is what one overlay pins, read from the GitOps repository.
@@ -184,7 +185,7 @@ func Status(ctx context.Context, reg Registry, imgs []PinImage, overlays []Overl
 		newest := tag.Newest(all, prefix)
 		pick := ""
 		if updater {
-			if pick, err = UpdaterPick(all, tag.Pattern(prefix)); err != nil {
+			if pick, err = imageupdater.Pick(all, tag.Pattern(prefix)); err != nil {
 				return nil, err
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"sort"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -43,7 +44,8 @@ tag in the registry, and the state: current, behind (a newer release
 exists), held (rolled back by shipit pin; see .shipit-hold.yaml), unpinned,
 or unknown (the pin is not a release tag). With deploy.mode: image-updater
 it also shows the tag Argo CD Image Updater's alphabetical strategy will
-pick, computed with the updater's own tag sort.
+pick, computed with the updater's own tag sort, and warns of a pin that
+holds a digest: the updater writes tags only, and drops it.
 
 Rows are grouped by environment. For environments with argocd.applications,
 each Application's sync and health state is shown too when the cluster is
@@ -67,6 +69,9 @@ reachable (--cluster=false skips it).`,
 			if err != nil {
 				return err
 			}
+			if updater {
+				warnDigests(d.events, st)
+			}
 			// Group the rows by environment, in promotion order.
 			order := d.cfg.EnvNames()
 			sort.SliceStable(st, func(i, j int) bool {
@@ -84,6 +89,16 @@ reachable (--cluster=false skips it).`,
 	cmd.Flags().StringVar(&kube.kubeconfig, "kubeconfig", "", "kubeconfig for the cluster Argo CD runs in")
 	cmd.Flags().StringVar(&kube.context, "context", "", "the kubeconfig context to use")
 	return cmd
+}
+
+// warnDigests warns of the pins that hold a digest in Image Updater mode:
+// the updater writes tags only, and its next write drops the digest.
+func warnDigests(events progress.Sink, st []release.StatusEntry) {
+	for _, e := range st {
+		if _, digest, ok := strings.Cut(e.PinnedRef, "@"); ok {
+			progress.Warnf(events, "%s pins %s by digest %s: Argo CD Image Updater writes tags only, and its next write drops the digest (shipit's release tags never move, so the tag still names that image; to keep digest pins, use deploy.mode: git)", e.Overlay, e.Image, digest)
+		}
+	}
 }
 
 // envApp is an Application's live state, under its environment.

@@ -11,6 +11,8 @@ import (
 	"sort"
 	"time"
 
+	imageupdater "github.com/shipit-dev/shipit/internal/updater"
+
 	"github.com/shipit-dev/shipit/internal/progress"
 	"github.com/shipit-dev/shipit/internal/tag"
 	"github.com/shipit-dev/shipit/release"
@@ -194,7 +196,7 @@ func planImage(ctx context.Context, o Options, im release.PinImage, pinned keptR
 	r := rules{o: o, pinned: pinned, digests: digests, pushed: pushed, now: o.Now(), newest: newestTags(all, o.Keep), updater: map[string]bool{}}
 	if o.UpdaterMode {
 		r.updater[tag.Newest(all, o.Prefix)] = true
-		if pick, err := release.UpdaterPick(all, tag.Pattern(o.Prefix)); err == nil {
+		if pick, err := imageupdater.Pick(all, tag.Pattern(o.Prefix)); err == nil {
 			r.updater[pick] = true
 		}
 	}

@@ -122,7 +122,7 @@ func TestInitGoAndNothing(t *testing.T) {
 	// updater-config's defaults are the Application and overlay init wrote.
 	upd := mustShipit(t, dir, nil, "updater-config").stdout
 	want := tree(t, dir)["k8s/argocd/image-updater.yaml"]
-	for _, s := range []string{`namePattern: "` + filepath.Base(dir) + `-staging"`, "kustomization:k8s/overlays/staging"} {
+	for _, s := range []string{`namePattern: "` + filepath.Base(dir) + `-staging"`, "kustomization:/k8s/overlays/staging"} {
 		if !strings.Contains(upd, s) || !strings.Contains(want, s) {
 			t.Errorf("updater-config and init's image-updater.yaml do not both say %s:\n%s\n%s", s, upd, want)
 		}

@@ -1,4 +1,4 @@
-package release
+package updater
 
 import (
 	"math/rand/v2"
@@ -44,7 +44,7 @@ func TestUpdaterPicksNewestRelease(t *testing.T) {
 			}
 		}
 		r.Shuffle(len(tags), func(i, j int) { tags[i], tags[j] = tags[j], tags[i] })
-		got, err := UpdaterPick(tags, tag.Pattern(prefix))
+		got, err := Pick(tags, tag.Pattern(prefix))
 		if err != nil {
 			t.Fatal(err)
 		}
