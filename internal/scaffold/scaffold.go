@@ -12,10 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
-	"text/template"
 
 	"github.com/shipit-dev/shipit/ci/templates"
 	"github.com/shipit-dev/shipit/dockerfiles"
@@ -251,146 +249,6 @@ func flow(v []string) string {
 // environments init sets up, in promotion order.
 var environments = []string{"staging", "production"}
 
-// plan reads the project and makes the files to write. Every finding, and
-// every assumption, is reported.
-func plan(kind string, o Options) ([]File, []Finding, error) {
-	d := data{Options: o, Kind: kind, Rails: kind == KindRails, AppPort: 8080, Memory: "64Mi", MemoryLimit: "256Mi",
-		Envs: environments, EnvFrom: envFrom{Name: o.Name}, JobEnvFrom: envFrom{Name: o.Name, Optional: true}}
-	var files []File
-	var findings []Finding
-	add := func(path string, content []byte) { files = append(files, File{Path: path, content: content}) }
-	app := image{Name: "app", Context: ".", Dockerfile: "Dockerfile"}
-	existing, err := readDockerfile(o.Dir)
-	if err != nil {
-		return nil, nil, err
-	}
-	switch kind {
-	case KindRails:
-		d.AppPort, d.Memory, d.MemoryLimit = 3000, "512Mi", "1Gi"
-		r, err := ReadRails(o.Dir)
-		if err != nil {
-			return nil, nil, err
-		}
-		findings = append(findings, r.Findings...)
-		dockerfile := existing
-		if dockerfile == nil {
-			b, err := dockerfiles.RenderRails(railsTemplate(o.Dir, r))
-			if err != nil {
-				return nil, nil, err
-			}
-			add("Dockerfile", b)
-			dockerfile = b
-		}
-		df, err := ParseDockerfile(dockerfile)
-		if err != nil {
-			return nil, nil, fmt.Errorf("Dockerfile: %w", err)
-		}
-		findings = append(findings, df.findings(existing != nil)...)
-		launch, why, assumed := df.Launch(func(rel string) ([]byte, bool) {
-			b, err := confine.ReadFile(filepath.Join(o.Dir, filepath.FromSlash(rel)))
-			return b, err == nil
-		})
-		from := "Dockerfile"
-		if existing == nil {
-			from = "the template"
-		}
-		findings = append(findings, Finding{What: "how the container starts: " + why, From: from, Assumed: assumed, Change: "the args of k8s/base/deployment.yaml, migrate-job.yaml and worker.yaml"})
-		app.Target, d.Workdir, d.Health = df.Target, df.Workdir, r.Health
-		d.Web = newRun(launch.Run(Command{Rails: []string{"server"}}, r.BinRails))
-		d.Migrate = newRun(launch.Run(Command{Rails: []string{"db:prepare"}}, r.BinRails))
-		if r.Worker != nil {
-			c, a := launch.Run(*r.Worker, r.BinRails)
-			d.Worker = newRun(c, a)
-			d.Worker.Source = r.Worker.Source
-		}
-		nginx, err := dockerfiles.Template("nginx")
-		if err != nil {
-			return nil, nil, err
-		}
-		d.Images = []image{app, {Name: "nginx", Context: "docker/nginx", Dockerfile: "Dockerfile"}}
-		add("docker/nginx/Dockerfile", nginx)
-	case KindGo:
-		g, err := dockerfiles.Template("go")
-		if err != nil {
-			return nil, nil, err
-		}
-		dockerfile := existing
-		if dockerfile == nil {
-			add("Dockerfile", g)
-			dockerfile = g
-		}
-		if app.Target, d.AppPort, findings, err = fromDockerfile(dockerfile, existing != nil); err != nil {
-			return nil, nil, err
-		}
-		d.Images = []image{app}
-	case KindDockerfile:
-		if app.Target, d.AppPort, findings, err = fromDockerfile(existing, true); err != nil {
-			return nil, nil, err
-		}
-		d.Images = []image{app}
-	}
-	manifests := []struct{ path, tmpl string }{
-		{"shipit.yaml", shipitYAML},
-		{".dockerignore", dockerignore},
-		{"k8s/base/kustomization.yaml", baseKustomization},
-		{"k8s/base/deployment.yaml", deployment},
-		{"k8s/base/service.yaml", service},
-		{"k8s/base/ingress.yaml", ingress},
-		{"k8s/base/configmap.yaml", configMap},
-		{"k8s/base/secret.example.yaml", secretExample},
-	}
-	if d.Rails {
-		manifests = append(manifests, struct{ path, tmpl string }{"k8s/base/migrate-job.yaml", migrateJob})
-	}
-	if d.Worker != nil {
-		manifests = append(manifests, struct{ path, tmpl string }{"k8s/base/worker.yaml", worker})
-	}
-	for _, env := range d.Envs {
-		manifests = append(manifests,
-			struct{ path, tmpl string }{"k8s/overlays/" + env + "/kustomization.yaml", overlay},
-			struct{ path, tmpl string }{"k8s/argocd/" + env + ".yaml", application})
-	}
-	for _, t := range manifests {
-		env := d.Envs[0]
-		for _, e := range d.Envs {
-			if strings.Contains(t.path, "/"+e) {
-				env = e
-			}
-		}
-		b, err := render(t.tmpl, d, env)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", t.path, err)
-		}
-		add(t.path, b)
-	}
-	ci, err := Workflow(kind, o.Version)
-	if err != nil {
-		return nil, nil, err
-	}
-	add(".github/workflows/shipit.yml", ci)
-	if !o.ImageUpdater {
-		b, err := render(previewsAppSet, d, d.Envs[0])
-		if err != nil {
-			return nil, nil, err
-		}
-		add("k8s/argocd/previews.yaml", b)
-		pw, err := templates.FS.ReadFile("github-preview.yml")
-		if err != nil {
-			return nil, nil, err
-		}
-		add(".github/workflows/preview.yml", pinVersion(pw, o.Version))
-	}
-	if o.ImageUpdater {
-		b, err := render(imageUpdater, d, d.Envs[0])
-		if err != nil {
-			return nil, nil, err
-		}
-		add("k8s/argocd/image-updater.yaml", b)
-	}
-	sort.SliceStable(files, func(i, j int) bool { return files[i].Path < files[j].Path })
-	return files, findings, nil
-}
-
 // readDockerfile reads the project's Dockerfile, if it has one.
 func readDockerfile(dir string) ([]byte, error) {
 	b, err := confine.ReadFile(filepath.Join(dir, "Dockerfile"))
@@ -501,31 +359,12 @@ func Workflow(kind, version string) ([]byte, error) {
 		return nil, errors.New("the workflow template has no test steps to fill")
 	}
 	steps := s[i+len(begin) : j]
-	switch kind {
-	case KindGo:
-		steps = `      - uses: actions/setup-go@v5
-        with:
-          go-version-file: go.mod
-      - name: Test
-        run: go test ./...
-`
-	case KindDockerfile:
-		steps = `      - name: Test
-        run: echo "Add your tests here; the release waits for this job." && exit 1
-`
+	if other, ok := map[string]string{KindGo: "go", KindDockerfile: "dockerfile"}[kind]; ok {
+		b, err := templateFS.ReadFile("templates/ci/" + other + "-test-steps.yml")
+		if err != nil {
+			return nil, err
+		}
+		steps = string(b)
 	}
 	return []byte(s[:i+len(begin)] + steps + s[j:]), nil
-}
-
-func render(tmpl string, d data, env string) ([]byte, error) {
-	t, err := template.New("").Parse(probeTmpl + envTmpl + runTmpl + resourcesTmpl + tmpl)
-	if err != nil {
-		return nil, err
-	}
-	var b bytes.Buffer
-	err = t.Execute(&b, struct {
-		data
-		Env string
-	}{d, env})
-	return b.Bytes(), err
 }
