@@ -72,10 +72,14 @@ func TestInitRails(t *testing.T) {
 	if !strings.Contains(files["Dockerfile"], "FROM ruby:${RUBY_VERSION}-alpine") {
 		t.Error("the Rails Dockerfile is not the template")
 	}
+	// The workflow is the (actionlint-checked) template, but for setup-ruby's
+	// version: the app has no .ruby-version.
 	tmpl, _ := templates.FS.ReadFile("github-actions.yml")
-	if files[".github/workflows/shipit.yml"] != string(tmpl) {
-		t.Error("the Rails workflow is not the (actionlint-checked) template")
+	want := strings.Replace(string(tmpl), "          bundler-cache: true\n", "          ruby-version: \"3.4\"   # the app has no .ruby-version\n          bundler-cache: true\n", 1)
+	if files[".github/workflows/shipit.yml"] != want {
+		t.Errorf("the Rails workflow is not the template:\n%s", files[".github/workflows/shipit.yml"])
 	}
+	lintWorkflow(t, filepath.Join(dir, ".github/workflows/shipit.yml"))
 
 	// The overlays render, with the migration Job and the Deployment on the app image.
 	for _, env := range []string{"staging", "production"} {
@@ -137,5 +141,68 @@ func TestInitGoAndNothing(t *testing.T) {
 	lintWorkflow(t, filepath.Join(dockerfileOnly, ".github/workflows/shipit.yml"))
 	if r := shipitRun(t, t.TempDir(), nil, "init"); r.code != 2 || !strings.Contains(r.stderr, "Gemfile, go.mod or Dockerfile") {
 		t.Errorf("empty directory: exit %d: %s", r.code, r.stderr)
+	}
+}
+
+// TestInitBranch: init writes the app's own branch, origin's default
+// (origin/HEAD) else the one checked out, everywhere a branch is named:
+// deploy.branch, the workflow's push trigger, the Applications and the
+// previews ApplicationSet.
+func TestInitBranch(t *testing.T) {
+	t.Parallel()
+	origin := filepath.Join(t.TempDir(), "osm.git")
+	git(t, "", "", "init", "-q", "--bare", "-b", "master", origin)
+	seed := filepath.Join(t.TempDir(), "seed")
+	writeFiles(t, seed, map[string]string{"Gemfile": "gem 'rails'\ngem 'pg'\n"})
+	git(t, seed, "", "init", "-q", "-b", "master")
+	git(t, seed, "", "add", "-A")
+	git(t, seed, "", "commit", "-qm", "app")
+	git(t, seed, "", "push", "-q", origin, "master")
+	dir := filepath.Join(t.TempDir(), "osm")
+	git(t, "", "", "clone", "-q", origin, dir)
+	git(t, dir, "", "checkout", "-q", "-b", "feature") // origin/HEAD wins over the branch checked out
+	mustShipit(t, dir, nil, "init")
+	files := tree(t, dir)
+	for f, want := range map[string]string{
+		"shipit.yaml":                  "  branch: master\n",
+		".github/workflows/shipit.yml": "    branches: [master]\n",
+		"k8s/argocd/staging.yaml":      "targetRevision: master\n",
+		"k8s/argocd/production.yaml":   "targetRevision: master\n",
+		"k8s/argocd/previews.yaml":     "        revision: master\n",
+	} {
+		if !strings.Contains(files[f], want) || strings.Contains(files[f], ": main") || strings.Contains(files[f], "[main]") {
+			t.Errorf("%s does not say %q:\n%s", f, want, files[f])
+		}
+	}
+	lintWorkflow(t, filepath.Join(dir, ".github/workflows/shipit.yml"))
+
+	// No origin: the branch checked out.
+	local := t.TempDir()
+	writeFiles(t, local, map[string]string{"go.mod": "module example.com/x\n\ngo 1.26\n"})
+	git(t, local, "", "init", "-q", "-b", "trunk")
+	mustShipit(t, local, nil, "init")
+	if s := tree(t, local)["shipit.yaml"]; !strings.Contains(s, "  branch: trunk\n") {
+		t.Errorf("shipit.yaml without origin:\n%s", s)
+	}
+}
+
+// TestInitHelpListsItsFiles: every top-level file or folder init writes
+// for a Rails app is in init --help.
+func TestInitHelpListsItsFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Gemfile": "gem 'rails'\ngem 'pg'\ngem 'sidekiq'\n"})
+	help := mustShipit(t, dir, nil, "init", "--help").stdout
+	for _, p := range strings.Fields(mustShipit(t, dir, nil, "init", "--dry-run").stdout) {
+		name := p
+		if i := strings.Index(p, "/"); i >= 0 && !strings.HasPrefix(p, ".github/") && !strings.HasPrefix(p, "docker/") {
+			name = p[:i+1] // k8s/base/deployment.yaml: k8s/base/ is listed
+			if j := strings.Index(p[i+1:], "/"); j >= 0 {
+				name = p[:i+1+j+1]
+			}
+		}
+		if !strings.Contains(help, name) {
+			t.Errorf("init writes %s, and --help does not list %s:\n%s", p, name, help)
+		}
 	}
 }

@@ -136,7 +136,7 @@ func TestInitReadsTheApp(t *testing.T) {
 			},
 			ruby: "3.3.6", dbBuild: "mariadb-dev", dbNot: "postgresql-dev", js: []string{"FROM node:${NODE_VERSION}-alpine", "ARG NODE_VERSION=22.11.0", "corepack enable yarn", "yarn install --frozen-lockfile", "COPY package.json yarn.lock ./", "rm -rf node_modules"},
 			vips: true, target: "runtime", workdir: "/rails",
-			web: []string{"./bin/rails", "server"}, migrate: []string{"./bin/rails", "db:prepare"}, worker: []string{"bundle", "exec", "sidekiq", "-C", "config/sidekiq.yml"},
+			web: []string{"./bin/rails", "server"}, migrate: []string{"./bin/rails", "db:prepare"}, worker: []string{"sh", "-c", "exec bundle exec sidekiq -C config/sidekiq.yml"},
 			health: true,
 		},
 		// Postgres with importmap and bootsnap, Ruby from .ruby-version.
