@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -255,7 +256,7 @@ func (a *initApp) render(t *testing.T, env string) map[string]map[string]any {
 			break
 		}
 		md, _ := o["metadata"].(map[string]any)
-		objs[o["kind"].(string)+"/"+md["name"].(string)] = o
+		objs[fmt.Sprint(o["kind"], "/", md["name"])] = o
 	}
 	return objs
 }

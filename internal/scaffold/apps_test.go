@@ -1,6 +1,7 @@
 package scaffold
 
 import (
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -357,5 +358,41 @@ func TestInitWording(t *testing.T) {
 	_, err := Init(Options{Dir: t.TempDir()})
 	if err == nil || strings.Contains(err.Error(), "dockerfiles/") || !strings.Contains(err.Error(), "Add a Dockerfile that builds your app") {
 		t.Errorf("empty directory: %v", err)
+	}
+}
+
+// TestInitDeploymentsFailFast (issue 21): every Deployment init writes has
+// a readiness probe on every container, and a progress deadline within
+// release --wait's default 10 minutes, so that a crash-looping release is
+// Degraded before the wait gives up.
+func TestInitDeploymentsFailFast(t *testing.T) {
+	t.Parallel()
+	goDir := filepath.Join(t.TempDir(), "svc")
+	writeFile(t, goDir, "go.mod", "module example.com/svc\n\ngo 1.26\n")
+	apps := []*initApp{runInit(t, "manyfold", Options{}), runInit(t, "lobsters", Options{}), runInit(t, "human-essentials", Options{})}
+	if _, err := Init(Options{Dir: goDir}); err != nil {
+		t.Fatal(err)
+	}
+	apps = append(apps, &initApp{dir: goDir, files: readTree(t, goDir)})
+	for _, a := range apps {
+		deployments := 0
+		for key, o := range a.render(t, "production") {
+			if !strings.HasPrefix(key, "Deployment/") {
+				continue
+			}
+			deployments++
+			d, _ := get(o, "spec", "progressDeadlineSeconds").(int)
+			if d <= 0 || d > 540 {
+				t.Errorf("%s: progressDeadlineSeconds %v, want at most 540 (release --wait waits 600)", key, get(o, "spec", "progressDeadlineSeconds"))
+			}
+			for name, c := range containersOf(o, "containers") {
+				if c["readinessProbe"] == nil {
+					t.Errorf("%s: container %s has no readiness probe", key, name)
+				}
+			}
+		}
+		if deployments == 0 {
+			t.Errorf("%s: no Deployment", a.dir)
+		}
 	}
 }
