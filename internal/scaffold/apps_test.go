@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	yaml "go.yaml.in/yaml/v3"
 )
 
 // Each test below is one finding of issue 23, on the fixture apps of
@@ -394,5 +396,52 @@ func TestInitDeploymentsFailFast(t *testing.T) {
 		if deployments == 0 {
 			t.Errorf("%s: no Deployment", a.dir)
 		}
+	}
+}
+
+// TestInitPreviewsProject (issue 20): previews run in an AppProject of
+// their own: this repository, namespaces <app>-* but the environments',
+// and nothing cluster-scoped but their namespace.
+func TestInitPreviewsProject(t *testing.T) {
+	t.Parallel()
+	a := runInit(t, "human-essentials", Options{RepoURL: "https://git.example.com/he.git"})
+	var set, proj map[string]any
+	if err := yaml.Unmarshal([]byte(a.files["k8s/argocd/previews.yaml"]), &set); err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal([]byte(a.files["k8s/argocd/previews-project.yaml"]), &proj); err != nil {
+		t.Fatal(err)
+	}
+	name := get(proj, "metadata", "name")
+	if proj["kind"] != "AppProject" || name != "human-essentials-previews" || get(proj, "metadata", "namespace") != "argocd" {
+		t.Fatalf("previews-project.yaml:\n%s", a.files["k8s/argocd/previews-project.yaml"])
+	}
+	if got := get(set, "spec", "template", "spec", "project"); got != name {
+		t.Errorf("the ApplicationSet's Applications are in project %v, want %v", got, name)
+	}
+	if got := strList(get(proj, "spec", "sourceRepos")); !slices.Equal(got, []string{"https://git.example.com/he.git"}) {
+		t.Errorf("sourceRepos %v", got)
+	}
+	var dests []string
+	for _, d := range get(proj, "spec", "destinations").([]any) {
+		if get(d, "server") != "https://kubernetes.default.svc" {
+			t.Errorf("destination %v", d)
+		}
+		dests = append(dests, get(d, "namespace").(string))
+	}
+	if !slices.Equal(dests, []string{"!human-essentials-staging", "!human-essentials-production", "human-essentials-*"}) {
+		t.Errorf("destinations %v", dests)
+	}
+	wl, _ := get(proj, "spec", "clusterResourceWhitelist").([]any)
+	if len(wl) != 1 || get(wl[0], "kind") != "Namespace" || get(wl[0], "group") != "" || get(wl[0], "name") != "human-essentials-*" {
+		t.Errorf("clusterResourceWhitelist %v: want only the previews' Namespaces", wl)
+	}
+	if _, ok := get(proj, "spec", "clusterResourceBlacklist").([]any); ok {
+		t.Error("a blacklist beside the whitelist")
+	}
+	// With the Image Updater there are no previews, and no project.
+	u := runInit(t, "human-essentials", Options{ImageUpdater: true})
+	if _, ok := u.files["k8s/argocd/previews-project.yaml"]; ok {
+		t.Error("a previews project without previews")
 	}
 }

@@ -232,7 +232,8 @@ func (p *planned) manifests(d data) error {
 	if d.ImageUpdater {
 		ms = append(ms, manifest{"k8s/argocd/image-updater.yaml", "k8s/argocd/image-updater.yaml.tmpl"})
 	} else {
-		ms = append(ms, manifest{"k8s/argocd/previews.yaml", "k8s/argocd/previews.yaml.tmpl"})
+		ms = append(ms, manifest{"k8s/argocd/previews.yaml", "k8s/argocd/previews.yaml.tmpl"},
+			manifest{"k8s/argocd/previews-project.yaml", "k8s/argocd/previews-project.yaml.tmpl"})
 	}
 	for _, m := range ms {
 		env := d.Envs[0]
