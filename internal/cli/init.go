@@ -58,7 +58,7 @@ func newInitCmd() *cobra.Command {
 				return err
 			}
 			o.Dir, o.Version = wd, version
-			initWarnings(cmd.Context(), cmd.ErrOrStderr(), wd)
+			o.RepoPath = initWarnings(cmd.Context(), cmd.ErrOrStderr(), wd)
 			if o.RepoURL == "" {
 				o.RepoURL = gitinfo.SanitizeURL(gitinfo.Origin(wd))
 			}
@@ -88,16 +88,23 @@ func newInitCmd() *cobra.Command {
 }
 
 // initWarnings says what in the working directory may surprise: no git,
-// another tool's shipit.yml.
-func initWarnings(ctx context.Context, stderr io.Writer, wd string) {
-	if _, err := gitinfo.TopLevel(ctx, wd); err != nil {
+// another tool's shipit.yml. It returns wd's path from the repository's
+// root ("" at the root, or outside git).
+func initWarnings(ctx context.Context, stderr io.Writer, wd string) string {
+	rel := ""
+	if top, err := gitinfo.TopLevel(ctx, wd); err != nil {
 		fmt.Fprintf(stderr, "warning: %s is not in a git repository: shipit tags images by commit, so build and release need one (git init, and commit)\n", wd)
+	} else if resolved, err := filepath.EvalSymlinks(wd); err == nil {
+		if r, err := filepath.Rel(top, resolved); err == nil && r != "." && !strings.HasPrefix(r, "..") {
+			rel = filepath.ToSlash(r)
+		}
 	}
 	for _, other := range []string{"shipit.yml", ".shipit.yml", ".shipit.yaml"} {
 		if _, err := os.Stat(filepath.Join(wd, other)); err == nil {
 			fmt.Fprintf(stderr, "warning: %s exists, and shipit reads only shipit.yaml: if it belongs to another tool (the shipit deploy gem uses shipit.yml), it stays as it is and the two do not mix\n", other)
 		}
 	}
+	return rel
 }
 
 // defaultBranch is origin's default branch (origin/HEAD), else the one

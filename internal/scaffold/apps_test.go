@@ -445,3 +445,28 @@ func TestInitPreviewsProject(t *testing.T) {
 		t.Error("a previews project without previews")
 	}
 }
+
+// TestInitInASubdirectory (issue 25): in a monorepo's services/shop, the
+// Applications' paths and the Image Updater's write-back target start at
+// the repository's root (the target with a leading /, which the updater
+// does not join to the Application's path).
+func TestInitInASubdirectory(t *testing.T) {
+	t.Parallel()
+	for _, updater := range []bool{false, true} {
+		a := runInit(t, "human-essentials", Options{RepoPath: "services/shop", ImageUpdater: updater})
+		for _, env := range []string{"staging", "production"} {
+			a.has(t, "k8s/argocd/"+env+".yaml", "    path: services/shop/k8s/overlays/"+env+"\n")
+		}
+		if updater {
+			a.has(t, "k8s/argocd/image-updater.yaml", `writeBackTarget: "kustomization:/services/shop/k8s/overlays/staging"`, "  namespace: argocd\n")
+		} else {
+			a.has(t, "k8s/argocd/previews.yaml", "          - path: services/shop/k8s/previews/*\n")
+		}
+	}
+	root := runInit(t, "human-essentials", Options{ImageUpdater: true})
+	root.has(t, "k8s/argocd/staging.yaml", "    path: k8s/overlays/staging\n")
+	root.has(t, "k8s/argocd/image-updater.yaml", `writeBackTarget: "kustomization:/k8s/overlays/staging"`)
+	if _, err := Init(Options{Dir: root.dir, RepoPath: "a b"}); err == nil {
+		t.Error("a path with a space went into the Applications")
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -29,12 +30,15 @@ const (
 
 // Options configure Init.
 type Options struct {
-	Dir          string // the repository
-	Name         string // the app's name; default: the directory's
-	Registry     string // default: an ECR placeholder to edit
-	RepoURL      string // the Git URL Argo CD syncs from; default: origin, else a placeholder
-	Branch       string // the branch CI releases from and Argo CD syncs: origin's default, else the current one; default main
-	ImageUpdater bool   // deploy.mode: image-updater, and its configuration
+	Dir      string // the repository
+	Name     string // the app's name; default: the directory's
+	Registry string // default: an ECR placeholder to edit
+	RepoURL  string // the Git URL Argo CD syncs from; default: origin, else a placeholder
+	Branch   string // the branch CI releases from and Argo CD syncs: origin's default, else the current one; default main
+	// RepoPath is Dir's path from the repository's root ("services/shop"
+	// in a monorepo; "" at the root): Argo CD's paths start there.
+	RepoPath     string
+	ImageUpdater bool // deploy.mode: image-updater, and its configuration
 	DryRun       bool
 	Version      string // shipit's version: the workflows install it, when it is a release
 }
@@ -368,6 +372,12 @@ func defaults(o Options) (Options, error) {
 	}
 	if o.Branch == "" {
 		o.Branch = "main"
+	}
+	if o.RepoPath = strings.Trim(path.Clean("/"+filepath.ToSlash(o.RepoPath)), "/"); o.RepoPath != "" {
+		o.RepoPath += "/" // joined to k8s/...
+	}
+	if strings.ContainsAny(o.RepoPath, " \t\n\"'{}[]#:*") {
+		return o, fmt.Errorf("%s: init writes the directory's path from the repository's root into the Argo CD Applications, and takes no spaces, quotes or YAML punctuation in it", o.RepoPath)
 	}
 	if !branchName.MatchString(o.Branch) || strings.Contains(o.Branch, "..") {
 		return o, fmt.Errorf("branch %q: init writes it into shipit.yaml and the workflows, and takes only letters, digits, '.', '_', '-' and '/': pass --branch", o.Branch)

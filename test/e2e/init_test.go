@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"sigs.k8s.io/kustomize/kyaml/yaml"
+
 	"github.com/shipit-dev/shipit/ci/templates"
 )
 
@@ -123,13 +125,15 @@ func TestInitGoAndNothing(t *testing.T) {
 		t.Errorf("go project: Dockerfile %q\nshipit.yaml %s", files["Dockerfile"], files["shipit.yaml"])
 	}
 	lintWorkflow(t, filepath.Join(dir, ".github/workflows/shipit.yml"))
-	// updater-config's defaults are the Application and overlay init wrote.
+	// updater-config's defaults are the Application init wrote; init's
+	// write-back target is the overlay from the repository's root.
 	upd := mustShipit(t, dir, nil, "updater-config").stdout
 	want := tree(t, dir)["k8s/argocd/image-updater.yaml"]
-	for _, s := range []string{`namePattern: "` + filepath.Base(dir) + `-staging"`, "kustomization:k8s/overlays/staging"} {
-		if !strings.Contains(upd, s) || !strings.Contains(want, s) {
-			t.Errorf("updater-config and init's image-updater.yaml do not both say %s:\n%s\n%s", s, upd, want)
-		}
+	if s := `namePattern: "` + filepath.Base(dir) + `-staging"`; !strings.Contains(upd, s) || !strings.Contains(want, s) {
+		t.Errorf("updater-config and init's image-updater.yaml do not both say %s:\n%s\n%s", s, upd, want)
+	}
+	if !strings.Contains(want, `writeBackTarget: "kustomization:/k8s/overlays/staging"`) {
+		t.Errorf("init's write-back target is not the overlay from the repository's root:\n%s", want)
 	}
 	dockerfileOnly := t.TempDir()
 	writeFiles(t, dockerfileOnly, map[string]string{"Dockerfile": "FROM scratch AS build\nFROM scratch\nEXPOSE 9090/tcp\n"})
@@ -204,5 +208,40 @@ func TestInitHelpListsItsFiles(t *testing.T) {
 		if !strings.Contains(help, name) {
 			t.Errorf("init writes %s, and --help does not list %s:\n%s", p, name, help)
 		}
+	}
+}
+
+// TestInitInAMonorepo: init in services/shop writes Argo CD paths from the
+// repository's root; joined as Argo CD and the Image Updater join them,
+// they name the overlays init wrote.
+func TestInitInAMonorepo(t *testing.T) {
+	t.Parallel()
+	repo := t.TempDir()
+	writeFiles(t, repo, map[string]string{"README.md": "monorepo\n", "services/shop/go.mod": "module example.com/shop\n\ngo 1.26\n"})
+	git(t, repo, "", "init", "-q", "-b", "main")
+	shop := filepath.Join(repo, "services", "shop")
+	mustShipit(t, shop, nil, "init", "--image-updater")
+	files := tree(t, shop)
+	for _, env := range []string{"staging", "production"} {
+		var app map[string]any
+		if err := yaml.Unmarshal([]byte(files["k8s/argocd/"+env+".yaml"]), &app); err != nil {
+			t.Fatal(err)
+		}
+		p, _ := app["spec"].(map[string]any)["source"].(map[string]any)["path"].(string)
+		if _, err := os.Stat(filepath.Join(repo, p, "kustomization.yaml")); err != nil || p != "services/shop/k8s/overlays/"+env {
+			t.Errorf("%s's Application syncs %q: %v", env, p, err)
+		}
+	}
+	var upd map[string]any
+	if err := yaml.Unmarshal([]byte(files["k8s/argocd/image-updater.yaml"]), &upd); err != nil {
+		t.Fatal(err)
+	}
+	wb, _ := upd["spec"].(map[string]any)["writeBackConfig"].(map[string]any)["gitConfig"].(map[string]any)["writeBackTarget"].(string)
+	target, ok := strings.CutPrefix(wb, "kustomization:/")
+	if !ok {
+		t.Fatalf("write-back target %q is not from the repository's root", wb)
+	}
+	if _, err := os.Stat(filepath.Join(repo, target, "kustomization.yaml")); err != nil {
+		t.Errorf("the updater would write %s: %v", target, err)
 	}
 }
