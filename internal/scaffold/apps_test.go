@@ -234,6 +234,10 @@ func TestInitExistingDockerfiles(t *testing.T) {
 	w := runInit(t, "chatwoot", Options{})
 	w.said(t, `ENTRYPOINT /docker/entrypoints/rails.sh ends with exec "$@" (from docker/Dockerfile)`)
 	w.notSaid(t, "not found", "assumed it")
+	// manyfold's docker/*.dockerfile build from images of their own: said,
+	// not used.
+	runInit(t, "manyfold", Options{}).said(t, "docker/manyfold.dockerfile is not built: shipit.yaml builds Dockerfile")
+
 	m := runInit(t, "mastodon", Options{})
 	m.said(t, "ENTRYPOINT /usr/bin/tini, an init that runs its arguments")
 	m.notSaid(t, "not found", "assumed it")

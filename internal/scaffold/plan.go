@@ -162,6 +162,14 @@ func (p *planned) railsDockerfile(d *data, r *Rails) (path string, b []byte, kep
 	if taken {
 		path = "docker/app/Dockerfile"
 	}
+	others, err := filepath.Glob(filepath.Join(d.Dir, "docker", "*.dockerfile"))
+	if err != nil {
+		return "", nil, false, err
+	}
+	for _, o := range others {
+		rel := "docker/" + filepath.Base(o)
+		p.found(Finding{From: rel, What: rel + " is not built: shipit.yaml builds " + path + " (set images.app.dockerfile to " + rel + " to build it, with its context)"})
+	}
 	for _, f := range dev {
 		p.found(Finding{Warning: true, From: f, What: f + " is a development image (no stage copies the app in, as COPY . . does): not the production image",
 			Change: "shipit.yaml builds " + path + ", from shipit's template; to build yours instead, make it COPY the app and set images.app.dockerfile to it"})
