@@ -88,10 +88,12 @@ func TestInitNativePackages(t *testing.T) {
 	// Gems only in development or test groups get no packages: lobsters'
 	// rspec and foreman are not in the image, nor would a native one be.
 	g := gems{}
-	for name, runtime := range parseGemfile("gem \"pg\"\ngroup :development, :test do\n  gem \"mysql2\"\nend\ngem \"rmagick\", group: :test\ngroup :production do\n  gem \"ruby-vips\"\nend\n") {
+	for name, runtime := range parseGemfile("gem \"pg\"\ngroup :development, :test do\n  gem \"mysql2\"\nend\ngem \"rmagick\", group: :test\ngroup :production do\n  gem \"ruby-vips\"\nend\n" +
+		"gem 'mini_magick', groups: %w[development test]\ngroup :test, optional: true do\n  gem 'ffi-libarchive'\nend\nif ENV['X']\n  gem 'libxml-ruby'\nend\n") {
 		g[name] = gem{from: "Gemfile", runtime: runtime}
 	}
-	if g.has("pg") == "" || g.has("mysql2") != "" || g.has("rmagick") != "" || g.has("ruby-vips") == "" {
+	if g.has("pg") == "" || g.has("mysql2") != "" || g.has("rmagick") != "" || g.has("ruby-vips") == "" ||
+		g.has("mini_magick") != "" || g.has("ffi-libarchive") != "" || g.has("libxml-ruby") == "" {
 		t.Errorf("groups read as %v", g)
 	}
 }

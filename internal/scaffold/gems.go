@@ -19,7 +19,8 @@ type gems map[string]gem
 
 var (
 	gemLine    = regexp.MustCompile(`^\s*gem\s*\(?\s*["']([A-Za-z0-9_.-]+)["'](.*)$`)
-	inlineGrp  = regexp.MustCompile(`(?:\bgroups?:|:groups?\s*=>)\s*(\[[^\]]*\]|:\w+|["']\w+["'])`)
+	inlineGrp  = regexp.MustCompile(`(?:\bgroups?:|:groups?\s*=>)\s*(%[wi]?\[[^\]]*\]|\[[^\]]*\]|:\w+|["']\w+["'])`)
+	groupOpt   = regexp.MustCompile(`\w+:\s*\S+`) // group :test, optional: true
 	groupOpen  = regexp.MustCompile(`^\s*group\s*\(?\s*(.+?)\)?\s+do\b`)
 	symbol     = regexp.MustCompile(`:?["']?(\w+)["']?`)
 	lockSpec   = regexp.MustCompile(`^ {4}([A-Za-z0-9_.-]+) \(([^)]*)\)`)
@@ -82,7 +83,7 @@ func parseGemfile(gemfile string) map[string]bool {
 			}
 			continue
 		case groupOpen.MatchString(code):
-			stack = append(stack, symbols(groupOpen.FindStringSubmatch(code)[1]))
+			stack = append(stack, symbols(groupOpt.ReplaceAllString(groupOpen.FindStringSubmatch(code)[1], "")))
 			continue
 		case opensBlock(code):
 			stack = append(stack, nil)
@@ -118,6 +119,7 @@ func onlyDev(groups []string) bool {
 
 func symbols(s string) []string {
 	var out []string
+	s = strings.TrimPrefix(strings.TrimPrefix(s, "%w"), "%i")
 	for _, m := range symbol.FindAllStringSubmatch(s, -1) {
 		out = append(out, m[1])
 	}
