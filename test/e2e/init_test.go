@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
@@ -244,4 +246,87 @@ func TestInitInAMonorepo(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(repo, target, "kustomization.yaml")); err != nil {
 		t.Errorf("the updater would write %s: %v", target, err)
 	}
+}
+
+// TestInitPreviewsProjectOnArgoCD: the AppProject init writes for previews,
+// applied to the test cluster's real Argo CD, lets a preview's Application
+// create its namespace and sync into it, and refuses one that holds a
+// cluster-scoped object and one whose destination is not <app>-*.
+func TestInitPreviewsProjectOnArgoCD(t *testing.T) {
+	kc := kubeconfig(t)
+	id := fmt.Sprintf("%d", time.Now().UnixNano()%1e8)
+	name := "proj" + id
+	bare := filepath.Join(t.TempDir(), "gitops.git")
+	git(t, "", "", "init", "-q", "--bare", "-b", "main", bare)
+	dir := filepath.Join(t.TempDir(), name)
+	writeFiles(t, dir, map[string]string{
+		"go.mod":                              "module example.com/x\n\ngo 1.26\n",
+		"k8s/previews/ok/cm.yaml":             "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ok}\ndata: {a: b}\n",
+		"k8s/previews/ok/kustomization.yaml":  "resources: [cm.yaml]\n",
+		"k8s/previews/bad/cm.yaml":            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bad}\ndata: {a: b}\n",
+		"k8s/previews/bad/role.yaml":          "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: " + name + "-bad}\nrules: []\n",
+		"k8s/previews/bad/kustomization.yaml": "resources: [cm.yaml, role.yaml]\n",
+	})
+	git(t, dir, "", "init", "-q", "-b", "main")
+	mustShipit(t, dir, nil, "init", "--repo-url", "file://"+bare)
+	git(t, dir, "", "add", "-A")
+	git(t, dir, "", "commit", "-qm", "app")
+	git(t, dir, "", "push", "-q", bare, "main")
+	project := mustRead(t, filepath.Join(dir, "k8s/argocd/previews-project.yaml"))
+	kubectl(t, kc, project, "apply", "-f", "-")
+	t.Cleanup(func() {
+		for _, p := range []string{"ok", "bad", "system"} {
+			_ = exec.Command("kubectl", "--kubeconfig", kc, "-n", "argocd", "delete", "application", name+"-"+p, "--wait=false").Run()
+		}
+		_ = exec.Command("kubectl", "--kubeconfig", kc, "-n", "argocd", "delete", "appproject", name+"-previews", "--wait=false").Run()
+	})
+	previewApp := func(p, ns string) string {
+		return fmt.Sprintf(`apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: %s-%s, namespace: argocd}
+spec:
+  project: %s-previews
+  source: {repoURL: "file://%s", targetRevision: main, path: k8s/previews/%s}
+  destination: {server: https://kubernetes.default.svc, namespace: %s}
+  syncPolicy:
+    automated: {prune: true}
+    syncOptions: [CreateNamespace=true]
+`, name, p, name, bare, p, ns)
+	}
+	kubectl(t, kc, previewApp("ok", name+"-ok"), "apply", "-f", "-")
+	kubectl(t, kc, previewApp("bad", name+"-bad"), "apply", "-f", "-")
+	kubectl(t, kc, previewApp("system", "kube-system"), "apply", "-f", "-")
+
+	// The preview syncs into the namespace Argo CD created for it.
+	waitFor(t, 3*time.Minute, "the ok preview to sync", func() (bool, string) {
+		out, _ := exec.Command("kubectl", "--kubeconfig", kc, "-n", name+"-ok", "get", "configmap", "ok", "-o", "jsonpath={.data.a}").CombinedOutput()
+		return string(out) == "b", string(out)
+	})
+	// The ClusterRole is refused, and is not in the cluster; kube-system is
+	// not a destination of the project.
+	for p, want := range map[string]string{"bad": "not permitted in project", "system": "not permitted in project"} {
+		waitFor(t, 3*time.Minute, p+" refused", func() (bool, string) {
+			out, _ := exec.Command("kubectl", "--kubeconfig", kc, "-n", "argocd", "get", "application", name+"-"+p, "-o", "json").CombinedOutput()
+			return strings.Contains(string(out), want), string(out)
+		})
+	}
+	if out, err := exec.Command("kubectl", "--kubeconfig", kc, "get", "clusterrole", name+"-bad").CombinedOutput(); err == nil {
+		t.Errorf("the preview's ClusterRole was created: %s", out)
+	}
+}
+
+// waitFor polls cond every second until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	last := ""
+	for time.Now().Before(deadline) {
+		ok, s := cond()
+		if ok {
+			return
+		}
+		last = s
+		time.Sleep(time.Second)
+	}
+	t.Fatalf("waiting for %s: %s", what, last)
 }
