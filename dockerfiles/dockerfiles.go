@@ -37,6 +37,9 @@ type Rails struct {
 	JSDirs   []string // directories it needs (.yarn/: yarn berry's release and plugins), each copied as itself
 	Bootsnap bool
 	Vendor   bool // vendor/ exists: copied before bundle install
+	// BundleCopies are the files and directories (with a trailing /) the
+	// Gemfile names: path gems, eval_gemfile; copied before bundle install.
+	BundleCopies []string
 	// RubyVersionFile: .ruby-version exists, and is copied with the Gemfile
 	// (which may read it).
 	RubyVersionFile bool

@@ -33,7 +33,8 @@ func (offlineResolver) ResolveImageConfig(_ context.Context, ref string, _ sourc
 // railsVariants are the Rails template as init renders it for different
 // apps: every branch of the template is in one of them.
 var railsVariants = map[string]Rails{
-	"rails": {Ruby: "3.4.4", Runtime: []string{"postgresql-client"}, Build: []string{"postgresql-dev"}, Bootsnap: true, Vendor: true, BinRails: true},
+	"rails": {Ruby: "3.4.4", Runtime: []string{"postgresql-client"}, Build: []string{"postgresql-dev"}, Bootsnap: true, Vendor: true, BinRails: true,
+		BundleCopies: []string{"engines/billing/", "Gemfile.plugins"}},
 	"rails-mysql-yarn-vips": {Ruby: "3.3", Runtime: []string{"mariadb-client", "vips"}, Build: []string{"mariadb-dev"},
 		JS: "yarn", Node: "22.11.0", JSFiles: []string{"package.json", "yarn.lock"}, Bootsnap: true, BinRails: true},
 	"rails-berry": {Ruby: "3.4", JS: "yarn", Berry: true, Node: "24", JSFiles: []string{"package.json", "yarn.lock", ".yarnrc.yml"}, JSDirs: []string{".yarn/"}},

@@ -49,12 +49,13 @@ func (f Finding) String() string {
 
 // JS is the app's JavaScript toolchain: none for importmap alone.
 type JS struct {
-	Manager string // yarn, npm, pnpm or bun; "" for none
-	Node    string // node's version (not needed with bun)
-	Bun     string // bun's version
-	Berry   bool   // yarn 2+ (yarn.lock has __metadata)
-	Lock    string // the lockfile
-	For     string // what needs it: jsbundling-rails, vite_rails, package.json
+	Manager string   // yarn, npm, pnpm or bun; "" for none
+	Node    string   // node's version (not needed with bun)
+	Bun     string   // bun's version
+	Berry   bool     // yarn 2+ (yarn.lock has __metadata)
+	Lock    string   // the lockfile
+	For     string   // what needs it: jsbundling-rails, vite_rails, package.json
+	Dirs    []string // directories the install reads: workspaces, patches/
 }
 
 // Command is something to run from the app image: a rails command, a
@@ -77,6 +78,7 @@ type Rails struct {
 	Ruby            string
 	RubyVersionFile bool     // .ruby-version exists: the Gemfile may read it, so it is copied before bundle install
 	BundleConfig    bool     // .bundle/config exists (build flags of gems): copied too
+	BundleCopies    []string // what the Gemfile reads beside itself (path gems, eval_gemfile): copied too
 	Build           []string // Alpine packages gems compile against
 	Runtime         []string // Alpine packages the app runs with
 	JS              JS
@@ -132,7 +134,7 @@ func ReadRails(dir string) (*Rails, error) {
 		}
 		return string(b), true, nil
 	}}
-	for _, step := range []func() error{r.readBundle, r.readRuby, r.readNatives, r.readJSToolchain,
+	for _, step := range []func() error{r.readBundle, r.readGemfileFiles, r.readRuby, r.readNatives, r.readJSToolchain,
 		r.readDatabase, r.readProcesses, r.readRedis, r.readBoot, r.readHealth} {
 		if err := step(); err != nil {
 			return nil, err

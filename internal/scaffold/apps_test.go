@@ -65,6 +65,43 @@ func TestInitJSToolchains(t *testing.T) {
 	// importmap alone: none.
 	h := runInit(t, "human-essentials", Options{})
 	h.lacks(t, "Dockerfile", "node", "yarn", "npm")
+
+	// mastodon's layout without its Dockerfile: yarn workspaces (the
+	// streaming server) are there for the install.
+	ms := runInit(t, "mastodon", Options{}, "Dockerfile")
+	ms.has(t, "Dockerfile", "COPY streaming/ ./streaming/\n", "yarn install --immutable", "ARG NODE_VERSION=22")
+	ms.said(t, "JavaScript workspace streaming/")
+	ms.checkDockerfile(t, true)
+}
+
+// TestInitGemfileFiles: what the Gemfile reads beside itself (a path gem,
+// an eval_gemfile) is copied before bundle install; what the build cannot
+// see is said.
+func TestInitGemfileFiles(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "shop")
+	copyTree(t, "testdata/apps/human-essentials", dir)
+	gemfile := readTree(t, dir)["Gemfile"] + "gem \"billing\", path: \"engines/billing\"\neval_gemfile \"Gemfile.plugins\"\ngem \"shared\", :path => \"../shared\"\n"
+	writeFile(t, dir, "Gemfile", gemfile)
+	writeFile(t, dir, "engines/billing/billing.gemspec", "Gem::Specification.new { |s| s.name = 'billing' }\n")
+	writeFile(t, dir, "Gemfile.plugins", "gem 'pundit'\n")
+	res, err := Init(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &initApp{dir: dir, res: res, files: readTree(t, dir)}
+	for _, f := range res.Findings {
+		a.findings += f.String() + "\n"
+	}
+	df := a.files["Dockerfile"]
+	install := strings.Index(df, "bundle install --jobs")
+	for _, c := range []string{"COPY engines/billing/ ./engines/billing/\n", "COPY Gemfile.plugins ./Gemfile.plugins\n"} {
+		if i := strings.Index(df, c); i < 0 || i > install {
+			t.Errorf("the Dockerfile does not %q before bundle install:\n%s", c, df)
+		}
+	}
+	a.said(t, "the Gemfile reads ../shared, outside the repository")
+	a.checkDockerfile(t, true)
 }
 
 // TestInitNativePackages: every adapter gets its packages (manyfold has

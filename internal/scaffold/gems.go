@@ -1,6 +1,7 @@
 package scaffold
 
 import (
+	"path"
 	"regexp"
 	"slices"
 	"strings"
@@ -199,4 +200,65 @@ func (g gems) devOnly(name string) string {
 		return x.from
 	}
 	return ""
+}
+
+var (
+	gemPath     = regexp.MustCompile(`(?:\bpath:|:path\s*=>)\s*["']([^"']+)["']`)
+	pathBlock   = regexp.MustCompile(`^\s*path\s*\(?\s*["']([^"']+)["']`)
+	evalGemfile = regexp.MustCompile(`^\s*eval_gemfile\s*\(?\s*["']([^"']+)["']`)
+	gemspecLine = regexp.MustCompile(`^\s*gemspec\b`)
+)
+
+// readGemfileFiles finds what the Gemfile reads beside itself, which
+// bundle install needs in the build: path gems (gem "x", path: "engines/x";
+// path "engines" do), eval_gemfile files. A path outside the repository,
+// or a gemspec line, is said: the template cannot copy it.
+func (r *Rails) readGemfileFiles() error {
+	gemfile, _, err := r.read("Gemfile")
+	if err != nil {
+		return err
+	}
+	for _, line := range strings.Split(gemfile, "\n") {
+		code := stripComment(line)
+		var p string
+		switch {
+		case gemLine.MatchString(code) && gemPath.MatchString(code):
+			p = gemPath.FindStringSubmatch(code)[1]
+		case pathBlock.MatchString(code):
+			p = pathBlock.FindStringSubmatch(code)[1]
+		case evalGemfile.MatchString(code):
+			p = evalGemfile.FindStringSubmatch(code)[1]
+		case gemspecLine.MatchString(code):
+			r.Findings = append(r.Findings, Finding{Warning: true, image: true, From: "Gemfile",
+				What:   "gemspec: the app is also a gem, and bundle install reads its .gemspec (and what that requires)",
+				Change: "add a COPY of them before bundle install in the Dockerfile"})
+			continue
+		default:
+			continue
+		}
+		r.gemfileFile(p)
+	}
+	return nil
+}
+
+func (r *Rails) gemfileFile(p string) {
+	clean := path.Clean(p)
+	switch {
+	case path.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, "../"):
+		r.Findings = append(r.Findings, Finding{Warning: true, image: true, From: "Gemfile",
+			What:   "the Gemfile reads " + p + ", outside the repository: the build cannot see it",
+			Change: "move it into the repository, or vendor the gem"})
+	case clean == "." || clean == "vendor" || strings.HasPrefix(clean, "vendor/"):
+		// the app itself, or vendor/, copied anyway
+	case r.isDir(clean):
+		r.BundleCopies = appendNew(r.BundleCopies, clean+"/")
+		r.image("the Gemfile's "+clean+"/: copied before bundle install", "Gemfile")
+	case r.exists(clean):
+		r.BundleCopies = appendNew(r.BundleCopies, clean)
+		r.image("the Gemfile's "+clean+": copied before bundle install", "Gemfile")
+	default:
+		r.Findings = append(r.Findings, Finding{Warning: true, image: true, From: "Gemfile",
+			What:   "the Gemfile reads " + p + ", which the repository does not have",
+			Change: "commit it, or remove it from the Gemfile"})
+	}
 }

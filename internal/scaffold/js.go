@@ -2,7 +2,11 @@ package scaffold
 
 import (
 	"encoding/json"
+	"path"
+	"path/filepath"
 	"strings"
+
+	yaml "go.yaml.in/yaml/v3"
 )
 
 // jsLocks are the lockfiles of the JavaScript package managers, in the
@@ -52,10 +56,76 @@ func (r *Rails) readJSToolchain() error {
 		}
 		r.JS.Berry = strings.Contains(lock, "__metadata:")
 	}
+	if err := r.readWorkspaces(); err != nil {
+		return err
+	}
 	if r.JS.Manager == "bun" {
 		return r.readBun()
 	}
 	return r.readNode()
+}
+
+// readWorkspaces finds the JavaScript workspaces (package.json's
+// workspaces, pnpm-workspace.yaml's packages) and patch-package's
+// patches/: the install step needs them.
+func (r *Rails) readWorkspaces() error {
+	pkg, _, err := r.read("package.json")
+	if err != nil {
+		return err
+	}
+	var p struct {
+		Workspaces json.RawMessage   `json:"workspaces"`
+		Scripts    map[string]string `json:"scripts"`
+	}
+	_ = json.Unmarshal([]byte(pkg), &p) // a package.json that does not parse fails npm's own install, which says why
+	var patterns []string
+	if json.Unmarshal(p.Workspaces, &patterns) != nil {
+		var w struct {
+			Packages []string `json:"packages"`
+		}
+		_ = json.Unmarshal(p.Workspaces, &w)
+		patterns = w.Packages
+	}
+	ws, _, err := r.read("pnpm-workspace.yaml")
+	if err != nil {
+		return err
+	}
+	var pw struct {
+		Packages []string `yaml:"packages"`
+	}
+	if yaml.Unmarshal([]byte(ws), &pw) == nil {
+		patterns = append(patterns, pw.Packages...)
+	}
+	for _, pat := range patterns {
+		r.workspace(pat)
+	}
+	if strings.Contains(p.Scripts["postinstall"], "patch-package") && r.isDir("patches") {
+		r.JS.Dirs = appendNew(r.JS.Dirs, "patches/")
+		r.image("patch-package's patches/: copied for the install", "package.json")
+	}
+	return nil
+}
+
+// workspace adds the directories a workspace pattern names (streaming,
+// packages/*) that have a package.json.
+func (r *Rails) workspace(pat string) {
+	pat = path.Clean(strings.TrimPrefix(pat, "./"))
+	if pat == "." || path.IsAbs(pat) || strings.HasPrefix(pat, "..") || strings.HasPrefix(pat, "!") {
+		return
+	}
+	matches, err := filepath.Glob(filepath.Join(r.dir, filepath.FromSlash(pat)))
+	if err != nil {
+		return
+	}
+	for _, m := range matches {
+		rel, err := filepath.Rel(r.dir, m)
+		if err != nil || !isDir(m) || !isFile(filepath.Join(m, "package.json")) {
+			continue
+		}
+		rel = filepath.ToSlash(rel)
+		r.JS.Dirs = appendNew(r.JS.Dirs, rel+"/")
+		r.image("JavaScript workspace "+rel+"/: copied for the install", "package.json")
+	}
 }
 
 func (r *Rails) readBun() error {

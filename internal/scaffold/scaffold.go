@@ -287,7 +287,8 @@ func (d *Dockerfile) findings(from string) []Finding {
 func railsTemplate(dir string, r *Rails) dockerfiles.Rails {
 	t := dockerfiles.Rails{Ruby: r.Ruby, Bootsnap: r.Bootsnap, BinRails: r.BinRails, JS: r.JS.Manager, Node: r.JS.Node,
 		Bun: r.JS.Bun, Berry: r.JS.Berry, Vendor: isDir(filepath.Join(dir, "vendor")),
-		Build: r.Build, Runtime: r.Runtime, RubyVersionFile: r.RubyVersionFile, BundleConfig: r.BundleConfig}
+		Build: r.Build, Runtime: r.Runtime, RubyVersionFile: r.RubyVersionFile, BundleConfig: r.BundleConfig,
+		BundleCopies: r.BundleCopies}
 	if t.JS != "" {
 		t.JSFiles = []string{"package.json"}
 		for _, f := range []string{r.JS.Lock, ".yarnrc.yml", ".npmrc", "pnpm-workspace.yaml"} {
@@ -299,6 +300,7 @@ func railsTemplate(dir string, r *Rails) dockerfiles.Rails {
 		if isDir(filepath.Join(dir, ".yarn")) {
 			t.JSDirs = append(t.JSDirs, ".yarn/")
 		}
+		t.JSDirs = append(t.JSDirs, r.JS.Dirs...)
 	}
 	return t
 }
