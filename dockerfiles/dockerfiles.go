@@ -40,6 +40,7 @@ type Rails struct {
 	// BundleCopies are the files and directories (with a trailing /) the
 	// Gemfile names: path gems, eval_gemfile; copied before bundle install.
 	BundleCopies []string
+	NoLockfile   bool // the app commits no Gemfile.lock (bundle install then says so)
 	// RubyVersionFile: .ruby-version exists, and is copied with the Gemfile
 	// (which may read it).
 	RubyVersionFile bool

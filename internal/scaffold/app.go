@@ -77,6 +77,7 @@ var (
 type Rails struct {
 	Ruby            string
 	RubyVersionFile bool     // .ruby-version exists: the Gemfile may read it, so it is copied before bundle install
+	Lockfile        bool     // Gemfile.lock exists
 	BundleConfig    bool     // .bundle/config exists (build flags of gems): copied too
 	BundleCopies    []string // what the Gemfile reads beside itself (path gems, eval_gemfile): copied too
 	Build           []string // Alpine packages gems compile against
@@ -172,6 +173,12 @@ func (r *Rails) readBundle() error {
 	lock, ok, err := r.read("Gemfile.lock")
 	if err != nil {
 		return err
+	}
+	r.Lockfile = ok
+	if !ok {
+		r.Findings = append(r.Findings, Finding{Warning: true, image: true, From: "Gemfile",
+			What:   "no Gemfile.lock: bundle install in deployment mode (BUNDLE_DEPLOYMENT=1) refuses to run without one",
+			Change: "run `bundle lock --add-platform x86_64-linux-musl` and commit Gemfile.lock"})
 	}
 	r.lock = parseLock(lock)
 	r.gems = readGems(gemfile, r.lock)

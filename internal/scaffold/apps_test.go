@@ -102,6 +102,25 @@ func TestInitGemfileFiles(t *testing.T) {
 	}
 	a.said(t, "the Gemfile reads ../shared, outside the repository")
 	a.checkDockerfile(t, true)
+
+	// Redmine's layout: the Gemfile reads config/database.yml to pick its
+	// adapters, and no Gemfile.lock is committed.
+	rm := t.TempDir()
+	writeFile(t, rm, "Gemfile", "source 'https://rubygems.org'\ngem 'rails', '7.2.2'\n"+
+		"database_file = File.join(File.dirname(__FILE__), \"config/database.yml\")\nif File.exist?(database_file)\n  gem 'pg'\nend\n")
+	writeFile(t, rm, "config/database.yml", "production:\n  adapter: postgresql\n")
+	writeFile(t, rm, "config/routes.rb", "Rails.application.routes.draw do\nend\n")
+	res, err = Init(Options{Dir: rm, Name: "redmine"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &initApp{dir: rm, res: res, files: readTree(t, rm)}
+	for _, f := range res.Findings {
+		r.findings += f.String() + "\n"
+	}
+	r.has(t, "Dockerfile", "COPY config/database.yml ./config/database.yml\n", "COPY Gemfile ./\n")
+	r.said(t, "no Gemfile.lock: bundle install in deployment mode")
+	r.checkDockerfile(t, true)
 }
 
 // TestInitNativePackages: every adapter gets its packages (manyfold has

@@ -207,6 +207,7 @@ var (
 	pathBlock   = regexp.MustCompile(`^\s*path\s*\(?\s*["']([^"']+)["']`)
 	evalGemfile = regexp.MustCompile(`^\s*eval_gemfile\s*\(?\s*["']([^"']+)["']`)
 	gemspecLine = regexp.MustCompile(`^\s*gemspec\b`)
+	quoted      = regexp.MustCompile(`["']([A-Za-z0-9_./-]+)["']`)
 )
 
 // readGemfileFiles finds what the Gemfile reads beside itself, which
@@ -234,11 +235,30 @@ func (r *Rails) readGemfileFiles() error {
 				Change: "add a COPY of them before bundle install in the Dockerfile"})
 			continue
 		default:
+			r.gemfileReads(code)
 			continue
 		}
 		r.gemfileFile(p)
 	}
 	return nil
+}
+
+// gemfileReads copies a file of the repository a line of the Gemfile
+// names in a string (File.read("config/database.yml"), as Redmine's does to
+// pick adapters): Bundler evaluates the Gemfile, which reads it.
+func (r *Rails) gemfileReads(code string) {
+	if gemLine.MatchString(code) || groupOpen.MatchString(code) {
+		return
+	}
+	for _, m := range quoted.FindAllStringSubmatch(code, -1) {
+		p := path.Clean(m[1])
+		if !strings.Contains(p, "/") && !strings.Contains(p, ".") || slices.Contains([]string{"Gemfile", "Gemfile.lock", ".ruby-version"}, p) ||
+			strings.HasPrefix(p, "..") || path.IsAbs(p) || !r.exists(p) {
+			continue
+		}
+		r.BundleCopies = appendNew(r.BundleCopies, p)
+		r.image("the Gemfile reads "+p+": copied before bundle install", "Gemfile")
+	}
 }
 
 func (r *Rails) gemfileFile(p string) {

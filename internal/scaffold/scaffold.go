@@ -288,7 +288,7 @@ func railsTemplate(dir string, r *Rails) dockerfiles.Rails {
 	t := dockerfiles.Rails{Ruby: r.Ruby, Bootsnap: r.Bootsnap, BinRails: r.BinRails, JS: r.JS.Manager, Node: r.JS.Node,
 		Bun: r.JS.Bun, Berry: r.JS.Berry, Vendor: isDir(filepath.Join(dir, "vendor")),
 		Build: r.Build, Runtime: r.Runtime, RubyVersionFile: r.RubyVersionFile, BundleConfig: r.BundleConfig,
-		BundleCopies: r.BundleCopies}
+		BundleCopies: r.BundleCopies, NoLockfile: !r.Lockfile}
 	if t.JS != "" {
 		t.JSFiles = []string{"package.json"}
 		for _, f := range []string{r.JS.Lock, ".yarnrc.yml", ".npmrc", "pnpm-workspace.yaml"} {
