@@ -219,6 +219,8 @@ func (r *Rails) readRuby() error {
 	case lockRuby.MatchString(lock):
 		r.Ruby = lockRuby.FindStringSubmatch(lock)[1]
 		r.image("Ruby "+r.Ruby, "Gemfile.lock")
+	case r.dockerfileRuby() != "":
+		// openstreetmap's development Dockerfile: ARG RUBY_VERSION=3.3
 	default:
 		r.Ruby = DefaultRuby
 		r.assumed("Ruby "+DefaultRuby+" (no .ruby-version, no ruby line in the Gemfile or Gemfile.lock)", "the Dockerfile's RUBY_VERSION", true)
@@ -267,6 +269,22 @@ func (r *Rails) readNatives() error {
 		}
 	}
 	return nil
+}
+
+var argRuby = regexp.MustCompile(`(?m)^\s*ARG\s+RUBY_VERSION=["']?([0-9]+(?:\.[0-9]+){0,2})`)
+
+// dockerfileRuby takes Ruby's version from the app's own Dockerfile's
+// ARG RUBY_VERSION, when nothing else names it.
+func (r *Rails) dockerfileRuby() string {
+	for _, f := range railsDockerfiles {
+		b, _, err := r.read(f)
+		if m := argRuby.FindStringSubmatch(b); err == nil && m != nil {
+			r.Ruby = m[1]
+			r.image("Ruby "+r.Ruby+" (ARG RUBY_VERSION)", f)
+			return r.Ruby
+		}
+	}
+	return ""
 }
 
 func appendNew(l []string, v ...string) []string {

@@ -374,7 +374,10 @@ func TestInitTestCommand(t *testing.T) {
 		a.lintWorkflow(t, ".github/workflows/shipit.yml")
 	}
 	o := runInit(t, "openstreetmap-website", Options{})
-	o.has(t, ".github/workflows/shipit.yml", "run: bin/rails db:prepare test", `ruby-version: "`+DefaultRuby+`"`)
+	// openstreetmap names its Ruby only in its development Dockerfile.
+	o.has(t, ".github/workflows/shipit.yml", "run: bin/rails db:prepare test", `ruby-version: "3.3"`)
+	o.has(t, "docker/app/Dockerfile", "ARG RUBY_VERSION=3.3\n")
+	o.said(t, "Ruby 3.3 (ARG RUBY_VERSION) (from Dockerfile)")
 	o.lintWorkflow(t, ".github/workflows/shipit.yml")
 }
 
