@@ -304,7 +304,7 @@ spec:
 	})
 	// The ClusterRole is refused, and is not in the cluster; kube-system is
 	// not a destination of the project.
-	for p, want := range map[string]string{"bad": "not permitted in project", "system": "not permitted in project"} {
+	for p, want := range map[string]string{"bad": "ClusterRole is not permitted in project", "system": "do not match any of the allowed destinations in project"} {
 		waitFor(t, 3*time.Minute, p+" refused", func() (bool, string) {
 			out, _ := exec.Command("kubectl", "--kubeconfig", kc, "-n", "argocd", "get", "application", name+"-"+p, "-o", "json").CombinedOutput()
 			return strings.Contains(string(out), want), string(out)
