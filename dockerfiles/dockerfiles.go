@@ -26,19 +26,28 @@ func Template(kind string) ([]byte, error) {
 
 // Rails configures the Rails template.
 type Rails struct {
-	Ruby      string   // Ruby's version: the ruby:<Ruby>-alpine image
-	Runtime   []string // Alpine packages the app runs with (the database client, vips)
-	Build     []string // Alpine packages gems compile against
-	JS        string   // yarn, npm or bun: the JavaScript toolchain; "" for none
-	Node      string   // node's version, with yarn or npm
-	Bun       string   // bun's version
-	Berry     bool     // yarn 2 or later
-	JSFiles   []string // what the JavaScript install step needs: package.json, the lockfile, …
-	Bootsnap  bool
-	Vendor    bool     // vendor/ exists: copied before bundle install
-	BinRails  bool     // bin/rails exists
-	Cmd       []string // the web server's command; default: rails server
-	JSInstall string   `json:"-"`
+	Ruby     string   // Ruby's version: the ruby:<Ruby>-alpine image
+	Runtime  []string // Alpine packages the app runs with (the database client, vips)
+	Build    []string // Alpine packages gems compile against
+	JS       string   // yarn, npm, pnpm or bun: the JavaScript toolchain; "" for none
+	Node     string   // node's version, with yarn or npm
+	Bun      string   // bun's version
+	Berry    bool     // yarn 2 or later
+	JSFiles  []string // what the JavaScript install step needs: package.json, the lockfile, …
+	JSDirs   []string // directories it needs (.yarn/: yarn berry's release and plugins), each copied as itself
+	Bootsnap bool
+	Vendor   bool // vendor/ exists: copied before bundle install
+	// BundleCopies are the files and directories (with a trailing /) the
+	// Gemfile names: path gems, eval_gemfile; copied before bundle install.
+	BundleCopies []string
+	NoLockfile   bool // the app commits no Gemfile.lock (bundle install then says so)
+	// RubyVersionFile: .ruby-version exists, and is copied with the Gemfile
+	// (which may read it).
+	RubyVersionFile bool
+	BundleConfig    bool     // .bundle/config exists: copied where Bundler reads it
+	BinRails        bool     // bin/rails exists
+	Cmd             []string // the web server's command; default: rails server
+	JSInstall       string   `json:"-"`
 }
 
 // RenderRails renders the Rails template.
@@ -60,6 +69,8 @@ func RenderRails(r Rails) ([]byte, error) {
 		if r.Berry {
 			r.JSInstall = "--mount=type=cache,id=yarn-berry,target=/root/.yarn/berry/cache,sharing=locked \\\n    yarn install --immutable"
 		}
+	case "pnpm":
+		r.JSInstall = "--mount=type=cache,id=pnpm,target=/root/.local/share/pnpm/store,sharing=locked \\\n    pnpm install --frozen-lockfile"
 	case "npm":
 		r.JSInstall = "--mount=type=cache,id=npm,target=/root/.npm,sharing=locked \\\n    npm ci"
 	case "bun":

@@ -33,12 +33,15 @@ func (offlineResolver) ResolveImageConfig(_ context.Context, ref string, _ sourc
 // railsVariants are the Rails template as init renders it for different
 // apps: every branch of the template is in one of them.
 var railsVariants = map[string]Rails{
-	"rails": {Ruby: "3.4.4", Runtime: []string{"postgresql-client"}, Build: []string{"postgresql-dev"}, Bootsnap: true, Vendor: true, BinRails: true},
+	"rails": {Ruby: "3.4.4", Runtime: []string{"postgresql-client"}, Build: []string{"postgresql-dev"}, Bootsnap: true, Vendor: true, BinRails: true,
+		BundleCopies: []string{"engines/billing/", "Gemfile.plugins"}},
 	"rails-mysql-yarn-vips": {Ruby: "3.3", Runtime: []string{"mariadb-client", "vips"}, Build: []string{"mariadb-dev"},
 		JS: "yarn", Node: "22.11.0", JSFiles: []string{"package.json", "yarn.lock"}, Bootsnap: true, BinRails: true},
-	"rails-berry": {Ruby: "3.4", JS: "yarn", Berry: true, Node: "24", JSFiles: []string{"package.json", "yarn.lock", ".yarnrc.yml"}},
+	"rails-berry": {Ruby: "3.4", JS: "yarn", Berry: true, Node: "24", JSFiles: []string{"package.json", "yarn.lock", ".yarnrc.yml"}, JSDirs: []string{".yarn/"}},
 	"rails-npm-sqlite": {Ruby: "4.0.0", Runtime: []string{"sqlite-libs"}, Build: []string{"sqlite-dev"},
 		JS: "npm", Node: "20", JSFiles: []string{"package.json", "package-lock.json"}},
+	"rails-pnpm-bundle-config": {Ruby: "4.0.0", Runtime: []string{"sqlite-libs", "libarchive"}, Build: []string{"sqlite-dev"}, RubyVersionFile: true, BundleConfig: true,
+		JS: "pnpm", Node: "22", JSFiles: []string{"package.json", "pnpm-lock.yaml"}},
 	"rails-bun-trilogy": {Ruby: "3.4", Runtime: []string{"mariadb-client"}, JS: "bun", Bun: "1.2", JSFiles: []string{"package.json", "bun.lock"}, BinRails: true},
 }
 
@@ -239,4 +242,35 @@ func stageText(st instructions.Stage) string {
 		}
 	}
 	return b.String()
+}
+
+// TestNginxPassesForwardedProto: TLS ends at the Ingress, so nginx passes
+// on the X-Forwarded-Proto it gets (https) instead of its own $scheme
+// (http), which would make Rails' force_ssl redirect forever. Its own
+// scheme is the fallback only when no header came.
+func TestNginxPassesForwardedProto(t *testing.T) {
+	t.Parallel()
+	b, err := Template("nginx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := string(b)
+	var header string
+	for _, line := range strings.Split(conf, "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "proxy_set_header" && f[1] == "X-Forwarded-Proto" {
+			header = strings.TrimSuffix(f[2], ";")
+		}
+	}
+	if header == "" || header == "$scheme" {
+		t.Fatalf("nginx sets X-Forwarded-Proto to %q", header)
+	}
+	mapping := "map $http_x_forwarded_proto " + header + " {"
+	i := strings.Index(conf, mapping)
+	if i < 0 {
+		t.Fatalf("%s is not mapped from the request's X-Forwarded-Proto:\n%s", header, conf)
+	}
+	block := conf[i : i+strings.Index(conf[i:], "}")]
+	if !strings.Contains(block, "default $http_x_forwarded_proto;") || !strings.Contains(block, `""      $scheme;`) {
+		t.Errorf("the mapping does not pass the header on, falling back to $scheme:\n%s", block)
+	}
 }

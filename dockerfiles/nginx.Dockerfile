@@ -18,6 +18,14 @@ FROM nginx:${NGINX_VERSION}-alpine AS runtime
 ENV APP_UPSTREAM=127.0.0.1:3000 \
     NGINX_PORT=8080
 COPY <<'CONF' /etc/nginx/templates/default.conf.template
+# TLS ends at the Ingress: the scheme the client used is the Ingress's
+# X-Forwarded-Proto, passed on as it came (nginx's own $scheme is http, and
+# Rails' force_ssl would redirect every request). Without the header, the
+# request reached nginx directly: its own scheme.
+map $http_x_forwarded_proto $forwarded_proto {
+  default $http_x_forwarded_proto;
+  ""      $scheme;
+}
 upstream app {
   server ${APP_UPSTREAM};
 }
@@ -35,7 +43,7 @@ server {
   location @app {
     proxy_set_header Host $host;
     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-    proxy_set_header X-Forwarded-Proto $scheme;
+    proxy_set_header X-Forwarded-Proto $forwarded_proto;
     proxy_pass http://app;
   }
 }

@@ -1,12 +1,12 @@
 package scaffold
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/shipit-dev/shipit/internal/confine"
@@ -23,13 +23,20 @@ type Finding struct {
 	What    string `json:"what"`
 	From    string `json:"from,omitempty"` // the file it was read from
 	Assumed bool   `json:"assumed,omitempty"`
-	Change  string `json:"change,omitempty"` // where to change it, when assumed
+	Change  string `json:"change,omitempty"` // where to change it, when assumed; what to do, with a warning
+	// Warning: what init read will not work as it is (a build that fails,
+	// a pod that cannot start); Change says what to do.
+	Warning bool `json:"warning,omitempty"`
+	image   bool // about the Dockerfile init writes: not said when the app's own is kept
 }
 
 func (f Finding) String() string {
 	s := f.What
 	if f.From != "" {
 		s += " (from " + f.From + ")"
+	}
+	if f.Warning {
+		return s + ": " + f.Change
 	}
 	if f.Assumed {
 		s = "assumed " + s
@@ -40,35 +47,15 @@ func (f Finding) String() string {
 	return s
 }
 
-// Rails is what init reads from a Rails app.
-type Rails struct {
-	Ruby     string
-	DB       DB
-	JS       JS
-	Bootsnap bool
-	Vips     bool
-	BinRails bool              // bin/rails exists
-	BinJobs  bool              // bin/jobs exists (Solid Queue)
-	Worker   *Command          // the job runner, when there is one
-	Health   bool              // routes.rb mounts Rails' /up
-	Findings []Finding         // what was found, in order
-	gems     map[string]string // every gem in Gemfile.lock and the Gemfile: where it was found
-}
-
-// DB is the database adapter's Alpine packages.
-type DB struct {
-	Gem     string
-	Build   string // -dev packages the gem compiles against
-	Runtime string // what the app needs to run (and the db client Rails uses for structure.sql)
-}
-
-// JS is the app's JavaScript toolchain: none for importmap.
+// JS is the app's JavaScript toolchain: none for importmap alone.
 type JS struct {
-	Manager string // yarn, npm or bun; "" for none
-	Node    string // node's version (not needed with bun)
-	Bun     string // bun's version
-	Berry   bool   // yarn 2+ (yarn.lock has __metadata)
-	Lock    string // the lockfile
+	Manager string   // yarn, npm, pnpm or bun; "" for none
+	Node    string   // node's version (not needed with bun)
+	Bun     string   // bun's version
+	Berry   bool     // yarn 2+ (yarn.lock has __metadata)
+	Lock    string   // the lockfile
+	For     string   // what needs it: jsbundling-rails, vite_rails, package.json
+	Dirs    []string // directories the install reads: workspaces, patches/
 }
 
 // Command is something to run from the app image: a rails command, a
@@ -76,35 +63,70 @@ type JS struct {
 type Command struct {
 	Rails  []string // a rails command: ["server"], ["db:prepare"]
 	Bundle []string // a program of the bundle: ["sidekiq"]
-	Line   []string // a command line as it is (a Procfile entry, bin/jobs)
+	Line   []string // a command line as it is (sh -c and a Procfile entry, bin/jobs)
 	Source string   // what it was found from, for the worker
 }
 
-var adapters = []DB{
-	{Gem: "pg", Build: "postgresql-dev", Runtime: "postgresql-client"},
-	{Gem: "mysql2", Build: "mariadb-dev", Runtime: "mariadb-client"},
-	{Gem: "trilogy", Build: "", Runtime: "mariadb-client"},
-	{Gem: "sqlite3", Build: "sqlite-dev", Runtime: "sqlite-libs"},
-}
-
 var (
-	gemLine     = regexp.MustCompile(`(?m)^\s*gem\s*\(?\s*["']([A-Za-z0-9_.-]+)["']`)
-	lockSpec    = regexp.MustCompile(`(?m)^ {4}([A-Za-z0-9_.-]+) \(`)
-	lockDep     = regexp.MustCompile(`(?m)^ {2}([A-Za-z0-9_.-]+)(?: |!|$)`)
 	gemfileRuby = regexp.MustCompile(`(?m)^\s*ruby\s*\(?\s*["']([0-9][0-9A-Za-z.]*)["']`)
 	lockRuby    = regexp.MustCompile(`(?m)^RUBY VERSION\s*\n\s+ruby ([0-9][0-9.]*)`)
 	version     = regexp.MustCompile(`[0-9]+(\.[0-9]+){0,2}`)
-	healthRoute = regexp.MustCompile(`rails/health#show|get\s*\(?\s*["']/?up["']`)
-	procWorker  = regexp.MustCompile(`(?m)^(worker|jobs|sidekiq):\s*(.+?)\s*$`)
 )
+
+// Rails is what init reads from a Rails app.
+type Rails struct {
+	Ruby            string
+	RubyVersionFile bool     // .ruby-version exists: the Gemfile may read it, so it is copied before bundle install
+	Lockfile        bool     // Gemfile.lock exists
+	BundleConfig    bool     // .bundle/config exists (build flags of gems): copied too
+	BundleCopies    []string // what the Gemfile reads beside itself (path gems, eval_gemfile): copied too
+	Build           []string // Alpine packages gems compile against
+	Runtime         []string // Alpine packages the app runs with
+	JS              JS
+	Bootsnap        bool
+	BinRails        bool      // bin/rails exists
+	BinJobs         bool      // bin/jobs exists (Solid Queue)
+	Workers         []Process // the job runners: one Deployment each
+	Release         *Command  // the Procfile's release: (the migration), when there is one
+	Health          string    // the health endpoint's path; "" for none
+	SQLite          *SQLite   // production runs on SQLite files
+	Redis           string    // what needs Redis ("" when nothing does)
+	RSpec           bool      // rspec-rails and spec/: the CI test step runs rspec
+	Puma            Puma      // what config/puma.rb reads from the environment
+	Findings        []Finding // what was found, in order
+	gems            gems      // the bundle
+	lock            lockfile  // Gemfile.lock
+	read            readFunc  // reads a file of the app, confined
+	dir             string
+}
+
+// Process is a job runner: a Procfile entry, or the one a gem implies.
+type Process struct {
+	Name    string // the Procfile's name, or "worker"
+	Command Command
+}
+
+// SQLite is where a production SQLite database lives.
+type SQLite struct {
+	Dir  string // the directory of the database files, relative to the app: the volume's mount
+	From string // the file that says so
+}
+
+// Puma is what config/puma.rb reads from the environment.
+type Puma struct {
+	Workers string // the variable that sets the number of workers (WEB_CONCURRENCY)
+	Pidfile bool   // PIDFILE: the pidfile's path
+}
+
+// readFunc reads a file of the app: its content and whether it exists.
+type readFunc func(rel string) (string, bool, error)
 
 // ReadRails reads what init needs from the Rails app in dir. Every file is
 // read confined to dir: a symbolic link or a file past confine.MaxFileSize
 // is an error naming it.
 func ReadRails(dir string) (*Rails, error) {
-	r := &Rails{gems: map[string]string{}}
-	read := func(rel string) (string, bool, error) {
-		b, err := confine.ReadFile(filepath.Join(dir, rel))
+	r := &Rails{dir: dir, read: func(rel string) (string, bool, error) {
+		b, err := confine.ReadFile(filepath.Join(dir, filepath.FromSlash(rel)))
 		if errors.Is(err, os.ErrNotExist) {
 			return "", false, nil
 		}
@@ -112,194 +134,166 @@ func ReadRails(dir string) (*Rails, error) {
 			return "", false, fmt.Errorf("%s: %w", rel, err)
 		}
 		return string(b), true, nil
-	}
-	found := func(what, from string) { r.Findings = append(r.Findings, Finding{What: what, From: from}) }
-	assumed := func(what, change string) {
-		r.Findings = append(r.Findings, Finding{What: what, Assumed: true, Change: change})
-	}
-
-	gemfile, _, err := read("Gemfile")
-	if err != nil {
-		return nil, err
-	}
-	for _, m := range gemLine.FindAllStringSubmatch(gemfile, -1) {
-		r.gems[m[1]] = "Gemfile"
-	}
-	lock, _, err := read("Gemfile.lock")
-	if err != nil {
-		return nil, err
-	}
-	for _, re := range []*regexp.Regexp{lockSpec, lockDep} {
-		for _, m := range re.FindAllStringSubmatch(lock, -1) {
-			if r.gems[m[1]] == "" {
-				r.gems[m[1]] = "Gemfile.lock"
-			}
+	}}
+	for _, step := range []func() error{r.readBundle, r.readGemfileFiles, r.readRuby, r.readNatives, r.readJSToolchain,
+		r.readDatabase, r.readProcesses, r.readRedis, r.readBoot, r.readHealth} {
+		if err := step(); err != nil {
+			return nil, err
 		}
-	}
-
-	// Ruby: .ruby-version, the Gemfile's ruby line, Gemfile.lock.
-	rv, ok, err := read(".ruby-version")
-	if err != nil {
-		return nil, err
-	}
-	switch m := gemfileRuby.FindStringSubmatch(gemfile); {
-	case ok && version.MatchString(rv):
-		r.Ruby = version.FindString(strings.TrimPrefix(strings.TrimSpace(rv), "ruby-"))
-		found("Ruby "+r.Ruby, ".ruby-version")
-	case m != nil:
-		r.Ruby = version.FindString(m[1])
-		found("Ruby "+r.Ruby, "Gemfile")
-	case lockRuby.MatchString(lock):
-		r.Ruby = lockRuby.FindStringSubmatch(lock)[1]
-		found("Ruby "+r.Ruby, "Gemfile.lock")
-	default:
-		r.Ruby = DefaultRuby
-		assumed("Ruby "+DefaultRuby+" (no .ruby-version, no ruby line in the Gemfile or Gemfile.lock)", "the Dockerfile's RUBY_VERSION")
-	}
-
-	// The database adapter.
-	for _, a := range adapters {
-		if from := r.gems[a.Gem]; from != "" {
-			r.DB = a
-			found(fmt.Sprintf("database adapter %s: packages %s", a.Gem, strings.TrimSpace(a.Build+" "+a.Runtime)), from)
-			break
-		}
-	}
-	if r.DB.Gem == "" {
-		found("no database adapter gem (pg, mysql2, trilogy, sqlite3): no database packages", "Gemfile")
-	}
-
-	if from := r.gems["bootsnap"]; from != "" {
-		r.Bootsnap = true
-		found("bootsnap: its cache is precompiled in the image", from)
-	}
-	for _, g := range []string{"image_processing", "ruby-vips"} {
-		if from := r.gems[g]; from != "" && !r.Vips {
-			r.Vips = true
-			found(g+": libvips in the image", from)
-		}
-	}
-	if err := r.readJS(dir, read, found, assumed); err != nil {
-		return nil, err
-	}
-
-	r.BinRails = isFile(filepath.Join(dir, "bin", "rails"))
-	r.BinJobs = isFile(filepath.Join(dir, "bin", "jobs"))
-
-	// The job runner: a Procfile's worker first (the team's own command),
-	// then the gems.
-	procfile, ok, err := read("Procfile")
-	if err != nil {
-		return nil, err
-	}
-	if m := procWorker.FindStringSubmatch(procfile); ok && m != nil {
-		r.Worker = &Command{Line: strings.Fields(m[2]), Source: "Procfile " + m[1] + ":"}
-	} else {
-		switch {
-		case r.gems["sidekiq"] != "":
-			r.Worker = &Command{Bundle: []string{"sidekiq"}, Source: "gem sidekiq"}
-		case r.gems["solid_queue"] != "":
-			if r.BinJobs {
-				r.Worker = &Command{Line: []string{"./bin/jobs"}, Source: "gem solid_queue"}
-			} else {
-				r.Worker = &Command{Rails: []string{"solid_queue:start"}, Source: "gem solid_queue"}
-			}
-		case r.gems["good_job"] != "":
-			r.Worker = &Command{Bundle: []string{"good_job", "start"}, Source: "gem good_job"}
-		}
-	}
-	if r.Worker != nil {
-		from := "Procfile"
-		if g, ok := strings.CutPrefix(r.Worker.Source, "gem "); ok {
-			from = r.gems[g]
-		}
-		found(fmt.Sprintf("job runner (%s): a worker Deployment", r.Worker.Source), from)
-	}
-
-	routes, ok, err := read(filepath.Join("config", "routes.rb"))
-	if err != nil {
-		return nil, err
-	}
-	r.Health = ok && healthRoute.MatchString(routes)
-	if r.Health {
-		found("health check /up: HTTP readiness, liveness and startup probes", "config/routes.rb")
-	} else {
-		found("no /up route: TCP probes (add `get \"up\" => \"rails/health#show\"` for HTTP ones)", "config/routes.rb")
 	}
 	return r, nil
 }
 
-func (r *Rails) readJS(dir string, read func(string) (string, bool, error), found func(string, string), assumed func(string, string)) error {
-	bundling := r.gems["jsbundling-rails"] != "" || r.gems["cssbundling-rails"] != ""
-	if importmap := r.gems["importmap-rails"]; importmap != "" && !bundling {
-		found("importmap-rails: no JavaScript toolchain", importmap)
-		return nil
-	}
-	if !bundling && !isFile(filepath.Join(dir, "package.json")) {
-		found("no jsbundling-rails, cssbundling-rails or package.json: no JavaScript toolchain", "Gemfile")
-		return nil
-	}
-	for _, l := range []struct{ file, manager string }{
-		{"bun.lock", "bun"}, {"bun.lockb", "bun"}, {"yarn.lock", "yarn"}, {"package-lock.json", "npm"},
-	} {
-		if isFile(filepath.Join(dir, l.file)) {
-			r.JS.Manager, r.JS.Lock = l.manager, l.file
-			break
-		}
-	}
-	if r.JS.Manager == "" {
-		r.JS.Manager = "npm"
-		assumed("npm (no yarn.lock, package-lock.json or bun.lock)", "the Dockerfile's JavaScript step")
-	} else {
-		found(r.JS.Manager+" for jsbundling/cssbundling", r.JS.Lock)
-	}
-	if r.JS.Manager == "yarn" {
-		lock, _, err := read("yarn.lock")
-		if err != nil {
-			return err
-		}
-		r.JS.Berry = strings.Contains(lock, "__metadata:")
-	}
-	if r.JS.Manager == "bun" {
-		r.JS.Bun = "1"
-		if v, ok, err := read(".bun-version"); err != nil {
-			return err
-		} else if ok && version.MatchString(v) {
-			r.JS.Bun = version.FindString(v)
-			found("Bun "+r.JS.Bun, ".bun-version")
-		}
-		return nil
-	}
-	for _, f := range []string{".node-version", ".nvmrc"} {
-		v, ok, err := read(f)
-		if err != nil {
-			return err
-		}
-		if ok && version.MatchString(strings.TrimSpace(v)) && !strings.HasPrefix(strings.TrimSpace(v), "lts") {
-			r.JS.Node = version.FindString(v)
-			found("Node "+r.JS.Node, f)
-			return nil
-		}
-	}
-	pkg, ok, err := read("package.json")
+func (r *Rails) found(what, from string) {
+	r.Findings = append(r.Findings, Finding{What: what, From: from})
+}
+
+// image is a finding about what goes into the image init writes: it is
+// not said when the app's own Dockerfile is kept.
+func (r *Rails) image(what, from string) {
+	r.Findings = append(r.Findings, Finding{What: what, From: from, image: true})
+}
+
+func (r *Rails) assumed(what, change string, image bool) {
+	r.Findings = append(r.Findings, Finding{What: what, Assumed: true, Change: change, image: image})
+}
+
+func (r *Rails) exists(rel string) bool { return isFile(filepath.Join(r.dir, filepath.FromSlash(rel))) }
+
+func (r *Rails) isDir(rel string) bool { return isDir(filepath.Join(r.dir, filepath.FromSlash(rel))) }
+
+// readBundle reads the Gemfile and Gemfile.lock, and the lockfile's
+// platforms: Bundler on Alpine (musl) refuses a frozen lockfile that has
+// neither ruby nor x86_64-linux-musl.
+func (r *Rails) readBundle() error {
+	gemfile, _, err := r.read("Gemfile")
 	if err != nil {
 		return err
 	}
-	if ok {
-		var p struct {
-			Engines struct {
-				Node string `json:"node"`
-			} `json:"engines"`
+	lock, ok, err := r.read("Gemfile.lock")
+	if err != nil {
+		return err
+	}
+	r.Lockfile = ok
+	if !ok {
+		r.Findings = append(r.Findings, Finding{Warning: true, image: true, From: "Gemfile",
+			What:   "no Gemfile.lock: bundle install in deployment mode (BUNDLE_DEPLOYMENT=1) refuses to run without one",
+			Change: "run `bundle lock --add-platform x86_64-linux-musl` and commit Gemfile.lock"})
+	}
+	r.lock = parseLock(lock)
+	r.gems = readGems(gemfile, r.lock)
+	r.BundleConfig = r.exists(".bundle/config")
+	if r.BundleConfig {
+		r.image("Bundler settings (gem build flags): copied before bundle install", ".bundle/config")
+	}
+	if ok && len(r.lock.platforms) > 0 && !slices.Contains(r.lock.platforms, "ruby") && !slices.Contains(r.lock.platforms, "x86_64-linux-musl") {
+		r.Findings = append(r.Findings, Finding{image: true, From: "Gemfile.lock", Warning: true,
+			What:   "PLATFORMS " + strings.Join(r.lock.platforms, ", ") + " have no x86_64-linux-musl (nor ruby): bundle install on Alpine refuses the lockfile",
+			Change: "run `bundle lock --add-platform x86_64-linux-musl` (and aarch64-linux-musl for arm64 nodes), and commit Gemfile.lock"})
+	}
+	return nil
+}
+
+// readRuby: .ruby-version, the Gemfile's ruby line, Gemfile.lock.
+func (r *Rails) readRuby() error {
+	gemfile, _, err := r.read("Gemfile")
+	if err != nil {
+		return err
+	}
+	lock, _, err := r.read("Gemfile.lock")
+	if err != nil {
+		return err
+	}
+	rv, ok, err := r.read(".ruby-version")
+	if err != nil {
+		return err
+	}
+	r.RubyVersionFile = ok
+	switch m := gemfileRuby.FindStringSubmatch(gemfile); {
+	case ok && version.MatchString(rv):
+		r.Ruby = version.FindString(strings.TrimPrefix(strings.TrimSpace(rv), "ruby-"))
+		r.image("Ruby "+r.Ruby, ".ruby-version")
+	case m != nil:
+		r.Ruby = version.FindString(m[1])
+		r.image("Ruby "+r.Ruby, "Gemfile")
+	case lockRuby.MatchString(lock):
+		r.Ruby = lockRuby.FindStringSubmatch(lock)[1]
+		r.image("Ruby "+r.Ruby, "Gemfile.lock")
+	case r.dockerfileRuby() != "":
+		// openstreetmap's development Dockerfile: ARG RUBY_VERSION=3.3
+	default:
+		r.Ruby = DefaultRuby
+		r.assumed("Ruby "+DefaultRuby+" (no .ruby-version, no ruby line in the Gemfile or Gemfile.lock)", "the Dockerfile's RUBY_VERSION", true)
+	}
+	return nil
+}
+
+// readNatives gives every gem of the production bundle that needs system
+// libraries its packages (natives), and says which gems only development
+// or test groups have.
+func (r *Rails) readNatives() error {
+	var adapters []string
+	for _, n := range natives {
+		from := r.gems.has(n.gem)
+		if from == "" {
+			continue
 		}
-		if json.Unmarshal([]byte(pkg), &p) == nil && version.MatchString(p.Engines.Node) {
-			r.JS.Node = version.FindString(p.Engines.Node)
-			found("Node "+r.JS.Node+" (engines.node "+p.Engines.Node+")", "package.json")
+		r.Build = appendNew(r.Build, n.build...)
+		r.Runtime = appendNew(r.Runtime, n.runtime...)
+		what := "gem " + n.gem
+		if n.adapter {
+			what = "database adapter " + n.gem
+			adapters = append(adapters, n.gem)
+		}
+		r.image(what+": packages "+strings.Join(append(slices.Clone(n.build), n.runtime...), " "), from)
+	}
+	if len(adapters) == 0 {
+		r.image("no database adapter gem ("+adapterGems+"): no database packages", "Gemfile")
+	}
+	if from := r.gems.has("bootsnap"); from != "" {
+		r.Bootsnap = true
+		r.image("bootsnap: its cache is precompiled in the image", from)
+	}
+	servers := []string{"puma", "unicorn", "falcon", "passenger", "thin", "pitchfork"}
+	for _, s := range servers {
+		if r.gems.has(s) != "" {
 			return nil
 		}
 	}
-	r.JS.Node = DefaultNode
-	assumed("Node "+DefaultNode+" (no .node-version, .nvmrc or engines.node)", "the Dockerfile's NODE_VERSION")
+	for _, s := range servers {
+		if from := r.gems.devOnly(s); from != "" {
+			r.Findings = append(r.Findings, Finding{From: from, Warning: true, image: true,
+				What:   "gem " + s + " is only in development or test groups: the image (BUNDLE_WITHOUT=development:test) has no web server",
+				Change: "move gem \"" + s + "\" out of that group in the Gemfile"})
+			return nil
+		}
+	}
 	return nil
+}
+
+var argRuby = regexp.MustCompile(`(?m)^\s*ARG\s+RUBY_VERSION=["']?([0-9]+(?:\.[0-9]+){0,2})`)
+
+// dockerfileRuby takes Ruby's version from the app's own Dockerfile's
+// ARG RUBY_VERSION, when nothing else names it.
+func (r *Rails) dockerfileRuby() string {
+	for _, f := range railsDockerfiles {
+		b, _, err := r.read(f)
+		if m := argRuby.FindStringSubmatch(b); err == nil && m != nil {
+			r.Ruby = m[1]
+			r.image("Ruby "+r.Ruby+" (ARG RUBY_VERSION)", f)
+			return r.Ruby
+		}
+	}
+	return ""
+}
+
+func appendNew(l []string, v ...string) []string {
+	for _, s := range v {
+		if !slices.Contains(l, s) {
+			l = append(l, s)
+		}
+	}
+	return l
 }
 
 func isFile(p string) bool {

@@ -3,6 +3,7 @@ package scaffold
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -24,13 +25,13 @@ func TestReadRails(t *testing.T) {
 		{"an lts alias in .nvmrc is not a version", map[string]string{"Gemfile": "gem 'cssbundling-rails'\n", ".nvmrc": "lts/iron\n", "yarn.lock": "__metadata:\n"},
 			func(r *Rails) bool { return r.JS.Manager == "yarn" && r.JS.Berry && r.JS.Node == DefaultNode }, "assumed Node " + DefaultNode},
 		{"bun", map[string]string{"Gemfile": "gem 'jsbundling-rails'\n", "bun.lockb": "x", ".node-version": "22\n"},
-			func(r *Rails) bool { return r.JS.Manager == "bun" && r.JS.Node == "" && r.JS.Bun != "" }, "bun for jsbundling/cssbundling (from bun.lockb)"},
+			func(r *Rails) bool { return r.JS.Manager == "bun" && r.JS.Node == "" && r.JS.Bun != "" }, "bun for jsbundling-rails (from bun.lockb)"},
 		{"trilogy, good_job, no /up", map[string]string{"Gemfile": "gem 'trilogy'\ngem 'good_job'\n", "config/routes.rb": "root 'a#b'\n"},
 			func(r *Rails) bool {
-				return r.DB.Gem == "trilogy" && r.DB.Build == "" && r.Worker != nil && r.Worker.Bundle[0] == "good_job" && !r.Health
-			}, "no /up route"},
+				return slices.Equal(r.Runtime, []string{"mariadb-client"}) && len(r.Build) == 0 && len(r.Workers) == 1 && r.Workers[0].Command.Bundle[0] == "good_job" && r.Health == ""
+			}, "no health route"},
 		{"sqlite3", map[string]string{"Gemfile": "gem \"sqlite3\", \">= 2.1\"\n"},
-			func(r *Rails) bool { return r.DB.Build == "sqlite-dev" }, "database adapter sqlite3"},
+			func(r *Rails) bool { return slices.Equal(r.Build, []string{"sqlite-dev"}) }, "database adapter sqlite3"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()

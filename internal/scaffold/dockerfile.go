@@ -25,6 +25,15 @@ type Dockerfile struct {
 	// Heredocs maps a path COPY writes from an inline file to its content:
 	// an entrypoint script written in the Dockerfile itself.
 	Heredocs map[string]string
+	// Copied maps a path COPY writes from the build context to the file of
+	// the context it copies (COPY docker/entrypoint.sh /entrypoint.sh).
+	Copied map[string]string
+	// CopiesApp: a stage copies the whole build context (COPY . .): a
+	// production image. A development one bind-mounts the source instead.
+	CopiesApp bool
+	// Sources is every file or directory of the build context COPY and ADD
+	// read, in any stage.
+	Sources []string
 }
 
 // preferredTargets are stage names that mean "what runs in production",
@@ -54,7 +63,7 @@ func ParseDockerfile(data []byte) (*Dockerfile, error) {
 			}
 		}
 	}
-	d := &Dockerfile{Heredocs: map[string]string{}}
+	d := &Dockerfile{Heredocs: map[string]string{}, Copied: map[string]string{}}
 	byName := map[string]int{}
 	for i, s := range stages {
 		d.Stages = append(d.Stages, s.Name)
@@ -71,7 +80,18 @@ func ParseDockerfile(data []byte) (*Dockerfile, error) {
 	}
 	d.Target = stages[target].Name
 
-	// The chain of stages the target builds on, base first.
+	d.follow(stages, target, byName, args, ast.EscapeToken)
+	for _, st := range stages {
+		for _, c := range st.Commands {
+			d.readSources(c)
+		}
+	}
+	return d, nil
+}
+
+// follow reads the chain of stages the target builds on, base first, as
+// BuildKit does: WORKDIR, ENTRYPOINT and CMD are inherited.
+func (d *Dockerfile) follow(stages []instructions.Stage, target int, byName map[string]int, args map[string]string, escape rune) {
 	var chain []instructions.Stage
 	for i, seen := target, map[int]bool{}; i >= 0 && !seen[i]; {
 		seen[i] = true
@@ -82,7 +102,7 @@ func ParseDockerfile(data []byte) (*Dockerfile, error) {
 		}
 		i = base
 	}
-	lex := shell.NewLex(ast.EscapeToken)
+	lex := shell.NewLex(escape)
 	env := map[string]string{}
 	expand := func(s string) string {
 		out, _, err := lex.ProcessWord(s, envGetter(env, args))
@@ -94,47 +114,97 @@ func ParseDockerfile(data []byte) (*Dockerfile, error) {
 	d.Workdir = "/"
 	for _, s := range chain {
 		for _, c := range s.Commands {
-			switch c := c.(type) {
-			case *instructions.EnvCommand:
-				for _, kv := range c.Env {
-					env[kv.Key] = expand(kv.Value)
-				}
-			case *instructions.ArgCommand:
-				for _, kv := range c.Args {
-					if kv.Value != nil {
-						env[kv.Key] = expand(*kv.Value)
-					} else if v, ok := args[kv.Key]; ok {
-						env[kv.Key] = v
-					}
-				}
-			case *instructions.WorkdirCommand:
-				p := expand(c.Path)
-				if !path.IsAbs(p) {
-					p = path.Join(d.Workdir, p)
-				}
-				d.Workdir = path.Clean(p)
-			case *instructions.EntrypointCommand:
-				d.Entrypoint = cmdLine(c.ShellDependantCmdLine)
-				d.Cmd = nil // as in BuildKit: ENTRYPOINT resets an inherited CMD
-			case *instructions.CmdCommand:
-				d.Cmd = cmdLine(c.ShellDependantCmdLine)
-			case *instructions.ExposeCommand:
-				d.Expose = append(d.Expose, c.Ports...)
-			case *instructions.CopyCommand:
-				for _, f := range c.SourceContents {
-					dest := expand(c.DestPath)
-					if strings.HasSuffix(dest, "/") {
-						dest = path.Join(dest, f.Path)
-					}
-					if !path.IsAbs(dest) {
-						dest = path.Join(d.Workdir, dest)
-					}
-					d.Heredocs[path.Clean(dest)] = f.Data
-				}
-			}
+			d.apply(c, env, args, expand)
 		}
 	}
-	return d, nil
+}
+
+// apply is one instruction of the target's chain.
+func (d *Dockerfile) apply(c instructions.Command, env, args map[string]string, expand func(string) string) {
+	switch c := c.(type) {
+	case *instructions.EnvCommand:
+		for _, kv := range c.Env {
+			env[kv.Key] = expand(kv.Value)
+		}
+	case *instructions.ArgCommand:
+		for _, kv := range c.Args {
+			if kv.Value != nil {
+				env[kv.Key] = expand(*kv.Value)
+			} else if v, ok := args[kv.Key]; ok {
+				env[kv.Key] = v
+			}
+		}
+	case *instructions.WorkdirCommand:
+		p := expand(c.Path)
+		if !path.IsAbs(p) {
+			p = path.Join(d.Workdir, p)
+		}
+		d.Workdir = path.Clean(p)
+	case *instructions.EntrypointCommand:
+		d.Entrypoint = cmdLine(c.ShellDependantCmdLine)
+		d.Cmd = nil // as in BuildKit: ENTRYPOINT resets an inherited CMD
+	case *instructions.CmdCommand:
+		d.Cmd = cmdLine(c.ShellDependantCmdLine)
+	case *instructions.ExposeCommand:
+		d.Expose = append(d.Expose, c.Ports...)
+	case *instructions.CopyCommand:
+		dest := expand(c.DestPath)
+		abs := func(p string) string {
+			if !path.IsAbs(p) {
+				p = path.Join(d.Workdir, p)
+			}
+			return path.Clean(p)
+		}
+		for _, f := range c.SourceContents {
+			to := dest
+			if strings.HasSuffix(dest, "/") {
+				to = path.Join(dest, f.Path)
+			}
+			d.Heredocs[abs(to)] = f.Data
+		}
+		if c.From == "" && len(c.SourcePaths) == 1 {
+			src := contextPath(c.SourcePaths[0])
+			to := dest
+			if strings.HasSuffix(dest, "/") {
+				to = path.Join(dest, path.Base(src))
+			}
+			d.Copied[abs(to)] = src
+		}
+	}
+}
+
+// readSources notes what COPY and ADD read from the build context.
+func (d *Dockerfile) readSources(c instructions.Command) {
+	var srcs []string
+	switch c := c.(type) {
+	case *instructions.CopyCommand:
+		if c.From != "" {
+			return
+		}
+		srcs = c.SourcePaths
+	case *instructions.AddCommand:
+		srcs = c.SourcePaths
+	}
+	for _, s := range srcs {
+		if strings.Contains(s, "://") || strings.HasPrefix(s, "git@") {
+			continue
+		}
+		p := contextPath(s)
+		d.Sources = append(d.Sources, p)
+		if p == "." {
+			d.CopiesApp = true
+		}
+	}
+}
+
+// contextPath is a COPY source as a path of the build context, which
+// BuildKit confines: ../Gemfile is Gemfile, ../. is the whole context.
+func contextPath(s string) string {
+	p := path.Clean("/" + s)
+	if p == "/" {
+		return "."
+	}
+	return strings.TrimPrefix(p, "/")
 }
 
 func envGetter(env, args map[string]string) shell.EnvGetter {
@@ -190,6 +260,10 @@ func (d *Dockerfile) Launch(read func(rel string) ([]byte, bool)) (l Launcher, w
 	if len(ep) == 3 && ep[0] == "/bin/sh" && ep[1] == "-c" {
 		ep = strings.Fields(ep[2])
 	}
+	ep = stripInit(ep)
+	if len(ep) == 0 {
+		return PassThrough, "ENTRYPOINT " + d.Entrypoint[0] + ", an init that runs its arguments", false
+	}
 	switch {
 	case len(ep) >= 2 && path.Base(ep[0]) == "bundle" && ep[1] == "exec":
 		if len(ep) == 3 && path.Base(ep[2]) == "rails" {
@@ -216,6 +290,13 @@ func (d *Dockerfile) Launch(read func(rel string) ([]byte, bool)) (l Launcher, w
 			}
 		}
 	}
+	if src, copied := d.Copied[abs]; !ok && copied {
+		// COPY docker/entrypoint.sh /entrypoint.sh
+		var b []byte
+		if b, ok = read(src); ok {
+			body = string(b)
+		}
+	}
 	if !ok {
 		// A script copied from the build context: the same path under the
 		// WORKDIR (COPY . .), as Rails' bin/docker-entrypoint.
@@ -233,6 +314,25 @@ func (d *Dockerfile) Launch(read func(rel string) ([]byte, bool)) (l Launcher, w
 		return PassThrough, fmt.Sprintf("ENTRYPOINT %s ends with exec \"$@\"", script), false
 	}
 	return PassThrough, fmt.Sprintf("ENTRYPOINT %s has no exec \"$@\": assumed it runs its arguments", script), true
+}
+
+// inits are the small init programs images start with: they run their
+// arguments.
+var inits = []string{"tini", "dumb-init", "docker-init", "catatonit"}
+
+// stripInit drops an init (tini -g --, dumb-init) from an entrypoint.
+func stripInit(ep []string) []string {
+	if len(ep) == 0 || !slices.Contains(inits, path.Base(ep[0])) {
+		return ep
+	}
+	rest := ep[1:]
+	for len(rest) > 0 && strings.HasPrefix(rest[0], "-") {
+		if rest[0] == "--" {
+			return rest[1:]
+		}
+		rest = rest[1:]
+	}
+	return rest
 }
 
 // Run gives a container's command and args to run c from an image whose

@@ -10,12 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
-	"text/template"
 
 	"github.com/shipit-dev/shipit/ci/templates"
 	"github.com/shipit-dev/shipit/dockerfiles"
@@ -31,11 +30,15 @@ const (
 
 // Options configure Init.
 type Options struct {
-	Dir          string // the repository
-	Name         string // the app's name; default: the directory's
-	Registry     string // default: an ECR placeholder to edit
-	RepoURL      string // the Git URL Argo CD syncs from; default: origin, else a placeholder
-	ImageUpdater bool   // deploy.mode: image-updater, and its configuration
+	Dir      string // the repository
+	Name     string // the app's name; default: the directory's
+	Registry string // default: an ECR placeholder to edit
+	RepoURL  string // the Git URL Argo CD syncs from; default: origin, else a placeholder
+	Branch   string // the branch CI releases from and Argo CD syncs: origin's default, else the current one; default main
+	// RepoPath is Dir's path from the repository's root ("services/shop"
+	// in a monorepo; "" at the root): Argo CD's paths start there.
+	RepoPath     string
+	ImageUpdater bool // deploy.mode: image-updater, and its configuration
 	DryRun       bool
 	Version      string // shipit's version: the workflows install it, when it is a release
 }
@@ -46,7 +49,8 @@ type File struct {
 	Skipped bool   `json:"skipped,omitempty"` // it exists: left as it is
 	// Appended: a line added at the end of an existing file (.gitignore
 	// gains /.shipit/); never anything else.
-	Appended bool `json:"appended,omitempty"`
+	Appended bool     `json:"appended,omitempty"`
+	Lines    []string `json:"lines,omitempty"` // the lines appended, or added to a new file
 	content  []byte
 }
 
@@ -82,24 +86,11 @@ func exists(p string) bool {
 func Init(o Options) (*Result, error) {
 	kind := Detect(o.Dir)
 	if kind == "" {
-		return nil, fmt.Errorf("%s has no Gemfile, go.mod or Dockerfile: shipit init detects Rails and Go projects, and keeps an existing Dockerfile. Add a Dockerfile (see shipit's dockerfiles/ templates), then run it again", o.Dir)
+		return nil, fmt.Errorf("%s has no Gemfile, go.mod or Dockerfile: shipit init sets up Rails apps and Go services, and any app with a Dockerfile (kept as it is). Add a Dockerfile that builds your app, then run shipit init again", o.Dir)
 	}
-	if o.Name == "" {
-		abs, err := filepath.Abs(o.Dir)
-		if err != nil {
-			return nil, err
-		}
-		o.Name = filepath.Base(abs)
-	}
-	o.Name = strings.Trim(nonName.ReplaceAllString(strings.ToLower(o.Name), "-"), "-")
-	if o.Name == "" {
-		o.Name = "app"
-	}
-	if o.Registry == "" {
-		o.Registry = "123456789012.dkr.ecr.us-east-1.amazonaws.com/" + o.Name
-	}
-	if o.RepoURL == "" {
-		o.RepoURL = "https://github.com/example/" + o.Name + ".git"
+	o, err := defaults(o)
+	if err != nil {
+		return nil, err
 	}
 	files, findings, err := plan(kind, o)
 	if err != nil {
@@ -144,49 +135,22 @@ func Init(o Options) (*Result, error) {
 		res.Files = append(res.Files, f)
 	}
 	// shipit's build output is never committed (build refuses a tracked
-	// .shipit): a first `git add -A` after `shipit build` must not take it.
-	f, err := ignoreState(root, o.Dir, o.DryRun)
-	if err != nil {
-		return nil, fmt.Errorf(".gitignore: %w", err)
+	// .shipit): a first `git add -A` after `shipit build` must not take
+	// it; nor is it, or k8s/, sent in a build context.
+	written := map[string]bool{}
+	for _, f := range res.Files {
+		written[f.Path] = !f.Skipped
 	}
-	if f != nil {
-		res.Files = append(res.Files, *f)
+	for _, a := range appendices {
+		f, err := appendLines(root, o.Dir, a, o.DryRun, written)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", a.file, err)
+		}
+		if f != nil {
+			res.Files = append(res.Files, *f)
+		}
 	}
 	return res, nil
-}
-
-// ignoredState matches a .gitignore line that already keeps .shipit out.
-var ignoredState = regexp.MustCompile(`(?m)^/?\.shipit/?\s*$`)
-
-// ignoreState adds /.shipit/ to .gitignore, creating it if need be; it
-// returns nil when the line is there.
-func ignoreState(root *os.Root, dir string, dryRun bool) (*File, error) {
-	const line = "# shipit's build output (shipit build writes it; never commit it)\n/.shipit/\n"
-	before, err := confine.ReadFile(filepath.Join(dir, ".gitignore"))
-	exists := err == nil
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
-	if ignoredState.Match(before) {
-		return nil, nil
-	}
-	f := &File{Path: ".gitignore", Appended: exists}
-	if dryRun {
-		return f, nil
-	}
-	add := line
-	if len(before) > 0 && before[len(before)-1] != '\n' {
-		add = "\n" + add
-	}
-	fh, err := root.OpenFile(".gitignore", os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	_, werr := fh.WriteString(add)
-	if cerr := fh.Close(); werr == nil {
-		werr = cerr
-	}
-	return f, werr
 }
 
 // LinkError is a directory on the way to a file init would write that is
@@ -204,10 +168,15 @@ type data struct {
 	Images      []image
 	AppPort     int
 	Workdir     string // the image's WORKDIR: where the app's public/ is
-	Health      bool   // HTTP probes on /up
+	Health      string // the path of HTTP probes; "" for TCP ones
 	Web         *run   // the web container's command and args
 	Migrate     *run
-	Worker      *run // the job runner, when there is one
+	Workers     []worker // the job runners
+	SQLite      string   // where the SQLite volume is mounted in the image; "" without one
+	Redis       bool     // the app needs Redis: REDIS_URL in the example Secret
+	Puma        Puma
+	RSpec       bool   // the CI test step runs rspec
+	CIRuby      string // the Ruby the CI test job sets up, when the app has no .ruby-version
 	Memory      string
 	MemoryLimit string
 	EnvFrom     envFrom
@@ -215,10 +184,20 @@ type data struct {
 	Envs        []string
 }
 
+// worker is one job runner's Deployment (its container, with SQLite).
+type worker struct {
+	Name      string // the Deployment's: <app>-worker, <app>-<process>
+	Container string // the container's: worker, or <process> beside the app with SQLite
+	Source    string // what it runs, for a comment
+	Run       *run
+}
+
 // envFrom names the ConfigMap and the Secret a container reads.
 type envFrom struct {
 	Name     string
 	Optional bool // the migration's PreSync hook runs before the ConfigMap exists on a first sync
+	Database bool // the Secret holds DATABASE_URL (not with SQLite files)
+	Redis    bool // and REDIS_URL
 }
 
 type image struct {
@@ -251,154 +230,18 @@ func flow(v []string) string {
 // environments init sets up, in promotion order.
 var environments = []string{"staging", "production"}
 
-// plan reads the project and makes the files to write. Every finding, and
-// every assumption, is reported.
-func plan(kind string, o Options) ([]File, []Finding, error) {
-	d := data{Options: o, Kind: kind, Rails: kind == KindRails, AppPort: 8080, Memory: "64Mi", MemoryLimit: "256Mi",
-		Envs: environments, EnvFrom: envFrom{Name: o.Name}, JobEnvFrom: envFrom{Name: o.Name, Optional: true}}
-	var files []File
-	var findings []Finding
-	add := func(path string, content []byte) { files = append(files, File{Path: path, content: content}) }
-	app := image{Name: "app", Context: ".", Dockerfile: "Dockerfile"}
-	existing, err := readDockerfile(o.Dir)
-	if err != nil {
-		return nil, nil, err
-	}
-	switch kind {
-	case KindRails:
-		d.AppPort, d.Memory, d.MemoryLimit = 3000, "512Mi", "1Gi"
-		r, err := ReadRails(o.Dir)
-		if err != nil {
-			return nil, nil, err
-		}
-		findings = append(findings, r.Findings...)
-		dockerfile := existing
-		if dockerfile == nil {
-			b, err := dockerfiles.RenderRails(railsTemplate(o.Dir, r))
-			if err != nil {
-				return nil, nil, err
-			}
-			add("Dockerfile", b)
-			dockerfile = b
-		}
-		df, err := ParseDockerfile(dockerfile)
-		if err != nil {
-			return nil, nil, fmt.Errorf("Dockerfile: %w", err)
-		}
-		findings = append(findings, df.findings(existing != nil)...)
-		launch, why, assumed := df.Launch(func(rel string) ([]byte, bool) {
-			b, err := confine.ReadFile(filepath.Join(o.Dir, filepath.FromSlash(rel)))
-			return b, err == nil
-		})
-		from := "Dockerfile"
-		if existing == nil {
-			from = "the template"
-		}
-		findings = append(findings, Finding{What: "how the container starts: " + why, From: from, Assumed: assumed, Change: "the args of k8s/base/deployment.yaml, migrate-job.yaml and worker.yaml"})
-		app.Target, d.Workdir, d.Health = df.Target, df.Workdir, r.Health
-		d.Web = newRun(launch.Run(Command{Rails: []string{"server"}}, r.BinRails))
-		d.Migrate = newRun(launch.Run(Command{Rails: []string{"db:prepare"}}, r.BinRails))
-		if r.Worker != nil {
-			c, a := launch.Run(*r.Worker, r.BinRails)
-			d.Worker = newRun(c, a)
-			d.Worker.Source = r.Worker.Source
-		}
-		nginx, err := dockerfiles.Template("nginx")
-		if err != nil {
-			return nil, nil, err
-		}
-		d.Images = []image{app, {Name: "nginx", Context: "docker/nginx", Dockerfile: "Dockerfile"}}
-		add("docker/nginx/Dockerfile", nginx)
-	case KindGo:
-		g, err := dockerfiles.Template("go")
-		if err != nil {
-			return nil, nil, err
-		}
-		dockerfile := existing
-		if dockerfile == nil {
-			add("Dockerfile", g)
-			dockerfile = g
-		}
-		if app.Target, d.AppPort, findings, err = fromDockerfile(dockerfile, existing != nil); err != nil {
-			return nil, nil, err
-		}
-		d.Images = []image{app}
-	case KindDockerfile:
-		if app.Target, d.AppPort, findings, err = fromDockerfile(existing, true); err != nil {
-			return nil, nil, err
-		}
-		d.Images = []image{app}
-	}
-	manifests := []struct{ path, tmpl string }{
-		{"shipit.yaml", shipitYAML},
-		{".dockerignore", dockerignore},
-		{"k8s/base/kustomization.yaml", baseKustomization},
-		{"k8s/base/deployment.yaml", deployment},
-		{"k8s/base/service.yaml", service},
-		{"k8s/base/ingress.yaml", ingress},
-		{"k8s/base/configmap.yaml", configMap},
-		{"k8s/base/secret.example.yaml", secretExample},
-	}
-	if d.Rails {
-		manifests = append(manifests, struct{ path, tmpl string }{"k8s/base/migrate-job.yaml", migrateJob})
-	}
-	if d.Worker != nil {
-		manifests = append(manifests, struct{ path, tmpl string }{"k8s/base/worker.yaml", worker})
-	}
-	for _, env := range d.Envs {
-		manifests = append(manifests,
-			struct{ path, tmpl string }{"k8s/overlays/" + env + "/kustomization.yaml", overlay},
-			struct{ path, tmpl string }{"k8s/argocd/" + env + ".yaml", application})
-	}
-	for _, t := range manifests {
-		env := d.Envs[0]
-		for _, e := range d.Envs {
-			if strings.Contains(t.path, "/"+e) {
-				env = e
-			}
-		}
-		b, err := render(t.tmpl, d, env)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", t.path, err)
-		}
-		add(t.path, b)
-	}
-	ci, err := Workflow(kind, o.Version)
-	if err != nil {
-		return nil, nil, err
-	}
-	add(".github/workflows/shipit.yml", ci)
-	if !o.ImageUpdater {
-		b, err := render(previewsAppSet, d, d.Envs[0])
-		if err != nil {
-			return nil, nil, err
-		}
-		add("k8s/argocd/previews.yaml", b)
-		pw, err := templates.FS.ReadFile("github-preview.yml")
-		if err != nil {
-			return nil, nil, err
-		}
-		add(".github/workflows/preview.yml", pinVersion(pw, o.Version))
-	}
-	if o.ImageUpdater {
-		b, err := render(imageUpdater, d, d.Envs[0])
-		if err != nil {
-			return nil, nil, err
-		}
-		add("k8s/argocd/image-updater.yaml", b)
-	}
-	sort.SliceStable(files, func(i, j int) bool { return files[i].Path < files[j].Path })
-	return files, findings, nil
-}
-
 // readDockerfile reads the project's Dockerfile, if it has one.
-func readDockerfile(dir string) ([]byte, error) {
-	b, err := confine.ReadFile(filepath.Join(dir, "Dockerfile"))
+func readDockerfile(dir string) ([]byte, error) { return readFile(dir, "Dockerfile") }
+
+// readFile reads a file of the project, confined to it; nil when there is
+// none.
+func readFile(dir, rel string) ([]byte, error) {
+	b, err := confine.ReadFile(filepath.Join(dir, filepath.FromSlash(rel)))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("Dockerfile: %w", err)
+		return nil, fmt.Errorf("%s: %w", rel, err)
 	}
 	return b, nil
 }
@@ -415,7 +258,11 @@ func fromDockerfile(b []byte, existing bool) (target string, port int, findings 
 			port = p
 		}
 	}
-	findings = df.findings(existing)
+	from := "Dockerfile"
+	if !existing {
+		from = "the template"
+	}
+	findings = df.findings(from)
 	if len(df.Expose) > 0 {
 		findings = append(findings, Finding{What: fmt.Sprintf("port %d (EXPOSE)", port), From: "Dockerfile"})
 	} else {
@@ -425,11 +272,7 @@ func fromDockerfile(b []byte, existing bool) (target string, port int, findings 
 }
 
 // findings says what init took from the Dockerfile.
-func (d *Dockerfile) findings(existing bool) []Finding {
-	from := "Dockerfile"
-	if !existing {
-		from = "the template"
-	}
+func (d *Dockerfile) findings(from string) []Finding {
 	var out []Finding
 	if d.Target == "" {
 		out = append(out, Finding{What: "no build target: the last stage is unnamed, and none is called runtime, production or final", From: from})
@@ -443,26 +286,21 @@ func (d *Dockerfile) findings(existing bool) []Finding {
 // railsTemplate configures the Rails Dockerfile for what init read.
 func railsTemplate(dir string, r *Rails) dockerfiles.Rails {
 	t := dockerfiles.Rails{Ruby: r.Ruby, Bootsnap: r.Bootsnap, BinRails: r.BinRails, JS: r.JS.Manager, Node: r.JS.Node,
-		Bun: r.JS.Bun, Berry: r.JS.Berry, Vendor: isDir(filepath.Join(dir, "vendor"))}
-	if r.DB.Build != "" {
-		t.Build = append(t.Build, r.DB.Build)
-	}
-	if r.DB.Runtime != "" {
-		t.Runtime = append(t.Runtime, r.DB.Runtime)
-	}
-	if r.Vips {
-		t.Runtime = append(t.Runtime, "vips")
-	}
+		Bun: r.JS.Bun, Berry: r.JS.Berry, Vendor: isDir(filepath.Join(dir, "vendor")),
+		Build: r.Build, Runtime: r.Runtime, RubyVersionFile: r.RubyVersionFile, BundleConfig: r.BundleConfig,
+		BundleCopies: r.BundleCopies, NoLockfile: !r.Lockfile}
 	if t.JS != "" {
 		t.JSFiles = []string{"package.json"}
-		for _, f := range []string{r.JS.Lock, ".yarnrc.yml", ".npmrc"} {
+		for _, f := range []string{r.JS.Lock, ".yarnrc.yml", ".npmrc", "pnpm-workspace.yaml"} {
 			if f != "" && isFile(filepath.Join(dir, f)) {
 				t.JSFiles = append(t.JSFiles, f)
 			}
 		}
-		if isDir(filepath.Join(dir, ".yarn", "releases")) {
-			t.JSFiles = append(t.JSFiles, ".yarn/")
+		// yarn berry's own release, plugins and patches.
+		if isDir(filepath.Join(dir, ".yarn")) {
+			t.JSDirs = append(t.JSDirs, ".yarn/")
 		}
+		t.JSDirs = append(t.JSDirs, r.JS.Dirs...)
 	}
 	return t
 }
@@ -486,46 +324,65 @@ func pinVersion(b []byte, version string) []byte {
 	return bytes.ReplaceAll(b, []byte(templateVersion), []byte("SHIPIT_VERSION: "+version))
 }
 
-// Workflow is the GitHub Actions workflow init writes for a kind of
-// project: the (actionlint-checked) template, with the test job's steps
-// for the kind.
-func Workflow(kind, version string) ([]byte, error) {
+// workflow is the GitHub Actions workflow init writes for a project: the
+// (actionlint-checked) template, on the project's branch, with the test
+// job's steps for its kind (templates/ci/<kind>-test-steps.yml.tmpl).
+func workflow(d data) ([]byte, error) {
 	b, err := templates.FS.ReadFile("github-actions.yml")
 	if err != nil {
 		return nil, err
 	}
-	s := string(pinVersion(b, version))
+	s := string(onBranch(pinVersion(b, d.Version), d.Branch))
 	const begin, end = "      # shipit init: test steps\n", "      # shipit init: end of test steps\n"
 	i, j := strings.Index(s, begin), strings.Index(s, end)
 	if i < 0 || j < i {
 		return nil, errors.New("the workflow template has no test steps to fill")
 	}
-	steps := s[i+len(begin) : j]
-	switch kind {
-	case KindGo:
-		steps = `      - uses: actions/setup-go@v5
-        with:
-          go-version-file: go.mod
-      - name: Test
-        run: go test ./...
-`
-	case KindDockerfile:
-		steps = `      - name: Test
-        run: echo "Add your tests here; the release waits for this job." && exit 1
-`
-	}
-	return []byte(s[:i+len(begin)] + steps + s[j:]), nil
-}
-
-func render(tmpl string, d data, env string) ([]byte, error) {
-	t, err := template.New("").Parse(probeTmpl + envTmpl + runTmpl + resourcesTmpl + tmpl)
+	steps, err := render("ci/"+d.Kind+"-test-steps.yml.tmpl", d, d.Envs[0])
 	if err != nil {
 		return nil, err
 	}
-	var b bytes.Buffer
-	err = t.Execute(&b, struct {
-		data
-		Env string
-	}{d, env})
-	return b.Bytes(), err
+	return []byte(s[:i+len(begin)] + string(steps) + s[j:]), nil
+}
+
+// onBranch makes a workflow release from the project's branch.
+func onBranch(b []byte, branch string) []byte {
+	return bytes.Replace(b, []byte("    branches: [main]\n"), []byte("    branches: ["+branch+"]\n"), 1)
+}
+
+// branchName is a branch init writes into YAML and workflows as it is.
+var branchName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$`)
+
+// defaults fills in what the options leave out.
+func defaults(o Options) (Options, error) {
+	if o.Name == "" {
+		abs, err := filepath.Abs(o.Dir)
+		if err != nil {
+			return o, err
+		}
+		o.Name = filepath.Base(abs)
+	}
+	o.Name = strings.Trim(nonName.ReplaceAllString(strings.ToLower(o.Name), "-"), "-")
+	if o.Name == "" {
+		o.Name = "app"
+	}
+	if o.Registry == "" {
+		o.Registry = "123456789012.dkr.ecr.us-east-1.amazonaws.com/" + o.Name
+	}
+	if o.RepoURL == "" {
+		o.RepoURL = "https://github.com/example/" + o.Name + ".git"
+	}
+	if o.Branch == "" {
+		o.Branch = "main"
+	}
+	if o.RepoPath = strings.Trim(path.Clean("/"+filepath.ToSlash(o.RepoPath)), "/"); o.RepoPath != "" {
+		o.RepoPath += "/" // joined to k8s/...
+	}
+	if strings.ContainsAny(o.RepoPath, " \t\n\"'{}[]#:*") {
+		return o, fmt.Errorf("%s: init writes the directory's path from the repository's root into the Argo CD Applications, and takes no spaces, quotes or YAML punctuation in it", o.RepoPath)
+	}
+	if !branchName.MatchString(o.Branch) || strings.Contains(o.Branch, "..") {
+		return o, fmt.Errorf("branch %q: init writes it into shipit.yaml and the workflows, and takes only letters, digits, '.', '_', '-' and '/': pass --branch", o.Branch)
+	}
+	return o, nil
 }

@@ -136,7 +136,7 @@ func TestInitReadsTheApp(t *testing.T) {
 			},
 			ruby: "3.3.6", dbBuild: "mariadb-dev", dbNot: "postgresql-dev", js: []string{"FROM node:${NODE_VERSION}-alpine", "ARG NODE_VERSION=22.11.0", "corepack enable yarn", "yarn install --frozen-lockfile", "COPY package.json yarn.lock ./", "rm -rf node_modules"},
 			vips: true, target: "runtime", workdir: "/rails",
-			web: []string{"./bin/rails", "server"}, migrate: []string{"./bin/rails", "db:prepare"}, worker: []string{"bundle", "exec", "sidekiq", "-C", "config/sidekiq.yml"},
+			web: []string{"./bin/rails", "server"}, migrate: []string{"./bin/rails", "db:prepare"}, worker: []string{"sh", "-c", "exec bundle exec sidekiq -C config/sidekiq.yml"},
 			health: true,
 		},
 		// Postgres with importmap and bootsnap, Ruby from .ruby-version.
@@ -189,6 +189,23 @@ func maps(a, b map[string]string) bool {
 
 func checkInit(t *testing.T, dir, name string, a initApp, files map[string]string, stderr string) {
 	t.Helper()
+	checkDockerfileOf(t, a, files, stderr)
+	checkConfig(t, a, files)
+	for _, env := range []string{"staging", "production"} {
+		checkOverlay(t, dir, name, env, a)
+	}
+	lintWorkflow(t, filepath.Join(dir, ".github/workflows/shipit.yml"))
+	lintWorkflow(t, filepath.Join(dir, ".github/workflows/preview.yml"))
+	var set map[string]any
+	if err := yaml.Unmarshal([]byte(files["k8s/argocd/previews.yaml"]), &set); err != nil || set["kind"] != "ApplicationSet" {
+		t.Errorf("k8s/argocd/previews.yaml: %v\n%s", err, files["k8s/argocd/previews.yaml"])
+	}
+}
+
+// checkDockerfileOf: the Dockerfile init wrote is the Alpine template
+// with what the app needs, or the app's own, untouched.
+func checkDockerfileOf(t *testing.T, a initApp, files map[string]string, stderr string) {
+	t.Helper()
 	dockerfile := files["Dockerfile"]
 	if a.ruby != "" {
 		if !strings.Contains(dockerfile, "ARG RUBY_VERSION="+a.ruby+"\n") || !strings.Contains(dockerfile, "FROM ruby:${RUBY_VERSION}-alpine") {
@@ -220,8 +237,13 @@ func checkInit(t *testing.T, dir, name string, a initApp, files map[string]strin
 	} else if dockerfile != a.files["Dockerfile"] {
 		t.Error("init changed the app's Dockerfile")
 	}
+}
 
-	// The target exists in the Dockerfile, or is left out.
+// checkConfig: the target exists in the Dockerfile, or is left out, and
+// .dockerignore keeps secrets and state out of the image.
+func checkConfig(t *testing.T, a initApp, files map[string]string) {
+	t.Helper()
+	dockerfile := files["Dockerfile"]
 	var cfg struct {
 		Images map[string]struct {
 			Target string `json:"target"`
@@ -243,93 +265,88 @@ func checkInit(t *testing.T, dir, name string, a initApp, files map[string]strin
 			t.Errorf(".dockerignore lacks %s", e)
 		}
 	}
+}
 
-	// The overlays render, and what they run fits the Dockerfile.
-	for _, env := range []string{"staging", "production"} {
-		out, err := exec.Command("kubectl", "kustomize", filepath.Join(dir, "k8s/overlays", env)).CombinedOutput()
-		if err != nil {
-			t.Fatalf("kubectl kustomize %s: %v\n%s", env, err, out)
+// checkOverlay: the overlay renders, and what it runs fits the
+// Dockerfile.
+func checkOverlay(t *testing.T, dir, name, env string, a initApp) {
+	t.Helper()
+	out, err := exec.Command("kubectl", "kustomize", filepath.Join(dir, "k8s/overlays", env)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl kustomize %s: %v\n%s", env, err, out)
+	}
+	objs := map[string]map[string]any{}
+	for _, doc := range strings.Split(string(out), "\n---\n") {
+		var o map[string]any
+		if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
+			t.Fatal(err)
 		}
-		objs := map[string]map[string]any{}
-		for _, doc := range strings.Split(string(out), "\n---\n") {
-			var o map[string]any
-			if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
-				t.Fatal(err)
-			}
-			md, _ := o["metadata"].(map[string]any)
-			objs[o["kind"].(string)+"/"+md["name"].(string)] = o
-			if ns := md["namespace"]; ns != name+"-"+env {
-				t.Errorf("%s %s is in namespace %v", env, o["kind"], ns)
-			}
-		}
-		web := containers(t, objs, "Deployment/"+name)
-		app, nginx := web["app"], web["nginx"]
-		if app == nil || nginx == nil {
-			t.Fatalf("%s: no app or nginx container: %v", env, web)
-		}
-		if got := strs(app["args"]); !slices.Equal(got, a.web) || app["command"] != nil {
-			t.Errorf("web runs %v %v, want args %v", app["command"], got, a.web)
-		}
-		if res, _ := app["resources"].(map[string]any); res["requests"] == nil {
-			t.Error("app has no resource requests")
-		}
-		for _, p := range []string{"readinessProbe", "livenessProbe", "startupProbe"} {
-			probe, _ := app[p].(map[string]any)
-			get, _ := probe["httpGet"].(map[string]any)
-			if a.health && (get == nil || get["path"] != "/up") {
-				t.Errorf("%s is %v, want HTTP /up", p, probe)
-			}
-			if !a.health && probe["tcpSocket"] == nil {
-				t.Errorf("%s is %v, want TCP", p, probe)
-			}
-		}
-		if nginx["readinessProbe"] == nil {
-			t.Error("nginx has no probe")
-		}
-		envFrom, _ := json.Marshal(app["envFrom"])
-		if !strings.Contains(string(envFrom), `"secretRef":{"name":"`+name+`"}`) || !strings.Contains(string(envFrom), `"configMapRef":{"name":"`+name+`"}`) {
-			t.Errorf("app's envFrom: %s", envFrom)
-		}
-		if objs["ConfigMap/"+name] == nil {
-			t.Error("no ConfigMap")
-		}
-		for k := range objs {
-			if strings.HasPrefix(k, "Secret/") {
-				t.Errorf("the overlay applies %s: secrets are never committed", k)
-			}
-		}
-		// The assets come from <WORKDIR>/public, of this release and the one before.
-		inits := initContainers(t, objs["Deployment/"+name])
-		for _, ic := range []string{"assets", "assets-previous"} {
-			if got := strs(inits[ic]["command"]); !slices.Contains(got, a.workdir+"/public/.") {
-				t.Errorf("init container %s runs %v, want it to copy %s/public", ic, got, a.workdir)
-			}
-		}
-		job := objs["Job/"+name+"-migrate"]
-		if job == nil {
-			t.Fatal("no migration Job")
-		}
-		ann := job["metadata"].(map[string]any)["annotations"].(map[string]any)
-		if ann["argocd.argoproj.io/hook"] != "PreSync" || ann["argocd.argoproj.io/hook-delete-policy"] == nil {
-			t.Errorf("the migration is not a PreSync hook with a delete policy: %v", ann)
-		}
-		if got := strs(containers(t, objs, "Job/"+name+"-migrate")["migrate"]["args"]); !slices.Equal(got, a.migrate) {
-			t.Errorf("migration runs %v, want %v", got, a.migrate)
-		}
-		w := containers(t, objs, "Deployment/"+name+"-worker")["worker"]
-		if w == nil {
-			t.Fatalf("no worker Deployment")
-		}
-		if got := strs(w["args"]); !slices.Equal(got, a.worker) || w["command"] != nil {
-			t.Errorf("worker runs %v %v, want args %v", w["command"], got, a.worker)
+		md, _ := o["metadata"].(map[string]any)
+		objs[o["kind"].(string)+"/"+md["name"].(string)] = o
+		if ns := md["namespace"]; ns != name+"-"+env {
+			t.Errorf("%s %s is in namespace %v", env, o["kind"], ns)
 		}
 	}
-
-	lintWorkflow(t, filepath.Join(dir, ".github/workflows/shipit.yml"))
-	lintWorkflow(t, filepath.Join(dir, ".github/workflows/preview.yml"))
-	var set map[string]any
-	if err := yaml.Unmarshal([]byte(files["k8s/argocd/previews.yaml"]), &set); err != nil || set["kind"] != "ApplicationSet" {
-		t.Errorf("k8s/argocd/previews.yaml: %v\n%s", err, files["k8s/argocd/previews.yaml"])
+	web := containers(t, objs, "Deployment/"+name)
+	app, nginx := web["app"], web["nginx"]
+	if app == nil || nginx == nil {
+		t.Fatalf("%s: no app or nginx container: %v", env, web)
+	}
+	if got := strs(app["args"]); !slices.Equal(got, a.web) || app["command"] != nil {
+		t.Errorf("web runs %v %v, want args %v", app["command"], got, a.web)
+	}
+	if res, _ := app["resources"].(map[string]any); res["requests"] == nil {
+		t.Error("app has no resource requests")
+	}
+	for _, p := range []string{"readinessProbe", "livenessProbe", "startupProbe"} {
+		probe, _ := app[p].(map[string]any)
+		get, _ := probe["httpGet"].(map[string]any)
+		if a.health && (get == nil || get["path"] != "/up") {
+			t.Errorf("%s is %v, want HTTP /up", p, probe)
+		}
+		if !a.health && probe["tcpSocket"] == nil {
+			t.Errorf("%s is %v, want TCP", p, probe)
+		}
+	}
+	if nginx["readinessProbe"] == nil {
+		t.Error("nginx has no probe")
+	}
+	envFrom, _ := json.Marshal(app["envFrom"])
+	if !strings.Contains(string(envFrom), `"secretRef":{"name":"`+name+`"}`) || !strings.Contains(string(envFrom), `"configMapRef":{"name":"`+name+`"}`) {
+		t.Errorf("app's envFrom: %s", envFrom)
+	}
+	if objs["ConfigMap/"+name] == nil {
+		t.Error("no ConfigMap")
+	}
+	for k := range objs {
+		if strings.HasPrefix(k, "Secret/") {
+			t.Errorf("the overlay applies %s: secrets are never committed", k)
+		}
+	}
+	// The assets come from <WORKDIR>/public, of this release and the one before.
+	inits := initContainers(t, objs["Deployment/"+name])
+	for _, ic := range []string{"assets", "assets-previous"} {
+		if got := strs(inits[ic]["command"]); !slices.Contains(got, a.workdir+"/public/.") {
+			t.Errorf("init container %s runs %v, want it to copy %s/public", ic, got, a.workdir)
+		}
+	}
+	job := objs["Job/"+name+"-migrate"]
+	if job == nil {
+		t.Fatal("no migration Job")
+	}
+	ann := job["metadata"].(map[string]any)["annotations"].(map[string]any)
+	if ann["argocd.argoproj.io/hook"] != "PreSync" || ann["argocd.argoproj.io/hook-delete-policy"] == nil {
+		t.Errorf("the migration is not a PreSync hook with a delete policy: %v", ann)
+	}
+	if got := strs(containers(t, objs, "Job/"+name+"-migrate")["migrate"]["args"]); !slices.Equal(got, a.migrate) {
+		t.Errorf("migration runs %v, want %v", got, a.migrate)
+	}
+	w := containers(t, objs, "Deployment/"+name+"-worker")["worker"]
+	if w == nil {
+		t.Fatalf("no worker Deployment")
+	}
+	if got := strs(w["args"]); !slices.Equal(got, a.worker) || w["command"] != nil {
+		t.Errorf("worker runs %v %v, want args %v", w["command"], got, a.worker)
 	}
 }
 
@@ -441,6 +458,16 @@ func TestInitAssetsOfThePreviousRelease(t *testing.T) {
 
 	work := filepath.Join(t.TempDir(), "w")
 	git(t, "", "", "clone", "-q", origin, work)
+	checkAssetsServed(t, work, first, second)
+	// init's previews configuration works as written: a preview of this
+	// build, at the URL of init's Ingress.
+	checkInitPreview(t, dir, work)
+}
+
+// checkAssetsServed: staging's pods, as rendered, copy both releases'
+// assets for nginx, the second's last.
+func checkAssetsServed(t *testing.T, work string, first, second record) {
+	t.Helper()
 	out, err := exec.Command("kubectl", "kustomize", filepath.Join(work, "k8s/overlays/staging")).CombinedOutput()
 	if err != nil {
 		t.Fatalf("kubectl kustomize: %v\n%s", err, out)
@@ -491,17 +518,122 @@ func TestInitAssetsOfThePreviousRelease(t *testing.T) {
 	if served["assets/app-1.css"] != "one\n" || served["assets/app-2.css"] != "two\n" || served["robots.txt"] != "release 2\n" {
 		t.Errorf("nginx would serve %v", served)
 	}
+}
 
-	// init's previews configuration works as written: a preview of this
-	// build, at the URL of init's Ingress.
+// checkInitPreview: preview up with init's configuration gives the URL of
+// init's Ingress, in a namespace of its own.
+func checkInitPreview(t *testing.T, dir, work string) {
+	t.Helper()
 	r := mustShipit(t, dir, nil, "preview", "up", "pr-1", "--output", "json")
 	var up struct{ URL, Namespace string }
 	if err := json.Unmarshal([]byte(r.stdout), &up); err != nil || up.URL != "https://pr-1.preview.example.com" || up.Namespace != "shop-pr-1" {
 		t.Errorf("preview up with init's configuration: %v %s", err, r.stdout)
 	}
 	git(t, work, "", "pull", "-q")
-	out, err = exec.Command("kubectl", "kustomize", filepath.Join(work, "k8s/previews/pr-1")).CombinedOutput()
+	out, err := exec.Command("kubectl", "kustomize", filepath.Join(work, "k8s/previews/pr-1")).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "namespace: shop-pr-1") || !strings.Contains(string(out), "host: pr-1.preview.example.com") {
 		t.Errorf("kubectl kustomize k8s/previews/pr-1: %v\n%s", err, out)
+	}
+}
+
+// realApps are the fixture apps of internal/scaffold/testdata/apps
+// (modelled on the real apps' files), with their default branches.
+var realApps = map[string]string{
+	"lobsters": "main", "once-campfire": "main", "openstreetmap-website": "master", "human-essentials": "main",
+	"dawarich": "master", "manyfold": "main", "mastodon": "main", "chatwoot": "develop",
+}
+
+// TestInitRealApps runs init as a user would on each app, cloned from an
+// origin whose default branch is the app's: it exits 0, writes the app's
+// branch, its overlays render, every container runs a program the image
+// has (a file of the app, bundle, sh, or rails behind bundle exec), and a
+// second run changes nothing.
+func TestInitRealApps(t *testing.T) {
+	t.Parallel()
+	_, file, _, _ := runtime.Caller(0)
+	fixtures := filepath.Join(filepath.Dir(file), "..", "..", "internal", "scaffold", "testdata", "apps")
+	for app, branch := range realApps {
+		t.Run(app, func(t *testing.T) {
+			t.Parallel()
+			dir := cloneFixture(t, filepath.Join(fixtures, app), app, branch)
+			mustShipit(t, dir, nil, "init")
+			files := tree(t, dir)
+			if !strings.Contains(files["shipit.yaml"], "  branch: "+branch+"\n") {
+				t.Errorf("shipit.yaml's branch is not %s:\n%s", branch, files["shipit.yaml"])
+			}
+			for _, env := range []string{"staging", "production"} {
+				for key, o := range renderOverlay(t, dir, env) {
+					for _, field := range []string{"initContainers", "containers"} {
+						for name, c := range byName(podSpec(o)[field]) {
+							checkProgram(t, files, key+" "+name, c)
+						}
+					}
+				}
+			}
+			r := mustShipit(t, dir, nil, "init")
+			if strings.TrimSpace(r.stdout) != "" || !maps(tree(t, dir), files) {
+				t.Errorf("the second run changed the tree: %s", r.stdout)
+			}
+		})
+	}
+}
+
+// cloneFixture makes a repository of a fixture app, pushes it to a bare
+// origin whose HEAD is branch, and clones it, as a user's checkout.
+func cloneFixture(t *testing.T, fixture, app, branch string) string {
+	t.Helper()
+	seed := filepath.Join(t.TempDir(), app)
+	if out, err := exec.Command("cp", "-r", fixture, seed).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v\n%s", err, out)
+	}
+	origin := filepath.Join(t.TempDir(), app+".git")
+	git(t, "", "", "init", "-q", "--bare", "-b", branch, origin)
+	git(t, seed, "", "init", "-q", "-b", branch)
+	git(t, seed, "", "add", "-A")
+	git(t, seed, "", "commit", "-qm", app)
+	git(t, seed, "", "push", "-q", origin, branch)
+	dir := filepath.Join(t.TempDir(), app)
+	git(t, "", "", "clone", "-q", origin, dir)
+	return dir
+}
+
+// renderOverlay renders an overlay with kubectl kustomize: its workloads
+// (Deployments and Jobs) by Kind/name.
+func renderOverlay(t *testing.T, dir, env string) map[string]map[string]any {
+	t.Helper()
+	out, err := exec.Command("kubectl", "kustomize", filepath.Join(dir, "k8s/overlays", env)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl kustomize %s: %v\n%s", env, err, out)
+	}
+	objs := map[string]map[string]any{}
+	for _, doc := range strings.Split(string(out), "\n---\n") {
+		var o map[string]any
+		if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
+			t.Fatal(err)
+		}
+		if o["kind"] == "Deployment" || o["kind"] == "Job" {
+			objs[o["kind"].(string)+"/"+o["metadata"].(map[string]any)["name"].(string)] = o
+		}
+	}
+	return objs
+}
+
+// checkProgram: what a container runs is a program its image has.
+func checkProgram(t *testing.T, files map[string]string, who string, c map[string]any) {
+	t.Helper()
+	run := append(strs(c["command"]), strs(c["args"])...)
+	if len(run) == 0 {
+		return // the image's own CMD (nginx)
+	}
+	prog := run[0]
+	switch {
+	case prog == "bundle" || prog == "sh" || prog == "cp":
+	case prog == "rails" && c["command"] == nil: // an args-only rails command behind ENTRYPOINT bundle exec
+	case strings.HasPrefix(prog, "./"):
+		if _, ok := files[strings.TrimPrefix(prog, "./")]; !ok {
+			t.Errorf("%s runs %s, which the app does not have", who, prog)
+		}
+	default:
+		t.Errorf("%s runs %v: not a program the image has", who, run)
 	}
 }

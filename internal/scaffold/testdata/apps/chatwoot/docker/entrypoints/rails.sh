@@ -1,0 +1,4 @@
+#!/bin/sh
+set -x
+rm -rf /app/tmp/pids/server.pid
+exec "$@"

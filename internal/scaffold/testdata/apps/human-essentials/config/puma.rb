@@ -1,0 +1,1 @@
+workers ENV.fetch("WEB_CONCURRENCY") { 2 }

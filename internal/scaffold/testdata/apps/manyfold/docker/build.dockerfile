@@ -1,0 +1,2 @@
+FROM ruby:3.4-alpine AS build
+COPY . .

@@ -1,0 +1,2 @@
+FROM ghcr.io/manyfold3d/manyfold-base AS runtime
+COPY . .

@@ -1,0 +1,1 @@
+// the streaming API server

@@ -1,0 +1,3 @@
+OpenStreetMap::Application.routes.draw do
+  get "/api/capabilities" => "api/capabilities#show"
+end
