@@ -9,6 +9,8 @@ if [ -n "$unformatted" ]; then
 	exit 1
 fi
 go vet ./...
+# No function in internal/cli over 60 lines, none elsewhere over 80.
+go run ./ci/funlen
 if [ ! -x bin/golangci-lint ] || [ tools/go.mod -nt bin/golangci-lint ]; then
 	echo "lint: building golangci-lint (tools/go.mod)" >&2
 	(cd tools && go build -o ../bin/golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint)

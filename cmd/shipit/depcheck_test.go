@@ -26,6 +26,7 @@ func TestDependencyDirection(t *testing.T) {
 		{"build/...", prefixed(module + "/release"), "build never imports release: release depends on build's record, not the reverse"},
 		{"internal/kustomize", prefixed(module), "the pin editor imports no shipit package"},
 		{"internal/tag", prefixed(module), "the release tag imports no shipit package"},
+		{"internal/updater", func(d string) bool { return prefixed(module)(d) && d != module+"/internal/tag" }, "the Image Updater's rules import no shipit package but the tag"},
 		{"build/...", nameIs(module + "/internal/config"), "build takes build specs from the composition root, not the configuration"},
 		{"release/...", nameIs(module + "/internal/config"), "release takes its deploy target from the composition root, not the configuration"},
 		// cli -> command families (build, release, release/preview,

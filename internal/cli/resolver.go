@@ -388,12 +388,22 @@ func (dl *dialing) Close() {
 	}
 }
 
+// daemonAddr is an address buildkitd itself can listen on: the one asked
+// for when it is a socket or tcp://, else the default socket (a
+// docker-container:// or kube-pod:// address is no place to start one).
+func daemonAddr(addr string) string {
+	if strings.HasPrefix(addr, "unix://") || strings.HasPrefix(addr, "tcp://") {
+		return addr
+	}
+	return "unix:///run/buildkit/buildkitd.sock"
+}
+
 // connectBuilder connects to one BuildKit daemon and checks that it
 // answers, so that an unreachable daemon fails in seconds with what to do;
 // it returns its workers' platforms.
 func connectBuilder(ctx context.Context, cfg *config.Config, n config.Node, multi bool) (*client.Client, *client.Info, []string, error) {
 	addr := n.Addr
-	hint := fmt.Sprintf("shipit builds on a BuildKit daemon. With Docker Desktop or Docker Engine: `docker buildx create --name shipit --driver docker-container --bootstrap`, then BUILDKIT_HOST=docker-container://buildx_buildkit_shipit0. On Kubernetes: a buildkitd Deployment, reached with BUILDKIT_HOST=kube-pod://<pod>?namespace=<ns> or tcp:// with TLS. On Linux as root: `buildkitd --addr %s`. Or set builder.addr in %s, or --builder", addr, config.FileName)
+	hint := fmt.Sprintf("shipit builds on a BuildKit daemon. With Docker Desktop or Docker Engine: `docker buildx create --name shipit --driver docker-container --bootstrap`, then BUILDKIT_HOST=docker-container://buildx_buildkit_shipit0. On Kubernetes: a buildkitd Deployment, reached with BUILDKIT_HOST=kube-pod://<pod>?namespace=<ns> or tcp:// with TLS. On Linux as root: `buildkitd --addr %s`. Or set builder.addr in %s, or --builder", daemonAddr(addr), config.FileName)
 	if multi {
 		hint = "check builder.nodes in " + config.FileName
 	}

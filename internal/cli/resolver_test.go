@@ -93,3 +93,19 @@ images:
 		t.Errorf("layout = %s", web.LayoutDir)
 	}
 }
+
+// TestDaemonHint: the hint to start a daemon names an address buildkitd
+// can listen on, not a docker-container:// one.
+func TestDaemonHint(t *testing.T) {
+	t.Parallel()
+	for addr, want := range map[string]string{
+		"unix:///tmp/b.sock":                    "unix:///tmp/b.sock",
+		"tcp://127.0.0.1:1234":                  "tcp://127.0.0.1:1234",
+		"docker-container://buildx_buildkit_x0": "unix:///run/buildkit/buildkitd.sock",
+		"kube-pod://buildkitd-0?namespace=ci":   "unix:///run/buildkit/buildkitd.sock",
+	} {
+		if got := daemonAddr(addr); got != want {
+			t.Errorf("daemonAddr(%s) = %s, want %s", addr, got, want)
+		}
+	}
+}
