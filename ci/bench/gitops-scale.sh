@@ -40,6 +40,7 @@ images:
   app007-proxy:
     context: proxy
     kustomize_name: proxy
+    args: {BASE: "$SHIPIT_TEST_BASE"}
 deploy:
   repo: $gitops
   branch: main
