@@ -161,6 +161,9 @@ func stagingRelease(t *testing.T, a *app, minute int) string {
 func TestPruneKeepsEveryEnvironmentsRollback(t *testing.T) {
 	t.Parallel()
 	bare := newGitOpsOverlays(t, map[string]string{"prod": overlayYAML, "staging": overlayYAML})
+	// Served as hosted git serves it: workspaces are blobless, and prune's
+	// walk fetches the old overlays' files.
+	git(t, bare, "", "config", "uploadpack.allowFilter", "true")
 	a := newApp(t)
 	withEnvironments(t, a, registry, bare, false)
 	var tags []string
