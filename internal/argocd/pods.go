@@ -287,7 +287,21 @@ func (c *Client) complete(ctx context.Context, ns string, f *finding, nodes map[
 // be restarting the container: that is no log, not a failure.
 func (c *Client) tail(ctx context.Context, ns, pod, container string, previous bool) []string {
 	lines, bytes := int64(logLines), int64(logBytes)
-	rc, err := c.core.Pods(ns).GetLogs(pod, &corev1.PodLogOptions{Container: container, Previous: previous, TailLines: &lines, LimitBytes: &bytes}).Stream(ctx)
+	opts := &corev1.PodLogOptions{Container: container, Previous: previous, TailLines: &lines, LimitBytes: &bytes}
+	var rc io.ReadCloser
+	var err error
+	// While the kubelet restarts the container, its previous log can be
+	// unreadable for a moment: three tries.
+	for range 3 {
+		if rc, err = c.core.Pods(ns).GetLogs(pod, opts).Stream(ctx); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
 	if err != nil {
 		return nil
 	}
