@@ -325,8 +325,9 @@ node_up() {
 node_down() {
 	[ -d "$node" ] || return 0
 	stop kubelet
-	local id
+	local id ids=""
 	if [ -S "$node/containerd/containerd.sock" ]; then
+		ids=$(ctr_ containers ls -q 2>/dev/null || true)
 		for id in $(ctr_ tasks ls -q 2>/dev/null); do ctr_ tasks kill -s SIGKILL "$id" >/dev/null 2>&1 || true; done
 		sleep 0.5
 		for id in $(ctr_ tasks ls -q 2>/dev/null); do ctr_ tasks delete -f "$id" >/dev/null 2>&1 || true; done
@@ -335,6 +336,10 @@ node_down() {
 	node_processes
 	awk -v p="$state/" 'index($2, p) == 1 {print $2}' /proc/self/mounts | sort -r | while read -r m; do
 		umount "$m" 2>/dev/null || umount -l "$m" || log "could not unmount $m"
+	done
+	# libcni's cache of the sandboxes' networks (the bridge's, loopback's).
+	for id in $ids; do
+		find /var/lib/cni/results -maxdepth 1 -name "*-$id-*" -delete 2>/dev/null || true
 	done
 	node_host_restore
 }
