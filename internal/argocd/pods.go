@@ -127,7 +127,7 @@ func findings(p *corev1.Pod) []finding {
 		last := cs.LastTerminationState.Terminated
 		switch st := cs.State; {
 		case st.Waiting != nil && st.Waiting.Reason != "" && st.Waiting.Reason != "ContainerCreating" && st.Waiting.Reason != "PodInitializing":
-			f.Reason, f.Message = Clean(st.Waiting.Reason), cut(st.Waiting.Message, maxLine)
+			f.Reason, f.Message = Clean(st.Waiting.Reason), cut(st.Waiting.Message)
 			if last != nil {
 				f.exited(last)
 				f.logs = previousLogs
@@ -150,7 +150,7 @@ func findings(p *corev1.Pod) []finding {
 	if len(out) == 0 && p.Status.Phase == corev1.PodPending {
 		for _, c := range p.Status.Conditions {
 			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
-				out = append(out, finding{PodIssue: PodIssue{Pod: p.Name, Reason: Clean(c.Reason), Message: cut(c.Message, maxLine)}})
+				out = append(out, finding{PodIssue: PodIssue{Pod: p.Name, Reason: Clean(c.Reason), Message: cut(c.Message)}})
 			}
 		}
 	}
@@ -161,7 +161,7 @@ func (f *finding) exited(t *corev1.ContainerStateTerminated) {
 	code := t.ExitCode
 	f.ExitCode = &code
 	if t.Message != "" && f.Message == "" {
-		f.Message = cut(t.Message, maxLine)
+		f.Message = cut(t.Message)
 	}
 }
 
@@ -188,8 +188,9 @@ func (c *Client) diagnose(ctx context.Context, apps []App) {
 	defer cancel()
 	nodes := map[string]string{}
 	for i := range apps {
-		for j := range apps[i].Resources {
-			r := &apps[i].Resources[j]
+		res := apps[i].Resources
+		for j := range res {
+			r := &res[j]
 			if _, ok := workloads[r.Kind]; !ok || r.Health == "Healthy" || r.Namespace == "" {
 				continue
 			}
@@ -319,7 +320,7 @@ func logTail(s string) []string {
 	for _, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
 		l = strings.TrimRight(strings.ReplaceAll(l, "\t", "    "), "\r")
 		if strings.TrimSpace(l) != "" {
-			out = append(out, cut(l, maxLine))
+			out = append(out, cut(l))
 		}
 	}
 	if len(out) > logLines {
@@ -351,7 +352,7 @@ func (c *Client) lastWarning(ctx context.Context, ns, pod string, probe bool) st
 	if best == nil {
 		return ""
 	}
-	return cut(best.Message, maxLine)
+	return cut(best.Message)
 }
 
 func eventTime(e *corev1.Event) time.Time {

@@ -58,11 +58,11 @@ func unsafeRune(r rune) bool {
 	return false
 }
 
-// cut is s cleaned and cut to at most n runes, saying so.
-func cut(s string, n int) string {
+// cut is s cleaned and cut to at most maxLine runes, saying so.
+func cut(s string) string {
 	s = Clean(s)
-	if utf8.RuneCountInString(s) <= n {
+	if utf8.RuneCountInString(s) <= maxLine {
 		return s
 	}
-	return string([]rune(s)[:n]) + "…"
+	return string([]rune(s)[:maxLine]) + "…"
 }
