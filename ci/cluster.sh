@@ -430,7 +430,7 @@ up() {
 	ready kube-controller-manager 60 sh -c 'curl -sk https://127.0.0.1:10257/healthz | grep -q ok'
 	ready kube-scheduler 60 sh -c 'curl -sk https://127.0.0.1:10259/healthz | grep -q ok'
 
-	# kwok plays the node: its stages (from its own module) make pods
+	# kwok plays kwok-node-0: its stages (from its own module) make pods
 	# Running and Ready, unless a pod asks otherwise (see the tests).
 	local km
 	km=$(go mod download -json "sigs.k8s.io/kwok@$KWOKV" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
