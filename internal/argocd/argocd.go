@@ -104,6 +104,10 @@ type App struct {
 	Operation string     `json:"operation,omitempty"` // the last sync operation's phase
 	OpMessage string     `json:"operationMessage,omitempty"`
 	Resources []Resource `json:"resources,omitempty"` // those not Healthy
+	// workloads are the Deployments, StatefulSets, ... it manages, whose
+	// pods a failed wait reads: Argo CD 3 keeps resources' health out of
+	// the Application (in its cache), so their health is often unknown.
+	workloads []Resource
 	// ReconciledAt is when Argo CD last compared it with git.
 	ReconciledAt time.Time `json:"reconciledAt,omitzero"`
 }
@@ -186,6 +190,9 @@ func appOf(u *unstructured.Unstructured) App {
 		if rs.Health != "" && rs.Health != "Healthy" || rs.Sync == "OutOfSync" {
 			a.Resources = append(a.Resources, rs)
 		}
+		if _, ok := workloads[rs.Kind]; ok && rs.Namespace != "" && rs.Health != "Healthy" && len(a.workloads) < maxWorkloads {
+			a.workloads = append(a.workloads, rs)
+		}
 	}
 	return a
 }
@@ -209,7 +216,10 @@ func (e *WaitError) Error() string {
 			fmt.Fprintf(&b, " (sync: %s)", a.OpMessage)
 		}
 		for _, r := range a.Resources {
-			fmt.Fprintf(&b, "\n    %s %s/%s: %s", r.Kind, r.Namespace, r.Name, OrUnknown(r.Health))
+			fmt.Fprintf(&b, "\n    %s %s/%s", r.Kind, r.Namespace, r.Name)
+			if r.Health != "" {
+				fmt.Fprintf(&b, ": %s", r.Health)
+			}
 			if r.Message != "" {
 				fmt.Fprintf(&b, ": %s", r.Message)
 			}

@@ -21,13 +21,14 @@ import (
 // container statuses, their events and their logs, read here with the
 // same kubeconfig. Every read is bounded.
 const (
-	maxPods     = 20               // pods listed per workload
-	maxIssues   = 3                // pods reported per workload
-	maxEvents   = 100              // events listed per pod
-	logLines    = 10               // lines of a container's log shown
-	logBytes    = 8 << 10          // bytes of a container's log read
-	maxLine     = 300              // runes of one log line or message shown
-	diagnoseFor = 20 * time.Second // for everything a failed wait reads
+	maxWorkloads = 20               // workloads read per Application
+	maxPods      = 20               // pods listed per workload
+	maxIssues    = 3                // pods reported per workload
+	maxEvents    = 100              // events listed per pod
+	logLines     = 10               // lines of a container's log shown
+	logBytes     = 8 << 10          // bytes of a container's log read
+	maxLine      = 300              // runes of one log line or message shown
+	diagnoseFor  = 20 * time.Second // for everything a failed wait reads
 )
 
 // workloads are the kinds whose pods a failed wait reads.
@@ -177,9 +178,11 @@ func initContainer(p *corev1.Pod, name string) bool {
 	return false
 }
 
-// diagnose fills in, for each workload of apps that is not Healthy, why its
-// pods do not run (best effort: what cannot be read is said in PodsError).
-// It has diagnoseFor in all.
+// diagnose fills in, for each workload of apps that is not Healthy (or
+// whose health Argo CD did not record), why its pods do not run: a
+// workload with such pods joins the Application's Resources. Best effort:
+// what cannot be read of a workload listed as not Healthy is said in
+// PodsError. It has diagnoseFor in all.
 func (c *Client) diagnose(ctx context.Context, apps []App) {
 	if c.core == nil {
 		return
@@ -188,14 +191,27 @@ func (c *Client) diagnose(ctx context.Context, apps []App) {
 	defer cancel()
 	nodes := map[string]string{}
 	for i := range apps {
-		res := apps[i].Resources
-		for j := range res {
-			r := &res[j]
-			if _, ok := workloads[r.Kind]; !ok || r.Health == "Healthy" || r.Namespace == "" {
+		a := &apps[i]
+		for _, w := range a.workloads {
+			listed := -1
+			for j, r := range a.Resources {
+				if r.Kind == w.Kind && r.Namespace == w.Namespace && r.Name == w.Name {
+					listed = j
+				}
+			}
+			pods, message, err := c.podIssues(ctx, &w, nodes)
+			if listed < 0 && len(pods) == 0 {
 				continue
 			}
-			pods, err := c.podIssues(ctx, r, nodes)
+			if listed < 0 {
+				a.Resources = append(a.Resources, w)
+				listed = len(a.Resources) - 1
+			}
+			r := &a.Resources[listed]
 			r.Pods = pods
+			if r.Message == "" {
+				r.Message = message
+			}
 			if err != nil {
 				r.PodsError = Clean(err.Error())
 			}
@@ -205,14 +221,16 @@ func (c *Client) diagnose(ctx context.Context, apps []App) {
 
 // podIssues reads the pods of one workload, newest first, and what is
 // wrong with up to maxIssues of them.
-func (c *Client) podIssues(ctx context.Context, r *Resource, nodes map[string]string) ([]PodIssue, error) {
-	sel, err := c.selector(ctx, r)
+// The workload's own Progressing condition (a Deployment past its
+// progress deadline) comes back as a message.
+func (c *Client) podIssues(ctx context.Context, r *Resource, nodes map[string]string) ([]PodIssue, string, error) {
+	sel, message, err := c.selector(ctx, r)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	list, err := c.core.Pods(r.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel, Limit: maxPods})
 	if err != nil {
-		return nil, fmt.Errorf("listing the pods of %s %s/%s: %w", r.Kind, r.Namespace, r.Name, err)
+		return nil, message, fmt.Errorf("listing the pods of %s %s/%s: %w", r.Kind, r.Namespace, r.Name, err)
 	}
 	pods := list.Items
 	sort.SliceStable(pods, func(i, j int) bool { return pods[j].CreationTimestamp.Before(&pods[i].CreationTimestamp) })
@@ -230,25 +248,36 @@ func (c *Client) podIssues(ctx context.Context, r *Resource, nodes map[string]st
 			out = append(out, f.PodIssue)
 		}
 	}
-	return out, nil
+	return out, message, nil
 }
 
-// selector is a workload's pod selector, as a string.
-func (c *Client) selector(ctx context.Context, r *Resource) (string, error) {
+// selector is a workload's pod selector, as a string, and the message of
+// its Progressing condition when that is False (a Deployment past its
+// progress deadline).
+func (c *Client) selector(ctx context.Context, r *Resource) (string, string, error) {
 	u, err := c.dyn.Resource(workloads[r.Kind]).Namespace(r.Namespace).Get(ctx, r.Name, metav1.GetOptions{})
 	if err != nil {
-		return "", fmt.Errorf("reading %s %s/%s: %w", r.Kind, r.Namespace, r.Name, err)
+		return "", "", fmt.Errorf("reading %s %s/%s: %w", r.Kind, r.Namespace, r.Name, err)
 	}
 	m, _, _ := unstructured.NestedMap(u.Object, "spec", "selector")
 	var ls metav1.LabelSelector
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, &ls); err != nil {
-		return "", fmt.Errorf("reading the selector of %s %s/%s: %w", r.Kind, r.Namespace, r.Name, err)
+		return "", "", fmt.Errorf("reading the selector of %s %s/%s: %w", r.Kind, r.Namespace, r.Name, err)
 	}
 	s, err := metav1.LabelSelectorAsSelector(&ls)
 	if err != nil || s.Empty() {
-		return "", fmt.Errorf("%s %s/%s has no pod selector to read its pods by", r.Kind, r.Namespace, r.Name)
+		return "", "", fmt.Errorf("%s %s/%s has no pod selector to read its pods by", r.Kind, r.Namespace, r.Name)
 	}
-	return s.String(), nil
+	message := ""
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	for _, c := range conds {
+		if m, ok := c.(map[string]any); ok && m["type"] == "Progressing" && m["status"] == "False" {
+			reason, _ := m["reason"].(string)
+			msg, _ := m["message"].(string)
+			message = cut(reason + ": " + msg)
+		}
+	}
+	return s.String(), message, nil
 }
 
 // complete reads what a finding needs: its container's log (an "exec

@@ -105,29 +105,45 @@ func TestDiagnose(t *testing.T) {
 		"apiVersion": "apps/v1", "kind": "Deployment",
 		"metadata": map[string]any{"name": "web", "namespace": "shop"},
 		"spec":     map[string]any{"selector": map[string]any{"matchLabels": map[string]any{"app": "web"}}},
+		"status": map[string]any{"conditions": []any{map[string]any{"type": "Progressing", "status": "False",
+			"reason": "ProgressDeadlineExceeded", "message": `ReplicaSet "web-5d9c" has timed out progressing.`}}},
 	}}
 	dyn := dynamicfake.NewSimpleDynamicClient(runtime.NewScheme(), deploy)
 	c := NewWith(dyn, core, "https://127.0.0.1:6443")
 
-	apps := []App{{Name: "shop-staging", Health: "Degraded", Resources: []Resource{
-		{Kind: "Deployment", Namespace: "shop", Name: "web", Health: "Degraded", Message: `Deployment "web" exceeded its progress deadline`},
-		{Kind: "Deployment", Namespace: "shop", Name: "gone", Health: "Missing"},
-		{Kind: "Service", Namespace: "shop", Name: "web", Health: "Progressing"},
-	}}}
+	// As Argo CD 3 writes it: no health for resources that have one of
+	// their own, Missing for one that is not there.
+	app := appOf(&unstructured.Unstructured{Object: map[string]any{
+		"metadata": map[string]any{"name": "shop-staging", "namespace": "argocd"},
+		"status": map[string]any{
+			"sync":   map[string]any{"status": "Synced", "revision": "abc"},
+			"health": map[string]any{"status": "Degraded"},
+			"resources": []any{
+				map[string]any{"kind": "Service", "namespace": "shop", "name": "web", "status": "Synced"},
+				map[string]any{"kind": "Deployment", "namespace": "shop", "name": "gone", "status": "OutOfSync", "health": map[string]any{"status": "Missing"}},
+				map[string]any{"kind": "Deployment", "namespace": "shop", "name": "web", "status": "Synced"},
+			},
+		},
+	}})
+	apps := []App{app}
 	c.diagnose(context.Background(), apps)
 	r := apps[0].Resources
-	if len(r[0].Pods) != 2 || r[0].Pods[0].Pod != "web-crash-1" || r[0].Pods[1].Reason != "ImagePullBackOff" {
-		t.Fatalf("pods: %+v", r[0].Pods)
+	if len(r) != 2 || r[0].Name != "gone" || r[1].Name != "web" {
+		t.Fatalf("resources: %+v", r)
+	}
+	web := r[1]
+	if len(web.Pods) != 2 || web.Pods[0].Pod != "web-crash-1" || web.Pods[1].Reason != "ImagePullBackOff" {
+		t.Fatalf("pods: %+v", web.Pods)
+	}
+	if !strings.Contains(web.Message, "ProgressDeadlineExceeded") {
+		t.Errorf("the Deployment's own condition is not said: %q", web.Message)
 	}
 	// The fake API answers every log request with "fake logs".
-	if p := r[0].Pods[0]; p.ExitCode == nil || *p.ExitCode != 1 || !p.PreviousLogs || len(p.Logs) != 1 || p.Logs[0] != "fake logs" {
+	if p := web.Pods[0]; p.ExitCode == nil || *p.ExitCode != 1 || !p.PreviousLogs || len(p.Logs) != 1 || p.Logs[0] != "fake logs" {
 		t.Errorf("the crash: %+v", p)
 	}
-	if r[1].PodsError == "" || !strings.Contains(r[1].PodsError, "gone") {
-		t.Errorf("a workload that cannot be read says so: %+v", r[1])
-	}
-	if r[2].Pods != nil || r[2].PodsError != "" {
-		t.Errorf("a Service has no pods to read: %+v", r[2])
+	if r[0].PodsError == "" || !strings.Contains(r[0].PodsError, "gone") {
+		t.Errorf("a workload that cannot be read says so: %+v", r[0])
 	}
 	msg := (&WaitError{Why: "Argo CD reports degraded at abc:", Apps: apps}).Error()
 	for _, want := range []string{
@@ -141,7 +157,7 @@ func TestDiagnose(t *testing.T) {
 		}
 	}
 	b, _ := json.Marshal(apps[0])
-	if !strings.Contains(string(b), `"pods":[{"pod":"web-crash-1","container":"web","node":"node-1","reason":"CrashLoopBackOff"`) || !strings.Contains(string(b), `"exitCode":1`) {
+	if !strings.Contains(string(b), `"pods":[{"pod":"web-crash-1","container":"web","node":"node-1","reason":"CrashLoopBackOff"`) || !strings.Contains(string(b), `"exitCode":1`) || strings.Contains(string(b), "workloads") {
 		t.Errorf("json: %s", b)
 	}
 }

@@ -238,7 +238,7 @@ func TestNodeRelease(t *testing.T) {
 	runsOnly(t, kc, nsS, good)
 
 	// Promote: production runs staging's digest.
-	mustShipit(t, a.dir, env, "promote", "production", "--wait=3m")
+	mustShipit(t, a.dir, env, "promote", "production", "--image", "web", "--wait=3m")
 	if d := pinnedDigest(t, kc, nsP); d != good {
 		t.Errorf("production pins %s, staging runs %s", d, good)
 	}
