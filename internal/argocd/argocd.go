@@ -190,7 +190,7 @@ func appOf(u *unstructured.Unstructured) App {
 		if rs.Health != "" && rs.Health != "Healthy" || rs.Sync == "OutOfSync" {
 			a.Resources = append(a.Resources, rs)
 		}
-		if _, ok := workloads[rs.Kind]; ok && rs.Namespace != "" && rs.Health != "Healthy" && len(a.workloads) < maxWorkloads {
+		if _, ok := workloads[rs.Kind]; ok && rs.Namespace != "" && rs.Health != "Healthy" && rs.Health != "Missing" && len(a.workloads) < maxWorkloads {
 			a.workloads = append(a.workloads, rs)
 		}
 	}
@@ -230,7 +230,11 @@ func (e *WaitError) Error() string {
 					if p.PreviousLogs {
 						which = "the log of its previous run"
 					}
-					fmt.Fprintf(&b, "\n        the last %d lines of %s:", len(p.Logs), which)
+					n := fmt.Sprintf("%d lines", len(p.Logs))
+					if len(p.Logs) == 1 {
+						n = "line"
+					}
+					fmt.Fprintf(&b, "\n        the last %s of %s:", n, which)
 					for _, l := range p.Logs {
 						fmt.Fprintf(&b, "\n        | %s", l)
 					}

@@ -122,16 +122,17 @@ func TestDiagnose(t *testing.T) {
 				map[string]any{"kind": "Service", "namespace": "shop", "name": "web", "status": "Synced"},
 				map[string]any{"kind": "Deployment", "namespace": "shop", "name": "gone", "status": "OutOfSync", "health": map[string]any{"status": "Missing"}},
 				map[string]any{"kind": "Deployment", "namespace": "shop", "name": "web", "status": "Synced"},
+				map[string]any{"kind": "StatefulSet", "namespace": "shop", "name": "db", "status": "Synced", "health": map[string]any{"status": "Degraded"}},
 			},
 		},
 	}})
 	apps := []App{app}
 	c.diagnose(context.Background(), apps)
 	r := apps[0].Resources
-	if len(r) != 2 || r[0].Name != "gone" || r[1].Name != "web" {
+	if len(r) != 3 || r[0].Name != "gone" || r[1].Name != "db" || r[2].Name != "web" {
 		t.Fatalf("resources: %+v", r)
 	}
-	web := r[1]
+	web := r[2]
 	if len(web.Pods) != 2 || web.Pods[0].Pod != "web-crash-1" || web.Pods[1].Reason != "ImagePullBackOff" {
 		t.Fatalf("pods: %+v", web.Pods)
 	}
@@ -142,13 +143,17 @@ func TestDiagnose(t *testing.T) {
 	if p := web.Pods[0]; p.ExitCode == nil || *p.ExitCode != 1 || !p.PreviousLogs || len(p.Logs) != 1 || p.Logs[0] != "fake logs" {
 		t.Errorf("the crash: %+v", p)
 	}
-	if r[0].PodsError == "" || !strings.Contains(r[0].PodsError, "gone") {
-		t.Errorf("a workload that cannot be read says so: %+v", r[0])
+	if r[0].PodsError != "" || r[0].Pods != nil {
+		t.Errorf("a Missing workload has no pods to read: %+v", r[0])
+	}
+	if !strings.Contains(r[1].PodsError, `statefulsets.apps "db" not found`) {
+		t.Errorf("a Degraded workload that cannot be read says so: %+v", r[1])
 	}
 	msg := (&WaitError{Why: "Argo CD reports degraded at abc:", Apps: apps}).Error()
+	t.Log(msg)
 	for _, want := range []string{
 		"pod web-crash-1 container web: CrashLoopBackOff, exit code 1, 2 restarts: back-off 10s restarting failed container",
-		"the last 1 lines of the log of its previous run:\n        | fake logs",
+		"the last line of the log of its previous run:\n        | fake logs",
 		"pod web-pull container sidecar: ImagePullBackOff: image 127.0.0.1:5055/shop/web:20260506-071000-abcdef0@sha256:0123: Back-off pulling image",
 		"401 Unauthorized",
 	} {
