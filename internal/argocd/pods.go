@@ -27,7 +27,8 @@ const (
 	maxEvents    = 100              // events listed per pod
 	logLines     = 10               // lines of a container's log shown
 	logBytes     = 8 << 10          // bytes of a container's log read
-	maxLine      = 300              // runes of one log line or message shown
+	maxLine      = 300              // runes of one log line shown
+	maxMessage   = 1000             // runes of a message shown (a registry's error names the image thrice)
 	diagnoseFor  = 20 * time.Second // for everything a failed wait reads
 )
 
@@ -75,8 +76,11 @@ func (p PodIssue) String() string {
 	if p.ExitCode != nil {
 		fmt.Fprintf(&b, ", exit code %d", *p.ExitCode)
 	}
-	if p.Restarts > 0 {
-		fmt.Fprintf(&b, ", %d restarts", p.Restarts)
+	switch {
+	case p.Restarts == 1:
+		b.WriteString(", restarted once")
+	case p.Restarts > 1:
+		fmt.Fprintf(&b, ", restarted %d times", p.Restarts)
 	}
 	if p.NodePlatform != "" {
 		img := "unknown"
@@ -124,11 +128,11 @@ func findings(p *corev1.Pod) []finding {
 	var out []finding
 	statuses := append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...)
 	for _, cs := range statuses {
-		f := finding{PodIssue: PodIssue{Pod: p.Name, Container: cs.Name, Node: p.Spec.NodeName, Image: Clean(cs.Image), Restarts: cs.RestartCount}}
+		f := finding{PodIssue: PodIssue{Pod: p.Name, Container: cs.Name, Node: p.Spec.NodeName, Image: Clean(specImage(p, cs)), Restarts: cs.RestartCount}}
 		last := cs.LastTerminationState.Terminated
 		switch st := cs.State; {
 		case st.Waiting != nil && st.Waiting.Reason != "" && st.Waiting.Reason != "ContainerCreating" && st.Waiting.Reason != "PodInitializing":
-			f.Reason, f.Message = Clean(st.Waiting.Reason), cut(st.Waiting.Message)
+			f.Reason, f.Message = Clean(st.Waiting.Reason), cut(st.Waiting.Message, maxMessage)
 			if last != nil {
 				f.exited(last)
 				f.logs = previousLogs
@@ -151,18 +155,30 @@ func findings(p *corev1.Pod) []finding {
 	if len(out) == 0 && p.Status.Phase == corev1.PodPending {
 		for _, c := range p.Status.Conditions {
 			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
-				out = append(out, finding{PodIssue: PodIssue{Pod: p.Name, Reason: Clean(c.Reason), Message: cut(c.Message)}})
+				out = append(out, finding{PodIssue: PodIssue{Pod: p.Name, Reason: Clean(c.Reason), Message: cut(c.Message, maxMessage)}})
 			}
 		}
 	}
 	return out
 }
 
+// specImage is the image a container runs as the pod asks for it
+// (repo:tag@digest as shipit pins it); the status may hold only the
+// runtime's image ID.
+func specImage(p *corev1.Pod, cs corev1.ContainerStatus) string {
+	for _, c := range append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...) {
+		if c.Name == cs.Name && c.Image != "" {
+			return c.Image
+		}
+	}
+	return cs.Image
+}
+
 func (f *finding) exited(t *corev1.ContainerStateTerminated) {
 	code := t.ExitCode
 	f.ExitCode = &code
 	if t.Message != "" && f.Message == "" {
-		f.Message = cut(t.Message)
+		f.Message = cut(t.Message, maxMessage)
 	}
 }
 
@@ -274,7 +290,7 @@ func (c *Client) selector(ctx context.Context, r *Resource) (string, string, err
 		if m, ok := c.(map[string]any); ok && m["type"] == "Progressing" && m["status"] == "False" {
 			reason, _ := m["reason"].(string)
 			msg, _ := m["message"].(string)
-			message = cut(reason + ": " + msg)
+			message = cut(reason+": "+msg, maxMessage)
 		}
 	}
 	return s.String(), message, nil
@@ -349,7 +365,7 @@ func logTail(s string) []string {
 	for _, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
 		l = strings.TrimRight(strings.ReplaceAll(l, "\t", "    "), "\r")
 		if strings.TrimSpace(l) != "" {
-			out = append(out, cut(l))
+			out = append(out, cut(l, maxLine))
 		}
 	}
 	if len(out) > logLines {
@@ -381,7 +397,7 @@ func (c *Client) lastWarning(ctx context.Context, ns, pod string, probe bool) st
 	if best == nil {
 		return ""
 	}
-	return cut(best.Message)
+	return cut(best.Message, maxMessage)
 }
 
 func eventTime(e *corev1.Event) time.Time {

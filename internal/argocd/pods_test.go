@@ -152,7 +152,7 @@ func TestDiagnose(t *testing.T) {
 	msg := (&WaitError{Why: "Argo CD reports degraded at abc:", Apps: apps}).Error()
 	t.Log(msg)
 	for _, want := range []string{
-		"pod web-crash-1 container web: CrashLoopBackOff, exit code 1, 2 restarts: back-off 10s restarting failed container",
+		"pod web-crash-1 container web: CrashLoopBackOff, exit code 1, restarted 2 times: back-off 10s restarting failed container",
 		"the last line of the log of its previous run:\n        | fake logs",
 		"pod web-pull container sidecar: ImagePullBackOff: image 127.0.0.1:5055/shop/web:20260506-071000-abcdef0@sha256:0123: Back-off pulling image",
 		"401 Unauthorized",

@@ -58,11 +58,11 @@ func unsafeRune(r rune) bool {
 	return false
 }
 
-// cut is s cleaned and cut to at most maxLine runes, saying so.
-func cut(s string) string {
+// cut is s cleaned and cut to at most n runes, saying so.
+func cut(s string, n int) string {
 	s = Clean(s)
-	if utf8.RuneCountInString(s) <= maxLine {
+	if utf8.RuneCountInString(s) <= n {
 		return s
 	}
-	return string([]rune(s)[:maxLine]) + "…"
+	return string([]rune(s)[:n]) + "…"
 }

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -310,9 +311,17 @@ func TestNodeReleaseFailures(t *testing.T) {
 					t.Errorf("the failure does not say %q:\n%s", want, r.stderr)
 				}
 			}
+			var out struct{ Failed []failedApp }
+			if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+				t.Fatalf("--output json: %v\n%s", err, r.stdout)
+			}
 			found := false
-			for _, reason := range tc.reasons {
-				found = found || strings.Contains(r.stdout, `"reason":"`+reason+`"`)
+			for _, a := range out.Failed {
+				for _, res := range a.Resources {
+					for _, p := range res.Pods {
+						found = found || slices.Contains(tc.reasons, p.Reason)
+					}
+				}
 			}
 			if !found {
 				t.Errorf("--output json does not hold the reason (%s):\n%s", strings.Join(tc.reasons, " or "), r.stdout)
