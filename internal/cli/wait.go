@@ -118,14 +118,26 @@ func (w *waitOptions) connect(dep release.Deploy) (*argocd.Client, error) {
 // (repo:tag@digest, as shipit pins it) through the registry client.
 func imagePlatforms(reg *release.Remote) func(context.Context, string) ([]string, error) {
 	return func(ctx context.Context, image string) ([]string, error) {
-		ref, _, _ := strings.Cut(image, "@")
-		slash := strings.LastIndex(ref, "/")
-		colon := strings.LastIndex(ref, ":")
-		if reg == nil || colon <= slash {
+		repo, tag, ok := repoTag(image)
+		if reg == nil || !ok {
 			return nil, fmt.Errorf("%s names no tag", image)
 		}
-		return reg.Platforms(ctx, ref[:colon], ref[colon+1:])
+		return reg.Platforms(ctx, repo, tag)
 	}
+}
+
+// repoTag splits repo:tag[@digest] (the registry's port is not a tag; an
+// image ID, sha256:..., is no reference).
+func repoTag(image string) (repo, tag string, ok bool) {
+	if strings.HasPrefix(image, "sha256:") {
+		return "", "", false
+	}
+	ref, _, _ := strings.Cut(image, "@")
+	slash, colon := strings.LastIndex(ref, "/"), strings.LastIndex(ref, ":")
+	if colon <= slash || colon == len(ref)-1 {
+		return "", "", false
+	}
+	return ref[:colon], ref[colon+1:], true
 }
 
 // waitReport is what --output json adds about the wait: the last state of
