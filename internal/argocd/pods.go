@@ -254,8 +254,9 @@ func (c *Client) podIssues(ctx context.Context, r *Resource, nodes map[string]st
 	seen := sets.New[string]()
 	for i := range pods {
 		for _, f := range findings(&pods[i]) {
-			// Replicas failing the same way say it once.
-			key := f.Container + "\x00" + f.Reason
+			// Replicas failing the same way say it once; another image
+			// (another ReplicaSet's pods) is another failure.
+			key := f.Container + "\x00" + f.Reason + "\x00" + f.Image
 			if len(out) >= maxIssues || seen.Has(key) {
 				continue
 			}

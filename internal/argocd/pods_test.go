@@ -33,6 +33,15 @@ func pod(name string, age time.Duration, statuses ...corev1.ContainerStatus) *co
 	}
 }
 
+// podWith is pod with the image its spec names for each container.
+func podWith(name string, age time.Duration, image string, statuses ...corev1.ContainerStatus) *corev1.Pod {
+	p := pod(name, age, statuses...)
+	for _, cs := range statuses {
+		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: cs.Name, Image: image})
+	}
+	return p
+}
+
 // TestFindings reads the container statuses the kubelet writes for each
 // way a release fails (as measured on the test cluster's real node).
 func TestFindings(t *testing.T) {
@@ -90,6 +99,9 @@ func TestDiagnose(t *testing.T) {
 		pod("web-pull", 3*time.Second, container("sidecar", corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff",
 			Message: `Back-off pulling image "127.0.0.1:5056/shop/web:1": ErrImagePull: failed to resolve reference: 401 Unauthorized`}}, nil, false, 0)),
 		pod("web-old", time.Hour, container("web", corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}, nil, true, 0)),
+		// The previous ReplicaSet's pod, failing the same way with another
+		// image.
+		podWith("web-prev-1", 1500*time.Millisecond, "registry.example/web:1", container("web", corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}, crashed, false, 5)),
 		&corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "e1", Namespace: "shop"}, InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: "web-crash-1"}, Type: "Warning", Reason: "BackOff", Message: "Back-off restarting failed container"},
 		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"}, Status: corev1.NodeStatus{NodeInfo: corev1.NodeSystemInfo{OperatingSystem: "linux", Architecture: "amd64"}}},
 	}
@@ -133,14 +145,18 @@ func TestDiagnose(t *testing.T) {
 		t.Fatalf("resources: %+v", r)
 	}
 	web := r[2]
-	if len(web.Pods) != 2 || web.Pods[0].Pod != "web-crash-1" || web.Pods[1].Reason != "ImagePullBackOff" {
+	byPod := map[string]PodIssue{}
+	for _, p := range web.Pods {
+		byPod[p.Pod] = p
+	}
+	if len(web.Pods) != 3 || byPod["web-crash-1"].Reason != "CrashLoopBackOff" || byPod["web-prev-1"].Image != "registry.example/web:1" || web.Pods[2].Reason != "ImagePullBackOff" {
 		t.Fatalf("pods: %+v", web.Pods)
 	}
 	if !strings.Contains(web.Message, "ProgressDeadlineExceeded") {
 		t.Errorf("the Deployment's own condition is not said: %q", web.Message)
 	}
 	// The fake API answers every log request with "fake logs".
-	if p := web.Pods[0]; p.ExitCode == nil || *p.ExitCode != 1 || !p.PreviousLogs || len(p.Logs) != 1 || p.Logs[0] != "fake logs" {
+	if p := byPod["web-crash-1"]; p.ExitCode == nil || *p.ExitCode != 1 || !p.PreviousLogs || len(p.Logs) != 1 || p.Logs[0] != "fake logs" {
 		t.Errorf("the crash: %+v", p)
 	}
 	if r[0].PodsError != "" || r[0].Pods != nil {
