@@ -1,6 +1,8 @@
 // Package argocd reads Argo CD Applications through the Kubernetes API
 // (client-go's dynamic client; the argo-cd module is not linked) and waits
-// for them to be Synced to a commit and Healthy.
+// for them to be Synced to a commit and Healthy; when a wait fails, it
+// reads why from the pods of the workloads that are not healthy. Text
+// from the cluster is cleaned (Clean) before anyone prints it.
 package argocd
 
 import (
@@ -17,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/shipit-dev/shipit/internal/progress"
@@ -32,12 +35,17 @@ const RefreshAnnotation = "argocd.argoproj.io/refresh"
 // Client reads and refreshes Applications.
 type Client struct {
 	dyn  dynamic.Interface
-	Host string // the API server, for messages
+	core corev1client.CoreV1Interface // pods, their events and logs, nodes; nil: no pod-level reasons
+	Host string                       // the API server, for messages
 	// Later, when set, reports whether an Application's revision is a
 	// later commit of the branch than the one waited for (another
 	// process pushed on top of it): Argo CD syncs the branch's head, and
 	// that head holds the commit waited for.
 	Later func(ctx context.Context, revision, appRevision string) bool
+	// Platforms, when set, lists the platforms of an image a pod runs
+	// (repo:tag@digest), for a binary or a pull that does not match its
+	// node.
+	Platforms func(ctx context.Context, image string) ([]string, error)
 }
 
 // Connect makes a client with the standard kubeconfig loading rules:
@@ -58,11 +66,18 @@ func Connect(kubeconfig, kubeContext string) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{dyn: dyn, Host: cfg.Host}, nil
+	core, err := corev1client.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{dyn: dyn, core: core, Host: cfg.Host}, nil
 }
 
-// NewWith makes a client over a dynamic client (for tests).
-func NewWith(dyn dynamic.Interface, host string) *Client { return &Client{dyn: dyn, Host: host} }
+// NewWith makes a client over a dynamic client and, when not nil, a core
+// client for pod-level reasons (for tests).
+func NewWith(dyn dynamic.Interface, core corev1client.CoreV1Interface, host string) *Client {
+	return &Client{dyn: dyn, core: core, Host: host}
+}
 
 // Resource is one resource an Application manages.
 type Resource struct {
@@ -72,6 +87,10 @@ type Resource struct {
 	Sync      string `json:"sync,omitempty"`
 	Health    string `json:"health,omitempty"`
 	Message   string `json:"message,omitempty"`
+	// Pods are why the workload's pods do not run or are not ready, read
+	// when a wait fails; PodsError is what kept them from being read.
+	Pods      []PodIssue `json:"pods,omitempty"`
+	PodsError string     `json:"podsError,omitempty"`
 }
 
 // App is an Application's state.
@@ -85,6 +104,10 @@ type App struct {
 	Operation string     `json:"operation,omitempty"` // the last sync operation's phase
 	OpMessage string     `json:"operationMessage,omitempty"`
 	Resources []Resource `json:"resources,omitempty"` // those not Healthy
+	// workloads are the Deployments, StatefulSets, ... it manages, whose
+	// pods a failed wait reads: Argo CD 3 keeps resources' health out of
+	// the Application (in its cache), so their health is often unknown.
+	workloads []Resource
 	// ReconciledAt is when Argo CD last compared it with git.
 	ReconciledAt time.Time `json:"reconciledAt,omitzero"`
 }
@@ -134,13 +157,19 @@ func (c *Client) explain(err error, namespace, name string) error {
 	return fmt.Errorf("reading Argo CD Application %s/%s at %s: %w", namespace, name, c.Host, err)
 }
 
+// appOf reads an Application's status; every string is cleaned, as
+// whoever can write the status writes them.
 func appOf(u *unstructured.Unstructured) App {
 	s := func(path ...string) string {
 		v, _, _ := unstructured.NestedString(u.Object, path...)
-		return v
+		return Clean(v)
+	}
+	str := func(m map[string]any, key string) string {
+		v, _ := m[key].(string)
+		return Clean(v)
 	}
 	a := App{
-		Name: u.GetName(), Namespace: u.GetNamespace(),
+		Name: Clean(u.GetName()), Namespace: Clean(u.GetNamespace()),
 		Sync: s("status", "sync", "status"), Revision: s("status", "sync", "revision"),
 		Health: s("status", "health", "status"), Message: s("status", "health", "message"),
 		Operation: s("status", "operationState", "phase"), OpMessage: s("status", "operationState", "message"),
@@ -154,17 +183,15 @@ func appOf(u *unstructured.Unstructured) App {
 		if !ok {
 			continue
 		}
-		rs := Resource{}
-		rs.Kind, _ = m["kind"].(string)
-		rs.Namespace, _ = m["namespace"].(string)
-		rs.Name, _ = m["name"].(string)
-		rs.Sync, _ = m["status"].(string)
+		rs := Resource{Kind: str(m, "kind"), Namespace: str(m, "namespace"), Name: str(m, "name"), Sync: str(m, "status")}
 		if h, ok := m["health"].(map[string]any); ok {
-			rs.Health, _ = h["status"].(string)
-			rs.Message, _ = h["message"].(string)
+			rs.Health, rs.Message = str(h, "status"), str(h, "message")
 		}
 		if rs.Health != "" && rs.Health != "Healthy" || rs.Sync == "OutOfSync" {
 			a.Resources = append(a.Resources, rs)
+		}
+		if _, ok := workloads[rs.Kind]; ok && rs.Namespace != "" && rs.Health != "Healthy" && rs.Health != "Missing" && len(a.workloads) < maxWorkloads {
+			a.workloads = append(a.workloads, rs)
 		}
 	}
 	return a
@@ -189,9 +216,32 @@ func (e *WaitError) Error() string {
 			fmt.Fprintf(&b, " (sync: %s)", a.OpMessage)
 		}
 		for _, r := range a.Resources {
-			fmt.Fprintf(&b, "\n    %s %s/%s: %s", r.Kind, r.Namespace, r.Name, OrUnknown(r.Health))
+			fmt.Fprintf(&b, "\n    %s %s/%s", r.Kind, r.Namespace, r.Name)
+			if r.Health != "" {
+				fmt.Fprintf(&b, ": %s", r.Health)
+			}
 			if r.Message != "" {
 				fmt.Fprintf(&b, ": %s", r.Message)
+			}
+			for _, p := range r.Pods {
+				fmt.Fprintf(&b, "\n      %s", p)
+				if len(p.Logs) > 0 {
+					which := "its log"
+					if p.PreviousLogs {
+						which = "the log of its previous run"
+					}
+					n := fmt.Sprintf("%d lines", len(p.Logs))
+					if len(p.Logs) == 1 {
+						n = "line"
+					}
+					fmt.Fprintf(&b, "\n        the last %s of %s:", n, which)
+					for _, l := range p.Logs {
+						fmt.Fprintf(&b, "\n        | %s", l)
+					}
+				}
+			}
+			if r.PodsError != "" {
+				fmt.Fprintf(&b, "\n      (no pod-level reason: %s)", r.PodsError)
 			}
 		}
 	}
@@ -224,7 +274,7 @@ func (c *Client) Wait(ctx context.Context, namespace string, apps []string, revi
 	refreshed := time.Now()
 	for {
 		done := 0
-		var failed []App
+		var failed []int
 		why := ""
 		for i, name := range apps {
 			a, err := c.Get(ctx, namespace, name)
@@ -247,14 +297,19 @@ func (c *Client) Wait(ctx context.Context, namespace string, apps []string, revi
 			case verdictDone:
 				done++
 			case verdictFailed:
-				failed, why = append(failed, a), w
+				failed, why = append(failed, i), w
 			}
 		}
 		if done == len(apps) {
 			return states, nil
 		}
 		if len(failed) > 0 {
-			return states, &WaitError{Why: fmt.Sprintf("Argo CD reports %s at %.7s:", why, revision), Apps: failed}
+			c.diagnose(parent, states)
+			we := &WaitError{Why: fmt.Sprintf("Argo CD reports %s at %.7s:", why, revision)}
+			for _, i := range failed {
+				we.Apps = append(we.Apps, states[i])
+			}
+			return states, we
 		}
 		// A refresh can be taken before the push is visible to Argo CD's
 		// repo server; ask again now and then.
@@ -268,6 +323,7 @@ func (c *Client) Wait(ctx context.Context, namespace string, apps []string, revi
 		case <-ctx.Done():
 			if parent.Err() == nil {
 				sort.Slice(states, func(i, j int) bool { return states[i].Name < states[j].Name })
+				c.diagnose(parent, states)
 				return states, &WaitError{Why: fmt.Sprintf("%v: not every Application is Synced to %.7s and Healthy after %v:", ErrDeadline, revision, deadline), Apps: states}
 			}
 			return states, ctx.Err()

@@ -26,6 +26,7 @@ type waitOptions struct {
 	kubeconfig string
 	context    string
 	states     []argocd.App // the final state of each Application
+	failed     []argocd.App // those that failed the wait, with their pods' reasons
 	rolledBack *release.Result
 }
 
@@ -73,11 +74,15 @@ func (w *waitOptions) after(ctx context.Context, d *deps, env config.Environment
 	if err != nil {
 		return err
 	}
+	client.Platforms = imagePlatforms(d.registry)
 	ns := env.ArgoCD.Namespace
 	progress.Infof(d.events, "waiting up to %s for %s to be Synced to %.7s and Healthy", w.wait, strings.Join(env.ArgoCD.Applications, ", "), revision)
 	w.states, err = client.Wait(ctx, ns, env.ArgoCD.Applications, revision, w.wait, d.events)
 	var we *argocd.WaitError
-	if err == nil || !errors.As(err, &we) || !w.rollback {
+	if errors.As(err, &we) {
+		w.failed = we.Apps
+	}
+	if we == nil || !w.rollback {
 		return err
 	}
 	failure := fmt.Errorf("%s failed to roll out in %s: %w", what, env.Name, err)
@@ -111,12 +116,41 @@ func (w *waitOptions) connect(dep release.Deploy, wrote []release.OverlayResult)
 	return client, nil
 }
 
-// waitReport is what --output json adds about the wait.
+// imagePlatforms lists the platforms of an image a pod runs
+// (repo:tag@digest, as shipit pins it) through the registry client.
+func imagePlatforms(reg *release.Remote) func(context.Context, string) ([]string, error) {
+	return func(ctx context.Context, image string) ([]string, error) {
+		repo, tag, ok := repoTag(image)
+		if reg == nil || !ok {
+			return nil, fmt.Errorf("%s names no tag", image)
+		}
+		return reg.Platforms(ctx, repo, tag)
+	}
+}
+
+// repoTag splits repo:tag[@digest] (the registry's port is not a tag; an
+// image ID, sha256:..., is no reference).
+func repoTag(image string) (repo, tag string, ok bool) {
+	if strings.HasPrefix(image, "sha256:") {
+		return "", "", false
+	}
+	ref, _, _ := strings.Cut(image, "@")
+	slash, colon := strings.LastIndex(ref, "/"), strings.LastIndex(ref, ":")
+	if colon <= slash || colon == len(ref)-1 {
+		return "", "", false
+	}
+	return ref[:colon], ref[colon+1:], true
+}
+
+// waitReport is what --output json adds about the wait: the last state of
+// each Application, those that failed (with their pods' reasons, kept
+// after a rollback) and the rollback.
 type waitReport struct {
 	Applications []argocd.App    `json:"applications,omitempty"`
+	Failed       []argocd.App    `json:"failed,omitempty"`
 	RolledBack   *release.Result `json:"rolledBack,omitempty"`
 }
 
 func (w *waitOptions) report() waitReport {
-	return waitReport{Applications: w.states, RolledBack: w.rolledBack}
+	return waitReport{Applications: w.states, Failed: w.failed, RolledBack: w.rolledBack}
 }
