@@ -12,6 +12,7 @@ import (
 	"github.com/shipit-dev/shipit/internal/argocd"
 	"github.com/shipit-dev/shipit/internal/config"
 	"github.com/shipit-dev/shipit/internal/progress"
+	"github.com/shipit-dev/shipit/internal/registry"
 	"github.com/shipit-dev/shipit/release"
 )
 
@@ -118,7 +119,7 @@ func (w *waitOptions) connect(dep release.Deploy, wrote []release.OverlayResult)
 
 // imagePlatforms lists the platforms of an image a pod runs
 // (repo:tag@digest, as shipit pins it) through the registry client.
-func imagePlatforms(reg *release.Remote) func(context.Context, string) ([]string, error) {
+func imagePlatforms(reg *registry.Client) func(context.Context, string) ([]string, error) {
 	return func(ctx context.Context, image string) ([]string, error) {
 		repo, tag, ok := repoTag(image)
 		if reg == nil || !ok {
