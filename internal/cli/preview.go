@@ -238,6 +238,7 @@ func waitPreview(ctx context.Context, w *previewWait, d *deps, dep release.Deplo
 	if err != nil {
 		return err
 	}
+	client.Platforms = imagePlatforms(d.registry)
 	app, err := previewValue(p.ArgoCD.Application, "argocd.application", name)
 	if err != nil {
 		return err
