@@ -14,6 +14,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shipit-dev/shipit/build"
+	"github.com/shipit-dev/shipit/internal/argocd"
+	"github.com/shipit-dev/shipit/internal/config"
 	"github.com/shipit-dev/shipit/internal/gitinfo"
 	"github.com/shipit-dev/shipit/internal/progress"
 	"github.com/shipit-dev/shipit/internal/regauth"
@@ -274,36 +276,76 @@ func (d *deps) platformCheck(ctx context.Context, c *client.Client, names []stri
 			return
 		}
 		native := plats[0]
-		dep, err := d.deployEnv(ctx, envs[0])
-		if err != nil || dep.ImageUpdater {
+		if ws, ok := d.nodeMismatch(ctx, native, unset, envs[0]); ok {
+			warnings = ws
 			return
 		}
-		imgs, err := d.pinImages(unset)
-		if err != nil {
-			return
-		}
-		states, err := release.ReadOverlays(ctx, dep, imgs)
-		if err != nil || len(states) == 0 {
-			return
-		}
-		for _, im := range imgs {
-			e, ok := states[0].Entries[im.Name]
-			if !ok || e.NewTag == "" {
-				continue
-			}
-			repo := e.NewName
-			if repo == "" {
-				repo = im.Repository
-			}
-			pinned, err := d.registry.Platforms(ctx, repo, e.NewTag)
-			if err != nil || len(pinned) == 0 || slices.Contains(pinned, native) {
-				continue
-			}
-			warnings = append(warnings, fmt.Sprintf("image %s has no platforms, so it was built for this daemon's own, %s; but %s runs %s (%s): set platforms in %s (init writes [linux/amd64]), or this image will not start there",
-				im.Name, native, envs[0].Name, strings.Join(pinned, ", "), e.NewTag, d.cfg.File))
-		}
+		warnings = d.pinnedMismatch(ctx, native, unset, envs[0])
 	}()
 	return out
+}
+
+// nodeMismatch compares the daemon's platform with what the nodes of the
+// environment's cluster report, when it has Argo CD Applications and the
+// Kubernetes API answers (the standard kubeconfig rules); ok is false
+// when the cluster could not be asked.
+func (d *deps) nodeMismatch(ctx context.Context, native string, unset []string, env config.Environment) ([]string, bool) {
+	if len(env.ArgoCD.Applications) == 0 {
+		return nil, false
+	}
+	c, err := argocd.Connect("", "")
+	if err != nil {
+		return nil, false
+	}
+	nodes, err := c.NodePlatforms(ctx)
+	if err != nil || len(nodes) == 0 {
+		return nil, false
+	}
+	if slices.Contains(nodes, native) {
+		return nil, true
+	}
+	var ws []string
+	for _, n := range unset {
+		ws = append(ws, fmt.Sprintf("image %s has no platforms, so it was built for this daemon's own, %s; but the nodes of %s's cluster (%s) run %s: set platforms in %s (init writes [linux/amd64]), or this image will not start there",
+			n, native, env.Name, c.Host, strings.Join(nodes, ", "), d.cfg.File))
+	}
+	return ws, true
+}
+
+// pinnedMismatch compares the daemon's platform with what the
+// environment's pinned release runs, read from the GitOps repository and
+// the registry.
+func (d *deps) pinnedMismatch(ctx context.Context, native string, unset []string, env config.Environment) []string {
+	dep, err := d.deployEnv(ctx, env)
+	if err != nil || dep.ImageUpdater {
+		return nil
+	}
+	imgs, err := d.pinImages(unset)
+	if err != nil {
+		return nil
+	}
+	states, err := release.ReadOverlays(ctx, dep, imgs)
+	if err != nil || len(states) == 0 {
+		return nil
+	}
+	var warnings []string
+	for _, im := range imgs {
+		e, ok := states[0].Entries[im.Name]
+		if !ok || e.NewTag == "" {
+			continue
+		}
+		repo := e.NewName
+		if repo == "" {
+			repo = im.Repository
+		}
+		pinned, err := d.registry.Platforms(ctx, repo, e.NewTag)
+		if err != nil || len(pinned) == 0 || slices.Contains(pinned, native) {
+			continue
+		}
+		warnings = append(warnings, fmt.Sprintf("image %s has no platforms, so it was built for this daemon's own, %s; but %s runs %s (%s): set platforms in %s (init writes [linux/amd64]), or this image will not start there",
+			im.Name, native, env.Name, strings.Join(pinned, ", "), e.NewTag, d.cfg.File))
+	}
+	return warnings
 }
 
 // platformCheckTimeout bounds platformCheck; platformCheckGrace is how
