@@ -69,23 +69,23 @@ func ResolveDeploy(ctx context.Context, s DeploySpec) (Deploy, error) {
 	}
 	switch {
 	case s.Repo == ".":
+		// The prefix first: commands that write nothing (updater-config)
+		// need it without an origin.
+		if top, err := gitinfo.TopLevel(ctx, s.Dir); err == nil {
+			if top, err = filepath.EvalSymlinks(top); err != nil {
+				return d, err
+			}
+			dir, err := filepath.EvalSymlinks(s.Dir)
+			if err != nil {
+				return d, err
+			}
+			if prefix, err := filepath.Rel(top, dir); err == nil && prefix != "." {
+				d.Prefix = prefix
+			}
+		}
 		url := gitinfo.Origin(s.Dir)
 		if url == "" {
 			return d, ErrNoOrigin
-		}
-		top, err := gitinfo.TopLevel(ctx, s.Dir)
-		if err != nil {
-			return d, err
-		}
-		if top, err = filepath.EvalSymlinks(top); err != nil {
-			return d, err
-		}
-		dir, err := filepath.EvalSymlinks(s.Dir)
-		if err != nil {
-			return d, err
-		}
-		if prefix, err := filepath.Rel(top, dir); err == nil && prefix != "." {
-			d.Prefix = prefix
 		}
 		d.Branch.URL, d.SkipCI = url, true
 	case !strings.Contains(s.Repo, "://") && !strings.Contains(s.Repo, "@") && !filepath.IsAbs(s.Repo):

@@ -137,7 +137,7 @@ func (d *deps) deploy(ctx context.Context, overlays []string) (release.Deploy, e
 	spec.Stall, spec.Events = stallTimeout(), d.events
 	dep, err := release.ResolveDeploy(ctx, spec)
 	if errors.Is(err, release.ErrNoOrigin) {
-		return dep, &config.Error{File: d.cfg.File, Key: "deploy.repo", Msg: err.Error()}
+		return dep, &config.Error{File: d.cfg.File, Key: "deploy.repo", Msg: err.Error(), Err: err}
 	}
 	return dep, err
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/shipit-dev/shipit/internal/config"
 	"github.com/shipit-dev/shipit/internal/progress"
 	"github.com/shipit-dev/shipit/internal/updater"
+	"github.com/shipit-dev/shipit/release"
 )
 
 type updaterOptions struct {
@@ -124,8 +125,10 @@ func (d *deps) updaterConfig(cmd *cobra.Command, o updaterOptions) (updater.Conf
 func (d *deps) updaterTargets(cmd *cobra.Command, envs []config.Environment) ([]updater.Target, error) {
 	// The overlays' paths start where release's do: shipit.yaml's
 	// directory, for a deploy.repo of "."; the repository's root otherwise.
+	// updater-config pushes nothing: a repository without an origin (yet)
+	// still has its paths.
 	dep, err := d.deploy(cmd.Context(), nil)
-	if err != nil {
+	if err != nil && !errors.Is(err, release.ErrNoOrigin) {
 		return nil, err
 	}
 	var out []updater.Target
