@@ -216,16 +216,16 @@ bench_release() {
 }
 
 bench_overlays() {
-	(cd "$repo" && go test ./release/kustomize/ -run '^$' -bench '^BenchmarkPlan$' -benchtime 5x) | grep -E '^Benchmark' |
+	(cd "$repo" && go test ./internal/kustomize/ -run '^$' -bench '^BenchmarkPlan$' -benchtime 5x) | grep -E '^Benchmark' |
 		awk '{split($1, a, "="); sub(/-[0-9]+$/, "", a[2]); printf "pin editing and render checks, %3d overlay(s): %7.1f ms (target for 100: < 1000 ms)\n", a[2], $3/1e6}'
 }
 
 # history --limit 10 and status at 100, 1000 and 10,000 tags, and prune of
 # 1000 tags (Go benchmarks on the in-process registry, counting requests).
 bench_scale() {
-	(cd "$repo" && go test ./release/ -run '^$' -bench 'BenchmarkHistory|BenchmarkStatusScale' -benchtime 5x) | grep -E '^Benchmark' |
+	(cd "$repo" && go test ./release/prune/ -run '^$' -bench 'BenchmarkHistory|BenchmarkStatusScale' -benchtime 5x) | grep -E '^Benchmark' |
 		awk '{printf "%-40s %7.1f ms  %5.0f registry requests\n", $1, $3/1e6, $5}'
-	(cd "$repo" && go test ./release/ -run '^$' -bench 'BenchmarkPrune$' -benchtime 1x) | grep -E '^Benchmark' |
+	(cd "$repo" && go test ./release/prune/ -run '^$' -bench 'BenchmarkPrune$' -benchtime 1x) | grep -E '^Benchmark' |
 		awk '{printf "prune of 1000 tags (970 deleted)          %7.1f ms  %5.0f registry requests (%s DELETE)\n", $3/1e6, $7, $5}'
 }
 

@@ -11,7 +11,7 @@ targets=(
 	"./internal/tag FuzzParse"
 	"./internal/redact FuzzURL"
 	"./release FuzzCheckRecord"
-	"./release/kustomize FuzzSetImage"
+	"./internal/kustomize FuzzSetImage"
 )
 for entry in "${targets[@]}"; do
 	read -r pkg fn <<<"$entry"
