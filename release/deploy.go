@@ -137,7 +137,7 @@ func CheckRecord(rec *build.Record, path, headSHA string, repos map[string]strin
 	if _, err := tag.Parse(rec.Tag); err != nil {
 		return bad("has tag %q, which is not a release tag (built with a tag of your own?): releases need YYYYMMDD-HHMMSS-<sha7> tags, which sort in commit order", rec.Tag)
 	}
-	if FromTheFuture(rec.Tag, time.Now()) {
+	if fromTheFuture(rec.Tag, time.Now()) {
 		return bad("has tag %s, whose time is more than %s after this machine's clock: the commit was made on a skewed clock, and its tag would sort after every release to come. Fix the clock, then make a new commit (git commit --amend --reset-author --no-edit resets its date), and build again", rec.Tag, FutureSkew)
 	}
 	seen := map[string]bool{}
@@ -189,7 +189,7 @@ func Later(d Deploy, wrote []OverlayResult) func(ctx context.Context, revision, 
 			return v
 		}
 		later := false
-		if w, err := gitops.Open(ctx, d.Target, laterDepth, d.inRepo()...); err == nil {
+		if w, err := gitops.Open(ctx, d.Target, laterDepth, d.overlayDirs()...); err == nil {
 			later = w.Repo().IsAncestor(ctx, revision, appRevision) && stillPinned(ctx, w, d, appRevision, wrote)
 			w.Close()
 		}
@@ -232,18 +232,9 @@ func stillPinned(ctx context.Context, w *gitops.Workspace, d Deploy, rev string,
 	return true
 }
 
-// entryFor finds an image's entry: by its configured kustomize_name, else
-// by its name or repository.
-func entryFor(entries map[string]kustomize.Entry, im PinImage) (kustomize.Entry, bool) {
-	if e, ok := entries[im.KustomizeName]; ok && im.KustomizeName != "" {
-		return e, true
-	}
-	return kustomize.EntryFor(entries, im.Name, im.Repository)
-}
-
-// inRepo is every overlay's directory from the repository's root: what
-// a command reads in a sparse workspace.
-func (d Deploy) inRepo() []string {
+// overlayDirs is every overlay's directory from the repository's root:
+// what a command reads in a sparse workspace.
+func (d Deploy) overlayDirs() []string {
 	out := make([]string, len(d.Overlays))
 	for i, ov := range d.Overlays {
 		out[i] = d.InRepo(ov)
@@ -254,5 +245,8 @@ func (d Deploy) inRepo() []string {
 // EntryIn finds the image's entry among an overlay's: by its configured
 // kustomize_name, else by its name or repository.
 func (im PinImage) EntryIn(entries map[string]kustomize.Entry) (kustomize.Entry, bool) {
-	return entryFor(entries, im)
+	if e, ok := entries[im.KustomizeName]; ok && im.KustomizeName != "" {
+		return e, true
+	}
+	return kustomize.EntryFor(entries, im.Name, im.Repository)
 }

@@ -98,7 +98,7 @@ func Promote(ctx context.Context, o PromoteOptions) (*PromoteResult, error) {
 	}
 	err := writePins(ctx, Options{Deploy: o.To, DryRun: o.DryRun, Events: o.Events}, &res.Result, nil, pinHooks{
 		images:  images,
-		reads:   o.From.inRepo(),
+		reads:   o.From.overlayDirs(),
 		keep:    releaseKeep,
 		holds:   releaseHolds,
 		message: func(r *Result) string { return promoteMessage(o, source, r) },
@@ -118,7 +118,7 @@ func sourcePins(w *gitops.Workspace, o PromoteOptions) (map[string]kustomize.Ent
 			return nil, err
 		}
 		for _, im := range o.Images {
-			e, ok := entryFor(entries, im)
+			e, ok := im.EntryIn(entries)
 			if !ok {
 				return nil, &NotPinnedError{Overlay: ov, Env: o.From.Env, Image: im.Name}
 			}

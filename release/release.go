@@ -288,7 +288,7 @@ func releaseMessage(o Options, imgs []ImageResult) string {
 // made on a skewed clock): those are replaced, or one such pin would stop
 // every later release.
 func Forward(cur kustomize.Entry, next kustomize.Pin) string {
-	if cur.NewTag == "" || next.NewTag == "" || Foreign(cur, next) || FromTheFuture(cur.NewTag, time.Now()) {
+	if cur.NewTag == "" || next.NewTag == "" || foreign(cur, next) || fromTheFuture(cur.NewTag, time.Now()) {
 		return ""
 	}
 	c, err1 := tag.Parse(cur.NewTag)
@@ -307,16 +307,16 @@ func Forward(cur kustomize.Entry, next kustomize.Pin) string {
 // clock.
 const FutureSkew = tag.FutureAllowance
 
-// FromTheFuture reports whether a release tag's time is more than
+// fromTheFuture reports whether a release tag's time is more than
 // FutureSkew after now.
-func FromTheFuture(t string, now time.Time) bool {
+func fromTheFuture(t string, now time.Time) bool {
 	p, err := tag.Parse(t)
 	return err == nil && p.IsFuture(now)
 }
 
-// Foreign reports whether the current pin names another repository than
+// foreign reports whether the current pin names another repository than
 // the one the next pin writes: not this app's release.
-func Foreign(cur kustomize.Entry, next kustomize.Pin) bool {
+func foreign(cur kustomize.Entry, next kustomize.Pin) bool {
 	repo := cur.NewName
 	if repo == "" {
 		repo = cur.Name
@@ -340,7 +340,7 @@ type pinHooks struct {
 // and pushes the change, re-planning on the new head when the push is
 // rejected. In a dry run it computes the diff and pushes nothing.
 func writePins(ctx context.Context, o Options, res *Result, imgs []kustomize.Image, hooks pinHooks) error {
-	w, err := gitops.Open(ctx, o.Deploy.Target, 1, append(o.Deploy.inRepo(), hooks.reads...)...)
+	w, err := gitops.Open(ctx, o.Deploy.Target, 1, append(o.Deploy.overlayDirs(), hooks.reads...)...)
 	if err != nil {
 		return err
 	}
@@ -427,9 +427,9 @@ func sayReplaced(events progress.Sink, overlay string, c *kustomize.Change) {
 			continue
 		}
 		switch {
-		case Foreign(old, ic.New):
+		case foreign(old, ic.New):
 			progress.Infof(events, "%s: %s pinned %s, which is not this app's repository (%s): forward-only does not count it, and the pin is replaced", overlay, ic.Image, old.Ref(), ic.New.NewName)
-		case FromTheFuture(old.NewTag, time.Now()):
+		case fromTheFuture(old.NewTag, time.Now()):
 			progress.Infof(events, "%s: %s pinned %s, a tag from the future (a commit made on a skewed clock): forward-only does not count it, and the pin is replaced", overlay, ic.Image, old.NewTag)
 		}
 	}

@@ -221,7 +221,7 @@ func TestRecordFromTheFuture(t *testing.T) {
 	if !errors.As(err, &re) || !strings.Contains(err.Error(), "skewed clock") {
 		t.Errorf("err = %v, want a refusal of the future tag", err)
 	}
-	if FromTheFuture(time.Now().Add(5*time.Minute).UTC().Format("20060102-150405")+"-abcdef0", time.Now()) {
+	if fromTheFuture(time.Now().Add(5*time.Minute).UTC().Format("20060102-150405")+"-abcdef0", time.Now()) {
 		t.Error("a tag 5 minutes ahead (within the allowance) is from the future")
 	}
 }

@@ -67,7 +67,7 @@ func sourcePin(ctx context.Context, reg Registry, from Deploy, im PinImage, e ku
 	if t, err := tag.Parse(e.NewTag); err != nil || t.Dirty {
 		return p, bad("newTag", "%q is not a release tag (YYYYMMDD-HHMMSS-<sha7>)", e.NewTag)
 	}
-	if FromTheFuture(e.NewTag, time.Now()) {
+	if fromTheFuture(e.NewTag, time.Now()) {
 		return p, bad("newTag", "%s is from the future (more than %s after this machine's clock)", e.NewTag, FutureSkew)
 	}
 	d, err := reg.Lookup(ctx, im.Repository, e.NewTag)

@@ -22,7 +22,7 @@ type OverlayState struct {
 // ReadOverlays reads the pins and holds of the deploy overlays from a
 // fresh shallow clone of the GitOps repository.
 func ReadOverlays(ctx context.Context, d Deploy, imgs []PinImage) ([]OverlayState, error) {
-	w, err := gitops.Open(ctx, d.Target, 1, d.inRepo()...)
+	w, err := gitops.Open(ctx, d.Target, 1, d.overlayDirs()...)
 	if err != nil {
 		return nil, err
 	}
@@ -39,7 +39,7 @@ func ReadOverlays(ctx context.Context, d Deploy, imgs []PinImage) ([]OverlayStat
 		}
 		st := OverlayState{Path: ov, Entries: map[string]kustomize.Entry{}, Holds: holds}
 		for _, im := range imgs {
-			if e, ok := entryFor(entries, im); ok {
+			if e, ok := im.EntryIn(entries); ok {
 				st.Entries[im.Name] = e
 			}
 		}

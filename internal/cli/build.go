@@ -120,15 +120,7 @@ func runBuild(cmd *cobra.Command, g *globals, o *buildOptions, args []string) er
 // resolveBuild checks the options and the configuration of a build, and
 // returns the images to build.
 func resolveBuild(cmd *cobra.Command, g *globals, o *buildOptions, args []string) (*deps, []string, error) {
-	stderr := cmd.ErrOrStderr()
-	if err := checkOutput(o.output); err != nil {
-		return nil, nil, err
-	}
-	mode, err := checkProgress(o.progress, stderr)
-	if err != nil {
-		return nil, nil, err
-	}
-	d, err := g.resolve(cmd, map[string]string{"builder": "builder.addr", "registry": "registry.url"}, newRenderer(stderr, mode, g.verbose, g.start))
+	d, err := g.resolveShown(cmd, map[string]string{"builder": "builder.addr", "registry": "registry.url"}, o.output, o.progress)
 	if err != nil {
 		return nil, nil, err
 	}

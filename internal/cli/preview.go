@@ -143,14 +143,7 @@ stdout: the preview's URL (or its namespace, without deploy.previews.host);
 // when asked, and prints what happened.
 func runPreviewUp(cmd *cobra.Command, g *globals, o *previewUpOptions, name string) error {
 	ctx, stderr := cmd.Context(), cmd.ErrOrStderr()
-	if err := checkOutput(o.output); err != nil {
-		return err
-	}
-	mode, err := checkProgress(o.progress, stderr)
-	if err != nil {
-		return err
-	}
-	d, err := g.resolve(cmd, nil, newRenderer(stderr, mode, g.verbose, g.start))
+	d, err := g.resolveShown(cmd, nil, o.output, o.progress)
 	if err != nil {
 		return err
 	}

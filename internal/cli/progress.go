@@ -10,6 +10,8 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/spf13/cobra"
+
 	"github.com/shipit-dev/shipit/internal/progress"
 )
 
@@ -21,6 +23,21 @@ const (
 	progressRawJSON = "rawjson"
 	progressQuiet   = "quiet"
 )
+
+// resolveShown checks --output and --progress, then resolves the
+// command's configuration (flagKeys as for resolve) with its progress
+// shown on stderr in that mode.
+func (g *globals) resolveShown(cmd *cobra.Command, flagKeys map[string]string, output, progressMode string) (*deps, error) {
+	if err := checkOutput(output); err != nil {
+		return nil, err
+	}
+	stderr := cmd.ErrOrStderr()
+	mode, err := checkProgress(progressMode, stderr)
+	if err != nil {
+		return nil, err
+	}
+	return g.resolve(cmd, flagKeys, newRenderer(stderr, mode, g.verbose, g.start))
+}
 
 // checkProgress validates --progress: tty needs a terminal on stderr, and
 // auto becomes tty or plain.

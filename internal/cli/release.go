@@ -71,14 +71,7 @@ diff it would commit, and changes nothing.`,
 
 func runRelease(cmd *cobra.Command, g *globals, o *releaseOptions) error {
 	ctx, stderr := cmd.Context(), cmd.ErrOrStderr()
-	if err := checkOutput(o.output); err != nil {
-		return err
-	}
-	mode, err := checkProgress(o.progress, stderr)
-	if err != nil {
-		return err
-	}
-	d, err := g.resolve(cmd, nil, newRenderer(stderr, mode, g.verbose, g.start))
+	d, err := g.resolveShown(cmd, nil, o.output, o.progress)
 	if err != nil {
 		return err
 	}

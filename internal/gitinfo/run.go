@@ -61,6 +61,13 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // Run runs git with args and returns its standard output.
 func (c Cmd) Run(ctx context.Context, args ...string) (string, error) {
+	out, _, err := c.RunWarn(ctx, args...)
+	return out, err
+}
+
+// RunWarn is Run that also returns what git printed on its standard error
+// when it succeeded (its warnings), redacted.
+func (c Cmd) RunWarn(ctx context.Context, args ...string) (string, string, error) {
 	cmd := exec.CommandContext(ctx, "git", args...)
 	cmd.Dir = c.Dir
 	cmd.Stdin = c.Stdin
@@ -69,12 +76,12 @@ func (c Cmd) Run(ctx context.Context, args ...string) (string, error) {
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
-			return "", ctx.Err()
+			return "", "", ctx.Err()
 		}
 		msg := strings.TrimSpace(stderr.String() + "\n" + stdout.String())
-		return "", &Error{Args: args, Msg: redact.Text(msg, c.Secrets...), Err: err}
+		return "", "", &Error{Args: args, Msg: redact.Text(msg, c.Secrets...), Err: err}
 	}
-	return stdout.String(), nil
+	return stdout.String(), redact.Text(strings.TrimSpace(stderr.String()), c.Secrets...), nil
 }
 
 // env is what every git shipit runs gets on top of the caller's
