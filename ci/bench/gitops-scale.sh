@@ -47,6 +47,7 @@ deploy:
   environments:
     - {name: staging, overlays: [apps/app007/overlays/staging]}
     - {name: production, overlays: [apps/app007/overlays/production]}
+  previews: {from: staging, dir: apps/app007/previews}
 YAML
 export DEMO_API_TOKEN=bench-token
 git -C "$app" init -q && git -C "$app" add -A && gitc -C "$app" commit -qm bench
@@ -80,9 +81,10 @@ floor() { # shallow, blobless, sparse on the app's directory
 }
 shipit_release() { "$shipit" release >/dev/null 2>&1; }
 shipit_promote() { "$shipit" promote production >/dev/null 2>&1; }
+shipit_preview() { "$shipit" preview up "pr-$round" >/dev/null 2>&1; }
 declare -A times
 for _ in $(seq "$N"); do
-	for f in shipit_release by_hand floor; do
+	for f in shipit_release by_hand floor shipit_preview; do
 		next_build
 		t=$(date +%s%N)
 		"$f"
@@ -96,13 +98,53 @@ for _ in $(seq "$N"); do
 	times[shipit_promote]+="$(ms "$t") "
 done
 med() { tr ' ' '\n' <<<"${times[$1]}" | grep . | median; }
-r=$(med shipit_release) h=$(med by_hand) s=$(med floor) p=$(med shipit_promote)
+r=$(med shipit_release) h=$(med by_hand) s=$(med floor) p=$(med shipit_promote) v=$(med shipit_preview)
 echo "one app's release in a 6,900-file, 20,000-commit GitOps repository, median of $N alternating rounds:"
 echo "  shipit release (2 images present, pin, commit, push)  ${r} ms"
 echo "  shipit promote staging -> production                  ${p} ms"
+echo "  shipit preview up pr-N (a new preview folder)         ${v} ms"
 echo "  by hand: git clone --depth 1, edit, commit, push      ${h} ms"
 echo "  floor: --depth 1 --filter=blob:none --sparse          ${s} ms"
-echo "  release / floor $(ratio "$r" "$s") (target <= 2.00); by hand / release $(ratio "$h" "$r") (target >= 5.00); promote / floor $(ratio "$p" "$s")"
+echo "  release / floor $(ratio "$r" "$s") (target <= 2.00); by hand / release $(ratio "$h" "$r") (target >= 5.00); promote / floor $(ratio "$p" "$s"); preview up / floor $(ratio "$v" "$s")"
+
+# Retention: prune --dry-run --keep-history 20 reads each overlay's pins back
+# through the history; the floor is git itself reading the same history of
+# the same overlays (a blobless clone, then git log -p over them).
+for _ in $(seq 3); do # 20 more distinct pins of staging to read back
+	for _ in $(seq 7); do next_build && "$shipit" release >/dev/null 2>&1; done
+done
+# The commits the walk must read: back to each overlay's 20th distinct pin
+# before the current one, at most 1000 (prune's bound).
+depth=0
+for o in staging production; do
+	c=$(git -C "$gitops" rev-list main -- "apps/app007/overlays/$o" | sed -n 21p)
+	d=1000
+	[ -n "$c" ] && d=$(git -C "$gitops" rev-list --count "main" "^$c")
+	d=$((d > 1000 ? 1000 : d + 1))
+	depth=$((d > depth ? d : depth))
+done
+prune_shipit() { "$shipit" prune --dry-run --keep-history 20 >/dev/null 2>&1; }
+prune_gitlog() {
+	local c
+	c=$(mktemp -d)
+	git clone -q --bare --filter=blob:none --depth "$depth" --branch main "file://$gitops" "$c"
+	git -C "$c" log -p --format=%H main -- apps/app007/overlays >/dev/null
+	rm -rf "$c"
+}
+declare -A ptimes
+for _ in $(seq "$N"); do
+	for f in prune_shipit prune_gitlog; do
+		t=$(date +%s%N)
+		"$f"
+		ptimes[$f]+="$(ms "$t") "
+	done
+done
+pmed() { tr ' ' '\n' <<<"${ptimes[$1]}" | grep . | median; }
+ps=$(pmed prune_shipit) pg=$(pmed prune_gitlog)
+echo "retention over the same repository, median of $N alternating rounds:"
+echo "  shipit prune --dry-run --keep-history 20              ${ps} ms"
+echo "  git clone --bare --filter=blob:none --depth $depth + git log -p ${pg} ms"
+echo "  prune / git log $(ratio "$ps" "$pg") (target <= 3.00)"
 
 # 32 releases of different apps at once: one build, 32 configurations.
 for i in $(seq 0 31); do
@@ -121,6 +163,10 @@ done
 fail=0
 for p in "${pids[@]}"; do wait "$p" || fail=$((fail + 1)); done
 wall=$(ms "$t")
+for i in $(seq 0 31); do # what a release that failed said
+	a=$(printf 'app%03d' $((100 + i)))
+	grep -q . "$work/out-$a" && grep -qi "error\|gave up" "$work/out-$a" && { echo "release of $a:"; tail -n 5 "$work/out-$a"; }
+done
 tag=$("$shipit" tag)
 pinned=0
 for i in $(seq 0 31); do

@@ -210,7 +210,7 @@ func (r *Repo) Reset(ctx context.Context) error {
 // nothing to commit, and Publish returns "".
 func (r *Repo) Publish(ctx context.Context, attempts int, a Author, apply func(ctx context.Context) ([]string, string, error)) (string, error) {
 	var sha string
-	policy := retry.Policy{Attempts: attempts, Delay: 100 * time.Millisecond, Max: 1600 * time.Millisecond}
+	policy := retry.Policy{Attempts: attempts, Delay: 100 * time.Millisecond, Max: 3200 * time.Millisecond}
 	err := retry.Do(ctx, policy, func(err error) bool { return errors.Is(err, ErrRejected) }, func(i int) error {
 		sha = ""
 		if i > 1 {

@@ -12,8 +12,12 @@ import (
 )
 
 // PushAttempts bounds how often a change is pushed when the branch keeps
-// moving under it (each time fetched, re-planned and retried).
-const PushAttempts = 15
+// moving under it (each time fetched, re-planned and retried). A push is
+// rejected only when another writer's commit landed first, so N writers
+// racing for the branch need at most N attempts each: this lets 50
+// pipelines write at once and all land. (15 lost 2 of 32 concurrent
+// releases on a loaded 2-core machine.)
+const PushAttempts = 50
 
 // Target is where a command writes in git: a branch, the directory that
 // configured paths start from, and how commits are made.
