@@ -1,7 +1,9 @@
 // Command gitopsfixture writes a git fast-import stream of a platform
 // team's GitOps repository, for ci/bench.sh gitops-scale: APPS apps, each
 // a base of FILES files and two overlays (staging, production), then
-// COMMITS commits in all, each moving one app's staging pin.
+// COMMITS commits in all, each moving one app's staging pin. Every overlay
+// also reaches shared parts outside its app's directory (a component and a
+// common base), as platform teams keep them.
 //
 //	gitopsfixture -apps 300 -files 20 -commits 20000 | git fast-import --quiet
 package main
@@ -37,7 +39,17 @@ func main() {
 	file := func(path, content string) string {
 		return fmt.Sprintf("M 100644 inline %s\ndata %d\n%s\n", path, len(content), content)
 	}
-	var first []string
+	// Shared parts outside every app's directory, as platform teams keep
+	// them: a component (a ConfigMap, a generated one from a file, a
+	// patch) and a base of common resources that overlays reach by ../.
+	first := []string{
+		file("components/monitoring/kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nresources: [servicemonitor.yaml]\nconfigMapGenerator:\n  - name: monitoring\n    files: [scrape.yaml=cfg/scrape.yaml]\npatches:\n  - path: patches/annotations.yaml\n    target: {kind: Deployment}\n"),
+		file("components/monitoring/servicemonitor.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: servicemonitor}\ndata: {interval: 30s}\n"),
+		file("components/monitoring/cfg/scrape.yaml", "scrape_interval: 30s\n"),
+		file("components/monitoring/patches/annotations.yaml", "- op: add\n  path: /metadata/annotations\n  value: {prometheus.io/scrape: \"true\"}\n"),
+		file("platform/common/kustomization.yaml", "resources: [networkpolicy.yaml]\n"),
+		file("platform/common/networkpolicy.yaml", "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: default-deny}\nspec: {podSelector: {}, policyTypes: [Ingress]}\n"),
+	}
 	for a := 0; a < *apps; a++ {
 		app := fmt.Sprintf("app%03d", a)
 		var res []string
@@ -80,6 +92,9 @@ func overlay(app, env, registry, tag string) string {
 	return fmt.Sprintf(`namespace: %s-%s
 resources:
   - ../../base
+  - ../../../../platform/common
+components:
+  - ../../../../components/monitoring
 images:
   - name: web
     newName: %s/%s-web
