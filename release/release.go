@@ -226,6 +226,9 @@ func checkLayouts(recordDir string, rec *build.Record) error {
 		if err := build.CheckState(filepath.Join(recordDir, im.Layout)); err != nil {
 			return err
 		}
+		if err := build.CheckAttestations(filepath.Join(recordDir, im.Layout), im); err != nil {
+			return err
+		}
 	}
 	return nil
 }
