@@ -25,10 +25,10 @@ const StateDir = ".shipit"
 type Config struct {
 	// Registry is where images go: "host[:port][/prefix]", or a mapping
 	// with url and create_repositories.
-	Registry   Registry `yaml:"registry"`
-	Builder    Builder  `yaml:"builder"`
-	Tag        Tag      `yaml:"tag"`
-	Cache      Cache    `yaml:"cache"`
+	Registry Registry `yaml:"registry"`
+	Builder  Builder  `yaml:"builder"`
+	Tag      Tag      `yaml:"tag"`
+	Cache    Cache    `yaml:"cache"`
 	// Provenance is the older form of attest.provenance: off, min or max.
 	Provenance string `yaml:"provenance"`
 	// Attest are the attestations BuildKit attaches to every image; an
