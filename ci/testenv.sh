@@ -102,7 +102,7 @@ build_scanner() {
 	if [ ! -x "$cache/sbom-scanner" ]; then
 		log "building the SBOM scanner (syft; about 200 s cold, kept in $cache)"
 		mkdir -p "$cache"
-		(cd "$d" && GOTOOLCHAIN=local CGO_ENABLED=0 go build -trimpath -o "$cache/sbom-scanner.tmp" .)
+		(cd "$d" && GOTOOLCHAIN=local CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$cache/sbom-scanner.tmp" .)
 		mv "$cache/sbom-scanner.tmp" "$cache/sbom-scanner"
 	fi
 	echo "$cache/sbom-scanner"

@@ -103,7 +103,7 @@ func scan(ctx context.Context, root, dest string) error {
 	// The target is an image's root filesystem: catalog it as syft catalogs
 	// an image (installed packages, binaries), not as a source tree.
 	cfg := syft.DefaultCreateSBOMConfig().
-		WithTool("shipit-sbom-scanner", "").
+		WithTool("shipit-sbom-scanner", "syft-v1.57.1").
 		WithCatalogerSelection(cataloging.NewSelectionRequest().WithDefaults("image"))
 	s, err := syft.CreateSBOM(ctx, src, cfg)
 	if err != nil {
