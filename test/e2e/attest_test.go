@@ -122,10 +122,11 @@ func TestAttestations(t *testing.T) {
 	cred := randomSecret(t, "token")
 	writeFiles(t, dir, map[string]string{
 		"shipit.yaml": "registry: " + repo + "\nattest: {provenance: true, sbom: true, sbomGenerator: \"" + gen + "\"}\n" +
-			"images:\n  web: {context: web, args: {BASE: \"" + base + "\"}}\n" +
+			"images:\n  web: {context: web, args: {BASE: \"" + base + "\"}, secrets: [{id: tok, env: E2E_ATTEST_SECRET}]}\n" +
 			"  worker: {context: worker, args: {BASE: \"" + base + "\"}, attest: {provenance: false, sbom: false}}\n" +
 			"deploy:\n  repo: " + bare + "\n  branch: main\n  overlays: [overlays/prod]\n",
-		"web/Dockerfile":    "ARG BASE\nFROM ${BASE}\nCOPY status /var/lib/dpkg/status\nCOPY id /id\n",
+		"web/Dockerfile": "ARG BASE\nFROM ${BASE}\nCOPY status /var/lib/dpkg/status\nCOPY id /id\n" +
+			"RUN --mount=type=secret,id=tok,env=TOK test -n \"$TOK\" && echo ok > /secret-seen\n",
 		"web/status":        dpkgStatus,
 		"web/id":            randomSecret(t, "id"),
 		"worker/Dockerfile": "ARG BASE\nFROM ${BASE}\nCOPY id /id\n",
@@ -137,11 +138,12 @@ func TestAttestations(t *testing.T) {
 	git(t, dir, "2026-05-06T08:00:00Z", "commit", "-qm", "attest")
 	sha := git(t, dir, "", "rev-parse", "HEAD")
 
-	b := mustShipit(t, dir, nil, "build", "--progress", "plain")
+	secret := randomSecret(t, "secret")
+	b := mustShipit(t, dir, []string{"E2E_ATTEST_SECRET=" + secret}, "build", "--progress", "plain")
 	rec := readAttestRecord(t, dir)
 	recData := mustRead(t, filepath.Join(dir, ".shipit", "build.json"))
-	if strings.Contains(recData+b.stdout+b.stderr, cred) {
-		t.Fatal("the origin remote's credentials reached the record or the output")
+	if strings.Contains(recData+b.stdout+b.stderr, cred) || strings.Contains(recData+b.stdout+b.stderr, secret) {
+		t.Fatal("the origin remote's credentials or the build secret reached the record or the output")
 	}
 	var web, worker = rec.Images[0], rec.Images[1]
 	if web.Name != "web" || worker.Name != "worker" {
@@ -210,8 +212,8 @@ func TestAttestations(t *testing.T) {
 	checkSBOM(t, sts[predicateSPDX])
 	for _, st := range sts {
 		raw, _ := json.Marshal(st)
-		if strings.Contains(string(raw), cred) {
-			t.Error("an attestation holds the origin remote's credentials")
+		if strings.Contains(string(raw), cred) || strings.Contains(string(raw), secret) {
+			t.Error("an attestation holds the origin remote's credentials or the build secret")
 		}
 	}
 
@@ -245,6 +247,8 @@ func checkProvenance(t *testing.T, st map[string]any, sha, baseRef string) {
 	}
 	pred := st["predicate"]
 	vcs := jpath(pred, "runDetails", "metadata", "buildkit_metadata", "vcs")
+	t.Logf("provenance: runDetails.metadata.buildkit_metadata.vcs = %v; buildDefinition.externalParameters.request.args = %v",
+		vcs, jpath(pred, "buildDefinition", "externalParameters", "request", "args"))
 	if jpath(vcs, "source") != "https://git.example.com/acme/app.git" || jpath(vcs, "revision") != sha {
 		t.Errorf("provenance vcs: %v, want the origin without credentials and %s", vcs, sha)
 	}
