@@ -135,15 +135,24 @@ func CheckAttestations(dir string, im Image) error {
 	if err != nil {
 		return err
 	}
-	bad := func(format string, args ...any) error {
-		return &AttestationError{Image: im.Name, Msg: fmt.Sprintf(format, args...)}
-	}
 	if idx == nil {
-		return bad("the record names attestations, but %s in the layout %s is a single manifest, not an index", im.Digest, dir)
+		return &AttestationError{Image: im.Name, Msg: fmt.Sprintf("the record names attestations, but %s in the layout %s is a single manifest, not an index", im.Digest, dir)}
 	}
-	m, err := idx.IndexManifest()
+	raw, err := idx.RawManifest()
 	if err != nil {
 		return err
+	}
+	return CheckAttestationsIn(raw, im, "the layout "+dir)
+}
+
+// CheckAttestationsIn checks the record's attestations of an image
+// against its index (raw, read from where), as CheckAttestations does.
+func CheckAttestationsIn(raw []byte, im Image, where string) error {
+	var m struct {
+		Manifests []ocispecs.Descriptor `json:"manifests"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return &AttestationError{Image: im.Name, Msg: fmt.Sprintf("%s in %s is not an index: %v", im.Digest, where, err)}
 	}
 	for _, a := range im.Attestations {
 		found := false
@@ -154,7 +163,7 @@ func CheckAttestations(dir string, im Image) error {
 			}
 		}
 		if !found {
-			return bad("the record names attestation manifest %q for %q, which the index %s in the layout %s does not hold as an attestation of that manifest", a.Digest, a.Subject, im.Digest, dir)
+			return &AttestationError{Image: im.Name, Msg: fmt.Sprintf("the record names attestation manifest %q for %q, which the index %s in %s does not hold as an attestation of that manifest", a.Digest, a.Subject, im.Digest, where)}
 		}
 	}
 	return nil
