@@ -226,6 +226,18 @@ func TestAttestations(t *testing.T) {
 	if len(rows) != 1 || rows[0].Digest != web.Digest || rows[0].Tag != tag {
 		t.Errorf("history of web: %+v", rows)
 	}
+	var st []statusRow
+	if err := json.Unmarshal([]byte(mustShipit(t, dir, nil, "status", "-o", "json").stdout), &st); err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range st {
+		if row.PinnedTag != tag || row.Newest != tag {
+			t.Errorf("status: %+v, want %s pinned and newest", row, tag)
+		}
+	}
+	if len(st) != 2 {
+		t.Errorf("status: %d rows, want web and worker: %+v", len(st), st)
+	}
 }
 
 func readRecord2Tag(t testing.TB, data string) string {
