@@ -68,7 +68,12 @@ type Request struct {
 	SSH            []SSH
 	Platforms      []string
 	Provenance     string // "", "min" or "max"
-	NoCache        bool
+	// VCSSource and VCSRevision are the repository URL (no credentials)
+	// and the commit the provenance names.
+	VCSSource, VCSRevision string
+	SBOM                   bool
+	SBOMGenerator          string // "": BuildKit's default scanner
+	NoCache                bool
 
 	// Push sends the image to Repository:Tag; otherwise it goes to LayoutDir.
 	Push bool
@@ -361,9 +366,7 @@ func solveOpt(r Request) (client.SolveOpt, error) {
 	for k, v := range r.Labels {
 		attrs["label:"+k] = v
 	}
-	if r.Provenance != "" {
-		attrs["attest:provenance"] = "mode=" + r.Provenance
-	}
+	attestAttrs(attrs, r)
 	if r.NoCache {
 		attrs["no-cache"] = ""
 	}
@@ -381,6 +384,27 @@ func solveOpt(r Request) (client.SolveOpt, error) {
 		CacheExports:  r.CacheExports,
 		Session:       attachables,
 	}, nil
+}
+
+// attestAttrs sets the frontend attributes of a request's attestations.
+func attestAttrs(attrs map[string]string, r Request) {
+	if r.Provenance != "" {
+		attrs["attest:provenance"] = "mode=" + r.Provenance
+		if r.VCSSource != "" {
+			attrs["vcs:source"] = r.VCSSource
+		}
+		if r.VCSRevision != "" {
+			attrs["vcs:revision"] = r.VCSRevision
+		}
+	}
+	if r.SBOM {
+		attrs["attest:sbom"] = ""
+		if r.SBOMGenerator != "" {
+			// A CSV field: quoted, so that no character of the reference
+			// can add another attribute.
+			attrs["attest:sbom"] = `"generator=` + strings.ReplaceAll(r.SBOMGenerator, `"`, `""`) + `"`
+		}
+	}
 }
 
 // exportEntry is where a request's image goes: its repository, or its

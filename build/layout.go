@@ -110,3 +110,61 @@ type ociDescriptor struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 	Platform    json.RawMessage   `json:"platform,omitempty"`
 }
+
+// AttestationError is a build record naming attestations its image's
+// layout does not hold as it says.
+type AttestationError struct {
+	Image, Msg string
+}
+
+func (e *AttestationError) Error() string {
+	return fmt.Sprintf("image %s: %s: refusing a record whose attestations are not its image's (run `shipit build` again)", e.Image, e.Msg)
+}
+
+// BadInput marks the error as the user's to fix (exit code 2).
+func (e *AttestationError) BadInput() bool { return true }
+
+// CheckAttestations checks that every attestation the record names for
+// an image is an attestation manifest of its index in the layout dir,
+// referring to the platform manifest the record says.
+func CheckAttestations(dir string, im Image) error {
+	if len(im.Attestations) == 0 {
+		return nil
+	}
+	_, idx, err := FromLayout(dir, im.Digest)
+	if err != nil {
+		return err
+	}
+	if idx == nil {
+		return &AttestationError{Image: im.Name, Msg: fmt.Sprintf("the record names attestations, but %s in the layout %s is a single manifest, not an index", im.Digest, dir)}
+	}
+	raw, err := idx.RawManifest()
+	if err != nil {
+		return err
+	}
+	return CheckAttestationsIn(raw, im, "the layout "+dir)
+}
+
+// CheckAttestationsIn checks the record's attestations of an image
+// against its index (raw, read from where), as CheckAttestations does.
+func CheckAttestationsIn(raw []byte, im Image, where string) error {
+	var m struct {
+		Manifests []ocispecs.Descriptor `json:"manifests"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return &AttestationError{Image: im.Name, Msg: fmt.Sprintf("%s in %s is not an index: %v", im.Digest, where, err)}
+	}
+	for _, a := range im.Attestations {
+		found := false
+		for _, d := range m.Manifests {
+			if d.Digest.String() == a.Digest {
+				found = d.Annotations[AnnotationReferenceType] == ReferenceTypeAttestation && d.Annotations[AnnotationReferenceDigest] == a.Subject
+				break
+			}
+		}
+		if !found {
+			return &AttestationError{Image: im.Name, Msg: fmt.Sprintf("the record names attestation manifest %q for %q, which the index %s in %s does not hold as an attestation of that manifest", a.Digest, a.Subject, im.Digest, where)}
+		}
+	}
+	return nil
+}

@@ -160,29 +160,45 @@ func partDir(r Request, node string) string {
 // assemble makes one OCI index of an image's parts, in the order of its
 // platforms, written exactly as BuildKit writes the index of a
 // multi-platform build (so that the digest does not depend on how many
-// nodes built it). With push, the index goes to the registry under the
-// tag (the parts were pushed by digest); otherwise into the image's layout.
+// nodes built it): the platform manifests, then the attestation manifests
+// in the same order. A part built with attestations is itself an index of
+// its manifest and the attestation manifest that refers to it by digest,
+// so taking both over unchanged keeps the reference valid. With push, the
+// index goes to the registry under the tag (the parts were pushed by
+// digest); otherwise into the image's layout.
 func assemble(ctx context.Context, r Request, parts []Result, reg Registry) (ocispecs.Descriptor, error) {
 	byPlatform := map[string]ocispecs.Descriptor{}
+	attests := map[string]ocispecs.Descriptor{} // by the digest they refer to
 	for _, p := range parts {
-		d := p.Descriptor
-		if d.Platform == nil {
-			return ocispecs.Descriptor{}, fmt.Errorf("image %s: the part built on %s has no platform", r.Name, p.Node)
+		ms, err := partManifests(ctx, r, p, reg)
+		if err != nil {
+			return ocispecs.Descriptor{}, err
 		}
-		if d.MediaType != ocispecs.MediaTypeImageManifest {
-			return ocispecs.Descriptor{}, fmt.Errorf("image %s: the part built on %s is a %s, not one image manifest (with provenance, build on one node)", r.Name, p.Node, d.MediaType)
+		for _, d := range ms {
+			if d.Annotations[AnnotationReferenceType] == ReferenceTypeAttestation {
+				attests[d.Annotations[AnnotationReferenceDigest]] = d
+				continue
+			}
+			if d.Platform == nil {
+				return ocispecs.Descriptor{}, fmt.Errorf("image %s: the part built on %s has no platform", r.Name, p.Node)
+			}
+			byPlatform[platforms.Format(*d.Platform)] = d
 		}
-		byPlatform[platforms.Format(*d.Platform)] = ocispecs.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size, Platform: d.Platform}
 	}
 	idx := ocispecs.Index{MediaType: ocispecs.MediaTypeImageIndex}
 	idx.SchemaVersion = 2
+	var attested []ocispecs.Descriptor
 	for _, p := range r.Platforms {
 		d, ok := byPlatform[normalize(p)]
 		if !ok {
 			return ocispecs.Descriptor{}, fmt.Errorf("image %s: no part was built for %s", r.Name, p)
 		}
 		idx.Manifests = append(idx.Manifests, d)
+		if a, ok := attests[d.Digest.String()]; ok {
+			attested = append(attested, a)
+		}
 	}
+	idx.Manifests = append(idx.Manifests, attested...)
 	raw, err := json.MarshalIndent(idx, "", "  ")
 	if err != nil {
 		return ocispecs.Descriptor{}, err
@@ -196,6 +212,65 @@ func assemble(ctx context.Context, r Request, parts []Result, reg Registry) (oci
 		return desc, reg.PutManifest(ctx, r.Repository, r.Tag, m)
 	}
 	return desc, writeIndexLayout(r, parts, raw, desc)
+}
+
+// maxPartIndex bounds the index of one node's part read back for assembly.
+const maxPartIndex = 4 << 20
+
+// partManifests are the manifests one node's part contributes: its image
+// manifest, or, when it is an index (attestations), the index's entries:
+// image manifests and the attestation manifests that refer to them.
+func partManifests(ctx context.Context, r Request, p Result, reg Registry) ([]ocispecs.Descriptor, error) {
+	d := p.Descriptor
+	switch d.MediaType {
+	case ocispecs.MediaTypeImageManifest:
+		return []ocispecs.Descriptor{{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size, Platform: d.Platform}}, nil
+	case ocispecs.MediaTypeImageIndex:
+	default:
+		return nil, fmt.Errorf("image %s: the part built on %s is a %s, not an image manifest or index", r.Name, p.Node, d.MediaType)
+	}
+	raw, err := readPart(ctx, p, reg)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: reading the part built on %s: %w", r.Name, p.Node, err)
+	}
+	if len(raw) > maxPartIndex || digest.FromBytes(raw) != d.Digest {
+		return nil, fmt.Errorf("image %s: the part built on %s does not read back as %s", r.Name, p.Node, d.Digest)
+	}
+	var idx ocispecs.Index
+	if err := json.Unmarshal(raw, &idx); err != nil {
+		return nil, fmt.Errorf("image %s: the part built on %s: %w", r.Name, p.Node, err)
+	}
+	for _, m := range idx.Manifests {
+		if m.MediaType != ocispecs.MediaTypeImageManifest {
+			return nil, fmt.Errorf("image %s: the part built on %s holds a %s, not image and attestation manifests", r.Name, p.Node, m.MediaType)
+		}
+	}
+	return idx.Manifests, nil
+}
+
+// readPart reads a part's index: from the registry it was pushed to by
+// digest, or from its layout.
+func readPart(ctx context.Context, p Result, reg Registry) ([]byte, error) {
+	dgst := p.Descriptor.Digest
+	if p.Request.Push {
+		if reg == nil {
+			return nil, errors.New("no registry client to read the part back")
+		}
+		m, err := reg.Manifest(ctx, p.Request.Repository, dgst.String())
+		if err != nil {
+			return nil, err
+		}
+		if m == nil {
+			return nil, fmt.Errorf("%s@%s is not in the registry after the push", p.Request.Repository, dgst)
+		}
+		return m.Raw, nil
+	}
+	root, err := os.OpenRoot(p.Request.LayoutDir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	return root.ReadFile(filepath.Join("blobs", dgst.Algorithm().String(), dgst.Encoded()))
 }
 
 // writeIndexLayout makes the image's OCI layout from its parts' layouts

@@ -45,6 +45,24 @@ type Image struct {
 	// Layout is the OCI image layout that holds the image, relative to the
 	// record's directory; empty when the image was pushed and not kept.
 	Layout string `json:"layout,omitempty"`
+	// Attestations are the attestation manifests of the image's index,
+	// one per platform manifest they describe.
+	Attestations []Attestation `json:"attestations,omitempty"`
+}
+
+// Attestation is one attestation manifest of an image index: in-toto
+// statements (provenance, SBOM) about one of its platform manifests.
+type Attestation struct {
+	// Digest is the attestation manifest's.
+	Digest string `json:"digest"`
+	// Subject is the platform manifest it describes (its
+	// vnd.docker.reference.digest annotation), and Platform that
+	// manifest's platform.
+	Subject  string `json:"subject"`
+	Platform string `json:"platform"`
+	// PredicateTypes are its statements' predicate types, for example
+	// https://slsa.dev/provenance/v1 and https://spdx.dev/Document.
+	PredicateTypes []string `json:"predicateTypes"`
 }
 
 // Ref is repository:tag@digest.

@@ -36,9 +36,19 @@ type Spec struct {
 	Secrets    []Secret
 	SSH        []SSH
 	Platforms  []string
+	// Attest are the attestations BuildKit attaches to the image; a zero
+	// Provenance falls back to the plan's.
+	Attest Attest
 	// Insecure: the registry may be spoken to over plain HTTP (loopback,
 	// or listed in insecure-registries).
 	Insecure bool
+}
+
+// Attest says which attestations BuildKit attaches to an image.
+type Attest struct {
+	Provenance    string // "", "min" or "max"
+	SBOM          bool
+	SBOMGenerator string // the scanner image; "": BuildKit's default
 }
 
 // Cache says where build cache goes beyond the daemon's own.
@@ -116,9 +126,20 @@ func Requests(p Plan) ([]Request, []string, error) {
 			Secrets:        im.Secrets,
 			SSH:            im.SSH,
 		}
-		if p.Provenance == "min" || p.Provenance == "max" {
+		r.Provenance = im.Attest.Provenance
+		if r.Provenance == "" {
 			r.Provenance = p.Provenance
 		}
+		if r.Provenance != "min" && r.Provenance != "max" {
+			r.Provenance = ""
+		}
+		if r.Provenance != "" {
+			// The provenance names the source repository and commit
+			// (runDetails.metadata.buildkit_metadata.vcs): what a
+			// verifier checks the image's origin against.
+			r.VCSSource, r.VCSRevision = p.Head.Source, p.Head.SHA
+		}
+		r.SBOM, r.SBOMGenerator = im.Attest.SBOM, im.Attest.SBOMGenerator
 		r.CacheImports, r.CacheExports = cacheEntries(p.Cache, n, im.Repository, r.Insecure)
 		reqs = append(reqs, r)
 	}

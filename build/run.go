@@ -63,7 +63,7 @@ func Run(ctx context.Context, opt Options, p Plan) (*Record, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading image %s: %w", r.Name, err)
 		}
-		im.Size, im.Platforms = st.size, st.platforms
+		im.Size, im.Platforms, im.Attestations = st.size, st.platforms, st.attestations
 		rec.Images = append(rec.Images, im)
 	}
 	sort.Slice(rec.Images, func(i, j int) bool { return rec.Images[i].Name < rec.Images[j].Name })
@@ -103,10 +103,20 @@ type imageRead struct {
 }
 
 type stats struct {
-	size      int64
-	platforms []string
-	blobs     []string // digests of the configs, layers and child manifests
+	size         int64
+	platforms    []string
+	blobs        []string // digests of the configs, layers and child manifests
+	attestations []Attestation
 }
+
+// Annotations BuildKit writes on an attestation manifest and its layers.
+const (
+	AnnotationReferenceType   = "vnd.docker.reference.type"
+	AnnotationReferenceDigest = "vnd.docker.reference.digest"
+	AnnotationPredicateType   = "in-toto.io/predicate-type"
+	// ReferenceTypeAttestation is the reference type of an attestation manifest.
+	ReferenceTypeAttestation = "attestation-manifest"
+)
 
 // sizeOf sums what an image takes in a registry: its manifest, config and
 // layers (compressed), and for an index each child's. Platforms come from
@@ -147,12 +157,47 @@ func sizeOf(raw []byte, top *ocispecs.Platform, fetch func(dgst string) ([]byte,
 		}
 		s.size += cs.size
 		s.blobs = append(append(s.blobs, d.Digest.String()), cs.blobs...)
+		if d.Annotations[AnnotationReferenceType] == ReferenceTypeAttestation {
+			a, err := attestationOf(d, child, m.Manifests)
+			if err != nil {
+				return stats{}, err
+			}
+			s.attestations = append(s.attestations, a)
+			continue
+		}
 		// Attestation manifests carry the platform unknown/unknown.
 		if d.Platform != nil && d.Platform.OS != "unknown" {
 			s.platforms = append(s.platforms, cs.platforms...)
 		}
 	}
 	return s, nil
+}
+
+// attestationOf describes the attestation manifest d of an index (raw is
+// its content, siblings the index's manifests): which platform manifest
+// of the same index it refers to, and its statements' predicate types.
+func attestationOf(d ocispecs.Descriptor, raw []byte, siblings []ocispecs.Descriptor) (Attestation, error) {
+	a := Attestation{Digest: d.Digest.String(), Subject: d.Annotations[AnnotationReferenceDigest], PredicateTypes: []string{}}
+	for _, sib := range siblings {
+		if sib.Digest.String() == a.Subject && sib.Annotations[AnnotationReferenceType] == "" && sib.Platform != nil {
+			a.Platform = platforms.Format(*sib.Platform)
+		}
+	}
+	if a.Platform == "" {
+		return a, fmt.Errorf("attestation manifest %s refers to %q, which is no platform manifest of the index", a.Digest, a.Subject)
+	}
+	var m struct {
+		Layers []ocispecs.Descriptor `json:"layers"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return a, fmt.Errorf("attestation manifest %s: %w", a.Digest, err)
+	}
+	for _, l := range m.Layers {
+		if pt := l.Annotations[AnnotationPredicateType]; pt != "" {
+			a.PredicateTypes = append(a.PredicateTypes, pt)
+		}
+	}
+	return a, nil
 }
 
 func remoteStats(ctx context.Context, reg Registry, repo string, desc ocispecs.Descriptor) (stats, error) {

@@ -6,7 +6,9 @@
 #                        go.mod), start buildkitd and the registries, make
 #                        the busybox base images; set up QEMU for arm64
 #                        (binfmt_misc) and start two more daemons, the
-#                        nodes of a multi-node builder; writes .testenv/env
+#                        nodes of a multi-node builder; build the SBOM
+#                        scanner (tools/sbom-scanner) into an image; writes
+#                        .testenv/env
 #   ci/testenv.sh down   stop them
 #
 # Everything lives under .testenv/ in the repository: a private BuildKit
@@ -90,6 +92,22 @@ build_tools() {
 	go build -o "$bin/shipit-testenv" ./ci/testenv
 }
 
+# build_scanner builds the SBOM scanner (tools/sbom-scanner, the syft
+# library following BuildKit's scanner protocol): about 200 s cold, so the
+# binary is kept outside the work tree, keyed by its module's sources.
+build_scanner() {
+	local d="$repo/tools/sbom-scanner" sum cache
+	sum=$(cat "$d/go.mod" "$d/go.sum" "$d"/*.go | sha256sum | cut -c1-16)
+	cache=${XDG_CACHE_HOME:-$HOME/.cache}/shipit/sbom-scanner-$sum
+	if [ ! -x "$cache/sbom-scanner" ]; then
+		log "building the SBOM scanner (syft; about 200 s cold, kept in $cache)"
+		mkdir -p "$cache"
+		(cd "$d" && GOTOOLCHAIN=local CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$cache/sbom-scanner.tmp" .)
+		mv "$cache/sbom-scanner.tmp" "$cache/sbom-scanner"
+	fi
+	echo "$cache/sbom-scanner"
+}
+
 wait_for() { # what, command...
 	local what=$1; shift
 	for _ in $(seq 1 100); do
@@ -158,6 +176,8 @@ up() {
 	down quiet
 	install_packages
 	build_tools
+	local scanner_bin
+	scanner_bin=$(build_scanner)
 	mkdir -p "$state/auth"
 	# A registry that, like ECR, answers 401 without credentials.
 	head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$state/auth/password"
@@ -189,6 +209,10 @@ TOML
 
 	local base="127.0.0.1:$REGISTRY_PORT/base/busybox:1"
 	"$bin/shipit-testenv" base --busybox /bin/busybox --ref "$base"
+	# An SBOM generator image for attest.sbomGenerator: BuildKit's default
+	# (docker/buildkit-syft-scanner) cannot be pulled here.
+	local scanner="127.0.0.1:$REGISTRY_PORT/base/sbom-scanner:1"
+	"$bin/shipit-testenv" scanner --busybox /bin/busybox --scanner "$scanner_bin" --ref "$scanner" >/dev/null
 
 	# A multi-node builder: two more daemons, each with its own state and
 	# socket (the tests declare one amd64 and one arm64), and a base image
@@ -216,6 +240,7 @@ export SHIPIT_TEST_AUTH_USER=shipit
 export SHIPIT_TEST_AUTH_PASSWORD_FILE=$state/auth/password
 export SHIPIT_TEST_BASE=$base
 export SHIPIT_TEST_BASE_MULTI=$multi
+export SHIPIT_TEST_SBOM_GENERATOR=$scanner
 export SHIPIT_TEST_NODE_AMD64=unix://$state/buildkitd-amd64.sock
 export SHIPIT_TEST_NODE_ARM64=unix://$state/buildkitd-arm64.sock
 export SHIPIT_TEST_ECR_REGISTRY=$ECR_HOST:$ECR_PORT

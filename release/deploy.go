@@ -158,6 +158,11 @@ func CheckRecord(rec *build.Record, path, headSHA string, repos map[string]strin
 		case !im.Pushed && !localLayout(im.Layout):
 			return bad("%s.layout: %q is not an image layout under the record's directory (.shipit/): refusing to push from elsewhere", field, im.Layout)
 		}
+		for j, a := range im.Attestations {
+			if !digestRE.MatchString(a.Digest) || !digestRE.MatchString(a.Subject) {
+				return bad("%s.attestations[%d]: digest %q, subject %q: both must be sha256 digests", field, j, a.Digest, a.Subject)
+			}
+		}
 		seen[im.Name] = true
 	}
 	return nil

@@ -226,8 +226,24 @@ func checkLayouts(recordDir string, rec *build.Record) error {
 		if err := build.CheckState(filepath.Join(recordDir, im.Layout)); err != nil {
 			return err
 		}
+		if err := build.CheckAttestations(filepath.Join(recordDir, im.Layout), im); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// checkPushedAttestations checks the record's attestations of an image
+// build --push pushed against the index in the registry.
+func checkPushedAttestations(ctx context.Context, reg Registry, im build.Image) error {
+	m, err := reg.Manifest(ctx, im.Repository, im.Digest)
+	if err != nil {
+		return err
+	}
+	if m == nil {
+		return fmt.Errorf("%s@%s is not in the registry, though its tag points at it", im.Repository, im.Digest)
+	}
+	return build.CheckAttestationsIn(m.Raw, im, im.Repository)
 }
 
 // TagTakenError is a release tag that already holds another digest than
@@ -248,6 +264,11 @@ func checkImage(ctx context.Context, o Options, im build.Image) (ImageResult, bo
 		return r, false, err
 	}
 	switch {
+	case have == im.Digest && im.Layout == "" && len(im.Attestations) > 0:
+		// Pushed by the build: the record's attestations must be the
+		// pushed index's (a layout's are checked before anything runs).
+		r.Action = ActionPresent
+		return r, false, checkPushedAttestations(ctx, o.Registry, im)
 	case have == im.Digest:
 		r.Action = ActionPresent
 		return r, false, nil

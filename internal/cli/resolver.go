@@ -214,7 +214,6 @@ func (d *deps) buildPlan(names []string, head gitinfo.Head, t string, stamp time
 	cfg := d.cfg
 	p := build.Plan{
 		StateDir: cfg.StatePath(), Head: head, Tag: t, Time: stamp, Push: push, NoCache: noCache,
-		Provenance: cfg.Provenance,
 	}
 	switch cfg.Cache.Export {
 	case config.CacheRegistry:
@@ -235,6 +234,8 @@ func (d *deps) buildPlan(names []string, head gitinfo.Head, t string, stamp time
 			Dockerfile: filepath.Join(cfg.Abs(im.Context), im.Dockerfile), Target: im.Target, Args: im.Args, Platforms: plats,
 			Insecure: d.registry.Policy.PlainHTTP(host),
 		}
+		a := cfg.AttestFor(n) // the image's, the top level's, or the older provenance key
+		spec.Attest = build.Attest{Provenance: a.Provenance, SBOM: a.SBOM, SBOMGenerator: a.SBOMGenerator}
 		for _, s := range im.Secrets {
 			sec := build.Secret{ID: s.ID, Env: s.Env}
 			if s.Src != "" {

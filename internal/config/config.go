@@ -25,11 +25,15 @@ const StateDir = ".shipit"
 type Config struct {
 	// Registry is where images go: "host[:port][/prefix]", or a mapping
 	// with url and create_repositories.
-	Registry   Registry `yaml:"registry"`
-	Builder    Builder  `yaml:"builder"`
-	Tag        Tag      `yaml:"tag"`
-	Cache      Cache    `yaml:"cache"`
-	Provenance string   `yaml:"provenance"`
+	Registry Registry `yaml:"registry"`
+	Builder  Builder  `yaml:"builder"`
+	Tag      Tag      `yaml:"tag"`
+	Cache    Cache    `yaml:"cache"`
+	// Provenance is the older form of attest.provenance: off, min or max.
+	Provenance string `yaml:"provenance"`
+	// Attest are the attestations BuildKit attaches to every image; an
+	// image's own attest settings win, key by key.
+	Attest Attest `yaml:"attest"`
 	// Platforms apply to every image without its own.
 	Platforms []string `yaml:"platforms"`
 	// InsecureRegistries are registry hosts (host or host:port) that speak
@@ -137,9 +141,65 @@ type Image struct {
 	Secrets    []Secret          `yaml:"secrets"`
 	SSH        []string          `yaml:"ssh"`
 	Platforms  []string          `yaml:"platforms"`
+	// Attest overrides the top level's attest settings for this image.
+	Attest Attest `yaml:"attest"`
 	// KustomizeName is the image's name in the manifests and in the
 	// overlays' images lists; default: the image's name in shipit.yaml.
 	KustomizeName string `yaml:"kustomize_name"`
+}
+
+// Attest says which attestations BuildKit attaches to an image. Unset
+// (nil) keys fall back to the top level's, then to off.
+type Attest struct {
+	// Provenance is SLSA provenance (mode=max).
+	Provenance *bool `yaml:"provenance"`
+	// SBOM is an SPDX SBOM made by the generator image.
+	SBOM *bool `yaml:"sbom"`
+	// SBOMGenerator is the scanner image BuildKit runs for the SBOM;
+	// "": BuildKit's default (docker/buildkit-syft-scanner).
+	SBOMGenerator string `yaml:"sbomGenerator"`
+}
+
+// Attestations are an image's attestations, resolved.
+type Attestations struct {
+	Provenance    string // "", "min" or "max"
+	SBOM          bool
+	SBOMGenerator string
+}
+
+// AttestFor resolves an image's attestations: its own attest keys, then
+// the top level's, then the older top-level provenance key (Validate has
+// refused a combination of the two forms that disagree).
+func (c *Config) AttestFor(name string) Attestations {
+	top := c.Attest
+	var own Attest
+	if im := c.Images[name]; im != nil {
+		own = im.Attest
+	}
+	var a Attestations
+	switch prov := firstBool(own.Provenance, top.Provenance); {
+	case prov != nil && *prov:
+		a.Provenance = "max"
+	case prov == nil && (c.Provenance == "min" || c.Provenance == "max"):
+		a.Provenance = c.Provenance
+	}
+	if sbom := firstBool(own.SBOM, top.SBOM); sbom != nil {
+		a.SBOM = *sbom
+	}
+	a.SBOMGenerator = own.SBOMGenerator
+	if a.SBOMGenerator == "" {
+		a.SBOMGenerator = top.SBOMGenerator
+	}
+	return a
+}
+
+func firstBool(bs ...*bool) *bool {
+	for _, b := range bs {
+		if b != nil {
+			return b
+		}
+	}
+	return nil
 }
 
 // Secret is a BuildKit secret mount source: a file or an environment variable.

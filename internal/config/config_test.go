@@ -83,9 +83,9 @@ func TestLoadErrors(t *testing.T) {
 		want string // the whole message after the file name
 	}{
 		{"unknown top key", "regstry: x\nimages: {web: {context: .}}\n",
-			`:1: regstry: unknown key, did you mean "registry"? (known keys here: registry, builder, tag, cache, provenance, platforms, insecure-registries, images, deploy)`},
+			`:1: regstry: unknown key, did you mean "registry"? (known keys here: registry, builder, tag, cache, provenance, attest, platforms, insecure-registries, images, deploy)`},
 		{"unknown image key", "images:\n  web:\n    contxt: web\n",
-			`:3: images.web.contxt: unknown key, did you mean "context"? (known keys here: repository, context, dockerfile, target, args, secrets, ssh, platforms, kustomize_name)`},
+			`:3: images.web.contxt: unknown key, did you mean "context"? (known keys here: repository, context, dockerfile, target, args, secrets, ssh, platforms, attest, kustomize_name)`},
 		{"images is a list", "images: [web, api]\n",
 			`:1: images: expected a mapping, got a list`},
 		{"args is a list", "images:\n  web:\n    context: .\n    args: [A=1]\n",
@@ -353,5 +353,80 @@ func TestPlaceholders(t *testing.T) {
 	cfg.Registry.URL = "210987654321.dkr.ecr.us-east-1.amazonaws.com/shop"
 	if err := cfg.CheckPlaceholders(); err != nil {
 		t.Errorf("a real registry: %v", err)
+	}
+}
+
+// TestAttest: attest at the top level and per image (the image's keys
+// win, one by one), the older provenance key mapped, a disagreement of
+// the two forms, an unknown key and a bad generator refused by name.
+func TestAttest(t *testing.T) { // not parallel: it sets the process environment
+	load := func(y string) (*Config, error) {
+		return Load(Options{Dir: write(t, map[string]string{"shipit.yaml": y})})
+	}
+	cfg, err := load("attest: {provenance: true, sbom: true, sbomGenerator: 127.0.0.1:5055/scanner:1}\n" +
+		"images:\n  web: {context: .}\n  worker: {context: ., attest: {sbom: false}}\n  plain: {context: ., attest: {provenance: false, sbomGenerator: r.example.com/own:2}}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]Attestations{
+		"web":    {Provenance: "max", SBOM: true, SBOMGenerator: "127.0.0.1:5055/scanner:1"},
+		"worker": {Provenance: "max", SBOMGenerator: "127.0.0.1:5055/scanner:1"},
+		"plain":  {SBOM: true, SBOMGenerator: "r.example.com/own:2"},
+	} {
+		if got := cfg.AttestFor(name); got != want {
+			t.Errorf("%s: %+v, want %+v", name, got, want)
+		}
+	}
+	cfg, err = load("images:\n  web: {context: .}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.AttestFor("web"); got != (Attestations{}) {
+		t.Errorf("default: %+v, want everything off", got)
+	}
+	for old, want := range map[string]string{"min": "min", "max": "max", "off": ""} {
+		cfg, err = load("provenance: " + old + "\nimages:\n  web: {context: .}\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.AttestFor("web").Provenance; got != want {
+			t.Errorf("provenance: %s gives %q, want %q", old, got, want)
+		}
+	}
+	if _, err := load("provenance: max\nattest: {provenance: true}\nimages:\n  web: {context: .}\n"); err != nil {
+		t.Errorf("provenance: max agrees with attest.provenance: true: %v", err)
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"provenance: min\nattest: {provenance: true}\nimages:\n  web: {context: .}\n",
+			":2: attest.provenance: true disagrees with the older top-level key provenance: min"},
+		{"provenance: max\nimages:\n  web: {context: ., attest: {provenance: false}}\n",
+			":3: images.web.attest.provenance: false disagrees with the older top-level key provenance: max"},
+		{"attest: {provenance: true, sbom_generator: x}\nimages:\n  web: {context: .}\n",
+			`:1: attest.sbom_generator: unknown key, did you mean "sbomGenerator"? (known keys here: provenance, sbom, sbomGenerator)`},
+		{"images:\n  web: {context: ., attest: {slsa: true}}\n",
+			":2: images.web.attest.slsa: unknown key (known keys here: provenance, sbom, sbomGenerator)"},
+		{"attest: {sbom: yes please}\nimages:\n  web: {context: .}\n",
+			`:1: attest.sbom: expected true or false, got "yes please"`},
+		{"attest: {sbom: true, sbomGenerator: \"Not A Ref!\"}\nimages:\n  web: {context: .}\n",
+			`:1: attest.sbomGenerator: "Not A Ref!" is not an image reference`},
+	} {
+		_, err := load(tc.yaml)
+		if err == nil || !strings.Contains(err.Error(), "shipit.yaml"+tc.want) {
+			t.Errorf("%q: got %v, want …shipit.yaml%s…", tc.yaml, err, tc.want)
+		}
+		var ce *Error
+		if !errors.As(err, &ce) {
+			t.Errorf("%q: %T is not a config error (exit 2)", tc.yaml, err)
+		}
+	}
+	// The environment sets an image's key, which then wins over the top level's.
+	t.Setenv("SHIPIT_IMAGES_WEB_ATTEST_PROVENANCE", "false")
+	t.Setenv("SHIPIT_ATTEST_SBOM", "true")
+	cfg, err = load("attest: {provenance: true}\nimages:\n  web: {context: .}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.AttestFor("web"); got != (Attestations{SBOM: true}) {
+		t.Errorf("from the environment: %+v", got)
 	}
 }

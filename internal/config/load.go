@@ -321,6 +321,9 @@ func override(cfg *Config, opt Options) error {
 			fv.SetString(v.GetString(key))
 		case reflect.Bool:
 			fv.SetBool(v.GetBool(key))
+		case reflect.Pointer: // *bool: set, so it wins over the top level's
+			b := v.GetBool(key)
+			fv.Set(reflect.ValueOf(&b))
 		case reflect.Slice:
 			var list []string
 			for _, s := range strings.Split(v.GetString(key), ",") {
@@ -353,6 +356,8 @@ func collect(v reflect.Value, prefix string, out map[string]reflect.Value) {
 		fv := v.Field(i)
 		switch {
 		case fv.Kind() == reflect.String, fv.Kind() == reflect.Bool:
+			out[key] = fv
+		case fv.Kind() == reflect.Pointer && fv.Type().Elem().Kind() == reflect.Bool:
 			out[key] = fv
 		case fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.String:
 			out[key] = fv

@@ -43,6 +43,9 @@ func (c *Config) Validate() error {
 	default:
 		return c.errorf("provenance", "%q is not a provenance mode: use off (the default), min or max", c.Provenance)
 	}
+	if err := c.validateAttest("attest", c.Attest); err != nil {
+		return err
+	}
 	switch kustomize.Mode(c.Deploy.Pin) {
 	case kustomize.ModeTag, kustomize.ModeDigest, kustomize.ModeTagAndDigest:
 	default:
@@ -168,6 +171,9 @@ func (c *Config) validateImage(n string) error {
 			k = "registry"
 		}
 		return c.errorf(k, "%q is not a valid repository: %v", repo, err)
+	}
+	if err := c.validateAttest(key+".attest", im.Attest); err != nil {
+		return err
 	}
 	for arg := range im.Args {
 		if strings.ContainsAny(arg, "= \t") {
@@ -425,6 +431,24 @@ func (c *Config) validatePreviews() error {
 		if err := check("deploy.previews.argocd.application", a.Application, func(v string) bool { return len(v) <= 253 && dnsName.MatchString(v) }, "an Application name"); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// validateAttest checks one attest mapping: a generator that is an image
+// reference, and no disagreement with the older top-level provenance key.
+func (c *Config) validateAttest(key string, a Attest) error {
+	if g := a.SBOMGenerator; g != "" {
+		if _, err := name.ParseReference(g, name.WeakValidation); err != nil || strings.HasPrefix(g, "-") {
+			return c.errorf(key+".sbomGenerator", "%q is not an image reference: write the scanner image as host/repository:tag or @sha256:digest", g)
+		}
+	}
+	if a.Provenance == nil || c.Provenance == "" {
+		return nil
+	}
+	old := c.Provenance == "min" || c.Provenance == "max"
+	if *a.Provenance != old || (old && c.Provenance != "max") {
+		return c.errorf(key+".provenance", "%t disagrees with the older top-level key provenance: %s (%s.provenance: true is mode max): remove provenance: and keep %s.provenance", *a.Provenance, c.Provenance, key, key)
 	}
 	return nil
 }

@@ -152,3 +152,49 @@ func split(ref string) (repo, tag string, err error) {
 	}
 	return t.Context().Name(), t.TagStr(), nil
 }
+
+// ScannerImage is BusyboxImage with an SBOM scanner (a static binary
+// following BuildKit's scanner protocol, tools/sbom-scanner) added as
+// /bin/sbom-scanner and made the entrypoint: BuildKit runs an SBOM
+// generator image's entrypoint and cmd.
+func ScannerImage(busybox, scanner string) (v1.Image, error) {
+	base, err := BusyboxImage(busybox)
+	if err != nil {
+		return nil, err
+	}
+	bin, err := os.ReadFile(scanner)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "bin/sbom-scanner", Mode: 0o755, Size: int64(len(bin)), ModTime: time.Unix(0, 0)}); err != nil {
+		return nil, err
+	}
+	if _, err := tw.Write(bin); err != nil {
+		return nil, err
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	data := buf.Bytes()
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(data)), nil
+	}, tarball.WithMediaType(types.OCILayer))
+	if err != nil {
+		return nil, err
+	}
+	img, err := mutate.AppendLayers(base, layer)
+	if err != nil {
+		return nil, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cf = cf.DeepCopy()
+	cf.Config.Entrypoint = []string{"/bin/sbom-scanner"}
+	cf.Config.Cmd = nil
+	cf.Config.Labels = map[string]string{"org.opencontainers.image.title": "shipit test SBOM scanner (syft)"}
+	return mutate.ConfigFile(img, cf)
+}
