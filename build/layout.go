@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/containerd/platforms"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -143,6 +144,30 @@ func CheckAttestations(dir string, im Image) error {
 		return err
 	}
 	return CheckAttestationsIn(raw, im, "the layout "+dir)
+}
+
+// ImageManifests lists an index's platform manifests (its attestation
+// manifests left out) as "platform digest", in the index's order; none
+// when raw is not an index.
+func ImageManifests(raw []byte) []string {
+	var m struct {
+		Manifests []ocispecs.Descriptor `json:"manifests"`
+	}
+	if json.Unmarshal(raw, &m) != nil {
+		return nil
+	}
+	var out []string
+	for _, d := range m.Manifests {
+		if d.Annotations[AnnotationReferenceType] == ReferenceTypeAttestation {
+			continue
+		}
+		p := ""
+		if d.Platform != nil {
+			p = platforms.Format(*d.Platform)
+		}
+		out = append(out, p+" "+d.Digest.String())
+	}
+	return out
 }
 
 // CheckAttestationsIn checks the record's attestations of an image

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -256,12 +257,46 @@ func (e *TagTakenError) Error() string {
 	return fmt.Sprintf("%s already holds %s, and this build made %s: tags are never overwritten", e.Ref, e.Have, e.Built)
 }
 
+// sameImages says whether the index the registry holds as have has the
+// same platform manifests as the build's index in its layout: then the
+// two differ only in their attestations.
+func sameImages(ctx context.Context, o Options, im build.Image, have string) (bool, error) {
+	_, idx, err := build.FromLayout(LayoutDir(o.RecordDir, im), im.Digest)
+	if err != nil || idx == nil {
+		return false, err
+	}
+	built, err := idx.RawManifest()
+	if err != nil {
+		return false, err
+	}
+	m, err := o.Registry.Manifest(ctx, im.Repository, have)
+	if err != nil || m == nil {
+		return false, err
+	}
+	a, b := build.ImageManifests(built), build.ImageManifests(m.Raw)
+	return len(a) > 0 && slices.Equal(a, b), nil
+}
+
 // checkImage looks an image's tag up and says whether it must be pushed.
 func checkImage(ctx context.Context, o Options, im build.Image) (ImageResult, bool, error) {
 	r := ImageResult{Name: im.Name, Repository: im.Repository, Digest: im.Digest, Ref: im.Repository + ":" + im.Tag + "@" + im.Digest}
 	have, err := o.Registry.Lookup(ctx, im.Repository, im.Tag)
 	if err != nil {
 		return r, false, err
+	}
+	if have != "" && have != im.Digest && len(im.Attestations) > 0 && im.Layout != "" {
+		same, err := sameImages(ctx, o, im, have)
+		if err != nil {
+			return r, false, err
+		}
+		if same {
+			// Provenance records when the build ran, so a rebuild of the
+			// same commit is the same image under new attestations: the
+			// tag keeps the registry's index (and the signature of it).
+			progress.Infof(o.Events, "%s:%s already holds %s: the same image as this build's, with an earlier build's attestations; keeping it", im.Repository, im.Tag, have)
+			r.Digest, r.Ref, r.Action = have, im.Repository+":"+im.Tag+"@"+have, ActionPresent
+			return r, false, nil
+		}
 	}
 	switch {
 	case have == im.Digest && im.Layout == "" && len(im.Attestations) > 0:

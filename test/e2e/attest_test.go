@@ -238,6 +238,21 @@ func TestAttestations(t *testing.T) {
 	if len(st) != 2 {
 		t.Errorf("status: %d rows, want web and worker: %+v", len(st), st)
 	}
+
+	// A rebuild of the same commit is the same image under new
+	// attestations (provenance records when the build ran): release keeps
+	// the registry's index and pins it, rather than refusing the tag.
+	mustShipit(t, dir, []string{"E2E_ATTEST_SECRET=" + secret}, "build", "--progress", "plain")
+	if again := readAttestRecord(t, dir); again.Images[0].Digest == web.Digest {
+		t.Fatalf("the rebuild made the same index %s: its provenance no longer records when it ran, and this check has nothing to test", web.Digest)
+	}
+	r = mustShipit(t, dir, nil, "release", "-o", "json")
+	if desc, err := remote.Head(mustRef(t, repo+"/web:"+tag)); err != nil || desc.Digest.String() != web.Digest {
+		t.Errorf("after releasing a rebuild, web:%s is %v (%v), want the first release's %s", tag, desc, err, web.Digest)
+	}
+	if !strings.Contains(r.stdout, web.Digest) {
+		t.Errorf("the rebuild's release does not pin the registry's %s:\n%s", web.Digest, r.stdout)
+	}
 }
 
 func readRecord2Tag(t testing.TB, data string) string {
