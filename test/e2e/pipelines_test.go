@@ -30,7 +30,7 @@ func ciTool(t *testing.T, env string) string {
 // base image), its tests, a GitOps remote (the app's own origin, which
 // Argo CD would sync), and shipit init's pipeline for ci, configured for
 // this machine: no Argo CD Applications, so nothing waits for a cluster.
-func goApp(t *testing.T, ci string) (dir, bare string) {
+func goApp(t *testing.T, ci, bin string) (dir, bare string) {
 	t.Helper()
 	bare = filepath.Join(t.TempDir(), "hello.git")
 	git(t, "", "", "init", "-q", "--bare", "-b", "main", bare)
@@ -50,7 +50,11 @@ func goApp(t *testing.T, ci string) (dir, bare string) {
 	git(t, dir, "", "push", "-q", "origin", "main")
 	git(t, dir, "", "remote", "set-head", "origin", "main")
 
-	mustShipit(t, dir, nil, "init", "--ci", ci, "--registry", uniqueRepo(t))
+	cmd := exec.Command(bin, "init", "--ci", ci, "--registry", uniqueRepo(t))
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("shipit init --ci %s: %v\n%s", ci, err, out)
+	}
 	cfg := mustRead(t, filepath.Join(dir, "shipit.yaml"))
 	cfg = regexp.MustCompile(`(?m)^\s+argocd: .*\n`).ReplaceAllString(cfg, "")
 	writeFiles(t, dir, map[string]string{"shipit.yaml": cfg})
@@ -98,7 +102,7 @@ func pinned(t *testing.T, bare, env string) string {
 // app's tests, the build, the release to staging, production only by its
 // manual job, and a merge request's review app up and down.
 func TestGitLabPipeline(t *testing.T) {
-	dir, bare := goApp(t, "gitlab")
+	dir, bare := goApp(t, "gitlab", shipit)
 	want := strings.TrimSpace(mustShipit(t, dir, nil, "tag").stdout)
 
 	out := gitlabCILocal(t, dir, nil)
