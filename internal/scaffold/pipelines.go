@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -135,9 +136,20 @@ func testCommand(d data) string {
 	return ""
 }
 
+// hasMakeTarget reports whether the Makefile at path, a regular file (not
+// a link, nor a device) of at most 1 MiB, has a rule for target.
 func hasMakeTarget(path, target string) bool {
-	b, err := os.ReadFile(path) // #nosec G304 -- the project's own Makefile, read only
-	if err != nil || len(b) > 1<<20 {
+	fi, err := os.Lstat(path)
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() > 1<<20 {
+		return false
+	}
+	f, err := os.Open(path) // #nosec G304 -- the project's own Makefile, read only
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	if err != nil {
 		return false
 	}
 	for _, line := range strings.Split(string(b), "\n") {

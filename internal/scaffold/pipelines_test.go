@@ -84,3 +84,23 @@ func TestInitPipelines(t *testing.T) {
 		t.Errorf("a refused --ci wrote files: %v", entries)
 	}
 }
+
+// TestTestCommandMake: a Makefile's test rule is the test command; a
+// Makefile that is a link (to a device, say) is not read.
+func TestTestCommandMake(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "Makefile"), []byte("build:\n\tcc x.c\ntest: build\n\t./x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := testCommand(data{Options: Options{Dir: dir}, Kind: KindDockerfile}); got != "make test" {
+		t.Errorf("testCommand = %q, want make test", got)
+	}
+	linked := t.TempDir()
+	if err := os.Symlink("/dev/zero", filepath.Join(linked, "Makefile")); err != nil {
+		t.Fatal(err)
+	}
+	if got := testCommand(data{Options: Options{Dir: linked}, Kind: KindDockerfile}); got != "" {
+		t.Errorf("a linked Makefile gives %q", got)
+	}
+}
