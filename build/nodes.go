@@ -357,7 +357,7 @@ func partRequest(r Request, node string) Request {
 			attrs := map[string]string{}
 			for k, v := range e.Attrs {
 				switch {
-				case k == "ref" && strings.HasSuffix(v, ":"+CacheTag):
+				case k == "ref" && strings.Contains(v, ":"+CacheTag): // buildcache, buildcache-pr-9
 					v += "-" + slug
 				case k == "src" || k == "dest":
 					v += "-" + slug

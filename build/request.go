@@ -12,6 +12,7 @@ import (
 	"github.com/moby/buildkit/client"
 
 	"github.com/shipit-dev/shipit/internal/gitinfo"
+	"github.com/shipit-dev/shipit/internal/tag"
 )
 
 // OCI annotation and label keys shipit sets on every image.
@@ -140,7 +141,7 @@ func Requests(p Plan) ([]Request, []string, error) {
 			r.VCSSource, r.VCSRevision = p.Head.Source, p.Head.SHA
 		}
 		r.SBOM, r.SBOMGenerator = im.Attest.SBOM, im.Attest.SBOMGenerator
-		r.CacheImports, r.CacheExports = cacheEntries(p.Cache, n, im.Repository, r.Insecure)
+		r.CacheImports, r.CacheExports = cacheEntries(p.Cache, n, im.Repository, tagPrefix(p.Tag), r.Insecure)
 		reqs = append(reqs, r)
 	}
 	sort.Slice(reqs, func(i, j int) bool { return reqs[i].Name < reqs[j].Name })
@@ -164,19 +165,47 @@ func stateExcludes(stateDir string) []string {
 	return []string{"**/" + filepath.Base(stateDir)}
 }
 
+// tagPrefix is the prefix of a release tag (pr-9- in
+// pr-9-20231114-221320-0123456), "" for none or for a tag that is not one.
+func tagPrefix(t string) string {
+	parsed, err := tag.Parse(t)
+	if err != nil {
+		return ""
+	}
+	return parsed.Prefix
+}
+
 // cacheEntries configures cache import and export. A registry cache lives
-// at <repository>:buildcache with the settings ECR requires.
-func cacheEntries(c Cache, name, repo string, insecure bool) (imports, exports []client.CacheOptionsEntry) {
+// at <repository>:buildcache with the settings ECR requires. A prefixed
+// build (a pull request's, pr-9-) reads that cache but never writes it:
+// its own cache is <repository>:buildcache-pr-9, imported first and the
+// only one exported, so a branch's build cannot put layers into the cache
+// the release builds trust. (The name starts with buildcache, as ECR's
+// tag mutability exclusion buildcache* expects.)
+func cacheEntries(c Cache, name, repo, prefix string, insecure bool) (imports, exports []client.CacheOptionsEntry) {
 	switch {
 	case c.Registry:
-		ref := repo + ":" + CacheTag
-		in := map[string]string{"ref": ref}
-		out := map[string]string{"ref": ref, "mode": "max", "image-manifest": "true", "oci-mediatypes": "true"}
+		release := repo + ":" + CacheTag
+		own := release
+		if p := strings.TrimRight(prefix, "-._"); p != "" {
+			own = release + "-" + p
+		}
+		in := func(ref string) client.CacheOptionsEntry {
+			a := map[string]string{"ref": ref}
+			if insecure {
+				a["registry.insecure"] = "true"
+			}
+			return client.CacheOptionsEntry{Type: "registry", Attrs: a}
+		}
+		out := map[string]string{"ref": own, "mode": "max", "image-manifest": "true", "oci-mediatypes": "true"}
 		if insecure {
-			in["registry.insecure"] = "true"
 			out["registry.insecure"] = "true"
 		}
-		return []client.CacheOptionsEntry{{Type: "registry", Attrs: in}}, []client.CacheOptionsEntry{{Type: "registry", Attrs: out}}
+		imports = []client.CacheOptionsEntry{in(own)}
+		if own != release {
+			imports = append(imports, in(release))
+		}
+		return imports, []client.CacheOptionsEntry{{Type: "registry", Attrs: out}}
 	case c.LocalDir != "":
 		dir := filepath.Join(c.LocalDir, name)
 		return []client.CacheOptionsEntry{{Type: "local", Attrs: map[string]string{"src": dir}}},

@@ -141,3 +141,40 @@ func TestContextNeverHoldsState(t *testing.T) {
 		t.Error("the build record can be opened through the build context")
 	}
 }
+
+// A prefixed build (a pull request's) imports the release cache but
+// exports only to a cache of its own: it can never write layers into the
+// cache release builds import.
+func TestRequestsPrefixedCache(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	head := gitinfo.Head{SHA: "0123456789abcdef", Time: time.Unix(1700000000, 0).UTC()}
+	for tagName, want := range map[string]struct{ imports, export string }{
+		"20231114-221320-0123456":        {"r:buildcache", "r:buildcache"},
+		"pr-9-20231114-221320-0123456":   {"r:buildcache-pr-9 r:buildcache", "r:buildcache-pr-9"},
+		"feat_x.20231114-221320-0123456": {"r:buildcache-feat_x r:buildcache", "r:buildcache-feat_x"},
+	} {
+		plan := Plan{StateDir: filepath.Join(dir, ".shipit"), Head: head, Tag: tagName, Cache: Cache{Registry: true},
+			Images: []Spec{{Name: "web", Repository: "r", Context: dir, Dockerfile: filepath.Join(dir, "Dockerfile")}}}
+		reqs, _, err := Requests(plan)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var imports []string
+		for _, e := range reqs[0].CacheImports {
+			imports = append(imports, e.Attrs["ref"])
+		}
+		if got := strings.Join(imports, " "); got != want.imports {
+			t.Errorf("%s: cache imports %q, want %q", tagName, got, want.imports)
+		}
+		if ex := reqs[0].CacheExports; len(ex) != 1 || ex[0].Attrs["ref"] != want.export {
+			t.Errorf("%s: cache exports %v, want only %s", tagName, ex, want.export)
+		}
+		// Each builder node of a multi-node build keeps its own cache, the
+		// prefixed one too.
+		part := partRequest(Request{Platforms: []string{"linux/arm64"}, CacheImports: reqs[0].CacheImports, CacheExports: reqs[0].CacheExports}, "arm64")
+		if got := part.CacheExports[0].Attrs["ref"]; got != want.export+"-linux-arm64" {
+			t.Errorf("%s: node cache export %s, want %s-linux-arm64", tagName, got, want.export)
+		}
+	}
+}

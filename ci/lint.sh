@@ -23,3 +23,13 @@ if [ ! -x bin/actionlint ] || [ tools/actionlint/go.mod -nt bin/actionlint ]; th
 	(cd tools/actionlint && go build -o ../../bin/actionlint github.com/rhysd/actionlint/cmd/actionlint)
 fi
 bin/actionlint .github/workflows/*.yml ci/templates/github-actions.yml ci/templates/github-preview.yml
+
+# Every action, in shipit's workflows and in what init writes, pinned by a
+# 40-hex commit with its tag in a comment beside it.
+unpinned=$(grep -nE '^\s*(-\s+)?uses:' .github/workflows/*.yml ci/templates/*.yml internal/scaffold/templates/ci/*.tmpl |
+	grep -vE 'uses:\s*[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+@[0-9a-f]{40} # v[0-9]' || true)
+if [ -n "$unpinned" ]; then
+	echo "lint: actions not pinned by commit SHA (with '# vX.Y.Z' beside it):" >&2
+	echo "$unpinned" >&2
+	exit 1
+fi

@@ -7,8 +7,8 @@
 #                        the busybox base images; set up QEMU for arm64
 #                        (binfmt_misc) and start two more daemons, the
 #                        nodes of a multi-node builder; build the SBOM
-#                        scanner (tools/sbom-scanner) into an image; writes
-#                        .testenv/env
+#                        scanner (tools/sbom-scanner) into an image; install
+#                        the npm CI checkers (ci/npm.sh); writes .testenv/env
 #   ci/testenv.sh down   stop them
 #
 # Everything lives under .testenv/ in the repository: a private BuildKit
@@ -178,6 +178,10 @@ up() {
 	build_tools
 	local scanner_bin
 	scanner_bin=$(build_scanner)
+	# The CI checkers the pipeline tests run init's pipelines against
+	# (gitlab-ci-local, CircleCI's config parser): npm, cached by lockfile.
+	local npm_dir
+	npm_dir=$("$repo/ci/npm.sh")
 	mkdir -p "$state/auth"
 	# A registry that, like ECR, answers 401 without credentials.
 	head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$state/auth/password"
@@ -246,6 +250,8 @@ export SHIPIT_TEST_NODE_ARM64=unix://$state/buildkitd-arm64.sock
 export SHIPIT_TEST_ECR_REGISTRY=$ECR_HOST:$ECR_PORT
 export SHIPIT_TEST_ECR_CA=$state/ecr/ca.pem
 export SHIPIT_TEST_ECR_PASSWORD_FILE=$state/ecr/password
+export SHIPIT_TEST_GITLAB_CI_LOCAL=$npm_dir/node_modules/.bin/gitlab-ci-local
+export SHIPIT_TEST_NODE_MODULES=$npm_dir/node_modules
 ENV
 	log "up: source $state/env"
 }

@@ -4,7 +4,8 @@ package templates
 
 import "embed"
 
-// FS holds github-actions.yml, circleci.yml and gitlab-ci.yml.
+// FS holds github-actions.yml, github-preview.yml, circleci.yml and
+// gitlab-ci.yml: shipit init --ci fills them in (internal/scaffold).
 //
 //go:embed *.yml
 var FS embed.FS

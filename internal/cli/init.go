@@ -2,10 +2,14 @@ package cli
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
+	"runtime"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -29,8 +33,21 @@ an existing Dockerfile: kept as it is) and writes:
   k8s/overlays/{staging,production}  with the images entries shipit pins
   k8s/argocd/                        the Argo CD Applications, and the previews ApplicationSet
                                      (or, with --image-updater, the Image Updater's configuration)
-  .github/workflows/shipit.yml       test, build and release on merge, promote to production
-  .github/workflows/preview.yml      a preview per pull request (not with --image-updater)
+  the CI pipeline (--ci; default: the CI the repository has: .github/,
+  .circleci/ or .gitlab-ci.yml, else github):
+  .github/workflows/shipit.yml       github: test, build and release on merge, promote to
+                                     production behind the environment's reviewers
+  .github/workflows/preview.yml      github: a preview per pull request, on a /preview comment
+                                     (not with --image-updater)
+  .circleci/config.yml               circleci: the same, production behind an approval job,
+                                     previews for branches, a daily preview gc
+  .gitlab-ci.yml                     gitlab: the same, production a manual job, review apps
+                                     for merge requests
+
+Each pipeline installs shipit at this version and checks it against its
+sha256, written into the pipeline when a release for linux/amd64 runs init
+(otherwise a placeholder that fails until it is set: init says so). An
+existing pipeline is never changed: init says where its template is.
 
 and adds /.shipit/ to .gitignore, and /.shipit/ and /k8s/ to an existing
 .dockerignore. The branch is origin's default branch (origin/HEAD), else the
@@ -46,7 +63,8 @@ func newInitCmd() *cobra.Command {
 		Long:  initLong,
 		Example: `  shipit init --dry-run
   shipit init --registry 123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/shop
-  shipit init --image-updater     # Argo CD Image Updater writes the pins`,
+  shipit init --image-updater     # Argo CD Image Updater writes the pins
+  shipit init --ci gitlab         # .gitlab-ci.yml instead of GitHub Actions`,
 		GroupID: "main",
 		Args:    argsUsage(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -57,7 +75,7 @@ func newInitCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			o.Dir, o.Version = wd, version
+			o.Dir, o.Version, o.ShipitSHA256 = wd, version, selfSHA256()
 			o.RepoPath = initWarnings(cmd.Context(), cmd.ErrOrStderr(), wd)
 			if o.RepoURL == "" {
 				o.RepoURL = gitinfo.SanitizeURL(gitinfo.Origin(wd))
@@ -82,6 +100,7 @@ func newInitCmd() *cobra.Command {
 	f.StringVar(&o.RepoURL, "repo-url", "", "Git URL Argo CD syncs from (default: the origin remote)")
 	f.StringVar(&o.Branch, "branch", "", "the branch CI releases from and Argo CD syncs (default: origin's default branch, else the current one)")
 	f.BoolVar(&o.ImageUpdater, "image-updater", false, "let Argo CD Image Updater write the pins, and write its configuration")
+	f.StringVar(&o.CI, "ci", "", "the CI pipeline to write: github, circleci or gitlab (default: the one the repository has, else github)")
 	f.BoolVar(&o.DryRun, "dry-run", false, "list what would be written; write nothing")
 	f.StringVarP(&output, "output", "o", "text", "result format on stdout: text or json")
 	return cmd
@@ -155,3 +174,33 @@ func printInit(stdout, stderr io.Writer, res *scaffold.Result, dryRun bool) {
 		fmt.Fprintln(stderr, "shipit: next: set registry in shipit.yaml, commit, then `shipit build --push`")
 	}
 }
+
+// selfSHA256 is the sha256 of the running binary when it is a release for
+// linux/amd64, the binary the pipelines download; "" otherwise (a
+// development build, another platform: its bytes are not the release's).
+func selfSHA256() string {
+	if !isRelease(version) || runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
+		return ""
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	f, err := os.Open(exe) // #nosec G304 -- this binary itself
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, io.LimitReader(f, 1<<30)); err != nil {
+		return ""
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// isRelease reports whether v is a release version, vX.Y.Z, as the
+// release build sets it (-X …/internal/cli.version): the builds whose
+// bytes a pipeline can download.
+func isRelease(v string) bool { return releaseVersion.MatchString(v) }
+
+var releaseVersion = regexp.MustCompile(`^v[0-9]+\.[0-9]+\.[0-9]+$`)

@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/shipit-dev/shipit/ci/templates"
 	"github.com/shipit-dev/shipit/dockerfiles"
 	"github.com/shipit-dev/shipit/internal/confine"
 )
@@ -256,24 +255,5 @@ func (p *planned) manifests(d data) error {
 		}
 		p.add(m.path, b)
 	}
-	return nil
-}
-
-// pipelines adds the CI workflows: build and release, and previews unless
-// the Image Updater writes the pins.
-func (p *planned) pipelines(d data) error {
-	ci, err := workflow(d)
-	if err != nil {
-		return err
-	}
-	p.add(".github/workflows/shipit.yml", ci)
-	if d.ImageUpdater {
-		return nil
-	}
-	pw, err := templates.FS.ReadFile("github-preview.yml")
-	if err != nil {
-		return err
-	}
-	p.add(".github/workflows/preview.yml", onBranch(pinVersion(pw, d.Version), d.Branch))
 	return nil
 }

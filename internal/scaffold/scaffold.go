@@ -13,10 +13,10 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
-	"github.com/shipit-dev/shipit/ci/templates"
 	"github.com/shipit-dev/shipit/dockerfiles"
 	"github.com/shipit-dev/shipit/internal/confine"
 )
@@ -41,6 +41,13 @@ type Options struct {
 	ImageUpdater bool // deploy.mode: image-updater, and its configuration
 	DryRun       bool
 	Version      string // shipit's version: the workflows install it, when it is a release
+	// CI is the pipeline to write: github, circleci or gitlab; default:
+	// the one the repository has (DetectCI).
+	CI string
+	// ShipitSHA256 is the sha256 of the shipit-linux-amd64 of Version,
+	// which the pipeline checks its download against; "" writes a
+	// placeholder that fails closed.
+	ShipitSHA256 string
 }
 
 // File is one file init writes, or skips.
@@ -315,6 +322,8 @@ const templateVersion = "SHIPIT_VERSION: v0.1.0"
 
 var releaseVersion = regexp.MustCompile(`^v[0-9]+\.[0-9]+\.[0-9]+$`)
 
+var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
 // pinVersion makes a workflow install the shipit that wrote it, when that
 // is a release.
 func pinVersion(b []byte, version string) []byte {
@@ -325,14 +334,10 @@ func pinVersion(b []byte, version string) []byte {
 }
 
 // workflow is the GitHub Actions workflow init writes for a project: the
-// (actionlint-checked) template, on the project's branch, with the test
+// (actionlint-checked) template b, on the project's branch, with the test
 // job's steps for its kind (templates/ci/<kind>-test-steps.yml.tmpl).
-func workflow(d data) ([]byte, error) {
-	b, err := templates.FS.ReadFile("github-actions.yml")
-	if err != nil {
-		return nil, err
-	}
-	s := string(onBranch(pinVersion(b, d.Version), d.Branch))
+func workflow(d data, b []byte) ([]byte, error) {
+	s := string(onBranch(b, d.Branch))
 	const begin, end = "      # shipit init: test steps\n", "      # shipit init: end of test steps\n"
 	i, j := strings.Index(s, begin), strings.Index(s, end)
 	if i < 0 || j < i {
@@ -374,6 +379,15 @@ func defaults(o Options) (Options, error) {
 	}
 	if o.Branch == "" {
 		o.Branch = "main"
+	}
+	if o.CI == "" {
+		o.CI = DetectCI(o.Dir)
+	}
+	if !slices.Contains(CIs, o.CI) {
+		return o, fmt.Errorf("--ci %q: init writes pipelines for %s", o.CI, strings.Join(CIs, ", "))
+	}
+	if o.ShipitSHA256 != "" && !sha256Hex.MatchString(o.ShipitSHA256) {
+		return o, fmt.Errorf("shipit's sha256 %q is not 64 lower-case hex digits", o.ShipitSHA256)
 	}
 	if o.RepoPath = strings.Trim(path.Clean("/"+filepath.ToSlash(o.RepoPath)), "/"); o.RepoPath != "" {
 		o.RepoPath += "/" // joined to k8s/...
