@@ -109,7 +109,7 @@ func LoadSigner(ref string, getenv func(string) string, reg *registry.Client) (*
 		return nil, err
 	}
 	if !bytes.Contains(data, []byte("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----")) && !bytes.Contains(data, []byte("-----BEGIN ENCRYPTED COSIGN PRIVATE KEY-----")) {
-		return nil, &KeyError{Key: ref, Why: "is not a cosign private key (ENCRYPTED SIGSTORE PRIVATE KEY PEM, as cosign generate-key-pair writes)"}
+		return nil, &KeyError{Key: ref, Why: "is not a cosign private key (the encrypted PEM file cosign generate-key-pair writes)"}
 	}
 	// cosign's errors are kept out of the message: they say nothing of
 	// the password, but nothing of the key's bytes should be risked.

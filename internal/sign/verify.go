@@ -8,7 +8,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
+	"github.com/sigstore/cosign/v2/pkg/oci"
+	"github.com/sigstore/cosign/v2/pkg/oci/static"
 
 	"github.com/shipit-dev/shipit/internal/registry"
 	"github.com/shipit-dev/shipit/internal/tag"
@@ -91,7 +92,7 @@ func (c *Checker) signature(ctx context.Context, rep *Report) error {
 	if err != nil {
 		return err
 	}
-	sigs, err := existing(ociremote.SignedUnknown(ref, ociremote.WithRemoteOptions(c.Registry.RemoteOptions(ctx)...)))
+	sigs, err := fetchSignatures(ctx, c.Registry, rep.Repository, rep.Digest)
 	if err != nil {
 		return fmt.Errorf("reading the signatures of %s: %w", ref, err)
 	}
@@ -110,6 +111,50 @@ func (c *Checker) signature(ctx context.Context, rep *Report) error {
 	}
 	rep.SignedBy = k.File
 	return nil
+}
+
+// cosign's annotation of a signature layer: the base64 signature of the
+// layer's bytes (the payload).
+const sigAnnotation = "dev.cosignproject.cosign/signature"
+
+// maxSignatures bounds the signatures read beside one digest, and
+// maxPayload each payload.
+const (
+	maxSignatures = 32
+	maxPayload    = 1 << 20
+)
+
+// fetchSignatures reads the signatures stored beside a digest with one
+// GET of the .sig manifest and one of each payload (none: no .sig).
+func fetchSignatures(ctx context.Context, reg *registry.Client, repo, digest string) ([]oci.Signature, error) {
+	m, err := reg.Manifest(ctx, repo, SignatureTag(digest))
+	if err != nil || m == nil {
+		return nil, err
+	}
+	var man v1.Manifest
+	if err := json.Unmarshal(m.Raw, &man); err != nil {
+		return nil, fmt.Errorf("%s is not a manifest: %w", SignatureTag(digest), err)
+	}
+	if len(man.Layers) > maxSignatures {
+		return nil, fmt.Errorf("%s holds %d signatures, more than %d: refused", SignatureTag(digest), len(man.Layers), maxSignatures)
+	}
+	var out []oci.Signature
+	for _, l := range man.Layers {
+		b64, ok := l.Annotations[sigAnnotation]
+		if !ok {
+			continue
+		}
+		payload, err := reg.Blob(ctx, repo, l.Digest.String(), maxPayload)
+		if err != nil {
+			return nil, err
+		}
+		sig, err := static.NewSignature(payload, b64)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sig)
+	}
+	return out, nil
 }
 
 // Tag suffixes of what cosign stores beside a digest.
