@@ -90,6 +90,10 @@ func runRelease(cmd *cobra.Command, g *globals, o *releaseOptions) error {
 	if err := o.wait.check(env, deploy); err != nil {
 		return err
 	}
+	signer, gate, err := d.supplyChain(env)
+	if err != nil {
+		return err // before anything is pushed
+	}
 	if !o.dryRun {
 		if err := d.ensureRepositories(ctx, rec.Repositories()); err != nil {
 			return err
@@ -98,6 +102,7 @@ func runRelease(cmd *cobra.Command, g *globals, o *releaseOptions) error {
 	res, err := release.Run(ctx, release.Options{
 		Record: rec, RecordDir: filepath.Dir(recPath), Registry: d.registry, Deploy: deploy,
 		KeepExisting: o.keepExisting, DryRun: o.dryRun, Events: d.events, KustomizeNames: d.kustomizeNames(),
+		Signer: signer, Gate: gate,
 	})
 	if err != nil {
 		return err

@@ -23,6 +23,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -226,4 +227,20 @@ func LoadPublicKeys(files []string, getenv func(string) string) ([]PublicKey, er
 		out = append(out, PublicKey{File: f, v: v})
 	}
 	return out, nil
+}
+
+// SignAll signs several digests at once; the outcomes are in their order.
+func (s *Signer) SignAll(ctx context.Context, subjects []Subject) ([]Outcome, error) {
+	out := make([]Outcome, len(subjects))
+	errs := make([]error, len(subjects))
+	var wg sync.WaitGroup
+	for i, sub := range subjects {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i], errs[i] = s.Sign(ctx, sub.Repository, sub.Digest)
+		}()
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
 }

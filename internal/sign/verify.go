@@ -3,8 +3,10 @@ package sign
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -371,4 +373,72 @@ func NormalizeURL(u string) string {
 	}
 	path = strings.TrimSuffix(strings.TrimSuffix(path, "/"), ".git")
 	return strings.ToLower(host) + "/" + path
+}
+
+// CheckAll checks several digests at once, the reports in their order.
+func (c *Checker) CheckAll(ctx context.Context, subjects []Subject, r Require) ([]Report, error) {
+	out := make([]Report, len(subjects))
+	errs := make([]error, len(subjects))
+	var wg sync.WaitGroup
+	for i, s := range subjects {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i], errs[i] = c.Check(ctx, s, r)
+		}()
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
+}
+
+// RefusedError is digests that fail verification: each named with what
+// it lacks. Not bad input: exit code 1.
+type RefusedError struct {
+	Where   string // what refuses: "environment production requires ...", "verify"
+	Reports []Report
+}
+
+func (e *RefusedError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Where)
+	for _, r := range e.Reports {
+		if r.OK() {
+			continue
+		}
+		name := r.Image
+		if name == "" {
+			name = r.Repository
+		}
+		fmt.Fprintf(&b, "\n  %s %s: %s", name, r.Ref(), strings.Join(r.Missing, "; "))
+	}
+	return b.String()
+}
+
+// Gate checks subjects and refuses (a RefusedError naming each failing
+// image, digest and what is missing) when one fails.
+func (c *Checker) Gate(ctx context.Context, where string, subjects []Subject, r Require) error {
+	reps, err := c.CheckAll(ctx, subjects, r)
+	if err != nil {
+		return err
+	}
+	for _, rep := range reps {
+		if !rep.OK() {
+			return &RefusedError{Where: where, Reports: reps}
+		}
+	}
+	return nil
+}
+
+// What names what a requirement asks, for messages: "signatures and
+// provenance".
+func (r Require) What() string {
+	switch {
+	case r.Signature && r.Provenance:
+		return "signatures and provenance"
+	case r.Signature:
+		return "signatures"
+	case r.Provenance:
+		return "provenance"
+	}
+	return "nothing"
 }
