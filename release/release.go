@@ -159,14 +159,6 @@ func ensureImages(ctx context.Context, o Options) ([]ImageResult, error) {
 	out := make([]ImageResult, n)
 	push := make([]bool, n)
 	errs := make([]error, n)
-	each := func(idx []int, fn func(i int)) {
-		var wg sync.WaitGroup
-		for _, i := range idx {
-			wg.Add(1)
-			go func() { defer wg.Done(); fn(i) }()
-		}
-		wg.Wait()
-	}
 	all := make([]int, n)
 	for i := range all {
 		all[i] = i
@@ -230,8 +222,24 @@ func ensureImages(ctx context.Context, o Options) ([]ImageResult, error) {
 		return out, err
 	}
 	each(rest, pushOne)
-	// What was there already is signed too, where it is not yet: a re-run
-	// after a failed signature finishes the job.
+	signPresent(ctx, o, out, errs)
+	return out, errors.Join(errs...)
+}
+
+// each runs fn for every index at once.
+func each(idx []int, fn func(i int)) {
+	var wg sync.WaitGroup
+	for _, i := range idx {
+		wg.Add(1)
+		go func() { defer wg.Done(); fn(i) }()
+	}
+	wg.Wait()
+}
+
+// signPresent signs what was in the registry already, where it has no
+// signature by the key yet: a re-run after a failed signature finishes
+// the job.
+func signPresent(ctx context.Context, o Options, out []ImageResult, errs []error) {
 	var present []int
 	for i := range out {
 		if out[i].Action == ActionPresent {
@@ -239,7 +247,6 @@ func ensureImages(ctx context.Context, o Options) ([]ImageResult, error) {
 		}
 	}
 	each(present, func(i int) { errs[i] = signImage(ctx, o, &out[i]) })
-	return out, errors.Join(errs...)
 }
 
 // signImage signs an image's digest, when a signer is set.
