@@ -364,6 +364,9 @@ func solveOpt(r Request) (client.SolveOpt, error) {
 	if r.Provenance != "" {
 		attrs["attest:provenance"] = "mode=" + r.Provenance
 	}
+	for k, v := range vcsAttrs(r) {
+		attrs[k] = v
+	}
 	if r.NoCache {
 		attrs["no-cache"] = ""
 	}

@@ -126,6 +126,27 @@ func Requests(p Plan) ([]Request, []string, error) {
 	return reqs, warnings, nil
 }
 
+// vcsAttrs are the frontend attributes that make BuildKit's provenance
+// name the repository and the commit an image was built from: vcs:source
+// and vcs:revision, which BuildKit v0.33 records in the SLSA v1
+// predicate at runDetails.metadata.buildkit_metadata.vcs (source with its
+// credentials redacted). They come from the image's OCI labels (the
+// origin remote without credentials, HEAD's commit); none when the build
+// writes no provenance.
+func vcsAttrs(r Request) map[string]string {
+	if r.Provenance == "" {
+		return nil
+	}
+	out := map[string]string{}
+	if v := r.Labels[LabelSource]; v != "" {
+		out["vcs:source"] = v
+	}
+	if v := r.Labels[LabelRevision]; v != "" {
+		out["vcs:revision"] = v
+	}
+	return out
+}
+
 // plainName reports whether a file name is its own .dockerignore pattern.
 func plainName(s string) bool {
 	return s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == ""
