@@ -6,7 +6,9 @@
 #                        go.mod), start buildkitd and the registries, make
 #                        the busybox base images; set up QEMU for arm64
 #                        (binfmt_misc) and start two more daemons, the
-#                        nodes of a multi-node builder; writes .testenv/env
+#                        nodes of a multi-node builder; build cosign's CLI
+#                        (tools/cosign, the signatures' oracle, cached);
+#                        writes .testenv/env
 #   ci/testenv.sh down   stop them
 #
 # Everything lives under .testenv/ in the repository: a private BuildKit
@@ -88,6 +90,24 @@ build_tools() {
 	go build -ldflags "-X github.com/moby/buildkit/version.Version=$v" -o "$bin/buildkitd" github.com/moby/buildkit/cmd/buildkitd
 	go build -ldflags "-X github.com/moby/buildkit/version.Version=$v" -o "$bin/buildctl" github.com/moby/buildkit/cmd/buildctl
 	go build -o "$bin/shipit-testenv" ./ci/testenv
+	build_cosign
+}
+
+# cosign v2.6.5's CLI, the tests' oracle for shipit's signatures, pinned
+# by tools/cosign/go.mod. Cold it builds for minutes, so, like the cluster
+# binaries, it is kept outside the work tree per go.sum
+# (SHIPIT_COSIGN_BIN overrides the directory).
+build_cosign() {
+	local sum dir
+	sum=$(sha256sum "$repo/tools/cosign/go.sum" | cut -c1-12)
+	dir=${SHIPIT_COSIGN_BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/shipit/cosign-$sum}
+	if [ ! -x "$dir/cosign" ]; then
+		log "building cosign (tools/cosign/go.mod) into $dir: minutes, once"
+		mkdir -p "$dir"
+		(cd "$repo/tools/cosign" && go build -o "$dir/cosign.new" github.com/sigstore/cosign/v2/cmd/cosign)
+		mv "$dir/cosign.new" "$dir/cosign"
+	fi
+	COSIGN="$dir/cosign"
 }
 
 wait_for() { # what, command...
@@ -221,6 +241,7 @@ export SHIPIT_TEST_NODE_ARM64=unix://$state/buildkitd-arm64.sock
 export SHIPIT_TEST_ECR_REGISTRY=$ECR_HOST:$ECR_PORT
 export SHIPIT_TEST_ECR_CA=$state/ecr/ca.pem
 export SHIPIT_TEST_ECR_PASSWORD_FILE=$state/ecr/password
+export SHIPIT_TEST_COSIGN=$COSIGN
 ENV
 	log "up: source $state/env"
 }
