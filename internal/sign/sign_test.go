@@ -19,7 +19,7 @@ import (
 const password = "correct horse battery staple 7"
 
 // keyPair writes a cosign key pair (encrypted with password) into dir.
-func keyPair(t *testing.T, dir, pass string) (priv, pub string) {
+func keyPair(t testing.TB, dir, pass string) (priv, pub string) {
 	t.Helper()
 	kb, err := cosign.GenerateKeyPair(func(bool) ([]byte, error) { return []byte(pass), nil })
 	if err != nil {
