@@ -79,6 +79,7 @@ func withSigning(t testing.TB, a *app, key, pub string) {
 	cfg = "provenance: max\nsign: {key: " + key + "}\nverify: {keys: [" + pub + "]}\n" + cfg
 	writeFiles(t, a.dir, map[string]string{"shipit.yaml": cfg})
 	git(t, a.dir, "2026-05-06T07:10:00+02:00", "commit", "-qam", "sign")
+	a.sha = git(t, a.dir, "", "rev-parse", "HEAD")
 }
 
 type releaseJSON struct {
@@ -154,7 +155,7 @@ func TestSupplyChain(t *testing.T) {
 	}
 	for _, im := range vj.Images {
 		if im.SignedBy != pub || im.Provenance == nil || im.Provenance.Revision != a.sha || im.Provenance.Source != "https://git.example.com/acme/app.git" {
-			t.Errorf("verify %s: %+v (want signed by %s, provenance of %s at %s)", im.Image, im, pub, "https://git.example.com/acme/app.git", a.sha)
+			t.Errorf("verify %s: %+v, provenance %+v (want signed by %s, provenance of %s at %s)", im.Image, im, im.Provenance, pub, "https://git.example.com/acme/app.git", a.sha)
 		}
 	}
 
