@@ -18,8 +18,8 @@ import (
 	"github.com/shipit-dev/shipit/internal/config"
 	"github.com/shipit-dev/shipit/internal/gitinfo"
 	"github.com/shipit-dev/shipit/internal/progress"
-	"github.com/shipit-dev/shipit/internal/sign"
 	"github.com/shipit-dev/shipit/internal/regauth"
+	"github.com/shipit-dev/shipit/internal/sign"
 	"github.com/shipit-dev/shipit/release"
 )
 

@@ -94,7 +94,6 @@ func runCompanions(ctx context.Context, o Options, res *Result, comp []job, oc *
 	runBatch(ctx, o, ready, oc)
 }
 
-
 // outcome is what became of a planned tag.
 type outcome struct {
 	mu    sync.Mutex
