@@ -232,3 +232,26 @@ func TestCheckSource(t *testing.T) {
 		}
 	}
 }
+
+func TestParseStatement(t *testing.T) {
+	t.Parallel()
+	hex := strings.Repeat("cd", 32)
+	// The shape BuildKit v0.33 writes (attest:provenance=mode=max,
+	// vcs:source and vcs:revision given): the vcs attributes moved out of
+	// the request's args into runDetails.metadata.buildkit_metadata.vcs.
+	st := `{"_type":"https://in-toto.io/Statement/v0.1","predicateType":"https://slsa.dev/provenance/v1",
+	"subject":[{"name":"pkg:docker/x","digest":{"sha256":"` + hex + `"}}],
+	"predicate":{"buildDefinition":{"buildType":"https://github.com/moby/buildkit/blob/master/docs/attestations/slsa-definitions.md",
+	"externalParameters":{"request":{"frontend":"dockerfile.v0","args":{"target":"runtime"}}}},
+	"runDetails":{"metadata":{"buildkit_metadata":{"vcs":{"source":"https://git.example.com/acme/app.git","revision":"1bbb10a3de7fa0f35309d9878537cfa7d3441eab"}}}}}}`
+	p, why := parseStatement([]byte(st), "sha256:"+hex)
+	if why != "" || p.Source != "https://git.example.com/acme/app.git" || p.Revision != "1bbb10a3de7fa0f35309d9878537cfa7d3441eab" {
+		t.Errorf("parseStatement = %+v, %q", p, why)
+	}
+	if _, why := parseStatement([]byte(st), "sha256:"+strings.Repeat("00", 32)); !strings.Contains(why, "not about") {
+		t.Errorf("a statement about another manifest: %q", why)
+	}
+	if _, why := parseStatement([]byte("{"), ""); !strings.Contains(why, "not JSON") {
+		t.Errorf("not JSON: %q", why)
+	}
+}
