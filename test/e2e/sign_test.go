@@ -201,6 +201,14 @@ func TestSupplyChain(t *testing.T) {
 		}
 	}
 	refused("no signature")
+	// release --env production checks the same before it pins.
+	prodBefore := showFile(t, bare, "overlays/prod/kustomization.yaml")
+	if r := shipitRun(t, a.dir, nil, "release", "--config", filepath.Join(a.dir, "unsigned.yaml"), "--env", "production"); r.code != 1 || !strings.Contains(r.stderr, web.Digest) || !strings.Contains(r.stderr, "no signature") {
+		t.Errorf("release --env production of an unsigned build: exit %d, want 1 naming %s:\n%s", r.code, web.Digest, r.stderr)
+	}
+	if showFile(t, bare, "overlays/prod/kustomization.yaml") != prodBefore || commits(t, bare)[0] != head {
+		t.Error("a refused release pinned production")
+	}
 	if err := cosignVerify(t, pub, web.Repository+"@"+web.Digest); err == nil {
 		t.Error("cosign verify passes an unsigned digest: the oracle checks nothing")
 	}
