@@ -238,8 +238,8 @@ bench_sign() {
 		git -C "$work" -c user.name=bench -c user.email=bench@example.com commit -qam "sign round $round"
 		"$shipit" build --progress quiet >/dev/null
 	}
-	release_signed() { "$shipit" release --config bench-signed.yaml >/dev/null 2>>"$results/shipit.log"; }
-	release_plain() { "$shipit" release --config bench-plain.yaml >/dev/null 2>>"$results/shipit.log"; }
+	release_signed() { "$shipit" release --config bench-signed.yaml >/dev/null 2>"$results/sign.log" || { cat "$results/sign.log" >&2; return 1; }; }
+	release_plain() { "$shipit" release --config bench-plain.yaml >/dev/null 2>"$results/sign.log" || { cat "$results/sign.log" >&2; return 1; }; }
 	alternate release_signed release_plain "$N" sign_commit
 	echo "release of two images, push only, median of $N alternating rounds:"
 	echo "  with sign: (key decrypted, two digests signed)     ${med_a} ms"

@@ -148,7 +148,7 @@ func (s *Signer) Sign(ctx context.Context, repo, digest string) (Outcome, error)
 	}
 	opts := []ociremote.Option{ociremote.WithRemoteOptions(s.reg.RemoteOptions(ctx)...)}
 	se := ociremote.SignedUnknown(ref, opts...)
-	sigs, err := existing(se)
+	sigs, err := fetchSignatures(ctx, s.reg, repo, digest)
 	if err != nil {
 		return "", fmt.Errorf("reading the signatures of %s: %w", ref, err)
 	}
@@ -163,32 +163,30 @@ func (s *Signer) Sign(ctx context.Context, repo, digest string) (Outcome, error)
 	if err != nil {
 		return "", err
 	}
+	return Signed, s.write(se, ref, payload, opts)
+}
+
+// write signs payload and stores the signature beside ref, after those
+// already there.
+func (s *Signer) write(se oci.SignedEntity, ref name.Digest, payload []byte, opts []ociremote.Option) error {
 	raw, err := s.sv.SignMessage(bytes.NewReader(payload))
 	if err != nil {
-		return "", fmt.Errorf("signing %s: %w", ref, err)
+		return fmt.Errorf("signing %s: %w", ref, err)
 	}
 	sig, err := static.NewSignature(payload, base64.StdEncoding.EncodeToString(raw))
 	if err != nil {
-		return "", err
+		return err
 	}
 	signed, err := mutate.AttachSignatureToEntity(se, sig)
 	if err != nil {
-		return "", err
+		return err
 	}
 	if err := ociremote.WriteSignatures(ref.Repository, signed, opts...); err != nil {
-		return "", fmt.Errorf("writing the signature of %s: %w", ref, err)
+		return fmt.Errorf("writing the signature of %s: %w", ref, err)
 	}
-	return Signed, nil
+	return nil
 }
 
-// existing reads the signatures beside a digest (none when there are none).
-func existing(se oci.SignedEntity) ([]oci.Signature, error) {
-	sigs, err := se.Signatures()
-	if err != nil {
-		return nil, err
-	}
-	return sigs.Get()
-}
 
 // verifiedBy returns the first key that verifies one of the signatures
 // of the digest h (payload naming h, signature by the key).

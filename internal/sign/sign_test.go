@@ -10,8 +10,11 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
+	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
+	sigpayload "github.com/sigstore/sigstore/pkg/signature/payload"
 
 	"github.com/shipit-dev/shipit/internal/registry/registrytest"
 )
@@ -99,8 +102,8 @@ func TestSignThenVerify(t *testing.T) {
 	if err != nil || !rep.OK() || rep.SignedBy != pub {
 		t.Fatalf("Check = %+v, %v: want signed by %s", rep, err, pub)
 	}
-	if n := reqs.Load(); n > 3 {
-		t.Errorf("checking a signature took %d registry requests, want at most 3", n)
+	if n := reqs.Load(); n != 1 {
+		t.Errorf("checking a signature took %d registry requests, want 1 (the .sig manifest: the payload is known by its hash)", n)
 	}
 
 	// A key that did not sign it does not pass.
@@ -253,5 +256,40 @@ func TestParseStatement(t *testing.T) {
 	}
 	if _, why := parseStatement([]byte("{"), ""); !strings.Contains(why, "not JSON") {
 		t.Errorf("not JSON: %q", why)
+	}
+}
+
+// TestVerifyReadsAPayloadItCannotKnow: a signature whose payload carries
+// annotations (cosign sign -a) is read from the registry and checked.
+func TestVerifyReadsAPayloadItCannotKnow(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	priv, pub := keyPair(t, t.TempDir(), password)
+	repo, digest, reqs := pushed(t)
+	reg := registrytest.Client()
+	s, err := LoadSigner(priv, env(map[string]string{PasswordEnv: password}), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.NewDigest(repo+"@"+digest, reg.NameOptions(repo)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, err := (&sigpayload.Cosign{Image: ref, Annotations: map[string]any{"team": "shop"}}).MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := []ociremote.Option{ociremote.WithRemoteOptions(reg.RemoteOptions(ctx)...)}
+	if err := s.write(ociremote.SignedUnknown(ref, opts...), ref, payload, opts); err != nil {
+		t.Fatal(err)
+	}
+	keys, _ := LoadPublicKeys([]string{pub}, env(nil))
+	reqs.Store(0)
+	rep, err := (&Checker{Keys: keys, Registry: reg}).Check(ctx, Subject{Repository: repo, Digest: digest}, Require{Signature: true})
+	if err != nil || !rep.OK() {
+		t.Fatalf("%+v %v", rep, err)
+	}
+	if n := reqs.Load(); n != 2 {
+		t.Errorf("%d requests, want 2: the manifest and the payload", n)
 	}
 }

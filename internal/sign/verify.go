@@ -2,6 +2,8 @@ package sign
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +14,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/sigstore/cosign/v2/pkg/oci"
 	"github.com/sigstore/cosign/v2/pkg/oci/static"
+	sigpayload "github.com/sigstore/sigstore/pkg/signature/payload"
 
 	"github.com/shipit-dev/shipit/internal/registry"
 	"github.com/shipit-dev/shipit/internal/tag"
@@ -127,12 +130,16 @@ const (
 )
 
 // fetchSignatures reads the signatures stored beside a digest with one
-// GET of the .sig manifest and one of each payload (none: no .sig).
+// GET of the .sig manifest and, for each payload that is not the one
+// cosign and shipit write for this repository and digest, one GET of the
+// payload (none: no .sig). A payload whose bytes are known is not
+// fetched: the manifest names it by its hash, which must match.
 func fetchSignatures(ctx context.Context, reg *registry.Client, repo, digest string) ([]oci.Signature, error) {
 	m, err := reg.Manifest(ctx, repo, SignatureTag(digest))
 	if err != nil || m == nil {
 		return nil, err
 	}
+	known, knownDigest := expectedPayload(reg, repo, digest)
 	var man v1.Manifest
 	if err := json.Unmarshal(m.Raw, &man); err != nil {
 		return nil, fmt.Errorf("%s is not a manifest: %w", SignatureTag(digest), err)
@@ -146,9 +153,11 @@ func fetchSignatures(ctx context.Context, reg *registry.Client, repo, digest str
 		if !ok {
 			continue
 		}
-		payload, err := reg.Blob(ctx, repo, l.Digest.String(), maxPayload)
-		if err != nil {
-			return nil, err
+		payload := known
+		if l.Digest.String() != knownDigest {
+			if payload, err = reg.Blob(ctx, repo, l.Digest.String(), maxPayload); err != nil {
+				return nil, err
+			}
 		}
 		sig, err := static.NewSignature(payload, b64)
 		if err != nil {
@@ -157,6 +166,21 @@ func fetchSignatures(ctx context.Context, reg *registry.Client, repo, digest str
 		out = append(out, sig)
 	}
 	return out, nil
+}
+
+// expectedPayload is the simple-signing payload cosign (and shipit) sign
+// for repo@digest, and its digest; none when it cannot be made.
+func expectedPayload(reg *registry.Client, repo, digest string) ([]byte, string) {
+	ref, err := name.NewDigest(repo+"@"+digest, reg.NameOptions(repo)...)
+	if err != nil {
+		return nil, ""
+	}
+	p, err := (&sigpayload.Cosign{Image: ref}).MarshalJSON()
+	if err != nil {
+		return nil, ""
+	}
+	sum := sha256.Sum256(p)
+	return p, "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // Tag suffixes of what cosign stores beside a digest.
