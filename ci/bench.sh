@@ -230,6 +230,12 @@ bench_sign() {
 	sed '/^deploy:/,$d' "$work/shipit.yaml" >"$work/bench-plain.yaml"
 	{ cat "$work/bench-plain.yaml"; echo "sign: {key: $keys/cosign.key}"; } >"$work/bench-signed.yaml"
 	printf 'bench-plain.yaml\nbench-signed.yaml\n' >>"$work/.git/info/exclude"
+	# deploy.repo defaults to this repository's origin, which release
+	# resolves even with no overlays to pin.
+	if ! git -C "$work" remote get-url origin >/dev/null 2>&1; then
+		git init -q --bare "$results/sign-origin.git"
+		git -C "$work" remote add origin "$results/sign-origin.git"
+	fi
 	round=0
 	sign_commit() {
 		round=$((round + 1))
