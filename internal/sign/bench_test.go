@@ -88,3 +88,16 @@ func BenchmarkVerify(b *testing.B) {
 	}
 	b.ReportMetric(float64(n.Load())/float64(b.N)/2, "requests/image")
 }
+
+// BenchmarkLoadSigner: decrypting a cosign key (scrypt, as cosign's
+// format requires), once per command.
+func BenchmarkLoadSigner(b *testing.B) {
+	priv, _ := keyPair(b, b.TempDir(), password)
+	reg := registrytest.Client()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := LoadSigner(priv, env(map[string]string{PasswordEnv: password}), reg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
