@@ -278,6 +278,15 @@ func TestSigningKeyRefused(t *testing.T) {
 			t.Errorf("%s was pushed (HEAD %d) though the key could not be used", img, got)
 		}
 	}
+	// With the right password, build --push signs what BuildKit pushed.
+	r := mustShipit(t, a.dir, append(a.env(), "COSIGN_PASSWORD=the-right-one"), "build", "--push", "--progress", "quiet")
+	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		repoTag, digest, _ := strings.Cut(line, "@")
+		repo := repoTag[:strings.LastIndex(repoTag, ":")]
+		if err := cosignVerify(t, pub, repo+"@"+digest); err != nil {
+			t.Errorf("build --push: cosign verify %s: %v", line, err)
+		}
+	}
 	os.Remove(key)
 	if r := shipitRun(t, a.dir, []string{"COSIGN_PASSWORD=the-right-one"}, "release"); r.code != 2 || !strings.Contains(r.stderr, key) {
 		t.Errorf("release with a missing key: exit %d:\n%s", r.code, r.stderr)
