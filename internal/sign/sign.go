@@ -187,7 +187,6 @@ func (s *Signer) write(se oci.SignedEntity, ref name.Digest, payload []byte, opt
 	return nil
 }
 
-
 // verifiedBy returns the first key that verifies one of the signatures
 // of the digest h (payload naming h, signature by the key).
 func verifiedBy(ctx context.Context, sigs []oci.Signature, h v1.Hash, keys []PublicKey) (PublicKey, bool) {
