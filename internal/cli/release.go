@@ -75,6 +75,7 @@ func runRelease(cmd *cobra.Command, g *globals, o *releaseOptions) error {
 	if err != nil {
 		return err
 	}
+	signerOf := d.signerAsync()
 	rec, recPath, err := d.readRecord(ctx, o.record)
 	if err != nil {
 		return err
@@ -90,9 +91,13 @@ func runRelease(cmd *cobra.Command, g *globals, o *releaseOptions) error {
 	if err := o.wait.check(env, deploy); err != nil {
 		return err
 	}
-	signer, gate, err := d.supplyChain(env)
+	signer, err := signerOf()
 	if err != nil {
 		return err // before anything is pushed
+	}
+	gate, err := d.gate(env)
+	if err != nil {
+		return err
 	}
 	if !o.dryRun {
 		if err := d.ensureRepositories(ctx, rec.Repositories()); err != nil {

@@ -40,15 +40,24 @@ func (d *deps) releaseSigner() (release.Signer, error) {
 	return s, nil
 }
 
-// supplyChain is what a command that pushes and pins into e signs with
-// and checks: both loaded before anything is pushed.
-func (d *deps) supplyChain(e config.Environment) (release.Signer, release.Gate, error) {
-	s, err := d.releaseSigner()
-	if err != nil {
-		return nil, nil, err
+// signerAsync decrypts sign.key beside what a command reads before its
+// first push (cosign's key format costs a scrypt, about half a second
+// here); the function it returns waits for the result, which the command
+// takes before anything is pushed.
+func (d *deps) signerAsync() func() (release.Signer, error) {
+	type loaded struct {
+		s   release.Signer
+		err error
 	}
-	g, err := d.gate(e)
-	return s, g, err
+	ch := make(chan loaded, 1)
+	go func() {
+		s, err := d.releaseSigner()
+		ch <- loaded{s, err}
+	}()
+	return func() (release.Signer, error) {
+		l := <-ch
+		return l.s, l.err
+	}
 }
 
 // checker is what checks signatures and provenance: verify.keys loaded.
