@@ -55,6 +55,23 @@ func TestRequests(t *testing.T) {
 	if _, ok := so.FrontendAttrs["attest:provenance"]; ok {
 		t.Error("provenance is on by default")
 	}
+	if _, ok := so.FrontendAttrs["vcs:source"]; ok {
+		t.Error("vcs:source without provenance")
+	}
+	// With provenance, BuildKit is told the repository and the commit, so
+	// that its SLSA provenance names them (shipit verify checks them).
+	plan.Provenance = "max"
+	preqs, _, err := Requests(plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pso, err := solveOpt(preqs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := pso.FrontendAttrs; a["attest:provenance"] != "mode=max" || a["vcs:source"] != head.Source || a["vcs:revision"] != head.SHA {
+		t.Errorf("with provenance: attest %q, vcs:source %q, vcs:revision %q", a["attest:provenance"], a["vcs:source"], a["vcs:revision"])
+	}
 	e := so.Exports[0]
 	if e.Type != "oci" || e.OutputDir != LayoutPath(plan.StateDir, "web") || e.Attrs["rewrite-timestamp"] != "true" || e.Attrs["name"] != "127.0.0.1:5000/team/web:20231114-221320-0123456" {
 		t.Errorf("export = %+v", e)

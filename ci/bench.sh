@@ -7,6 +7,7 @@
 #   ci/bench.sh build      # shipit build against two buildctl in parallel: no-op and one file changed, OCI layouts and push
 #   ci/bench.sh images     # the same with 1, 2 and 8 images
 #   ci/bench.sh release    # shipit release against crane push + kustomize edit + git
+#   ci/bench.sh sign       # shipit release with sign: against without (two images, the real registry); verify's registry requests
 #   ci/bench.sh overlays   # pin editing and render checks over 100 overlays (Go benchmark)
 #   ci/bench.sh pin        # shipit pin of two images over three overlays (Go benchmark)
 #   ci/bench.sh nodes      # 8 images on 2 builder nodes against 1; arm64 (QEMU) against amd64; start to first solve
@@ -215,6 +216,45 @@ bench_release() {
 	echo "  ratio shipit/by hand                               $(ratio "$med_a" "$med_b") (target <= 1.00)"
 }
 
+# Signing's cost in a release: release with sign.key against release
+# without, alternating, each of a new build (two images, no pins: the
+# push and the signatures alone); then the requests verify makes (Go
+# benchmark on the in-process registry, counting requests).
+bench_sign() {
+	local keys="$results/keys"
+	mkdir -p "$keys"
+	(cd "$keys" && COSIGN_PASSWORD=bench "$SHIPIT_TEST_COSIGN" generate-key-pair >/dev/null 2>&1)
+	export COSIGN_PASSWORD=bench
+	# Two configurations beside shipit.yaml, ignored by git (the tree stays
+	# clean): without deploy (no pins), with and without sign.
+	sed '/^deploy:/,$d' "$work/shipit.yaml" >"$work/bench-plain.yaml"
+	{ cat "$work/bench-plain.yaml"; echo "sign: {key: $keys/cosign.key}"; } >"$work/bench-signed.yaml"
+	printf 'bench-plain.yaml\nbench-signed.yaml\n' >>"$work/.git/info/exclude"
+	# deploy.repo defaults to this repository's origin, which release
+	# resolves even with no overlays to pin.
+	if ! git -C "$work" remote get-url origin >/dev/null 2>&1; then
+		git init -q --bare "$results/sign-origin.git"
+		git -C "$work" remote add origin "$results/sign-origin.git"
+	fi
+	round=0
+	sign_commit() {
+		round=$((round + 1))
+		echo "listen 8080; # sign round $round" >"$work/proxy/proxy.conf"
+		echo "# sign round $round" >>"$work/web/app.sh"
+		git -C "$work" -c user.name=bench -c user.email=bench@example.com commit -qam "sign round $round"
+		"$shipit" build --progress quiet >/dev/null
+	}
+	release_signed() { "$shipit" release --config bench-signed.yaml >/dev/null 2>"$results/sign.log" || { cat "$results/sign.log" >&2; return 1; }; }
+	release_plain() { "$shipit" release --config bench-plain.yaml >/dev/null 2>"$results/sign.log" || { cat "$results/sign.log" >&2; return 1; }; }
+	alternate release_signed release_plain "$N" sign_commit
+	echo "release of two images, push only, median of $N alternating rounds:"
+	echo "  with sign: (key decrypted, two digests signed)     ${med_a} ms"
+	echo "  without                                            ${med_b} ms"
+	awk -v a="$med_a" -v b="$med_b" 'BEGIN {printf "  signing adds                                       %.0f ms per image (target <= 100)\n", (a-b)/2}'
+	(cd "$repo" && go test ./internal/sign/ -run '^$' -bench 'BenchmarkSign|BenchmarkVerify' -benchtime 20x) | grep -E '^Benchmark' |
+		awk '{printf "%-40s %7.1f ms  %5.1f registry requests per image\n", $1, $3/1e6, $5}'
+}
+
 bench_overlays() {
 	(cd "$repo" && go test ./internal/kustomize/ -run '^$' -bench '^BenchmarkPlan$' -benchtime 5x) | grep -E '^Benchmark' |
 		awk '{split($1, a, "="); sub(/-[0-9]+$/, "", a[2]); printf "pin editing and render checks, %3d overlay(s): %7.1f ms (target for 100: < 1000 ms)\n", a[2], $3/1e6}'
@@ -383,6 +423,7 @@ pin) bench_pin ;;
 preview) bench_preview ;;
 nodes) bench_nodes ;;
 release) bench_release ;;
+sign) bench_sign ;;
 overlays) bench_overlays ;;
 scale) bench_scale ;;
 gitops-scale) N=${N_GITOPS:-9} "$repo/ci/bench/gitops-scale.sh" ;;
@@ -390,6 +431,7 @@ all)
 	bench_build
 	bench_images
 	bench_release
+	bench_sign
 	bench_overlays
 	bench_pin
 	bench_preview

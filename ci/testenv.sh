@@ -8,7 +8,9 @@
 #                        (binfmt_misc) and start two more daemons, the
 #                        nodes of a multi-node builder; build the SBOM
 #                        scanner (tools/sbom-scanner) into an image; install
-#                        the npm CI checkers (ci/npm.sh); writes .testenv/env
+#                        the npm CI checkers (ci/npm.sh); build cosign's CLI
+#                        (tools/cosign, the signatures' oracle, cached);
+#                        writes .testenv/env
 #   ci/testenv.sh down   stop them
 #
 # Everything lives under .testenv/ in the repository: a private BuildKit
@@ -90,6 +92,24 @@ build_tools() {
 	go build -ldflags "-X github.com/moby/buildkit/version.Version=$v" -o "$bin/buildkitd" github.com/moby/buildkit/cmd/buildkitd
 	go build -ldflags "-X github.com/moby/buildkit/version.Version=$v" -o "$bin/buildctl" github.com/moby/buildkit/cmd/buildctl
 	go build -o "$bin/shipit-testenv" ./ci/testenv
+	build_cosign
+}
+
+# cosign v2.6.5's CLI, the tests' oracle for shipit's signatures, pinned
+# by tools/cosign/go.mod. Cold it builds for minutes, so, like the cluster
+# binaries, it is kept outside the work tree per go.sum
+# (SHIPIT_COSIGN_BIN overrides the directory).
+build_cosign() {
+	local sum dir
+	sum=$(sha256sum "$repo/tools/cosign/go.sum" | cut -c1-12)
+	dir=${SHIPIT_COSIGN_BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/shipit/cosign-$sum}
+	if [ ! -x "$dir/cosign" ]; then
+		log "building cosign (tools/cosign/go.mod) into $dir: minutes, once"
+		mkdir -p "$dir"
+		(cd "$repo/tools/cosign" && go build -o "$dir/cosign.new" github.com/sigstore/cosign/v2/cmd/cosign)
+		mv "$dir/cosign.new" "$dir/cosign"
+	fi
+	COSIGN="$dir/cosign"
 }
 
 # build_scanner builds the SBOM scanner (tools/sbom-scanner, the syft
@@ -252,6 +272,7 @@ export SHIPIT_TEST_ECR_CA=$state/ecr/ca.pem
 export SHIPIT_TEST_ECR_PASSWORD_FILE=$state/ecr/password
 export SHIPIT_TEST_GITLAB_CI_LOCAL=$npm_dir/node_modules/.bin/gitlab-ci-local
 export SHIPIT_TEST_NODE_MODULES=$npm_dir/node_modules
+export SHIPIT_TEST_COSIGN=$COSIGN
 ENV
 	log "up: source $state/env"
 }

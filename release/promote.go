@@ -9,6 +9,7 @@ import (
 	"github.com/shipit-dev/shipit/internal/gitops"
 	"github.com/shipit-dev/shipit/internal/kustomize"
 	"github.com/shipit-dev/shipit/internal/progress"
+	"github.com/shipit-dev/shipit/internal/sign"
 )
 
 // PromoteOptions configure a promotion.
@@ -19,6 +20,9 @@ type PromoteOptions struct {
 	Registry Registry
 	DryRun   bool
 	Events   progress.Sink
+	// Gate, when set, checks what is copied before anything is written:
+	// the target environment requires signatures or provenance.
+	Gate Gate
 }
 
 // PromotedImage is what an image is promoted to: its shipit name, and
@@ -70,6 +74,7 @@ func Promote(ctx context.Context, o PromoteOptions) (*PromoteResult, error) {
 	res := &PromoteResult{From: o.From.Env, To: o.To.Env}
 	res.DryRun = o.DryRun
 	var checked map[string]kustomize.Pin // source pins the registry was asked about, by reference
+	gated := map[string]bool{}           // digests the gate passed
 	var source []PromotedImage
 	images := func(ctx context.Context, w *gitops.Workspace, _ string) ([]kustomize.Image, error) {
 		pins, err := sourcePins(w, o)
@@ -94,7 +99,7 @@ func Promote(ctx context.Context, o PromoteOptions) (*PromoteResult, error) {
 			source = append(source, p)
 			out = append(out, kustomize.Image{Name: im.Name, Entry: im.KustomizeName, Repository: p.NewName, Tag: p.NewTag, Digest: p.Digest})
 		}
-		return out, nil
+		return out, gate(ctx, o.Gate, gated, source)
 	}
 	err := writePins(ctx, Options{Deploy: o.To, DryRun: o.DryRun, Events: o.Events}, &res.Result, nil, pinHooks{
 		images:  images,
@@ -105,6 +110,30 @@ func Promote(ctx context.Context, o PromoteOptions) (*PromoteResult, error) {
 	})
 	res.Images = source
 	return res, err
+}
+
+// gate checks the pins the gate has not passed yet (a re-plan on a new
+// head checks only what changed).
+func gate(ctx context.Context, g Gate, passed map[string]bool, pins []PromotedImage) error {
+	if g == nil {
+		return nil
+	}
+	var todo []sign.Subject
+	for _, p := range pins {
+		if !passed[p.NewName+"@"+p.Digest] {
+			todo = append(todo, sign.Subject{Image: p.Name, Repository: p.NewName, Tag: p.NewTag, Digest: p.Digest})
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	if err := g(ctx, todo); err != nil {
+		return err
+	}
+	for _, s := range todo {
+		passed[s.Repository+"@"+s.Digest] = true
+	}
+	return nil
 }
 
 // sourcePins reads what the source environment's overlays pin for each

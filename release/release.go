@@ -19,6 +19,7 @@ import (
 	"github.com/shipit-dev/shipit/internal/gitops"
 	"github.com/shipit-dev/shipit/internal/kustomize"
 	"github.com/shipit-dev/shipit/internal/progress"
+	"github.com/shipit-dev/shipit/internal/sign"
 	"github.com/shipit-dev/shipit/internal/tag"
 )
 
@@ -33,7 +34,24 @@ type Options struct {
 	Events       progress.Sink // notices and progress; nil: none
 	// KustomizeNames are configured images entry names, by image name.
 	KustomizeNames map[string]string
+	// Signer, when set, signs every image's digest right after its push
+	// (and a digest already in the registry under its tag, where it has
+	// no signature by the key yet).
+	Signer Signer
+	// Gate, when set, checks the images before anything is pinned: the
+	// environment requires signatures or provenance.
+	Gate Gate
 }
+
+// Signer signs a digest in the registry (internal/sign's).
+type Signer interface {
+	Sign(ctx context.Context, repo, digest string) (sign.Outcome, error)
+}
+
+// Gate checks digests about to be pinned into an environment that
+// requires signatures or provenance; an error refuses them, and nothing
+// is pinned.
+type Gate func(ctx context.Context, imgs []sign.Subject) error
 
 // Image actions.
 const (
@@ -52,6 +70,9 @@ type ImageResult struct {
 	Ref        string `json:"ref"` // repository:tag@digest, the digest now under the tag
 	Digest     string `json:"digest"`
 	Action     string `json:"action"`
+	// Signature is what signing did: signed, already signed; empty:
+	// nothing is signed.
+	Signature sign.Outcome `json:"signature,omitempty"`
 }
 
 // OverlayResult is what happened to one overlay.
@@ -104,6 +125,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return res, err
 	}
+	if o.Gate != nil && !o.DryRun {
+		if err := o.Gate(ctx, subjects(imgs, o.Record.Tag)); err != nil {
+			return res, err
+		}
+	}
 	if len(o.Deploy.Overlays) == 0 {
 		progress.Infof(o.Events, "no deploy.overlays configured: images are in the registry, no pins to bump")
 		return res, nil
@@ -134,14 +160,6 @@ func ensureImages(ctx context.Context, o Options) ([]ImageResult, error) {
 	out := make([]ImageResult, n)
 	push := make([]bool, n)
 	errs := make([]error, n)
-	each := func(idx []int, fn func(i int)) {
-		var wg sync.WaitGroup
-		for _, i := range idx {
-			wg.Add(1)
-			go func() { defer wg.Done(); fn(i) }()
-		}
-		wg.Wait()
-	}
 	all := make([]int, n)
 	for i := range all {
 		all[i] = i
@@ -197,6 +215,7 @@ func ensureImages(ctx context.Context, o Options) ([]ImageResult, error) {
 			errs[i] = fmt.Errorf("%s:%s holds %s after the push, not the build's %s: nothing is pinned", im.Repository, im.Tag, have, im.Digest)
 		default:
 			out[i].Action = ActionPushed
+			errs[i] = signImage(ctx, o, &out[i])
 		}
 	}
 	each(first, pushOne)
@@ -204,7 +223,54 @@ func ensureImages(ctx context.Context, o Options) ([]ImageResult, error) {
 		return out, err
 	}
 	each(rest, pushOne)
+	signPresent(ctx, o, out, errs)
 	return out, errors.Join(errs...)
+}
+
+// each runs fn for every index at once.
+func each(idx []int, fn func(i int)) {
+	var wg sync.WaitGroup
+	for _, i := range idx {
+		wg.Add(1)
+		go func() { defer wg.Done(); fn(i) }()
+	}
+	wg.Wait()
+}
+
+// signPresent signs what was in the registry already, where it has no
+// signature by the key yet: a re-run after a failed signature finishes
+// the job.
+func signPresent(ctx context.Context, o Options, out []ImageResult, errs []error) {
+	var present []int
+	for i := range out {
+		if out[i].Action == ActionPresent {
+			present = append(present, i)
+		}
+	}
+	each(present, func(i int) { errs[i] = signImage(ctx, o, &out[i]) })
+}
+
+// signImage signs an image's digest, when a signer is set.
+func signImage(ctx context.Context, o Options, im *ImageResult) error {
+	if o.Signer == nil {
+		return nil
+	}
+	got, err := o.Signer.Sign(ctx, im.Repository, im.Digest)
+	if err != nil {
+		return fmt.Errorf("%s: %w (nothing is pinned; run the release again to sign it)", im.Name, err)
+	}
+	im.Signature = got
+	progress.Debugf(o.Events, "%s@%s: %s", im.Repository, im.Digest, got)
+	return nil
+}
+
+// subjects are the released images as the supply-chain gate checks them.
+func subjects(imgs []ImageResult, releaseTag string) []sign.Subject {
+	var out []sign.Subject
+	for _, im := range imgs {
+		out = append(out, sign.Subject{Image: im.Name, Repository: im.Repository, Tag: releaseTag, Digest: im.Digest})
+	}
+	return out
 }
 
 // checkLayouts refuses layouts reached through a symbolic link, or holding

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -70,6 +71,26 @@ func TestDependencyDirection(t *testing.T) {
 		for _, d := range ds {
 			if d == ggcrRemote || d == ggcrRemote+"/transport" {
 				t.Errorf("%s imports %s: registry requests go through internal/registry's client", pkg, d)
+			}
+		}
+	}
+	// Signatures: cosign's libraries reach registries through
+	// go-containerregistry's remote underneath (pkg/oci/remote). Only
+	// internal/sign imports sigstore's packages, and it hands them
+	// internal/registry's RemoteOptions (the policy's transport, the
+	// keychain, retries, the command's context), so their requests keep the
+	// one client's network policy; it never imports ggcr's remote itself
+	// (the rule above).
+	for pkg, ds := range imports {
+		if matches(pkg, module+"/internal/sign") {
+			if !slices.Contains(ds, module+"/internal/registry") {
+				t.Errorf("%s does not import internal/registry: its requests must carry the registry client's options", pkg)
+			}
+			continue
+		}
+		for _, d := range ds {
+			if strings.HasPrefix(d, "github.com/sigstore/") {
+				t.Errorf("%s imports %s: signing and verifying go through internal/sign", pkg, d)
 			}
 		}
 	}

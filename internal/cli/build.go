@@ -19,6 +19,7 @@ import (
 	"github.com/shipit-dev/shipit/internal/gitinfo"
 	"github.com/shipit-dev/shipit/internal/progress"
 	"github.com/shipit-dev/shipit/internal/regauth"
+	"github.com/shipit-dev/shipit/internal/sign"
 	"github.com/shipit-dev/shipit/release"
 )
 
@@ -82,6 +83,12 @@ func runBuild(cmd *cobra.Command, g *globals, o *buildOptions, args []string) er
 	if err != nil {
 		return err
 	}
+	var signer *sign.Signer
+	if o.push {
+		if signer, err = d.signer(); err != nil {
+			return err // before anything is pushed
+		}
+	}
 	// Reach the daemon while git and the state directory are read: all are
 	// on the way to the first solve, and none needs another.
 	dial := d.dialBuilder(ctx)
@@ -108,6 +115,9 @@ func runBuild(cmd *cobra.Command, g *globals, o *buildOptions, args []string) er
 		return err
 	}
 	d.platformWarnings(mismatch)
+	if err := d.signPushed(ctx, signer, rec); err != nil {
+		return err
+	}
 	if err := printBuild(cmd.OutOrStdout(), o.output, rec, names); err != nil {
 		return err
 	}

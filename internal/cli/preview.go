@@ -165,6 +165,10 @@ func runPreviewUp(cmd *cobra.Command, g *globals, o *previewUpOptions, name stri
 	if err != nil {
 		return err
 	}
+	signer, err := d.releaseSigner()
+	if err != nil {
+		return err // before anything is pushed
+	}
 	if !o.dryRun {
 		if err := d.ensureRepositories(ctx, rec.Repositories()); err != nil {
 			return err
@@ -172,7 +176,7 @@ func runPreviewUp(cmd *cobra.Command, g *globals, o *previewUpOptions, name stri
 	}
 	res, err := preview.Up(ctx, preview.UpOptions{
 		Options: release.Options{Record: rec, RecordDir: filepath.Dir(recPath), Registry: d.registry, Deploy: dep,
-			DryRun: o.dryRun, Events: d.events, KustomizeNames: d.kustomizeNames()},
+			DryRun: o.dryRun, Events: d.events, KustomizeNames: d.kustomizeNames(), Signer: signer},
 		Name: name, Spec: spec,
 	})
 	if err != nil {

@@ -99,7 +99,11 @@ func runPromote(cmd *cobra.Command, g *globals, o *promoteOptions, target string
 	if err := o.wait.check(to, toDep); err != nil {
 		return err
 	}
-	res, err := release.Promote(ctx, release.PromoteOptions{From: fromDep, To: toDep, Images: imgs, Registry: d.registry, DryRun: o.dryRun, Events: d.events})
+	gate, err := d.gate(to)
+	if err != nil {
+		return err
+	}
+	res, err := release.Promote(ctx, release.PromoteOptions{From: fromDep, To: toDep, Images: imgs, Registry: d.registry, DryRun: o.dryRun, Events: d.events, Gate: gate})
 	if err != nil {
 		return err
 	}

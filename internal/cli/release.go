@@ -75,6 +75,7 @@ func runRelease(cmd *cobra.Command, g *globals, o *releaseOptions) error {
 	if err != nil {
 		return err
 	}
+	signerOf := d.signerAsync()
 	rec, recPath, err := d.readRecord(ctx, o.record)
 	if err != nil {
 		return err
@@ -90,6 +91,14 @@ func runRelease(cmd *cobra.Command, g *globals, o *releaseOptions) error {
 	if err := o.wait.check(env, deploy); err != nil {
 		return err
 	}
+	signer, err := signerOf()
+	if err != nil {
+		return err // before anything is pushed
+	}
+	gate, err := d.gate(env)
+	if err != nil {
+		return err
+	}
 	if !o.dryRun {
 		if err := d.ensureRepositories(ctx, rec.Repositories()); err != nil {
 			return err
@@ -98,6 +107,7 @@ func runRelease(cmd *cobra.Command, g *globals, o *releaseOptions) error {
 	res, err := release.Run(ctx, release.Options{
 		Record: rec, RecordDir: filepath.Dir(recPath), Registry: d.registry, Deploy: deploy,
 		KeepExisting: o.keepExisting, DryRun: o.dryRun, Events: d.events, KustomizeNames: d.kustomizeNames(),
+		Signer: signer, Gate: gate,
 	})
 	if err != nil {
 		return err

@@ -151,6 +151,7 @@ Exit codes: 0 success, 1 failure, 2 bad usage or configuration, 130 interrupted.
 		newUpdaterConfigCmd(g),
 		newInitCmd(),
 		newPromoteCmd(g),
+		newVerifyCmd(g),
 		newPruneCmd(g),
 		newLifecyclePolicyCmd(),
 		newPreviewCmd(g),

@@ -42,6 +42,12 @@ type Config struct {
 	InsecureRegistries []string          `yaml:"insecure-registries"`
 	Images             map[string]*Image `yaml:"images"`
 	Deploy             Deploy            `yaml:"deploy"`
+	// Sign signs every digest shipit pushes (SHIPIT_SIGN_KEY sets its
+	// key); no key: nothing is signed.
+	Sign Sign `yaml:"sign"`
+	// Verify is what shipit verify, and environments that require
+	// signatures, check signatures against.
+	Verify Verify `yaml:"verify"`
 
 	// File is the absolute path of the file the configuration came from.
 	File string `yaml:"-"`
@@ -67,6 +73,54 @@ func (r *Registry) UnmarshalYAML(n *yaml.Node) error {
 	}
 	type plain Registry
 	return n.Decode((*plain)(r))
+}
+
+// Sign configures signing.
+type Sign struct {
+	// Key is a cosign private key (encrypted, its password in
+	// COSIGN_PASSWORD): a file (relative to shipit.yaml), or env:NAME for
+	// an environment variable that holds its PEM text.
+	Key string `yaml:"key"`
+}
+
+// Verify configures signature checks.
+type Verify struct {
+	// Keys are files of cosign public keys: a signature by any one passes.
+	Keys []string `yaml:"keys"`
+}
+
+// Require is what an environment requires of every digest it pins.
+type Require struct {
+	Signature  bool `yaml:"signature"`  // signed by a key of verify.keys
+	Provenance bool `yaml:"provenance"` // provenance naming this repository and the tag's commit
+}
+
+// Any reports whether anything is required.
+func (r Require) Any() bool { return r.Signature || r.Provenance }
+
+// SignKey is sign.key resolved: env:NAME as it is, a file against
+// shipit.yaml's directory; "" when nothing is signed.
+func (c *Config) SignKey() string {
+	if c.Sign.Key == "" {
+		return ""
+	}
+	if strings.HasPrefix(c.Sign.Key, "env:") {
+		return c.Sign.Key
+	}
+	return c.Abs(c.Sign.Key)
+}
+
+// VerifyKeys are verify.keys resolved against shipit.yaml's directory.
+func (c *Config) VerifyKeys() []string {
+	var out []string
+	for _, k := range c.Verify.Keys {
+		if strings.HasPrefix(k, "env:") {
+			out = append(out, k)
+		} else {
+			out = append(out, c.Abs(k))
+		}
+	}
+	return out
 }
 
 // Builder says how to reach BuildKit.
@@ -276,6 +330,8 @@ type Environment struct {
 	Name     string   `yaml:"name"`
 	Overlays []string `yaml:"overlays"`
 	ArgoCD   ArgoCD   `yaml:"argocd"`
+	// Require is checked before anything is pinned here (promote, release).
+	Require Require `yaml:"require"`
 }
 
 // ArgoCD names the Applications of an environment, for --wait.

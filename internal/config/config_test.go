@@ -83,7 +83,7 @@ func TestLoadErrors(t *testing.T) {
 		want string // the whole message after the file name
 	}{
 		{"unknown top key", "regstry: x\nimages: {web: {context: .}}\n",
-			`:1: regstry: unknown key, did you mean "registry"? (known keys here: registry, builder, tag, cache, provenance, attest, platforms, insecure-registries, images, deploy)`},
+			`:1: regstry: unknown key, did you mean "registry"? (known keys here: registry, builder, tag, cache, provenance, attest, platforms, insecure-registries, images, deploy, sign, verify)`},
 		{"unknown image key", "images:\n  web:\n    contxt: web\n",
 			`:3: images.web.contxt: unknown key, did you mean "context"? (known keys here: repository, context, dockerfile, target, args, secrets, ssh, platforms, attest, kustomize_name)`},
 		{"images is a list", "images: [web, api]\n",
@@ -321,6 +321,13 @@ func TestEnvironments(t *testing.T) {
 	if e, _ := cfg.Env("production"); e.ArgoCD.Namespace != "ops" {
 		t.Errorf("namespace = %q", e.ArgoCD.Namespace)
 	}
+	signed, err := Load(Options{Dir: write(t, map[string]string{"shipit.yaml": "images: {web: {context: .}}\nsign: {key: keys/cosign.key}\nverify: {keys: [keys/cosign.pub, env:PUB]}\ndeploy:\n  environments: [{name: p, overlays: [a], require: {signature: true, provenance: true}}]\n"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := signed.Env("p"); !e.Require.Signature || !e.Require.Provenance || signed.SignKey() != signed.Abs("keys/cosign.key") || signed.VerifyKeys()[1] != "env:PUB" {
+		t.Errorf("sign, verify, require: %+v %s %v", e.Require, signed.SignKey(), signed.VerifyKeys())
+	}
 	old, err := Load(Options{Dir: write(t, map[string]string{"shipit.yaml": "images: {web: {context: .}}\ndeploy: {overlays: [k8s/a, k8s/b]}\n"})})
 	if err != nil || len(old.Envs()) != 1 || old.Envs()[0].Name != DefaultEnvironment || len(old.Envs()[0].Overlays) != 2 {
 		t.Errorf("deploy.overlays as one environment: %+v %v", old.Envs(), err)
@@ -331,6 +338,11 @@ func TestEnvironments(t *testing.T) {
 		{"deploy:\n  environments: [{name: s, overlay: [a]}]\n", "deploy.environments[0].overlay"},
 		{"deploy:\n  environments: [{name: s}]\n", "deploy.environments[0].overlays"},
 		{"deploy:\n  environments: [{name: Prod, overlays: [a]}]\n", "deploy.environments[0].name"},
+		{"deploy:\n  environments: [{name: p, overlays: [a], require: {signature: true}}]\n", "deploy.environments[0].require.signature"},
+		{"deploy:\n  environments: [{name: p, overlays: [a], require: {signed: true}}]\n", "deploy.environments[0].require.signed"},
+		{"sign: {}\n", "sign.key"},
+		{"sign: {key: \"env:NOT-A-NAME\"}\n", "sign.key"},
+		{"verify: {keys: [\"\"]}\n", "verify.keys[0]"},
 	} {
 		_, err := Load(Options{Dir: write(t, map[string]string{"shipit.yaml": "images: {web: {context: .}}\n" + tc.yaml})})
 		var ce *Error

@@ -82,6 +82,9 @@ func (c *Config) Validate() error {
 	if err := c.validateBuilder(); err != nil {
 		return err
 	}
+	if err := c.validateSupplyChain(); err != nil {
+		return err
+	}
 	for _, n := range c.ImageNames() {
 		if err := c.validateImage(n); err != nil {
 			return err
@@ -346,6 +349,33 @@ func (c *Config) validateEnvironments() error {
 			if !appName.MatchString(a) {
 				return c.errorf(fmt.Sprintf("%s.argocd.applications[%d]", key, j), "%q is not an Application name", a)
 			}
+		}
+	}
+	return nil
+}
+
+// envVarName is what env:NAME may name.
+var envVarName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// validateSupplyChain checks sign, verify and the environments' require.
+func (c *Config) validateSupplyChain() error {
+	if _, set := c.lines["sign"]; set || c.Sign.Key != "" {
+		k := c.Sign.Key
+		if k == "" {
+			return c.errorf("sign.key", "sign needs a key: a cosign private key file (cosign generate-key-pair), or env:NAME for a variable holding it; its password goes in COSIGN_PASSWORD")
+		}
+		if v, ok := strings.CutPrefix(k, "env:"); ok && !envVarName.MatchString(v) {
+			return c.errorf("sign.key", "%q is not an environment variable name: write env:NAME", v)
+		}
+	}
+	for i, k := range c.Verify.Keys {
+		if k == "" {
+			return c.errorf(fmt.Sprintf("verify.keys[%d]", i), "is empty: write the path of a cosign public key file (cosign.pub)")
+		}
+	}
+	for i, e := range c.Deploy.Environments {
+		if e.Require.Signature && len(c.Verify.Keys) == 0 {
+			return c.errorf(fmt.Sprintf("deploy.environments[%d].require.signature", i), "environment %s requires signatures, and verify.keys lists no public key to check them with: add the cosign.pub of sign.key", e.Name)
 		}
 	}
 	return nil

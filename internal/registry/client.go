@@ -426,3 +426,43 @@ type Image = v1.Image
 
 // Index is an image index Push writes.
 type Index = v1.ImageIndex
+
+// RemoteOptions are the options every request of this client carries
+// (keychain, the policy's transport, retries, the context), for a library
+// that speaks to registries through go-containerregistry itself (cosign's
+// pkg/oci/remote in internal/sign): its requests keep shipit's network
+// policy.
+func (r *Client) RemoteOptions(ctx context.Context) []remote.Option { return r.options(ctx) }
+
+// NameOptions are the options for parsing a reference to repo: insecure
+// only where the policy allows.
+func (r *Client) NameOptions(repo string) []name.Option { return r.Policy.Options(repo) }
+
+// ErrTooLarge is a blob larger than the caller's limit.
+var ErrTooLarge = errors.New("larger than allowed")
+
+// Blob reads a blob of repo by digest, at most limit bytes, checking that
+// its bytes hash to the digest.
+func (r *Client) Blob(ctx context.Context, repo, digest string, limit int64) ([]byte, error) {
+	ref, err := r.digest(repo, digest)
+	if err != nil {
+		return nil, err
+	}
+	l, err := remote.Layer(ref, r.options(ctx)...)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", ref, err)
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", ref, err)
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", ref, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("reading %s: %w (%d bytes)", ref, ErrTooLarge, limit)
+	}
+	return data, nil
+}

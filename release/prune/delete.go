@@ -29,16 +29,26 @@ type job struct {
 	repo   string
 	digest string   // the registry API: the manifest deleted
 	tags   []string // the tags the job removes
+	of     string   // a companion's: the digest it belongs to
 }
 
-// jobsOf splits the plan into delete requests.
-func jobsOf(o Options, res *Result) []job {
-	var jobs []job
+// jobsOf splits the plan into delete requests: the release tags', then
+// the companions' (signatures, attestations), each of which is sent only
+// once its digest is gone.
+func jobsOf(o Options, res *Result) ([]job, []job) {
+	var jobs, comp []job
 	for i, p := range res.Images {
+		for _, d := range p.Deleted {
+			if d.Of != "" {
+				comp = append(comp, job{img: i, repo: p.Repository, digest: d.Digest, tags: []string{d.Tag}, of: d.Of})
+			}
+		}
 		if o.TagDeleter != nil {
 			var tags []string
 			for _, d := range p.Deleted {
-				tags = append(tags, d.Tag)
+				if d.Of == "" {
+					tags = append(tags, d.Tag)
+				}
 			}
 			for start := 0; start < len(tags); start += ecr.BatchSize {
 				jobs = append(jobs, job{img: i, repo: p.Repository, tags: tags[start:min(start+ecr.BatchSize, len(tags))]})
@@ -48,6 +58,9 @@ func jobsOf(o Options, res *Result) []job {
 		byDigest := map[string][]string{}
 		var order []string
 		for _, d := range p.Deleted {
+			if d.Of != "" {
+				continue
+			}
 			if _, ok := byDigest[d.Digest]; !ok {
 				order = append(order, d.Digest)
 			}
@@ -57,7 +70,28 @@ func jobsOf(o Options, res *Result) []job {
 			jobs = append(jobs, job{img: i, repo: p.Repository, digest: d, tags: byDigest[d]})
 		}
 	}
-	return jobs
+	return jobs, comp
+}
+
+// runCompanions deletes each companion tag whose digest was deleted (all
+// its planned tags gone), and keeps the others.
+func runCompanions(ctx context.Context, o Options, res *Result, comp []job, oc *outcome) {
+	var ready []job
+	for _, j := range comp {
+		gone, any := true, false
+		for _, t := range res.Images[j.img].Deleted {
+			if t.Of == "" && t.Digest == j.of {
+				any = true
+				gone = gone && oc.state[j.img][t.Tag] == stateDeleted
+			}
+		}
+		if !any || !gone {
+			oc.set(j.img, j.tags, KeepCompanion)
+			continue
+		}
+		ready = append(ready, j)
+	}
+	runBatch(ctx, o, ready, oc)
 }
 
 // outcome is what became of a planned tag.
@@ -88,7 +122,7 @@ func (oc *outcome) set(img int, tags []string, state string) {
 // that a registry that refuses deletes is found before anything is gone;
 // the others several at a time, retried on 429 and 5xx.
 func deleteAll(ctx context.Context, o Options, res *Result, rp *replanner) error {
-	jobs := jobsOf(o, res)
+	jobs, comp := jobsOf(o, res)
 	oc := &outcome{}
 	for range res.Images {
 		oc.state = append(oc.state, map[string]string{})
@@ -123,6 +157,9 @@ func deleteAll(ctx context.Context, o Options, res *Result, rp *replanner) error
 			batch = batch[1:]
 		}
 		runBatch(ctx, o, batch, oc)
+	}
+	if err == nil {
+		runCompanions(ctx, o, res, comp, oc)
 	}
 	res.Requests = oc.reqs
 	settle(res, oc)

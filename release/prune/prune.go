@@ -14,6 +14,7 @@ import (
 	imageupdater "github.com/shipit-dev/shipit/internal/updater"
 
 	"github.com/shipit-dev/shipit/internal/progress"
+	"github.com/shipit-dev/shipit/internal/sign"
 	"github.com/shipit-dev/shipit/internal/tag"
 	"github.com/shipit-dev/shipit/release"
 )
@@ -79,6 +80,7 @@ const (
 	KeepUpdater      = "updater"       // the Image Updater's pick or the newest tag
 	KeepSharesDigest = "shares-digest" // its manifest carries a tag that is kept
 	KeepUnchecked    = "unchecked"     // its batch was not deleted: the pins or tags could not be read again
+	KeepCompanion    = "companion"     // the signature or attestations of a digest that stays
 )
 
 // Tag is one tag's fate.
@@ -86,6 +88,10 @@ type Tag struct {
 	Tag    string   `json:"tag"`
 	Digest string   `json:"digest,omitempty"`
 	Keep   []string `json:"keep,omitempty"` // why it stays; empty: deleted
+	// Of is the digest a companion tag belongs to (its signatures
+	// sha256-<hex>.sig, attestations .att, or the referrers fallback
+	// sha256-<hex>): it goes when that digest goes, never before.
+	Of string `json:"of,omitempty"`
 }
 
 // Image is one image's plan.
@@ -187,6 +193,7 @@ func planImage(ctx context.Context, o Options, im release.PinImage, pinned keptR
 	if err != nil {
 		return p, err
 	}
+	all, companions := splitCompanions(all)
 	var pushed map[string]time.Time
 	if o.PushTimes != nil && o.MinAge > 0 {
 		if pushed, err = o.PushTimes.PushedAt(ctx, im.Repository); err != nil {
@@ -228,7 +235,53 @@ func planImage(ctx context.Context, o Options, im release.PinImage, pinned keptR
 			p.Deleted = append(p.Deleted, pt)
 		}
 	}
+	planCompanions(&p, companions, digests, pinned)
 	return p, nil
+}
+
+// splitCompanions separates the tags stored beside digests (signatures,
+// attestations, referrers fallbacks: tag -> the digest they belong to)
+// from the rest.
+func splitCompanions(all []string) ([]string, map[string]string) {
+	var rest []string
+	comp := map[string]string{}
+	for _, s := range all {
+		if d, ok := sign.CompanionOf(s); ok {
+			comp[s] = d
+		} else {
+			rest = append(rest, s)
+		}
+	}
+	return rest, comp
+}
+
+// planCompanions plans each companion tag with its digest: deleted when
+// every tag on that digest is, kept otherwise (a digest that stays, is
+// pinned, or has no tag this prune decides on).
+func planCompanions(p *Image, comp map[string]string, digests map[string]string, pinned keptRefs) {
+	kept, doomed := map[string]bool{}, map[string]bool{}
+	for _, t := range p.Kept {
+		kept[t.Digest] = true
+	}
+	for _, t := range p.Deleted {
+		doomed[t.Digest] = true
+	}
+	tags := make([]string, 0, len(comp))
+	for t := range comp {
+		tags = append(tags, t)
+	}
+	sort.Strings(tags)
+	for _, t := range tags {
+		of := comp[t]
+		pt := Tag{Tag: t, Digest: digests[t], Of: of}
+		_, pin := pinned.digests[of]
+		if !doomed[of] || kept[of] || pin || pt.Digest == "" {
+			pt.Keep = []string{KeepCompanion}
+			p.Kept = append(p.Kept, pt)
+			continue
+		}
+		p.Deleted = append(p.Deleted, pt)
+	}
 }
 
 // newestTags are the newest keep release tags of each prefix.
