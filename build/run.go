@@ -32,6 +32,7 @@ func Run(ctx context.Context, opt Options, p Plan) (*Record, error) {
 	read := map[string]imageRead{}
 	opt.solved = func(ctx context.Context, res Result) {
 		st, err := readImage(ctx, opt.Registry, res)
+		progress.Debugf(opt.Events, "image %s read", res.Request.Name)
 		mu.Lock()
 		read[res.Request.Name] = imageRead{st, err}
 		mu.Unlock()
