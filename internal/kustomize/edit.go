@@ -15,9 +15,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
-	"github.com/shipit-dev/shipit/internal/lazyre"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 )
 
@@ -326,7 +326,7 @@ func newEntry(dashIndent string, pin Pin) string {
 
 // plainSafe is what can be written without quotes and still read back as
 // the same string (kustomize's tags, digests and repository names).
-var plainSafe = lazyre.New(`^[A-Za-z_/][A-Za-z0-9._/:@+-]*$|^[0-9][0-9A-Za-z._/:@+-]*[A-Za-z_:@/+-][0-9A-Za-z._/:@+-]*$`)
+var plainSafe = regexp.MustCompile(`^[A-Za-z_/][A-Za-z0-9._/:@+-]*$|^[0-9][0-9A-Za-z._/:@+-]*[A-Za-z_:@/+-][0-9A-Za-z._/:@+-]*$`)
 
 // scalar renders a string value, keeping a quoted style when the old value
 // was quoted, and quoting when a plain scalar would read as something else.
