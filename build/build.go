@@ -5,7 +5,9 @@ package build
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -237,6 +239,7 @@ func runJob(ctx context.Context, opt Options, j job, multi bool, status func(lab
 		var desc ocispecs.Descriptor
 		desc, err = solveOne(ctx, opt, node.Solver, r, status(label))
 		if err == nil {
+			progress.Debugf(opt.Events, "image %s solved", label)
 			res := Result{Request: r, Digest: desc.Digest.String(), Descriptor: desc, Node: node.Name}
 			if opt.solved != nil && !j.part {
 				opt.solved(ctx, res)
@@ -376,6 +379,7 @@ func solveOpt(r Request) (client.SolveOpt, error) {
 		return client.SolveOpt{}, err
 	}
 	return client.SolveOpt{
+		SharedKey:     sharedKey(r),
 		Frontend:      "dockerfile.v0",
 		FrontendAttrs: attrs,
 		LocalMounts:   map[string]fsutil.FS{"context": ctxFS, "dockerfile": dfFS},
@@ -405,6 +409,19 @@ func attestAttrs(attrs map[string]string, r Request) {
 			attrs["attest:sbom"] = `"generator=` + strings.ReplaceAll(r.SBOMGenerator, `"`, `""`) + `"`
 		}
 	}
+}
+
+// sharedKey names the daemon's kept copy of an image's context and
+// Dockerfile directory between builds. BuildKit keys that copy on the
+// local name ("context") and the session's shared key: with none, every
+// image of a build shares one copy, so concurrent images take turns
+// syncing their whole context into it and hashing it again. A key of the
+// directories' own makes each no-op sync a comparison of file metadata.
+// It only picks which copy the daemon syncs into: what the build sees is
+// the directory as it is now, either way.
+func sharedKey(r Request) string {
+	sum := sha256.Sum256([]byte("shipit\x00" + r.ContextDir + "\x00" + r.DockerfileDir + "\x00" + strings.Join(r.ContextExclude, "\x00")))
+	return "shipit-" + hex.EncodeToString(sum[:12])
 }
 
 // exportEntry is where a request's image goes: its repository, or its

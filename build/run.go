@@ -27,11 +27,22 @@ func Run(ctx context.Context, opt Options, p Plan) (*Record, error) {
 	for _, w := range warnings {
 		progress.Warnf(opt.Events, "%s", w)
 	}
+	// The last record, read once: a partial build merges it, and a push
+	// takes from it what it already knows of an image (known).
+	path := filepath.Join(p.StateDir, RecordFile)
+	var prev *Record
+	if p.Partial || p.Push {
+		// A full build's record replaces the old one whatever it held;
+		// an unreadable old record is replaced too.
+		prev, _ = ReadRecord(path)
+	}
+	knownPushed := known(prev)
 	// Each image is read as soon as its solve is done, beside the others'.
 	var mu sync.Mutex
 	read := map[string]imageRead{}
 	opt.solved = func(ctx context.Context, res Result) {
-		st, err := readImage(ctx, opt.Registry, res)
+		st, err := readImageKnown(ctx, opt.Registry, res, knownPushed)
+		progress.Debugf(opt.Events, "image %s read", res.Request.Name)
 		mu.Lock()
 		read[res.Request.Name] = imageRead{st, err}
 		mu.Unlock()
@@ -69,13 +80,8 @@ func Run(ctx context.Context, opt Options, p Plan) (*Record, error) {
 	sort.Slice(rec.Images, func(i, j int) bool { return rec.Images[i].Name < rec.Images[j].Name })
 	progress.Debugf(opt.Events, "images read")
 
-	path := filepath.Join(state, RecordFile)
-	if p.Partial {
-		// A full build's record replaces the old one unread; an
-		// unreadable old record is replaced too.
-		if prev, err := ReadRecord(path); err == nil {
-			rec.Merge(prev)
-		}
+	if p.Partial && prev != nil {
+		rec.Merge(prev)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -95,6 +101,31 @@ func readImage(ctx context.Context, reg Registry, res Result) (stats, error) {
 		return remoteStats(ctx, reg, r.Repository, res.Descriptor)
 	}
 	return keepLayout(r.LayoutDir, res.Descriptor)
+}
+
+// readImageKnown is readImage, but for an image pushed to a repository
+// that the last record holds, pushed, with the same digest: the digest
+// names the content, so its size and platforms are the record's, and the
+// registry is not asked again (a no-op build --push reads nothing back).
+func readImageKnown(ctx context.Context, reg Registry, res Result, known map[string]Image) (stats, error) {
+	if im, ok := known[res.Request.Repository+"@"+res.Digest]; ok && res.Request.Push {
+		return stats{size: im.Size, platforms: im.Platforms}, nil
+	}
+	return readImage(ctx, reg, res)
+}
+
+// known indexes a record's pushed images by repository@digest.
+func known(rec *Record) map[string]Image {
+	m := map[string]Image{}
+	if rec == nil {
+		return m
+	}
+	for _, im := range rec.Images {
+		if im.Pushed && im.Digest != "" && im.Size > 0 {
+			m[im.Repository+"@"+im.Digest] = im
+		}
+	}
+	return m
 }
 
 type imageRead struct {

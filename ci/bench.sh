@@ -4,7 +4,8 @@
 # warmer machine. Needs the test environment: it starts it when it is not up.
 #
 #   ci/bench.sh            # everything, N=15 rounds
-#   ci/bench.sh build      # shipit build against two buildctl in parallel: no-op and one file changed, OCI layouts and push
+#   ci/bench.sh build      # shipit build against one buildctl per image in parallel and buildx bake: the example app and 8 images, no-op and one file changed, OCI layouts and push
+#   BASELINE=/tmp/ab43720/shipit ci/bench.sh startup   # shipit version and tag against another build, alternating (no daemon)
 #   ci/bench.sh images     # the same with 1, 2 and 8 images
 #   ci/bench.sh release    # shipit release against crane push + kustomize edit + git
 #   ci/bench.sh sign       # shipit release with sign: against without (two images, the real registry); verify's registry requests
@@ -24,6 +25,38 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 N=${N:-15}
 what=${1:-all}
+# startup needs no daemon: shipit version and shipit tag, this build
+# against BASELINE (another shipit binary, e.g. one built from ab43720),
+# alternating in one run; the clock is bash's own ($EPOCHREALTIME, no
+# process of its own), and the CPU time is hyperfine's.
+if [ "$what" = startup ]; then
+	: "${BASELINE:?BASELINE=path/to/another/shipit: the binary to compare with}"
+	(cd "$repo" && go build -o bin/shipit ./cmd/shipit)
+	rounds=${N_STARTUP:-200}
+	app=$(mktemp -d)
+	trap 'rm -rf "$app"' EXIT
+	cp -r "$repo/examples/app/." "$app/"
+	git -C "$app" init -q && git -C "$app" add -A && git -C "$app" -c user.name=b -c user.email=b@example.com commit -qm startup
+	cd "$app"
+	us() { local t=$EPOCHREALTIME; "$@" >/dev/null; echo $(( (${EPOCHREALTIME/./} - ${t/./}) )); }
+	median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+	for cmd in version tag; do
+		: >"$app/.new" && : >"$app/.old"
+		"$repo/bin/shipit" "$cmd" >/dev/null && "$BASELINE" "$cmd" >/dev/null
+		for _ in $(seq "$rounds"); do
+			us "$repo/bin/shipit" "$cmd" >>"$app/.new"
+			us "$BASELINE" "$cmd" >>"$app/.old"
+		done
+		a=$(median <"$app/.new") b=$(median <"$app/.old")
+		printf 'shipit %-7s median of %s alternating runs: this build %5.1f ms, %s %5.1f ms, ratio %s (target <= 1.00)\n' \
+			"$cmd" "$rounds" "$(awk -v v="$a" 'BEGIN{print v/1000}')" "$BASELINE" "$(awk -v v="$b" 'BEGIN{print v/1000}')" \
+			"$(awk -v a="$a" -v b="$b" 'BEGIN{printf "%.2f", a/b}')"
+	done
+	if command -v hyperfine >/dev/null; then
+		hyperfine -N -w 5 -r 100 "$repo/bin/shipit version" "$BASELINE version" "$repo/bin/shipit tag" "$BASELINE tag" 2>&1 | grep -E 'Benchmark|User'
+	fi
+	exit 0
+fi
 if [ ! -S "$repo/.testenv/buildkitd.sock" ]; then "$repo/ci/testenv.sh" up; fi
 # shellcheck disable=SC1091
 . "$repo/.testenv/env"
@@ -59,6 +92,132 @@ alternate() {
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
+
+# alternate3 A B C [ROUNDS [SETUP]] is alternate for three: medians in
+# $med_a, $med_b and $med_c.
+alternate3() {
+	local rounds=${4:-$N} setup=${5:-:} f t
+	for f in "$1" "$2" "$3"; do : >"$results/$f.ms"; done
+	for _ in $(seq "$rounds"); do
+		for f in "$1" "$2" "$3"; do
+			"$setup"
+			t=$(date +%s%N)
+			"$f"
+			ms "$t" >>"$results/$f.ms"
+		done
+	done
+	med_a=$(median <"$results/$1.ms")
+	med_b=$(median <"$results/$2.ms")
+	med_c=$(median <"$results/$3.ms")
+}
+
+# build_buildx builds docker/buildx (tools/buildx/go.mod, its own module:
+# it needs a newer BuildKit client than shipit's go.mod pins, and talks to
+# the v0.33.1 daemon over the same API) and makes a remote-driver builder
+# of the test daemon, in a buildx configuration of this run's own.
+build_buildx() {
+	local bin="$repo/.testenv/bin" v
+	mkdir -p "$bin"
+	v=$(cd "$repo/tools/buildx" && go list -m -f '{{.Version}}' github.com/docker/buildx)
+	(cd "$repo/tools/buildx" && go build -ldflags "-X github.com/docker/buildx/version.Version=$v" -o "$bin/buildx" github.com/docker/buildx/cmd/buildx)
+	buildx="$bin/buildx"
+	export BUILDX_CONFIG="$results/buildx" DOCKER_CONFIG="$results/docker"
+	# shipit writes no attestations unless provenance is configured.
+	export BUILDX_NO_DEFAULT_ATTESTATIONS=1
+	"$buildx" create --name shipit-bench --driver remote "$BUILDKIT_HOST" >/dev/null
+	"$buildx" --builder shipit-bench inspect --bootstrap >/dev/null
+}
+
+# The images of an app, one a line: name, context, target, secret id (for
+# env DEMO_API_TOKEN) and build args (K=V joined by |), tab-separated; -
+# for none. The example app's are the same as its shipit.yaml's.
+printf 'web\tweb\truntime\tapi_token\tBASE=%s|GREETING=hello from shipit\nproxy\tproxy\t-\t-\tBASE=%s\n' \
+	"$SHIPIT_TEST_BASE" "$SHIPIT_TEST_BASE" >"$work/.bench-images"
+
+# make_eight DIR writes an app of eight images, each a COPY and a RUN on
+# the base image, committed.
+make_eight() {
+	local app=$1 i
+	mkdir -p "$app"
+	printf 'registry: %s/bench8\nimages:\n' "$SHIPIT_TEST_REGISTRY" >"$app/shipit.yaml"
+	: >"$app/.bench-images"
+	for i in 1 2 3 4 5 6 7 8; do
+		mkdir -p "$app/img$i"
+		printf 'ARG BASE=busybox\nFROM ${BASE}\nCOPY f /f\nRUN cat /f > /g\n' >"$app/img$i/Dockerfile"
+		echo "$i" >"$app/img$i/f"
+		printf '  img%s:\n    context: img%s\n    args: {BASE: "%s"}\n' "$i" "$i" "$SHIPIT_TEST_BASE" >>"$app/shipit.yaml"
+		printf 'img%s\timg%s\t-\t-\tBASE=%s\n' "$i" "$i" "$SHIPIT_TEST_BASE" >>"$app/.bench-images"
+	done
+	printf '.bench-images\n' >"$app/.gitignore"
+	git -C "$app" init -q && git -C "$app" add -A && git -C "$app" -c user.name=b -c user.email=b@example.com commit -qm eight
+}
+
+# buildctl_one NAME CONTEXT TARGET SECRET ARGS OUT builds one image as
+# shipit does (the same frontend options, secret and exporter attributes).
+buildctl_one() {
+	local name=$1 ctx=$2 target=$3 secret=$4 args=$5 out a
+	local opts=(--opt "build-arg:SOURCE_DATE_EPOCH=$epoch" --opt "label:org.opencontainers.image.revision=$sha")
+	[ "$target" != - ] && opts+=(--opt "target=$target")
+	[ "$secret" != - ] && opts+=(--secret "id=$secret,env=DEMO_API_TOKEN")
+	IFS='|' read -ra a <<<"$args"
+	for kv in "${a[@]}"; do opts+=(--opt "build-arg:$kv"); done
+	out="type=image,name=$SHIPIT_TEST_REGISTRY/$(repo_of "$name"):$tag,push=true,registry.insecure=true"
+	[ "$6" = oci ] && out="type=oci,dest=$results/bc-$name,tar=false,name=$SHIPIT_TEST_REGISTRY/$(repo_of "$name"):$tag"
+	"$buildctl" build --progress quiet --frontend dockerfile.v0 --local "context=$ctx" --local "dockerfile=$ctx" \
+		"${opts[@]}" --output "$out,oci-mediatypes=true,rewrite-timestamp=true" 2>>"$results/buildctl.log"
+}
+# repo_of NAME is the image's repository under the registry, as shipit.yaml says.
+repo_of() { sed -n 's#^registry: [^/]*/\(.*\)#\1#p' shipit.yaml | sed "s#\$#/$1#"; }
+buildctl_all() {
+	local name ctx target secret args
+	while IFS=$'\t' read -r name ctx target secret args; do
+		buildctl_one "$name" "$ctx" "$target" "$secret" "$args" "$1" &
+	done <.bench-images
+	wait
+}
+buildctl_oci() { buildctl_all oci; }
+buildctl_push() { buildctl_all push; }
+
+# write_bake OUT is a bake file of the same images: OCI layouts or push.
+write_bake() {
+	local name ctx target secret args names=() kv a
+	while IFS=$'\t' read -r name ctx target secret args; do names+=("\"$name\""); done <.bench-images
+	printf 'group "default" {\n  targets = [%s]\n}\n' "$(IFS=,; echo "${names[*]}")"
+	while IFS=$'\t' read -r name ctx target secret args; do
+		printf 'target "%s" {\n  context = "%s"\n  dockerfile = "Dockerfile"\n' "$name" "$ctx"
+		[ "$target" != - ] && printf '  target = "%s"\n' "$target"
+		[ "$secret" != - ] && printf '  secret = ["id=%s,env=DEMO_API_TOKEN"]\n' "$secret"
+		printf '  args = {\n    SOURCE_DATE_EPOCH = "%s"\n' "$epoch"
+		IFS='|' read -ra a <<<"$args"
+		for kv in "${a[@]}"; do printf '    %s = "%s"\n' "${kv%%=*}" "${kv#*=}"; done
+		printf '  }\n  labels = {\n    "org.opencontainers.image.revision" = "%s"\n  }\n' "$sha"
+		printf '  tags = ["%s/%s:%s"]\n' "$SHIPIT_TEST_REGISTRY" "$(repo_of "$name")" "$tag"
+		if [ "$1" = oci ]; then
+			printf '  output = ["type=oci,dest=%s/bake-%s,tar=false,oci-mediatypes=true,rewrite-timestamp=true"]\n}\n' "$results" "$name"
+		else
+			printf '  output = ["type=image,push=true,registry.insecure=true,oci-mediatypes=true,rewrite-timestamp=true"]\n}\n'
+		fi
+	done <.bench-images
+}
+bake_oci() { "$buildx" --builder shipit-bench bake --allow "fs.write=$results" --progress quiet -f "$results/bake-oci.hcl" >/dev/null 2>>"$results/bake.log"; }
+bake_push() { "$buildx" --builder shipit-bench bake --progress quiet -f "$results/bake-push.hcl" >/dev/null 2>>"$results/bake.log"; }
+
+shipit_oci() { "$shipit" build --progress quiet >/dev/null 2>>"$results/shipit.log"; }
+shipit_push() { "$shipit" build --push --progress quiet >/dev/null 2>>"$results/shipit.log"; }
+# BASELINE=path/to/another/shipit: that binary too, alternating with this one.
+baseline_oci() { "$BASELINE" build --progress quiet >/dev/null 2>>"$results/shipit.log"; }
+baseline_push() { "$BASELINE" build --push --progress quiet >/dev/null 2>>"$results/shipit.log"; }
+# One file changed before each run (untimed), for all: the proxy's in the
+# example app, img1's in the eight.
+changes=0
+change_file() {
+	changes=$((changes + 1))
+	if [ -f proxy/proxy.conf ]; then
+		echo "listen 8080; upstream web:3000; # change $changes" >proxy/proxy.conf
+	else
+		echo "change $changes" >img1/f
+	fi
+}
 cp -r "$repo/examples/app/." "$work/"
 rm -rf "$work/.shipit"
 sed -i "s#^registry: .*#registry: $SHIPIT_TEST_REGISTRY/bench#" "$work/shipit.yaml"
@@ -72,60 +231,48 @@ epoch=$(git log -1 --format=%ct)
 sha=$(git rev-parse HEAD)
 
 bench_build() {
-# The same two builds as shipit's, with buildctl, in parallel: the floor of
-# one solve per image on this daemon. $1 is the output: oci (an OCI layout
-# directory, as shipit build keeps) or push.
-buildctl_web() {
-	local out="type=image,name=$SHIPIT_TEST_REGISTRY/bench/web:$tag,push=true,registry.insecure=true"
-	[ "$1" = oci ] && out="type=oci,dest=$results/bc-web,tar=false,name=$SHIPIT_TEST_REGISTRY/bench/web:$tag"
-	"$buildctl" build --progress quiet --frontend dockerfile.v0 \
-		--local context=web --local dockerfile=web --opt target=runtime \
-		--opt build-arg:BASE="$SHIPIT_TEST_BASE" --opt "build-arg:GREETING=hello from shipit" \
-		--opt build-arg:SOURCE_DATE_EPOCH="$epoch" --opt label:org.opencontainers.image.revision="$sha" \
-		--secret id=api_token,env=DEMO_API_TOKEN \
-		--output "$out,oci-mediatypes=true,rewrite-timestamp=true" 2>>"$results/buildctl.log"
-}
-buildctl_proxy() {
-	local out="type=image,name=$SHIPIT_TEST_REGISTRY/bench/proxy:$tag,push=true,registry.insecure=true"
-	[ "$1" = oci ] && out="type=oci,dest=$results/bc-proxy,tar=false,name=$SHIPIT_TEST_REGISTRY/bench/proxy:$tag"
-	"$buildctl" build --progress quiet --frontend dockerfile.v0 \
-		--local context=proxy --local dockerfile=proxy \
-		--opt build-arg:BASE="$SHIPIT_TEST_BASE" --opt build-arg:SOURCE_DATE_EPOCH="$epoch" \
-		--opt label:org.opencontainers.image.revision="$sha" \
-		--output "$out,oci-mediatypes=true,rewrite-timestamp=true" 2>>"$results/buildctl.log"
-}
-buildctl_oci() { buildctl_web oci & buildctl_proxy oci; wait; }
-buildctl_push() { buildctl_web push & buildctl_proxy push; wait; }
-shipit_oci() { "$shipit" build --progress quiet >/dev/null 2>>"$results/shipit.log"; }
-shipit_push() { "$shipit" build --push --progress quiet >/dev/null 2>>"$results/shipit.log"; }
-# BASELINE=path/to/another/shipit: that binary too, alternating with this one.
-baseline_oci() { "$BASELINE" build --progress quiet >/dev/null 2>>"$results/shipit.log"; }
-baseline_push() { "$BASELINE" build --push --progress quiet >/dev/null 2>>"$results/shipit.log"; }
-# One file changed: the proxy's, before each run (untimed), for both.
-changes=0
-change_file() {
-	changes=$((changes + 1))
-	echo "listen 8080; upstream web:3000; # change $changes" >proxy/proxy.conf
-}
-
-echo "warm builds of the example app (two images), median of $N alternating runs on $(nproc) cores, against two buildctl in parallel:"
-for scenario in "no-op oci" "no-op push" "changed oci" "changed push"; do
-	# shellcheck disable=SC2086 # two words: the scenario and the output
-	set -- $scenario
-	setup=:
-	[ "$1" = changed ] && setup=change_file
-	# Warm both paths once.
-	"shipit_$2"
-	"buildctl_$2"
-	alternate "shipit_$2" "buildctl_$2" "$N" "$setup"
-	printf '  %-8s %-5s shipit build %5s ms, buildctl x2 in parallel %5s ms, ratio %s (target <= 0.80)\n' \
-		"$1" "$2" "$med_a" "$med_b" "$(ratio "$med_a" "$med_b")"
-	if [ -n "${BASELINE:-}" ]; then
-		alternate "shipit_$2" "baseline_$2" "$N" "$setup"
-		printf '  %-8s %-5s shipit build %5s ms, %s %5s ms, ratio %s\n' "$1" "$2" "$med_a" "$BASELINE" "$med_b" "$(ratio "$med_a" "$med_b")"
-	fi
+# Three ways to build the same images on the same daemon, alternating:
+# shipit build; one buildctl per image, all in parallel (the floor of one
+# solve per image); and docker buildx bake (one process, its own session)
+# on a remote-driver builder of the same daemon. On the example app (two
+# images) and an eight-image app, no-op and one file changed, OCI layouts
+# out and pushed to the test registry.
+build_buildx
+local eight="$results/eight"
+make_eight "$eight"
+local app
+for app in "$work" "$eight"; do
+	cd "$app"
+	tag=$("$shipit" tag)
+	epoch=$(git log -1 --format=%ct)
+	sha=$(git rev-parse HEAD)
+	write_bake oci >"$results/bake-oci.hcl"
+	write_bake push >"$results/bake-push.hcl"
+	local n
+	n=$(wc -l <"$app/.bench-images")
+	echo "warm builds of $(basename "$app") ($n images), median of $N alternating rounds on $(nproc) cores:"
+	for scenario in "no-op oci" "no-op push" "changed oci" "changed push"; do
+		# shellcheck disable=SC2086 # two words: the scenario and the output
+		set -- $scenario
+		setup=:
+		[ "$1" = changed ] && setup=change_file
+		# Warm every path once.
+		if ! { "shipit_$2" && "buildctl_$2" && "bake_$2"; }; then
+			tail -n 20 "$results"/*.log >&2
+			exit 1
+		fi
+		alternate3 "shipit_$2" "buildctl_$2" "bake_$2" "$N" "$setup"
+		printf '  %-8s %-5s shipit %5s ms, buildctl x%s parallel %5s ms, bake %5s ms; shipit/buildctl %s (target <= 0.80), shipit/bake %s (target <= 0.60)\n' \
+			"$1" "$2" "$med_a" "$n" "$med_b" "$med_c" "$(ratio "$med_a" "$med_b")" "$(ratio "$med_a" "$med_c")"
+		if [ -n "${BASELINE:-}" ]; then
+			alternate "shipit_$2" "baseline_$2" "$N" "$setup"
+			printf '  %-8s %-5s shipit build %5s ms, %s %5s ms, ratio %s\n' "$1" "$2" "$med_a" "$BASELINE" "$med_b" "$(ratio "$med_a" "$med_b")"
+		fi
+	done
+	git checkout -q .
 done
-git checkout -q proxy/proxy.conf
+cd "$work"
+tag=$("$shipit" tag)
 
 # Time to the first solve request: from just before shipit is started (the
 # shell's clock) to the moment shipit sends its first solve (shipit -v logs

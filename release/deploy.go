@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/shipit-dev/shipit/internal/gitinfo"
 	"github.com/shipit-dev/shipit/internal/gitops"
 	"github.com/shipit-dev/shipit/internal/kustomize"
+	"github.com/shipit-dev/shipit/internal/lazyre"
 	"github.com/shipit-dev/shipit/internal/progress"
 	"github.com/shipit-dev/shipit/internal/tag"
 )
@@ -168,7 +168,7 @@ func CheckRecord(rec *build.Record, path, headSHA string, repos map[string]strin
 	return nil
 }
 
-var digestRE = regexp.MustCompile(`^sha256:[a-f0-9]{64}$`)
+var digestRE = lazyre.New(`^sha256:[a-f0-9]{64}$`)
 
 // localLayout reports whether a record's layout path stays inside the
 // record's directory: relative, no "..", no absolute path.

@@ -19,7 +19,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/shipit-dev/shipit/internal/progress"
@@ -35,8 +34,8 @@ const RefreshAnnotation = "argocd.argoproj.io/refresh"
 // Client reads and refreshes Applications.
 type Client struct {
 	dyn  dynamic.Interface
-	core corev1client.CoreV1Interface // pods, their events and logs, nodes; nil: no pod-level reasons
-	Host string                       // the API server, for messages
+	core Core   // pods, their events and logs, nodes; nil: no pod-level reasons
+	Host string // the API server, for messages
 	// Later, when set, reports whether an Application's revision is a
 	// later commit of the branch than the one waited for (another
 	// process pushed on top of it): Argo CD syncs the branch's head, and
@@ -66,7 +65,7 @@ func Connect(kubeconfig, kubeContext string) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	core, err := corev1client.NewForConfig(cfg)
+	core, err := NewCore(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +74,7 @@ func Connect(kubeconfig, kubeContext string) (*Client, error) {
 
 // NewWith makes a client over a dynamic client and, when not nil, a core
 // client for pod-level reasons (for tests).
-func NewWith(dyn dynamic.Interface, core corev1client.CoreV1Interface, host string) *Client {
+func NewWith(dyn dynamic.Interface, core Core, host string) *Client {
 	return &Client{dyn: dyn, core: core, Host: host}
 }
 

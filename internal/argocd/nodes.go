@@ -18,7 +18,7 @@ func (c *Client) NodePlatforms(ctx context.Context) ([]string, error) {
 	if c.core == nil {
 		return nil, errors.New("no Kubernetes API client for nodes")
 	}
-	list, err := c.core.Nodes().List(ctx, metav1.ListOptions{Limit: maxNodes})
+	list, err := c.core.ListNodes(ctx, metav1.ListOptions{Limit: maxNodes})
 	if err != nil {
 		return nil, err
 	}

@@ -31,7 +31,7 @@ func TestNodePlatforms(t *testing.T) {
 	}
 	core := &fakecorev1.FakeCoreV1{Fake: &clienttesting.Fake{}}
 	core.AddReactor("*", "*", clienttesting.ObjectReaction(tracker))
-	got, err := NewWith(nil, core, "").NodePlatforms(context.Background())
+	got, err := NewWith(nil, typedCore{core}, "").NodePlatforms(context.Background())
 	if err != nil || strings.Join(got, ",") != "linux/amd64,linux/arm64" {
 		t.Errorf("NodePlatforms = %v, %v", got, err)
 	}

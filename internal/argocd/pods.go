@@ -244,7 +244,7 @@ func (c *Client) podIssues(ctx context.Context, r *Resource, nodes map[string]st
 	if err != nil {
 		return nil, "", err
 	}
-	list, err := c.core.Pods(r.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel, Limit: maxPods})
+	list, err := c.core.ListPods(ctx, r.Namespace, metav1.ListOptions{LabelSelector: sel, Limit: maxPods})
 	if err != nil {
 		return nil, message, fmt.Errorf("listing the pods of %s %s/%s: %w", r.Kind, r.Namespace, r.Name, err)
 	}
@@ -340,7 +340,7 @@ func (c *Client) tail(ctx context.Context, ns, pod, container string, previous b
 	// While the kubelet restarts the container, its previous log can be
 	// unreadable for a moment: three tries.
 	for range 3 {
-		if rc, err = c.core.Pods(ns).GetLogs(pod, opts).Stream(ctx); err == nil {
+		if rc, err = c.core.Logs(ctx, ns, pod, opts); err == nil {
 			break
 		}
 		select {
@@ -378,7 +378,7 @@ func logTail(s string) []string {
 // lastWarning is the message of a pod's latest Warning event (of reason
 // Unhealthy: a probe's failure, when probe).
 func (c *Client) lastWarning(ctx context.Context, ns, pod string, probe bool) string {
-	list, err := c.core.Events(ns).List(ctx, metav1.ListOptions{
+	list, err := c.core.ListEvents(ctx, ns, metav1.ListOptions{
 		FieldSelector: "involvedObject.kind=Pod,involvedObject.name=" + pod + ",type=Warning",
 		Limit:         maxEvents,
 	})
@@ -420,7 +420,7 @@ func (c *Client) nodePlatform(ctx context.Context, node string, cache map[string
 	if p, ok := cache[node]; ok {
 		return p
 	}
-	n, err := c.core.Nodes().Get(ctx, node, metav1.GetOptions{})
+	n, err := c.core.GetNode(ctx, node)
 	p := ""
 	if err == nil {
 		p = Clean(n.Status.NodeInfo.OperatingSystem + "/" + n.Status.NodeInfo.Architecture)

@@ -121,7 +121,7 @@ func TestDiagnose(t *testing.T) {
 			"reason": "ProgressDeadlineExceeded", "message": `ReplicaSet "web-5d9c" has timed out progressing.`}}},
 	}}
 	dyn := dynamicfake.NewSimpleDynamicClient(runtime.NewScheme(), deploy)
-	c := NewWith(dyn, core, "https://127.0.0.1:6443")
+	c := NewWith(dyn, typedCore{core}, "https://127.0.0.1:6443")
 
 	// As Argo CD 3 writes it: no health for resources that have one of
 	// their own, Missing for one that is not there.
@@ -191,7 +191,7 @@ func TestForeignPlatform(t *testing.T) {
 	_ = tracker.Add(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"}, Status: corev1.NodeStatus{NodeInfo: corev1.NodeSystemInfo{OperatingSystem: "linux", Architecture: "amd64"}}})
 	core := &fakecorev1.FakeCoreV1{Fake: &clienttesting.Fake{}}
 	core.AddReactor("*", "*", clienttesting.ObjectReaction(tracker))
-	c := NewWith(nil, core, "")
+	c := NewWith(nil, typedCore{core}, "")
 	c.Platforms = func(_ context.Context, image string) ([]string, error) { return []string{"linux/s390x"}, nil }
 	f := finding{PodIssue: PodIssue{Pod: "web-1", Container: "web", Node: "node-1", Reason: "Error", Image: "r/web:t@sha256:1", Message: "exec /app/app: exec format error"}}
 	c.complete(context.Background(), "shop", &f, map[string]string{})

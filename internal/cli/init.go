@@ -8,13 +8,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/shipit-dev/shipit/internal/gitinfo"
+	"github.com/shipit-dev/shipit/internal/lazyre"
 	"github.com/shipit-dev/shipit/internal/scaffold"
 )
 
@@ -203,4 +203,4 @@ func selfSHA256() string {
 // bytes a pipeline can download.
 func isRelease(v string) bool { return releaseVersion.MatchString(v) }
 
-var releaseVersion = regexp.MustCompile(`^v[0-9]+\.[0-9]+\.[0-9]+$`)
+var releaseVersion = lazyre.New(`^v[0-9]+\.[0-9]+\.[0-9]+$`)

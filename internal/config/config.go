@@ -4,11 +4,11 @@ package config
 
 import (
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"text/template"
 
+	"github.com/shipit-dev/shipit/internal/lazyre"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -306,7 +306,7 @@ type PreviewsArgoCD struct {
 
 // PreviewName is the rule a preview's name follows: a DNS label of at most
 // 40 characters.
-var PreviewName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
+var PreviewName = lazyre.New(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
 
 // App is the app's name: the folder that holds shipit.yaml.
 func (c *Config) App() string { return filepath.Base(c.Dir()) }

@@ -2,13 +2,13 @@ package config
 
 import (
 	"github.com/shipit-dev/shipit/internal/kustomize"
+	"github.com/shipit-dev/shipit/internal/lazyre"
 	"github.com/shipit-dev/shipit/internal/redact"
 	"github.com/shipit-dev/shipit/internal/registry"
 
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 
 	"github.com/containerd/platforms"
@@ -16,7 +16,7 @@ import (
 )
 
 // secretID is what BuildKit accepts as a secret or SSH id.
-var secretID = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+var secretID = lazyre.New(`^[A-Za-z0-9_.-]+$`)
 
 func (c *Config) errorf(key, format string, args ...any) error {
 	return &Error{File: c.File, Line: c.lines[key], Key: key, Msg: fmt.Sprintf(format, args...)}
@@ -316,9 +316,9 @@ var envName = PreviewName
 
 var (
 	// appName is an Argo CD Application's (or ApplicationSet's) name.
-	appName = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$`)
+	appName = lazyre.New(`^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$`)
 	// nodeName is a builder node's name.
-	nodeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+	nodeName = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 )
 
 func (c *Config) validateEnvironments() error {
@@ -355,7 +355,7 @@ func (c *Config) validateEnvironments() error {
 }
 
 // envVarName is what env:NAME may name.
-var envVarName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+var envVarName = lazyre.New(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // validateSupplyChain checks sign, verify and the environments' require.
 func (c *Config) validateSupplyChain() error {
@@ -403,7 +403,7 @@ func (c *Config) CheckPlaceholders() error {
 }
 
 // dnsName is a host name of DNS labels.
-var dnsName = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+var dnsName = lazyre.New(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 func (c *Config) validatePreviews() error {
 	p := c.Deploy.Previews

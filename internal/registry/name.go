@@ -1,11 +1,11 @@
 package registry
 
-import "regexp"
+import "github.com/shipit-dev/shipit/internal/lazyre"
 
 // imageName is a repository path component, as the distribution spec
 // allows it: lower-case letters and digits, separated by one '.' or '_',
 // two '_', or any run of '-'.
-var imageName = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$`)
+var imageName = lazyre.New(`^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$`)
 
 // ValidImageName reports whether name can be an image's name in
 // shipit.yaml: the last component of its repository. It is the one rule

@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/shipit-dev/shipit/internal/confine"
+	"github.com/shipit-dev/shipit/internal/lazyre"
 )
 
 // Defaults init falls back on, and says so.
@@ -68,9 +68,9 @@ type Command struct {
 }
 
 var (
-	gemfileRuby = regexp.MustCompile(`(?m)^\s*ruby\s*\(?\s*["']([0-9][0-9A-Za-z.]*)["']`)
-	lockRuby    = regexp.MustCompile(`(?m)^RUBY VERSION\s*\n\s+ruby ([0-9][0-9.]*)`)
-	version     = regexp.MustCompile(`[0-9]+(\.[0-9]+){0,2}`)
+	gemfileRuby = lazyre.New(`(?m)^\s*ruby\s*\(?\s*["']([0-9][0-9A-Za-z.]*)["']`)
+	lockRuby    = lazyre.New(`(?m)^RUBY VERSION\s*\n\s+ruby ([0-9][0-9.]*)`)
+	version     = lazyre.New(`[0-9]+(\.[0-9]+){0,2}`)
 )
 
 // Rails is what init reads from a Rails app.
@@ -271,7 +271,7 @@ func (r *Rails) readNatives() error {
 	return nil
 }
 
-var argRuby = regexp.MustCompile(`(?m)^\s*ARG\s+RUBY_VERSION=["']?([0-9]+(?:\.[0-9]+){0,2})`)
+var argRuby = lazyre.New(`(?m)^\s*ARG\s+RUBY_VERSION=["']?([0-9]+(?:\.[0-9]+){0,2})`)
 
 // dockerfileRuby takes Ruby's version from the app's own Dockerfile's
 // ARG RUBY_VERSION, when nothing else names it.

@@ -2,19 +2,20 @@ package scaffold
 
 import (
 	"path"
-	"regexp"
 	"strings"
+
+	"github.com/shipit-dev/shipit/internal/lazyre"
 )
 
 var (
-	cableRedis  = regexp.MustCompile(`(?s)production:.*?adapter:\s*redis`)
-	pumaWorkers = regexp.MustCompile(`workers\s*\(?\s*ENV\.fetch\(\s*["']([A-Z_]+)["']`)
-	pumaPidfile = regexp.MustCompile(`pidfile\s*\(?\s*ENV\.fetch\(\s*["']PIDFILE["']`)
+	cableRedis  = lazyre.New(`(?s)production:.*?adapter:\s*redis`)
+	pumaWorkers = lazyre.New(`workers\s*\(?\s*ENV\.fetch\(\s*["']([A-Z_]+)["']`)
+	pumaPidfile = lazyre.New(`pidfile\s*\(?\s*ENV\.fetch\(\s*["']PIDFILE["']`)
 	// healthGet is a route to a health endpoint: Rails' /up, or a
 	// health/healthz/health_check action.
-	healthGet   = regexp.MustCompile(`^\s*get\s*\(?\s*["'](/?(?:up|health|healthz|health_check|healthcheck|status))["']`)
-	railsHealth = regexp.MustCompile(`rails/health#show`)
-	routeScope  = regexp.MustCompile(`^\s*(?:namespace\s*\(?\s*:(\w+)|scope\s*\(?\s*(?:path:\s*)?["']/?([\w/-]+)["'])`)
+	healthGet   = lazyre.New(`^\s*get\s*\(?\s*["'](/?(?:up|health|healthz|health_check|healthcheck|status))["']`)
+	railsHealth = lazyre.New(`rails/health#show`)
+	routeScope  = lazyre.New(`^\s*(?:namespace\s*\(?\s*:(\w+)|scope\s*\(?\s*(?:path:\s*)?["']/?([\w/-]+)["'])`)
 )
 
 // readRedis says what needs Redis: the job gems, kredis, or Action Cable's

@@ -2,13 +2,13 @@ package scaffold
 
 import (
 	"path"
-	"regexp"
 	"strings"
 
+	"github.com/shipit-dev/shipit/internal/lazyre"
 	yaml "go.yaml.in/yaml/v3"
 )
 
-var erbTag = regexp.MustCompile(`<%=?[^%]*%>`)
+var erbTag = lazyre.New(`<%=?[^%]*%>`)
 
 // databaseSamples are the names apps give the database.yml they do not
 // commit.

@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"fmt"
 	"path"
-	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
+	"github.com/shipit-dev/shipit/internal/lazyre"
 )
 
 // Dockerfile is what init needs to know of a Dockerfile: the stage to
@@ -247,7 +247,7 @@ const (
 )
 
 // execArgs is the end of an entrypoint script that runs its arguments.
-var execArgs = regexp.MustCompile(`(?m)^\s*exec\s+("\$@"|"\$\{@\}"|\$@|\$\{@\}|"\$\*"|\$\*)\s*$`)
+var execArgs = lazyre.New(`(?m)^\s*exec\s+("\$@"|"\$\{@\}"|\$@|\$\{@\}|"\$\*"|\$\*)\s*$`)
 
 // Launch says how the image's entrypoint treats arguments. read reads a
 // file of the build context (the entrypoint script, when the image copies

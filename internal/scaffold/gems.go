@@ -2,9 +2,10 @@ package scaffold
 
 import (
 	"path"
-	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/shipit-dev/shipit/internal/lazyre"
 )
 
 // gem is a gem of the app's bundle.
@@ -19,15 +20,15 @@ type gem struct {
 type gems map[string]gem
 
 var (
-	gemLine    = regexp.MustCompile(`^\s*gem\s*\(?\s*["']([A-Za-z0-9_.-]+)["'](.*)$`)
-	inlineGrp  = regexp.MustCompile(`(?:\bgroups?:|:groups?\s*=>)\s*(%[wi]?\[[^\]]*\]|\[[^\]]*\]|:\w+|["']\w+["'])`)
-	groupOpt   = regexp.MustCompile(`\w+:\s*\S+`) // group :test, optional: true
-	groupOpen  = regexp.MustCompile(`^\s*group\s*\(?\s*(.+?)\)?\s+do\b`)
-	symbol     = regexp.MustCompile(`:?["']?(\w+)["']?`)
-	lockSpec   = regexp.MustCompile(`^ {4}([A-Za-z0-9_.-]+) \(([^)]*)\)`)
-	lockSpecOf = regexp.MustCompile(`^ {6}([A-Za-z0-9_.-]+)`)
-	lockDep    = regexp.MustCompile(`^ {2}([A-Za-z0-9_.-]+)(?: |!|$)`)
-	lockPlat   = regexp.MustCompile(`^ {2}(\S+)\s*$`)
+	gemLine    = lazyre.New(`^\s*gem\s*\(?\s*["']([A-Za-z0-9_.-]+)["'](.*)$`)
+	inlineGrp  = lazyre.New(`(?:\bgroups?:|:groups?\s*=>)\s*(%[wi]?\[[^\]]*\]|\[[^\]]*\]|:\w+|["']\w+["'])`)
+	groupOpt   = lazyre.New(`\w+:\s*\S+`) // group :test, optional: true
+	groupOpen  = lazyre.New(`^\s*group\s*\(?\s*(.+?)\)?\s+do\b`)
+	symbol     = lazyre.New(`:?["']?(\w+)["']?`)
+	lockSpec   = lazyre.New(`^ {4}([A-Za-z0-9_.-]+) \(([^)]*)\)`)
+	lockSpecOf = lazyre.New(`^ {6}([A-Za-z0-9_.-]+)`)
+	lockDep    = lazyre.New(`^ {2}([A-Za-z0-9_.-]+)(?: |!|$)`)
+	lockPlat   = lazyre.New(`^ {2}(\S+)\s*$`)
 )
 
 // devGroups are the groups a production image leaves out (BUNDLE_WITHOUT).
@@ -127,7 +128,7 @@ func symbols(s string) []string {
 	return out
 }
 
-var blockOpen = regexp.MustCompile(`\bdo(\s*\|[^|]*\|)?$|^(if|unless|case|begin|while|until)\b`)
+var blockOpen = lazyre.New(`\bdo(\s*\|[^|]*\|)?$|^(if|unless|case|begin|while|until)\b`)
 
 // opensBlock says whether a line of Ruby opens a block that an end closes
 // (not a modifier if).
@@ -203,11 +204,11 @@ func (g gems) devOnly(name string) string {
 }
 
 var (
-	gemPath     = regexp.MustCompile(`(?:\bpath:|:path\s*=>)\s*["']([^"']+)["']`)
-	pathBlock   = regexp.MustCompile(`^\s*path\s*\(?\s*["']([^"']+)["']`)
-	evalGemfile = regexp.MustCompile(`^\s*eval_gemfile\s*\(?\s*["']([^"']+)["']`)
-	gemspecLine = regexp.MustCompile(`^\s*gemspec\b`)
-	quoted      = regexp.MustCompile(`["']([A-Za-z0-9_./-]+)["']`)
+	gemPath     = lazyre.New(`(?:\bpath:|:path\s*=>)\s*["']([^"']+)["']`)
+	pathBlock   = lazyre.New(`^\s*path\s*\(?\s*["']([^"']+)["']`)
+	evalGemfile = lazyre.New(`^\s*eval_gemfile\s*\(?\s*["']([^"']+)["']`)
+	gemspecLine = lazyre.New(`^\s*gemspec\b`)
+	quoted      = lazyre.New(`["']([A-Za-z0-9_./-]+)["']`)
 )
 
 // readGemfileFiles finds what the Gemfile reads beside itself, which

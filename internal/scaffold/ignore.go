@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
+	"github.com/shipit-dev/shipit/internal/lazyre"
 )
 
 // ignored warns when the project's own .dockerignore leaves out a file the
@@ -46,15 +46,15 @@ type appendix struct {
 	file    string
 	comment string
 	lines   []string         // each added unless has matches it
-	has     []*regexp.Regexp // one per line
+	has     []*lazyre.Regexp // one per line
 	create  bool             // the file is created when missing
 }
 
 var appendices = []appendix{
 	{file: ".gitignore", comment: "# shipit's build output (shipit build writes it; never commit it)", create: true,
-		lines: []string{"/.shipit/"}, has: []*regexp.Regexp{regexp.MustCompile(`(?m)^/?\.shipit/?\s*$`)}},
+		lines: []string{"/.shipit/"}, has: []*lazyre.Regexp{lazyre.New(`(?m)^/?\.shipit/?\s*$`)}},
 	{file: ".dockerignore", comment: "# shipit's build output and the deploy manifests: not part of the image",
-		lines: []string{"/.shipit/", "/k8s/"}, has: []*regexp.Regexp{regexp.MustCompile(`(?m)^/?\.shipit(/\*?)?\s*$`), regexp.MustCompile(`(?m)^/?k8s(/\*?)?\s*$`)}},
+		lines: []string{"/.shipit/", "/k8s/"}, has: []*lazyre.Regexp{lazyre.New(`(?m)^/?\.shipit(/\*?)?\s*$`), lazyre.New(`(?m)^/?k8s(/\*?)?\s*$`)}},
 }
 
 // appendLines adds what a lacks to its file; nil when nothing is missing,

@@ -2,20 +2,21 @@ package scaffold
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
+
+	"github.com/shipit-dev/shipit/internal/lazyre"
 )
 
 var (
-	procLine = regexp.MustCompile(`^([A-Za-z0-9_-]+):\s*(.+?)\s*$`)
+	procLine = lazyre.New(`^([A-Za-z0-9_-]+):\s*(.+?)\s*$`)
 	// servers are Procfile commands that serve HTTP: the web container
 	// runs rails server, not a second copy of them.
-	serverCmd = regexp.MustCompile(`(^|\s)(rails\s+(s|server)|puma|thrust|unicorn|falcon|passenger|iodine)(\s|$)`)
+	serverCmd = lazyre.New(`(^|\s)(rails\s+(s|server)|puma|thrust|unicorn|falcon|passenger|iodine)(\s|$)`)
 	// services are Procfile commands that run a service the app needs, not
 	// one of its own processes.
-	serviceCmd = regexp.MustCompile(`^(redis-server|memcached|postgres|mysqld|nginx|caddy)\b`)
-	shellMeta  = regexp.MustCompile("[;&|<>()`\\\\\n]")
-	envAssign  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*=`)
+	serviceCmd = lazyre.New(`^(redis-server|memcached|postgres|mysqld|nginx|caddy)\b`)
+	shellMeta  = lazyre.New("[;&|<>()`\\\\\n]")
+	envAssign  = lazyre.New(`^[A-Za-z_][A-Za-z0-9_]*=`)
 )
 
 // readProcesses finds the job runners: every Procfile process but the web

@@ -12,13 +12,13 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/shipit-dev/shipit/dockerfiles"
 	"github.com/shipit-dev/shipit/internal/confine"
+	"github.com/shipit-dev/shipit/internal/lazyre"
 )
 
 // Kinds of project init recognises.
@@ -69,7 +69,7 @@ type Result struct {
 	Files    []File    `json:"files"`
 }
 
-var nonName = regexp.MustCompile(`[^a-z0-9]+`)
+var nonName = lazyre.New(`[^a-z0-9]+`)
 
 // Detect says what kind of project dir holds.
 func Detect(dir string) string {
@@ -320,9 +320,9 @@ func isDir(p string) bool {
 // templateVersion is the shipit version the workflow templates pin.
 const templateVersion = "SHIPIT_VERSION: v0.1.0"
 
-var releaseVersion = regexp.MustCompile(`^v[0-9]+\.[0-9]+\.[0-9]+$`)
+var releaseVersion = lazyre.New(`^v[0-9]+\.[0-9]+\.[0-9]+$`)
 
-var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
+var sha256Hex = lazyre.New(`^[0-9a-f]{64}$`)
 
 // pinVersion makes a workflow install the shipit that wrote it, when that
 // is a release.
@@ -356,7 +356,7 @@ func onBranch(b []byte, branch string) []byte {
 }
 
 // branchName is a branch init writes into YAML and workflows as it is.
-var branchName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$`)
+var branchName = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$`)
 
 // defaults fills in what the options leave out.
 func defaults(o Options) (Options, error) {

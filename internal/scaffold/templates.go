@@ -5,6 +5,7 @@ import (
 	"embed"
 	"io/fs"
 	"strings"
+	"sync"
 	"text/template"
 )
 
@@ -18,8 +19,9 @@ import (
 var templateFS embed.FS
 
 // manifests is every template of templateFS, each named by its path under
-// templates/, all sharing the definitions of partials.tmpl.
-var manifests = mustParse()
+// templates/, all sharing the definitions of partials.tmpl. They are
+// parsed when first rendered, not when any shipit command starts.
+var manifests = sync.OnceValue(mustParse)
 
 func mustParse() *template.Template {
 	root := template.New("")
@@ -44,7 +46,7 @@ func mustParse() *template.Template {
 // environment.
 func render(path string, d data, env string) ([]byte, error) {
 	var b bytes.Buffer
-	err := manifests.ExecuteTemplate(&b, path, struct {
+	err := manifests().ExecuteTemplate(&b, path, struct {
 		data
 		Env string
 	}{d, env})

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/shipit-dev/shipit/internal/gitops"
 	"github.com/shipit-dev/shipit/internal/kustomize"
+	"github.com/shipit-dev/shipit/internal/lazyre"
 	"github.com/shipit-dev/shipit/internal/progress"
 	"github.com/shipit-dev/shipit/release"
 )
@@ -98,7 +98,7 @@ const File = "kustomization.yaml"
 
 // previewName is what a preview's folder may be called (the CLI checks the
 // rule and explains it; this guards the path).
-var previewName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
+var previewName = lazyre.New(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
 
 // MaxError is a new preview past deploy.previews.max.
 type MaxError struct {
@@ -391,7 +391,7 @@ func previewKustomization(o UpOptions, source string, patches []string, out *kus
 	return []byte(b.String())
 }
 
-var urlLine = regexp.MustCompile(`(?m)^# url: (https?://[a-z0-9.-]+)$`)
+var urlLine = lazyre.New(`(?m)^# url: (https?://[a-z0-9.-]+)$`)
 
 // previewURL reads the URL line shipit wrote.
 func previewURL(k []byte) string {
