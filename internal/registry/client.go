@@ -214,6 +214,19 @@ func (r *Client) Push(ctx context.Context, repo, tag string, img Image, idx Inde
 	return err
 }
 
+// Write writes a small image to repo:tag, quietly (no progress events):
+// a signature beside a digest, say. A write that fails between its
+// requests is repeated, as Push does.
+func (r *Client) Write(ctx context.Context, repo, tag string, img Image) error {
+	ref, err := r.tag(repo, tag)
+	if err != nil {
+		return err
+	}
+	return retry.Do(ctx, pushPolicy, Transient, func(int) error {
+		return wrapPush(ref, remote.Write(ref, img, r.options(ctx)...))
+	})
+}
+
 // withProgress adds go-containerregistry's byte progress to the options,
 // as push-bytes events; wait returns once the last update is sent.
 func (r *Client) withProgress(ctx context.Context, ref string) ([]remote.Option, func()) {

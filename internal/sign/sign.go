@@ -7,32 +7,42 @@
 // `cosign verify --key` accepts them and they travel with the digest
 // through a retag or a promotion.
 //
-// It reaches registries through cosign's pkg/oci/remote, which speaks
-// go-containerregistry underneath, with the options of shipit's one
-// registry client (internal/registry: its keychain, its network policy's
-// transport, retries, and the command's context), never its own.
+// The format is cosign's, made here with go-containerregistry and
+// sigstore's signature package (not cosign's own packages, which link a
+// transparency-log client and a Kubernetes client into every command's
+// start-up): an ECDSA P-256 signature of the payload, base64 in the
+// layer annotation dev.cosignproject.cosign/signature, one layer per
+// signature of media type application/vnd.dev.cosign.simplesigning.v1+json.
+// The private key is cosign's encrypted PEM (scrypt and secretbox, as
+// go-securesystemslib's encrypted package writes it). Every request goes
+// through shipit's one registry client (internal/registry: its keychain,
+// its network policy's transport, retries, and the command's context).
 package sign
 
 import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"strings"
 	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/sigstore/cosign/v2/pkg/cosign"
-	"github.com/sigstore/cosign/v2/pkg/oci"
-	"github.com/sigstore/cosign/v2/pkg/oci/mutate"
-	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
-	"github.com/sigstore/cosign/v2/pkg/oci/static"
-	sigsig "github.com/sigstore/cosign/v2/pkg/signature"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/secure-systems-lab/go-securesystemslib/encrypted"
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
 	sigpayload "github.com/sigstore/sigstore/pkg/signature/payload"
 
@@ -114,7 +124,7 @@ func LoadSigner(ref string, getenv func(string) string, reg *registry.Client) (*
 	}
 	// cosign's errors are kept out of the message: they say nothing of
 	// the password, but nothing of the key's bytes should be risked.
-	sv, err := cosign.LoadPrivateKey(data, []byte(getenv(PasswordEnv)), nil)
+	sv, err := loadPrivateKey(data, []byte(getenv(PasswordEnv)))
 	if err != nil {
 		return nil, &KeyError{Key: ref, Why: fmt.Sprintf("cannot be decrypted with the password in %s: check the password (and that the key is cosign's)", PasswordEnv)}
 	}
@@ -124,8 +134,33 @@ func LoadSigner(ref string, getenv func(string) string, reg *registry.Client) (*
 // Key names the signer's key: its file or env:NAME.
 func (s *Signer) Key() string { return s.key }
 
+// loadPrivateKey decrypts cosign's encrypted PEM private key (an ECDSA,
+// RSA or Ed25519 key in PKCS #8, as cosign generate-key-pair writes it)
+// and makes a signer of SHA-256 signatures of it.
+func loadPrivateKey(data, password []byte) (signature.SignerVerifier, error) {
+	block, _ := pem.Decode(data)
+	if block == nil || (block.Type != "ENCRYPTED SIGSTORE PRIVATE KEY" && block.Type != "ENCRYPTED COSIGN PRIVATE KEY") {
+		return nil, errors.New("not an encrypted cosign private key")
+	}
+	der, err := encrypted.Decrypt(block.Bytes, password)
+	if err != nil {
+		return nil, err
+	}
+	pk, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, err
+	}
+	return signature.LoadSignerVerifier(pk, crypto.SHA256)
+}
+
 // PublicKey is the signer's public key, PEM-encoded.
-func (s *Signer) PublicKey() ([]byte, error) { return sigsig.PublicKeyPem(s.sv) }
+func (s *Signer) PublicKey() ([]byte, error) {
+	pub, err := s.sv.PublicKey()
+	if err != nil {
+		return nil, err
+	}
+	return cryptoutils.MarshalPublicKeyToPEM(pub)
+}
 
 // Outcome is what Sign did.
 type Outcome string
@@ -146,8 +181,6 @@ func (s *Signer) Sign(ctx context.Context, repo, digest string) (Outcome, error)
 	if err != nil {
 		return "", err
 	}
-	opts := []ociremote.Option{ociremote.WithRemoteOptions(s.reg.RemoteOptions(ctx)...)}
-	se := ociremote.SignedUnknown(ref, opts...)
 	sigs, err := fetchSignatures(ctx, s.reg, repo, digest)
 	if err != nil {
 		return "", fmt.Errorf("reading the signatures of %s: %w", ref, err)
@@ -156,44 +189,67 @@ func (s *Signer) Sign(ctx context.Context, repo, digest string) (Outcome, error)
 	if err != nil {
 		return "", err
 	}
-	if _, ok := verifiedBy(ctx, sigs, h, []PublicKey{{v: s.sv}}); ok {
+	if _, ok := verifiedBy(sigs, h, []PublicKey{{v: s.sv}}); ok {
 		return AlreadySigned, nil
 	}
 	payload, err := (&sigpayload.Cosign{Image: ref}).MarshalJSON()
 	if err != nil {
 		return "", err
 	}
-	return Signed, s.write(se, ref, payload, opts)
+	return Signed, s.add(ctx, repo, ref, sigs, payload)
 }
 
-// write signs payload and stores the signature beside ref, after those
+// add signs payload and writes it beside ref, after the signatures
 // already there.
-func (s *Signer) write(se oci.SignedEntity, ref name.Digest, payload []byte, opts []ociremote.Option) error {
+func (s *Signer) add(ctx context.Context, repo string, ref name.Digest, sigs []storedSig, payload []byte) error {
 	raw, err := s.sv.SignMessage(bytes.NewReader(payload))
 	if err != nil {
 		return fmt.Errorf("signing %s: %w", ref, err)
 	}
-	sig, err := static.NewSignature(payload, base64.StdEncoding.EncodeToString(raw))
+	sigs = append(sigs, storedSig{Payload: payload, B64: base64.StdEncoding.EncodeToString(raw), MediaType: simpleSigningType})
+	img, err := signatureImage(sigs)
 	if err != nil {
 		return err
 	}
-	signed, err := mutate.AttachSignatureToEntity(se, sig)
-	if err != nil {
-		return err
-	}
-	if err := ociremote.WriteSignatures(ref.Repository, signed, opts...); err != nil {
+	if err := s.reg.Write(ctx, repo, SignatureTag(ref.DigestStr()), img); err != nil {
 		return fmt.Errorf("writing the signature of %s: %w", ref, err)
 	}
 	return nil
 }
 
+// simpleSigningType is the media type of a signature layer.
+const simpleSigningType = "application/vnd.dev.cosign.simplesigning.v1+json"
+
+// signatureImage is the .sig image of these signatures, as cosign writes
+// it: an OCI manifest with an empty config, one layer per signature.
+func signatureImage(sigs []storedSig) (v1.Image, error) {
+	img := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+	adds := make([]mutate.Addendum, 0, len(sigs))
+	for _, sg := range sigs {
+		ann := maps.Clone(sg.Annotations)
+		if ann == nil {
+			ann = map[string]string{}
+		}
+		ann[sigAnnotation] = sg.B64
+		mt := types.MediaType(sg.MediaType)
+		adds = append(adds, mutate.Addendum{Layer: static.NewLayer(sg.Payload, mt), Annotations: ann, MediaType: mt})
+	}
+	return mutate.Append(img, adds...)
+}
+
 // verifiedBy returns the first key that verifies one of the signatures
-// of the digest h (payload naming h, signature by the key).
-func verifiedBy(ctx context.Context, sigs []oci.Signature, h v1.Hash, keys []PublicKey) (PublicKey, bool) {
+// of the digest h: the signature is the key's over the payload, and the
+// payload is cosign's simple signing of h (what cosign verify checks with
+// --key and no transparency log).
+func verifiedBy(sigs []storedSig, h v1.Hash, keys []PublicKey) (PublicKey, bool) {
 	for _, k := range keys {
-		co := &cosign.CheckOpts{SigVerifier: k.v, IgnoreTlog: true, ClaimVerifier: cosign.SimpleClaimVerifier}
-		for _, sig := range sigs {
-			if _, err := cosign.VerifyImageSignature(ctx, sig, h, co); err == nil {
+		for _, sg := range sigs {
+			raw, err := base64.StdEncoding.DecodeString(sg.B64)
+			if err != nil || k.v.VerifySignature(bytes.NewReader(raw), bytes.NewReader(sg.Payload)) != nil {
+				continue
+			}
+			var p sigpayload.SimpleContainerImage
+			if json.Unmarshal(sg.Payload, &p) == nil && p.Critical.Type == sigpayload.CosignSignatureType && p.Critical.Image.DockerManifestDigest == h.String() {
 				return k, true
 			}
 		}
@@ -217,13 +273,25 @@ func LoadPublicKeys(files []string, getenv func(string) string) ([]PublicKey, er
 		if err != nil {
 			return nil, err
 		}
-		v, err := sigsig.LoadPublicKeyRaw(data, crypto.SHA256)
+		v, err := loadPublicKey(data)
 		if err != nil {
 			return nil, &KeyError{Key: f, Why: "is not a PEM public key (cosign.pub, as cosign generate-key-pair writes)"}
 		}
 		out = append(out, PublicKey{File: f, v: v})
 	}
 	return out, nil
+}
+
+// loadPublicKey reads a PEM public key as a verifier of SHA-256
+// signatures. (Not through cosign's pkg/signature, which links a whole
+// Kubernetes client, its API scheme registered when shipit starts, for
+// keys kept in Kubernetes secrets.)
+func loadPublicKey(data []byte) (signature.Verifier, error) {
+	pub, err := cryptoutils.UnmarshalPEMToPublicKey(data)
+	if err != nil {
+		return nil, err
+	}
+	return signature.LoadVerifier(pub, crypto.SHA256)
 }
 
 // SignAll signs several digests at once; the outcomes are in their order.

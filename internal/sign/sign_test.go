@@ -2,6 +2,7 @@ package sign
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"os"
@@ -11,7 +12,9 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 	sigpayload "github.com/sigstore/sigstore/pkg/signature/payload"
@@ -279,8 +282,7 @@ func TestVerifyReadsAPayloadItCannotKnow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := []ociremote.Option{ociremote.WithRemoteOptions(reg.RemoteOptions(ctx)...)}
-	if err := s.write(ociremote.SignedUnknown(ref, opts...), ref, payload, opts); err != nil {
+	if err := s.add(ctx, repo, ref, nil, payload); err != nil {
 		t.Fatal(err)
 	}
 	keys, _ := LoadPublicKeys([]string{pub}, env(nil))
@@ -291,5 +293,60 @@ func TestVerifyReadsAPayloadItCannotKnow(t *testing.T) {
 	}
 	if n := reqs.Load(); n != 2 {
 		t.Errorf("%d requests, want 2: the manifest and the payload", n)
+	}
+}
+
+// TestCosignLibraryAgrees: cosign's own verification (its library, as
+// `cosign verify --key --insecure-ignore-tlog` runs it) accepts what Sign
+// writes, for each of two keys whose signatures share one .sig; and a
+// signature cosign's library wrote is one Sign recognises as its own.
+func TestCosignLibraryAgrees(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	privA, pubA := keyPair(t, t.TempDir(), password)
+	privB, pubB := keyPair(t, t.TempDir(), "second key")
+	repo, digest, _ := pushed(t)
+	reg := registrytest.Client()
+	a, err := LoadSigner(privA, env(map[string]string{PasswordEnv: password}), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := LoadSigner(privB, env(map[string]string{PasswordEnv: "second key"}), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*Signer{a, b} {
+		if _, err := s.Sign(ctx, repo, digest); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ref, err := name.NewDigest(repo+"@"+digest, reg.NameOptions(repo)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pub := range []string{pubA, pubB} {
+		data, err := os.ReadFile(pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := loadPublicKey(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		co := &cosign.CheckOpts{SigVerifier: v, IgnoreTlog: true, ClaimVerifier: cosign.SimpleClaimVerifier,
+			RegistryClientOpts: []ociremote.Option{ociremote.WithRemoteOptions(reg.RemoteOptions(ctx)...)}}
+		sigs, _, err := cosign.VerifyImageSignatures(ctx, ref, co)
+		if err != nil || len(sigs) != 1 {
+			t.Errorf("cosign's library, key %s: %d signatures verified, %v", pub, len(sigs), err)
+		}
+	}
+	// The .sig holds both signatures, as cosign's own append would.
+	m, err := reg.Manifest(ctx, repo, SignatureTag(digest))
+	if err != nil || m == nil {
+		t.Fatal(m, err)
+	}
+	var man v1.Manifest
+	if err := json.Unmarshal(m.Raw, &man); err != nil || len(man.Layers) != 2 || man.MediaType != types.OCIManifestSchema1 || man.Layers[0].MediaType != simpleSigningType {
+		t.Fatalf("the .sig manifest: %s (%v)", m.Raw, err)
 	}
 }

@@ -12,8 +12,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/sigstore/cosign/v2/pkg/oci"
-	"github.com/sigstore/cosign/v2/pkg/oci/static"
 	sigpayload "github.com/sigstore/sigstore/pkg/signature/payload"
 
 	"github.com/shipit-dev/shipit/internal/registry"
@@ -105,7 +103,7 @@ func (c *Checker) signature(ctx context.Context, rep *Report) error {
 		rep.Missing = append(rep.Missing, fmt.Sprintf("no signature: %s has no %s", rep.Repository, SignatureTag(rep.Digest)))
 		return nil
 	}
-	k, ok := verifiedBy(ctx, sigs, h, c.Keys)
+	k, ok := verifiedBy(sigs, h, c.Keys)
 	if !ok {
 		var files []string
 		for _, k := range c.Keys {
@@ -129,12 +127,22 @@ const (
 	maxPayload    = 1 << 20
 )
 
+// storedSig is one layer of a .sig image: a signed payload, its
+// base64 signature, and the layer's media type and annotations as stored
+// (kept as they are when another signature is added).
+type storedSig struct {
+	Payload     []byte
+	B64         string
+	MediaType   string
+	Annotations map[string]string
+}
+
 // fetchSignatures reads the signatures stored beside a digest with one
 // GET of the .sig manifest and, for each payload that is not the one
 // cosign and shipit write for this repository and digest, one GET of the
 // payload (none: no .sig). A payload whose bytes are known is not
 // fetched: the manifest names it by its hash, which must match.
-func fetchSignatures(ctx context.Context, reg *registry.Client, repo, digest string) ([]oci.Signature, error) {
+func fetchSignatures(ctx context.Context, reg *registry.Client, repo, digest string) ([]storedSig, error) {
 	m, err := reg.Manifest(ctx, repo, SignatureTag(digest))
 	if err != nil || m == nil {
 		return nil, err
@@ -147,7 +155,7 @@ func fetchSignatures(ctx context.Context, reg *registry.Client, repo, digest str
 	if len(man.Layers) > maxSignatures {
 		return nil, fmt.Errorf("%s holds %d signatures, more than %d: refused", SignatureTag(digest), len(man.Layers), maxSignatures)
 	}
-	var out []oci.Signature
+	var out []storedSig
 	for _, l := range man.Layers {
 		b64, ok := l.Annotations[sigAnnotation]
 		if !ok {
@@ -159,11 +167,7 @@ func fetchSignatures(ctx context.Context, reg *registry.Client, repo, digest str
 				return nil, err
 			}
 		}
-		sig, err := static.NewSignature(payload, b64)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, sig)
+		out = append(out, storedSig{Payload: payload, B64: b64, MediaType: string(l.MediaType), Annotations: l.Annotations})
 	}
 	return out, nil
 }
