@@ -47,7 +47,11 @@ func Run(ctx context.Context, opt Options, p Plan) (*Record, error) {
 		read[res.Request.Name] = imageRead{st, err}
 		mu.Unlock()
 	}
-	results, err := Solve(ctx, opt, reqs)
+	results, err := solveHeld(ctx, opt, reqs, func(name string) {
+		mu.Lock()
+		delete(read, name) // read again, as tagged
+		mu.Unlock()
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +113,7 @@ func readImage(ctx context.Context, reg Registry, res Result) (stats, error) {
 // registry is not asked again (a no-op build --push reads nothing back).
 func readImageKnown(ctx context.Context, reg Registry, res Result, known map[string]Image) (stats, error) {
 	if im, ok := known[res.Request.Repository+"@"+res.Digest]; ok && res.Request.Push {
-		return stats{size: im.Size, platforms: im.Platforms}, nil
+		return stats{size: im.Size, platforms: im.Platforms, attestations: im.Attestations}, nil
 	}
 	return readImage(ctx, reg, res)
 }

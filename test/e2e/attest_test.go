@@ -253,6 +253,23 @@ func TestAttestations(t *testing.T) {
 	if !strings.Contains(r.stdout, web.Digest) {
 		t.Errorf("the rebuild's release does not pin the registry's %s:\n%s", web.Digest, r.stdout)
 	}
+
+	// build --push of the commit again: the new index goes by digest, and
+	// the tag keeps the index it holds (moving it would leave the pinned
+	// index untagged, for a lifecycle rule to delete); the record names
+	// the kept index and its attestations, which release accepts.
+	p := mustShipit(t, dir, []string{"E2E_ATTEST_SECRET=" + secret}, "build", "--push", "--progress", "plain")
+	if desc, err := remote.Head(mustRef(t, repo+"/web:"+tag)); err != nil || desc.Digest.String() != web.Digest {
+		t.Errorf("after build --push of a rebuild, web:%s is %v (%v), want the first release's %s\n%s", tag, desc, err, web.Digest, p.stderr)
+	}
+	pushed := readAttestRecord(t, dir)
+	if pushed.Images[0].Digest != web.Digest || len(pushed.Images[0].Attestations) != 1 || pushed.Images[0].Attestations[0].Digest != web.Attestations[0].Digest {
+		t.Errorf("the record of build --push names %s %+v, want the kept %s %+v", pushed.Images[0].Digest, pushed.Images[0].Attestations, web.Digest, web.Attestations)
+	}
+	if !strings.Contains(p.stderr, "keeping it") {
+		t.Errorf("build --push does not say it kept the tag's index:\n%s", p.stderr)
+	}
+	mustShipit(t, dir, nil, "release")
 }
 
 func readRecord2Tag(t testing.TB, data string) string {
