@@ -99,13 +99,7 @@ func busyboxImage(busybox, applets, arch string) (v1.Image, error) {
 	if err := file("etc/group", 0o644, []byte("root:x:0:\nnogroup:x:65534:\n")); err != nil {
 		return nil, err
 	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	data := buf.Bytes()
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(data)), nil
-	}, tarball.WithMediaType(types.OCILayer))
+	layer, err := closeLayer(tw, &buf)
 	if err != nil {
 		return nil, err
 	}
@@ -174,13 +168,7 @@ func ScannerImage(busybox, scanner string) (v1.Image, error) {
 	if _, err := tw.Write(bin); err != nil {
 		return nil, err
 	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	data := buf.Bytes()
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(data)), nil
-	}, tarball.WithMediaType(types.OCILayer))
+	layer, err := closeLayer(tw, &buf)
 	if err != nil {
 		return nil, err
 	}
@@ -197,4 +185,16 @@ func ScannerImage(busybox, scanner string) (v1.Image, error) {
 	cf.Config.Cmd = nil
 	cf.Config.Labels = map[string]string{"org.opencontainers.image.title": "shipit test SBOM scanner (syft)"}
 	return mutate.ConfigFile(img, cf)
+}
+
+// closeLayer finishes the tar archive tw writes into buf and makes it an
+// uncompressed OCI layer.
+func closeLayer(tw *tar.Writer, buf *bytes.Buffer) (v1.Layer, error) {
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	data := buf.Bytes()
+	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(data)), nil
+	}, tarball.WithMediaType(types.OCILayer))
 }
