@@ -27,6 +27,12 @@ ECR_PORT=${SHIPIT_TEST_ECR_PORT:-5057}
 # TLS and htpasswd: the ECR tests' stand-in API issues tokens it accepts.
 ECR_HOST=210987654321.dkr.ecr.us-east-1.amazonaws.com
 HOSTS_MARK="# shipit-testenv"
+# The tests' oracles and checkers (cosign's CLI, the SBOM scanner image,
+# the npm CI checkers) take minutes to build on a fresh machine; `make
+# demo` needs none of them (SHIPIT_TESTENV_ORACLES=0). The tests need
+# them all: under CI=true a missing one fails its test.
+ORACLES=${SHIPIT_TESTENV_ORACLES:-1}
+COSIGN="" scanner="" npm_dir=""
 
 log() { printf 'testenv: %s\n' "$*" >&2; }
 
@@ -92,7 +98,7 @@ build_tools() {
 	go build -ldflags "-X github.com/moby/buildkit/version.Version=$v" -o "$bin/buildkitd" github.com/moby/buildkit/cmd/buildkitd
 	go build -ldflags "-X github.com/moby/buildkit/version.Version=$v" -o "$bin/buildctl" github.com/moby/buildkit/cmd/buildctl
 	go build -o "$bin/shipit-testenv" ./ci/testenv
-	build_cosign
+	if [ "$ORACLES" = 1 ]; then build_cosign; fi
 }
 
 # cosign v2.6.5's CLI, the tests' oracle for shipit's signatures, pinned
@@ -196,12 +202,13 @@ up() {
 	down quiet
 	install_packages
 	build_tools
-	local scanner_bin
-	scanner_bin=$(build_scanner)
-	# The CI checkers the pipeline tests run init's pipelines against
-	# (gitlab-ci-local, CircleCI's config parser): npm, cached by lockfile.
-	local npm_dir
-	npm_dir=$("$repo/ci/npm.sh")
+	local scanner_bin=""
+	if [ "$ORACLES" = 1 ]; then
+		scanner_bin=$(build_scanner)
+		# The CI checkers the pipeline tests run init's pipelines against
+		# (gitlab-ci-local, CircleCI's config parser): npm, cached by lockfile.
+		npm_dir=$("$repo/ci/npm.sh")
+	fi
 	mkdir -p "$state/auth"
 	# A registry that, like ECR, answers 401 without credentials.
 	head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$state/auth/password"
@@ -235,8 +242,10 @@ TOML
 	"$bin/shipit-testenv" base --busybox /bin/busybox --ref "$base"
 	# An SBOM generator image for attest.sbomGenerator: BuildKit's default
 	# (docker/buildkit-syft-scanner) cannot be pulled here.
-	local scanner="127.0.0.1:$REGISTRY_PORT/base/sbom-scanner:1"
-	"$bin/shipit-testenv" scanner --busybox /bin/busybox --scanner "$scanner_bin" --ref "$scanner" >/dev/null
+	if [ -n "$scanner_bin" ]; then
+		scanner="127.0.0.1:$REGISTRY_PORT/base/sbom-scanner:1"
+		"$bin/shipit-testenv" scanner --busybox /bin/busybox --scanner "$scanner_bin" --ref "$scanner" >/dev/null
+	fi
 
 	# A multi-node builder: two more daemons, each with its own state and
 	# socket (the tests declare one amd64 and one arm64), and a base image
@@ -270,8 +279,8 @@ export SHIPIT_TEST_NODE_ARM64=unix://$state/buildkitd-arm64.sock
 export SHIPIT_TEST_ECR_REGISTRY=$ECR_HOST:$ECR_PORT
 export SHIPIT_TEST_ECR_CA=$state/ecr/ca.pem
 export SHIPIT_TEST_ECR_PASSWORD_FILE=$state/ecr/password
-export SHIPIT_TEST_GITLAB_CI_LOCAL=$npm_dir/node_modules/.bin/gitlab-ci-local
-export SHIPIT_TEST_NODE_MODULES=$npm_dir/node_modules
+export SHIPIT_TEST_GITLAB_CI_LOCAL=${npm_dir:+$npm_dir/node_modules/.bin/gitlab-ci-local}
+export SHIPIT_TEST_NODE_MODULES=${npm_dir:+$npm_dir/node_modules}
 export SHIPIT_TEST_COSIGN=$COSIGN
 ENV
 	log "up: source $state/env"

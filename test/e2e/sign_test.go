@@ -454,3 +454,32 @@ func holds(data []byte, secrets []string) string {
 	}
 	return ""
 }
+
+// TestPreviewSigned: preview up signs what it pushes. A pull request's
+// build (tag prefix pr-8-), pushed by preview up, passes cosign verify,
+// digest by digest.
+func TestPreviewSigned(t *testing.T) {
+	t.Parallel()
+	priv, pub := keyPair(t, "preview pass")
+	bare := newGitOpsOverlays(t, map[string]string{"prod": overlayYAML, "staging": overlayYAML})
+	a := newApp(t)
+	withEnvironments(t, a, registry, bare, false)
+	withPreviews(t, a, bare, "")
+	cfg := mustRead(t, filepath.Join(a.dir, "shipit.yaml"))
+	writeFiles(t, a.dir, map[string]string{"shipit.yaml": "sign: {key: " + priv + "}\n" + cfg})
+	git(t, a.dir, "2026-05-06T07:09:50+02:00", "commit", "-qam", "sign")
+	env := []string{"SHIPIT_TAG_PREFIX=pr-8-", a.env()[0], "COSIGN_PASSWORD=preview pass"}
+	mustShipit(t, a.dir, env, "build", "--progress", "quiet")
+	rec, _ := readRecord(t, a.dir)
+	for _, im := range rec.Images {
+		if err := cosignVerify(t, pub, im.Repository+"@"+im.Digest); err == nil {
+			t.Fatalf("%s@%s verifies before preview up pushed it", im.Repository, im.Digest)
+		}
+	}
+	mustShipit(t, a.dir, env, "preview", "up", "pr-8")
+	for _, im := range rec.Images {
+		if err := cosignVerify(t, pub, im.Repository+"@"+im.Digest); err != nil {
+			t.Errorf("cosign verify of %s@%s, pushed by preview up: %v", im.Repository, im.Digest, err)
+		}
+	}
+}
