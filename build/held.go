@@ -3,7 +3,6 @@ package build
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync"
 
 	"github.com/opencontainers/go-digest"
@@ -75,7 +74,7 @@ func settleTag(ctx context.Context, opt Options, res *Result, held *registry.Man
 	if built == nil {
 		return fmt.Errorf("image %s: %s@%s, just pushed, is not in the registry", r.Name, r.Repository, res.Digest)
 	}
-	if a := ImageManifests(built.Raw); len(a) > 0 && slices.Equal(a, ImageManifests(held.Raw)) {
+	if SameImages(built.Raw, held.Raw) {
 		progress.Infof(opt.Events, "%s:%s already holds %s: the same image as this build's, with an earlier build's attestations; keeping it", r.Repository, r.Tag, held.Digest)
 		d, err := digest.Parse(held.Digest)
 		if err != nil {

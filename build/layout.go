@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/containerd/platforms"
@@ -146,18 +147,25 @@ func CheckAttestations(dir string, im Image) error {
 	return CheckAttestationsIn(raw, im, "the layout "+dir)
 }
 
-// ImageManifests lists an index's platform manifests (its attestation
+// SameImages reports whether two indexes (raw) hold the same platform
+// manifests, in the same order, their attestation manifests aside: two
+// builds of one commit whose provenance differs only in when they ran.
+// Not an index, or one with no platform manifest: false.
+func SameImages(a, b []byte) bool {
+	x, y := imageManifests(a), imageManifests(b)
+	return len(x) > 0 && slices.Equal(x, y)
+}
+
+// imageManifests lists an index's platform manifests (its attestation
 // manifests left out) as "platform digest", in the index's order; none
 // when raw is not an index.
-func ImageManifests(raw []byte) []string {
-	var m struct {
-		Manifests []ocispecs.Descriptor `json:"manifests"`
-	}
-	if json.Unmarshal(raw, &m) != nil {
+func imageManifests(raw []byte) []string {
+	var idx ocispecs.Index
+	if json.Unmarshal(raw, &idx) != nil {
 		return nil
 	}
 	var out []string
-	for _, d := range m.Manifests {
+	for _, d := range idx.Manifests {
 		if d.Annotations[AnnotationReferenceType] == ReferenceTypeAttestation {
 			continue
 		}
@@ -173,9 +181,7 @@ func ImageManifests(raw []byte) []string {
 // CheckAttestationsIn checks the record's attestations of an image
 // against its index (raw, read from where), as CheckAttestations does.
 func CheckAttestationsIn(raw []byte, im Image, where string) error {
-	var m struct {
-		Manifests []ocispecs.Descriptor `json:"manifests"`
-	}
+	var m ocispecs.Index
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return &AttestationError{Image: im.Name, Msg: fmt.Sprintf("%s in %s is not an index: %v", im.Digest, where, err)}
 	}

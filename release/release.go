@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -339,8 +338,7 @@ func sameImages(ctx context.Context, o Options, im build.Image, have string) (bo
 	if err != nil || m == nil {
 		return false, err
 	}
-	a, b := build.ImageManifests(built), build.ImageManifests(m.Raw)
-	return len(a) > 0 && slices.Equal(a, b), nil
+	return build.SameImages(built, m.Raw), nil
 }
 
 // checkImage looks an image's tag up and says whether it must be pushed.

@@ -442,8 +442,8 @@ type Index = v1.ImageIndex
 
 // RemoteOptions are the options every request of this client carries
 // (keychain, the policy's transport, retries, the context), for a library
-// that speaks to registries through go-containerregistry itself (cosign's
-// pkg/oci/remote in internal/sign): its requests keep shipit's network
+// that speaks to registries through go-containerregistry itself (cosign's,
+// internal/sign's tests' oracle): its requests keep shipit's network
 // policy.
 func (r *Client) RemoteOptions(ctx context.Context) []remote.Option { return r.options(ctx) }
 

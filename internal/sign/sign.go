@@ -192,9 +192,9 @@ func (s *Signer) Sign(ctx context.Context, repo, digest string) (Outcome, error)
 	if _, ok := verifiedBy(sigs, h, []PublicKey{{v: s.sv}}); ok {
 		return AlreadySigned, nil
 	}
-	payload, err := (&sigpayload.Cosign{Image: ref}).MarshalJSON()
-	if err != nil {
-		return "", err
+	payload, _ := expectedPayload(s.reg, repo, digest) // what verification rebuilds
+	if payload == nil {
+		return "", fmt.Errorf("making the signature payload of %s", ref)
 	}
 	return Signed, s.add(ctx, repo, ref, sigs, payload)
 }
