@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
@@ -110,15 +111,21 @@ type Options struct {
 	Nodes []*Node
 	// RetryOtherNode builds a failed part again on the next node that can.
 	RetryOtherNode bool
-	Auth           session.Attachable // registry credentials for the daemon; may be nil
-	Registry       Registry           // reads back pushed manifests, puts multi-node indexes; required with --push
-	Progress       io.Writer          // BuildKit's display goes here
-	Mode           progressui.DisplayMode
-	Events         progress.Sink // warnings and notices beside the display; nil: none
+	// Builder names the daemon (or nodes) and their BuildKit versions: an
+	// image is kept from the last build only when built by the same
+	// (Inputs); "" never keeps one.
+	Builder  string
+	Auth     session.Attachable // registry credentials for the daemon; may be nil
+	Registry Registry           // reads back pushed manifests, puts multi-node indexes; required with --push
+	Progress io.Writer          // BuildKit's display goes here
+	Mode     progressui.DisplayMode
+	Events   progress.Sink // warnings and notices beside the display; nil: none
 
 	// solved, when set, is called with each image's result as soon as its
 	// solve is done (not for the parts of an image built on several nodes).
 	solved func(ctx context.Context, res Result)
+	// now is the clock that tells a file just changed (inputs); nil: time.Now.
+	now func() time.Time
 }
 
 // Error is a failed image build. Sources holds the Dockerfile excerpts at
@@ -356,6 +363,24 @@ func solveOpt(r Request) (client.SolveOpt, error) {
 	if err != nil {
 		return client.SolveOpt{}, fmt.Errorf("dockerfile directory %s: %w", r.DockerfileDir, err)
 	}
+	attachables, err := sessionAttachables(r)
+	if err != nil {
+		return client.SolveOpt{}, err
+	}
+	return client.SolveOpt{
+		SharedKey:     sharedKey(r),
+		Frontend:      "dockerfile.v0",
+		FrontendAttrs: frontendAttrs(r),
+		LocalMounts:   map[string]fsutil.FS{"context": ctxFS, "dockerfile": dfFS},
+		Exports:       []client.ExportEntry{exportEntry(r)},
+		CacheImports:  r.CacheImports,
+		CacheExports:  r.CacheExports,
+		Session:       attachables,
+	}, nil
+}
+
+// frontendAttrs are the Dockerfile frontend's options of a request.
+func frontendAttrs(r Request) map[string]string {
 	attrs := map[string]string{"filename": r.DockerfileName}
 	if r.Target != "" {
 		attrs["target"] = r.Target
@@ -373,21 +398,7 @@ func solveOpt(r Request) (client.SolveOpt, error) {
 	if r.NoCache {
 		attrs["no-cache"] = ""
 	}
-
-	attachables, err := sessionAttachables(r)
-	if err != nil {
-		return client.SolveOpt{}, err
-	}
-	return client.SolveOpt{
-		SharedKey:     sharedKey(r),
-		Frontend:      "dockerfile.v0",
-		FrontendAttrs: attrs,
-		LocalMounts:   map[string]fsutil.FS{"context": ctxFS, "dockerfile": dfFS},
-		Exports:       []client.ExportEntry{exportEntry(r)},
-		CacheImports:  r.CacheImports,
-		CacheExports:  r.CacheExports,
-		Session:       attachables,
-	}, nil
+	return attrs
 }
 
 // attestAttrs sets the frontend attributes of a request's attestations.
@@ -497,4 +508,6 @@ type Registry interface {
 	Manifest(ctx context.Context, repo, ref string) (*registry.Manifest, error)
 	// PutManifest puts a manifest under a tag.
 	PutManifest(ctx context.Context, repo, tag string, m *registry.Manifest) error
+	// Lookup returns the digest repo:tag points at ("" for none), with a HEAD.
+	Lookup(ctx context.Context, repo, tag string) (string, error)
 }

@@ -48,6 +48,11 @@ type Image struct {
 	// Attestations are the attestation manifests of the image's index,
 	// one per platform manifest they describe.
 	Attestations []Attestation `json:"attestations,omitempty"`
+	// Inputs is the key of what the solve read (build/inputs.go): a
+	// build whose inputs have the same key keeps this image. Empty when
+	// there is none (a file had just changed, a base image could not be
+	// looked up, --no-cache).
+	Inputs string `json:"inputs,omitempty"`
 }
 
 // Attestation is one attestation manifest of an image index: in-toto

@@ -69,9 +69,15 @@ type Plan struct {
 	// Time stamps the images (SOURCE_DATE_EPOCH, created): the tag's
 	// release time, which is the commit time but for commits made within a
 	// second of their parent. Zero: the commit time.
-	Time       time.Time
-	Push       bool
-	NoCache    bool
+	Time    time.Time
+	Push    bool
+	NoCache bool
+	// Rebuild solves every image, even one whose inputs are the last
+	// build's (Inputs).
+	Rebuild bool
+	// Sources, when set, are the images' sources read beside git
+	// (ReadSources); otherwise Run reads them.
+	Sources    *Sources
 	Cache      Cache
 	Provenance string // "", "min" or "max"
 	// Partial: only some of the configured images are built, and the

@@ -27,16 +27,16 @@ func Run(ctx context.Context, opt Options, p Plan) (*Record, error) {
 	for _, w := range warnings {
 		progress.Warnf(opt.Events, "%s", w)
 	}
-	// The last record, read once: a partial build merges it, and a push
-	// takes from it what it already knows of an image (known).
+	// The last record, read once: its images are kept where their inputs
+	// are the same (reuse), a partial build merges it, and a push takes
+	// from it what it already knows of an image (known). A full build's
+	// record replaces it whatever it held; an unreadable one is replaced
+	// too.
 	path := filepath.Join(p.StateDir, RecordFile)
-	var prev *Record
-	if p.Partial || p.Push {
-		// A full build's record replaces the old one whatever it held;
-		// an unreadable old record is replaced too.
-		prev, _ = ReadRecord(path)
-	}
+	prev, _ := ReadRecord(path)
 	knownPushed := known(prev)
+	reqs, kept, keys := reuse(ctx, opt, p, reqs, prev)
+	progress.Debugf(opt.Events, "inputs compared with the last build: %d to solve, %d kept", len(reqs), len(kept))
 	// Each image is read as soon as its solve is done, beside the others'.
 	var mu sync.Mutex
 	read := map[string]imageRead{}
@@ -47,13 +47,16 @@ func Run(ctx context.Context, opt Options, p Plan) (*Record, error) {
 		read[res.Request.Name] = imageRead{st, err}
 		mu.Unlock()
 	}
-	results, err := solveHeld(ctx, opt, reqs, func(name string) {
-		mu.Lock()
-		delete(read, name) // read again, as tagged
-		mu.Unlock()
-	})
-	if err != nil {
-		return nil, err
+	var results []Result
+	if len(reqs) > 0 {
+		results, err = solveHeld(ctx, opt, reqs, func(name string) {
+			mu.Lock()
+			delete(read, name) // read again, as tagged
+			mu.Unlock()
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	progress.Debugf(opt.Events, "solves done")
 	if err := ctx.Err(); err != nil {
@@ -66,6 +69,7 @@ func Run(ctx context.Context, opt Options, p Plan) (*Record, error) {
 		im := Image{
 			Name: r.Name, Repository: r.Repository, Tag: r.Tag, Digest: res.Digest,
 			Commit: p.Head.SHA, CommitTime: p.Head.Time.UTC(), Pushed: r.Push, Nodes: res.Nodes,
+			Inputs: keys[r.Name],
 		}
 		if !r.Push {
 			im.Layout, _ = filepath.Rel(state, r.LayoutDir)
@@ -81,6 +85,7 @@ func Run(ctx context.Context, opt Options, p Plan) (*Record, error) {
 		im.Size, im.Platforms, im.Attestations = st.size, st.platforms, st.attestations
 		rec.Images = append(rec.Images, im)
 	}
+	rec.Images = append(rec.Images, kept...)
 	sort.Slice(rec.Images, func(i, j int) bool { return rec.Images[i].Name < rec.Images[j].Name })
 	progress.Debugf(opt.Events, "images read")
 

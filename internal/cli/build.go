@@ -30,6 +30,7 @@ type buildOptions struct {
 	progress       string
 	tag            string
 	noCache        bool
+	rebuild        bool
 }
 
 func newBuildCmd(g *globals) *cobra.Command {
@@ -70,7 +71,8 @@ record). stderr: BuildKit's progress display.`,
 	f.StringVarP(&o.output, "output", "o", "text", "result format on stdout: text or json")
 	f.StringVar(&o.progress, "progress", "auto", "progress display on stderr: auto, tty, plain, rawjson or quiet")
 	f.StringVar(&o.tag, "tag", "", "tag the images with this instead of HEAD's release tag")
-	f.BoolVar(&o.noCache, "no-cache", false, "do not use the daemon's cache")
+	f.BoolVar(&o.noCache, "no-cache", false, "do not use the daemon's cache (implies --rebuild)")
+	f.BoolVar(&o.rebuild, "rebuild", false, "solve every image, even one whose inputs are the last build's")
 	f.String("builder", "", "BuildKit address (builder.addr, in place of builder.nodes; default $BUILDKIT_HOST or "+"unix:///run/buildkit/buildkitd.sock)")
 	f.BoolVar(&o.retryOtherNode, "retry-other-node", false, "with builder.nodes: build a part that failed on one node again on the next node that can")
 	f.String("registry", "", "registry host[:port][/prefix] (registry)")
@@ -93,6 +95,13 @@ func runBuild(cmd *cobra.Command, g *globals, o *buildOptions, args []string) er
 	// on the way to the first solve, and none needs another.
 	dial := d.dialBuilder(ctx)
 	defer dial.Close()
+	// And read what the images' solves read from their directories and
+	// base images: whether a solve is needed at all (build.Sources).
+	var sources *build.Sources
+	if !o.noCache {
+		specs := d.buildPlan(names, gitinfo.Head{}, "", time.Time{}, o.push, o.noCache).Images
+		sources = build.ReadSources(ctx, d.registry, specs, d.cfg.StatePath())
+	}
 	head, err := d.readBuildHead(ctx)
 	if err != nil {
 		return err
@@ -102,6 +111,7 @@ func runBuild(cmd *cobra.Command, g *globals, o *buildOptions, args []string) er
 	if err != nil {
 		return err
 	}
+	plan.Sources = sources
 	bo, mismatch, err := d.builderOptions(ctx, dial, names, o, stderr)
 	if err != nil {
 		return err
@@ -173,6 +183,7 @@ func (d *deps) planBuild(ctx context.Context, names []string, head gitinfo.Head,
 		return build.Plan{}, err
 	}
 	plan := d.buildPlan(names, head, t, stamp, o.push, o.noCache)
+	plan.Rebuild = o.rebuild
 	plan.Partial = len(names) < len(d.cfg.Images)
 	if o.push {
 		if err := d.ensureRepositories(ctx, plan.Repositories()); err != nil {
@@ -191,14 +202,14 @@ func (d *deps) builderOptions(ctx context.Context, dial *dialing, names []string
 	}
 	if dial.multi {
 		nodes, err := dial.Nodes(d.events)
-		bo.Nodes = nodes
+		bo.Nodes, bo.Builder = nodes, dial.Identity()
 		return bo, nil, err
 	}
 	c, err := dial.Client()
 	if err != nil {
 		return bo, nil, err
 	}
-	bo.Solver = c
+	bo.Solver, bo.Builder = c, dial.Identity()
 	return bo, d.platformCheck(ctx, c, names), nil
 }
 

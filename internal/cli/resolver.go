@@ -378,6 +378,24 @@ func (dl *dialing) Nodes(events progress.Sink) ([]*build.Node, error) {
 	return out, nil
 }
 
+// Identity names the daemons reached and their BuildKit versions, for
+// the build's inputs (an image is kept from the last build only when the
+// same daemons would build it); "" when one did not say its version.
+func (dl *dialing) Identity() string {
+	<-dl.done
+	var parts []string
+	for _, n := range dl.nodes {
+		if n.err != nil {
+			continue
+		}
+		if n.info == nil || n.info.BuildkitVersion.Version == "" {
+			return ""
+		}
+		parts = append(parts, n.cfg.NodeName()+"="+n.cfg.Addr+"@"+n.info.BuildkitVersion.Version+"+"+n.info.BuildkitVersion.Revision)
+	}
+	return strings.Join(parts, ",")
+}
+
 // Close ends the connections, or their making.
 func (dl *dialing) Close() {
 	dl.cancel()

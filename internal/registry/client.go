@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -81,7 +82,7 @@ func (r *Client) Manifest(ctx context.Context, repo, ref string) (*Manifest, err
 	if err != nil {
 		return nil, err
 	}
-	desc, err := remote.Get(nref, r.options(ctx)...)
+	desc, err := remote.Get(nref, r.reads(ctx)...)
 	if NotFound(err) {
 		return nil, nil
 	}
@@ -119,6 +120,34 @@ type Client struct {
 	Keychain authn.Keychain
 	Policy   Policy
 	Events   progress.Sink // bytes pushed; nil: none
+
+	// One transport for every request, so that connections are kept
+	// and reused between them, and one puller for every read, so that a
+	// repository's ping and token are had once; made on first use.
+	transportOnce sync.Once
+	transport     http.RoundTripper
+	pullerOnce    sync.Once
+	puller        *remote.Puller
+}
+
+// reads are the options of a manifest read: the client's, and its one
+// puller.
+func (r *Client) reads(ctx context.Context) []remote.Option {
+	r.pullerOnce.Do(func() {
+		// The puller takes each call's context; it keeps none.
+		r.puller, _ = remote.NewPuller(r.options(context.Background())...)
+	})
+	opts := r.options(ctx)
+	if r.puller != nil {
+		opts = append(opts, remote.Reuse(r.puller))
+	}
+	return opts
+}
+
+// roundTripper is the client's one transport.
+func (r *Client) roundTripper() http.RoundTripper {
+	r.transportOnce.Do(func() { r.transport = r.Policy.Transport() })
+	return r.transport
 }
 
 // DefaultJobs is how many layers of one image are uploaded at once.
@@ -137,7 +166,7 @@ func (r *Client) options(ctx context.Context) []remote.Option {
 		remote.WithRetryStatusCodes(http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
 			http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout),
 		remote.WithUserAgent("shipit"),
-		remote.WithTransport(r.Policy.Transport()),
+		remote.WithTransport(r.roundTripper()),
 		remote.WithJobs(DefaultJobs),
 	}
 }
@@ -171,7 +200,7 @@ func (r *Client) Lookup(ctx context.Context, repo, tag string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	desc, err := remote.Head(ref, r.options(ctx)...)
+	desc, err := remote.Head(ref, r.reads(ctx)...)
 	if NotFound(err) {
 		return "", nil
 	}

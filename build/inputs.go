@@ -1,0 +1,403 @@
+package build
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/moby/patternmatcher/ignorefile"
+	"github.com/tonistiigi/fsutil"
+	"github.com/tonistiigi/fsutil/types"
+
+	"github.com/shipit-dev/shipit/internal/confine"
+)
+
+// An image's inputs are everything its solve reads: the solve request
+// (frontend options, build arguments, labels, platforms, exporter, the
+// daemon), the Dockerfile and its ignore file, every file of the context
+// the daemon would be sent (path, mode, owner, size, modification and
+// change times, inode, link target), and the digest each base image's tag
+// points at now. Builds are reproducible (DESIGN decision 2): when all of
+// that is what the last build of the image read, and its image is still
+// where that build put it, a solve would give that image again, and the
+// build keeps it instead of asking BuildKit.
+//
+// Files are compared by their metadata, as BuildKit's own context sync
+// does, and more strictly: the change time moves on every write, chmod,
+// chown and rename, and cannot be set back. A file changed within a tick
+// of the file system's timestamps before the walk may change again in the
+// same tick without its times showing it (git calls such an index entry
+// racily clean), so a build that sees one records no key, and the next
+// build solves (racyWindow).
+
+// inputsVersion names these rules: a shipit that changes them changes it,
+// so no earlier record's key matches.
+const inputsVersion = "shipit-inputs/1"
+
+// racyWindow is how recent a file's times must be for it to be told from
+// one that changes again in the same timestamp tick: Linux stamps files
+// from a clock that ticks every 1-10 ms, and 100 ms is ten ticks. A time of
+// whole seconds is a file system that keeps no more (HFS+, FAT's two
+// seconds, some network file systems), and whole hundredths one that
+// keeps 10 ms: those get coarseRacyWindow.
+const racyWindow = 100 * time.Millisecond
+
+// coarseRacyWindow is racyWindow for timestamps of a coarse file system.
+const coarseRacyWindow = 3 * time.Second
+
+// racyAfter reports whether a file time t (ns) is within its racy window
+// of now (ns), or after it.
+func racyAfter(t, now int64) bool {
+	w := racyWindow
+	if t%int64(10*time.Millisecond) == 0 {
+		w = coarseRacyWindow
+	}
+	return t >= now-int64(w)
+}
+
+// lookupTimeout bounds the base images' lookups: an image whose base
+// cannot be looked up in time is solved.
+const lookupTimeout = 10 * time.Second
+
+// maxContextEntries bounds the context walk: a larger context is solved
+// every time, as before.
+const maxContextEntries = 200000
+
+// inputs is the key of an image's inputs, or why there is none.
+type inputs struct {
+	key string
+	// racy: a context file changed too recently for the key to be kept
+	// for the next build; it can still be compared with the last one.
+	racy bool
+	why  string
+}
+
+// resolver looks up the digest an image reference's tag points at.
+type resolver func(ctx context.Context, ref string) (string, error)
+
+// registryResolver looks references up in reg, a HEAD each, once per
+// reference however many images read it; a reference by digest needs none.
+func registryResolver(reg Registry) resolver {
+	type answer struct {
+		done   chan struct{}
+		digest string
+		err    error
+	}
+	var mu sync.Mutex
+	seen := map[string]*answer{}
+	lookup := func(ctx context.Context, ref string) (string, error) {
+		r, err := name.ParseReference(ref, name.WeakValidation)
+		if err != nil {
+			return "", err
+		}
+		if d, ok := r.(name.Digest); ok {
+			return d.DigestStr(), nil
+		}
+		if reg == nil {
+			return "", errors.New("no registry client")
+		}
+		t := r.(name.Tag)
+		dgst, err := reg.Lookup(ctx, t.Context().Name(), t.TagStr())
+		if err != nil {
+			return "", err
+		}
+		if dgst == "" {
+			return "", fmt.Errorf("%s: no such tag", ref)
+		}
+		return dgst, nil
+	}
+	return func(ctx context.Context, ref string) (string, error) {
+		mu.Lock()
+		a, ok := seen[ref]
+		if !ok {
+			a = &answer{done: make(chan struct{})}
+			seen[ref] = a
+		}
+		mu.Unlock()
+		if !ok {
+			a.digest, a.err = lookup(ctx, ref)
+			close(a.done)
+		}
+		select {
+		case <-a.done:
+			return a.digest, a.err
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}
+}
+
+// sources is the part of an image's inputs that does not depend on the
+// commit (its Dockerfile, ignore file, context and base images), so that
+// it can be read beside git.
+type sources struct {
+	of     string // sourceSig of the request read
+	digest string
+	racy   bool
+	why    string
+}
+
+// sourceSig names what of a request its sources depend on.
+func sourceSig(r Request) string {
+	return strings.Join([]string{r.ContextDir, r.DockerfileDir, r.DockerfileName, r.Target, strings.Join(r.ContextExclude, "\x01")}, "\x00")
+}
+
+// sourceOf is what a request's solve reads besides the request: r's
+// context and Dockerfile directories, excludes and target, and args (the
+// configured build arguments).
+func sourceOf(ctx context.Context, r Request, args map[string]string, resolve resolver, now time.Time) sources {
+	src := readSources(ctx, r, args, resolve, now)
+	src.of = sourceSig(r)
+	return src
+}
+
+func readSources(ctx context.Context, r Request, args map[string]string, resolve resolver, now time.Time) sources {
+	h := sha256.New()
+	field := func(k, v string) { fmt.Fprintf(h, "%d:%s=%d:%s\n", len(k), k, len(v), v) }
+	df, err := confine.ReadFile(filepath.Join(r.DockerfileDir, r.DockerfileName))
+	if err != nil {
+		return sources{why: "its Dockerfile cannot be read: " + err.Error()}
+	}
+	field("dockerfile", string(df))
+	refs, why := externalImages(df, r.Target, args)
+	if why != "" {
+		return sources{why: why}
+	}
+	sort.Strings(refs)
+	refs = slices.Compact(refs)
+	// The base images are looked up while the context is walked.
+	var digests []string
+	var lookupErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { digests, lookupErr = resolveAll(ctx, refs, resolve) })
+
+	excludes, ignore, err := ignorePatterns(r)
+	if err != nil {
+		wg.Wait()
+		return sources{why: err.Error()}
+	}
+	field("dockerignore", ignore)
+	racy, err := walkContext(ctx, r, excludes, now, h)
+	wg.Wait()
+	if err != nil {
+		return sources{why: "its context: " + err.Error()}
+	}
+	if lookupErr != nil {
+		return sources{why: "looking up its base images: " + lookupErr.Error()}
+	}
+	for i, ref := range refs {
+		field("image", ref+"@"+digests[i])
+	}
+	return sources{digest: hex.EncodeToString(h.Sum(nil)), racy: racy}
+}
+
+// inputsOf is the key of a request's inputs on the daemon named by
+// builder, its sources read (sourceOf).
+func inputsOf(r Request, builder string, src sources) inputs {
+	if r.NoCache {
+		return inputs{why: "--no-cache"}
+	}
+	if builder == "" {
+		return inputs{why: "the daemon is not known"}
+	}
+	if src.why != "" {
+		return inputs{why: src.why}
+	}
+	h := sha256.New()
+	field := func(k, v string) { fmt.Fprintf(h, "%d:%s=%d:%s\n", len(k), k, len(v), v) }
+	field("version", inputsVersion)
+	field("builder", builder)
+	requestFields(r, field)
+	field("sources", src.digest)
+	return inputs{key: "sha256:" + hex.EncodeToString(h.Sum(nil)), racy: src.racy}
+}
+
+// Sources are the sources of a plan's images (sourceOf), read from when
+// ReadSources is called: beside git, before the plan is known.
+type Sources struct {
+	done chan struct{}
+	m    map[string]sources
+}
+
+// ReadSources starts reading the sources of the images: specs as
+// configured (a plan's Images), shipit's state in stateDir, base images
+// looked up in reg.
+func ReadSources(ctx context.Context, reg Registry, specs []Spec, stateDir string) *Sources {
+	s := &Sources{done: make(chan struct{}), m: map[string]sources{}}
+	now := time.Now()
+	resolve := registryResolver(reg)
+	go func() {
+		defer close(s.done)
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for _, sp := range specs {
+			wg.Go(func() {
+				src := sourceOf(ctx, sourceRequest(sp, stateDir), sp.Args, resolve, now)
+				mu.Lock()
+				s.m[sp.Name] = src
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+	}()
+	return s
+}
+
+// get waits for the sources of an image; ok false when they were not read.
+func (s *Sources) get(name string) (sources, bool) {
+	if s == nil {
+		return sources{}, false
+	}
+	<-s.done
+	src, ok := s.m[name]
+	return src, ok
+}
+
+// sourceRequest is the part of a spec's request its sources depend on.
+func sourceRequest(sp Spec, stateDir string) Request {
+	return Request{
+		Name: sp.Name, ContextDir: sp.Context, ContextExclude: stateExcludes(stateDir),
+		DockerfileDir: filepath.Dir(sp.Dockerfile), DockerfileName: filepath.Base(sp.Dockerfile), Target: sp.Target,
+	}
+}
+
+// requestFields writes what of a request reaches the daemon: the frontend's
+// attributes, the exporter's, and the names (never the values) of secrets
+// and SSH agents. Cache imports and exports are left out: they change
+// where a result may come from, not what it is.
+func requestFields(r Request, field func(k, v string)) {
+	field("context", r.ContextDir)
+	field("exclude", strings.Join(r.ContextExclude, "\x00"))
+	field("dockerfile-dir", r.DockerfileDir)
+	field("dockerfile-name", r.DockerfileName)
+	sorted := func(prefix string, m map[string]string) {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			field(prefix+k, m[k])
+		}
+	}
+	sorted("frontend:", frontendAttrs(r))
+	exp := exportEntry(r)
+	field("exporter", exp.Type)
+	field("output-dir", exp.OutputDir)
+	sorted("export:", exp.Attrs)
+	for _, s := range r.Secrets {
+		field("secret", s.ID+"\x00"+s.Env+"\x00"+s.File)
+	}
+	for _, s := range r.SSH {
+		field("ssh", s.ID+"\x00"+strings.Join(s.Paths, "\x00"))
+	}
+}
+
+// resolveAll looks every reference up at once, within lookupTimeout.
+func resolveAll(ctx context.Context, refs []string, resolve resolver) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	defer cancel()
+	out := make([]string, len(refs))
+	errs := make([]error, len(refs))
+	var wg sync.WaitGroup
+	for i, ref := range refs {
+		wg.Go(func() { out[i], errs[i] = resolve(ctx, ref) })
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
+}
+
+// ignorePatterns reads the ignore file BuildKit's Dockerfile frontend
+// applies to the context: <Dockerfile>.dockerignore beside the Dockerfile,
+// else the context's .dockerignore. It returns its patterns and content.
+func ignorePatterns(r Request) ([]string, string, error) {
+	for _, p := range []string{
+		filepath.Join(r.DockerfileDir, r.DockerfileName+".dockerignore"),
+		filepath.Join(r.ContextDir, ".dockerignore"),
+	} {
+		data, err := confine.ReadFile(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, "", fmt.Errorf("%s: %w", p, err)
+		}
+		pats, err := ignorefile.ReadAll(strings.NewReader(string(data)))
+		if err != nil {
+			return nil, "", fmt.Errorf("%s: %w", p, err)
+		}
+		return pats, p + "\x00" + string(data), nil
+	}
+	return nil, "", nil
+}
+
+// walkContext writes every entry of the context the daemon would be sent
+// (shipit's own excludes, then the ignore file's) into h, in the walk's
+// order, and reports whether any file's times are racy at now (racyAfter).
+func walkContext(ctx context.Context, r Request, excludes []string, now time.Time, h hash.Hash) (bool, error) {
+	cfs, err := fsutil.NewFS(r.ContextDir)
+	if err != nil {
+		return false, err
+	}
+	if len(r.ContextExclude) > 0 {
+		if cfs, err = fsutil.NewFilterFS(cfs, &fsutil.FilterOpt{ExcludePatterns: r.ContextExclude}); err != nil {
+			return false, err
+		}
+	}
+	if len(excludes) > 0 {
+		if cfs, err = fsutil.NewFilterFS(cfs, &fsutil.FilterOpt{ExcludePatterns: excludes}); err != nil {
+			return false, err
+		}
+	}
+	racy := false
+	n := 0
+	limit := now.UnixNano()
+	err = cfs.Walk(ctx, "/", func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if n++; n > maxContextEntries {
+			return fmt.Errorf("more than %d files", maxContextEntries)
+		}
+		fi, err := e.Info()
+		if err != nil {
+			return err
+		}
+		st, ok := fi.Sys().(*types.Stat)
+		if !ok {
+			return fmt.Errorf("%s: no file metadata", p)
+		}
+		line := p + "\x00" + strconv.FormatUint(uint64(st.Mode), 8) + "\x00" + strconv.Itoa(int(st.Uid)) + ":" + strconv.Itoa(int(st.Gid)) +
+			"\x00" + st.Linkname + "\x00" + strconv.FormatInt(st.Devmajor, 10) + "," + strconv.FormatInt(st.Devminor, 10)
+		if !e.IsDir() {
+			// A directory's own times change with entries the daemon is
+			// never sent; its entries say what changed.
+			ct, ino := changeTime(filepath.Join(r.ContextDir, p))
+			line += "\x00" + strconv.FormatInt(st.Size, 10) + "\x00" + strconv.FormatInt(st.ModTime, 10) +
+				"\x00" + strconv.FormatInt(ct, 10) + "\x00" + strconv.FormatUint(ino, 10)
+			if racyAfter(st.ModTime, limit) || racyAfter(ct, limit) || ct == 0 {
+				racy = true
+			}
+		}
+		_, err = io.WriteString(h, line+"\n")
+		return err
+	})
+	if errors.Is(err, os.ErrNotExist) {
+		return false, fmt.Errorf("%s: %w", r.ContextDir, err)
+	}
+	return racy, err
+}

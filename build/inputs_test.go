@@ -1,0 +1,216 @@
+package build
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fakeTags answers lookups from a map of reference to digest.
+type fakeTags map[string]string
+
+func (f fakeTags) resolve(_ context.Context, ref string) (string, error) {
+	if d, ok := f[ref]; ok {
+		return d, nil
+	}
+	return "", os.ErrNotExist
+}
+
+const (
+	digestA = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	digestB = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+)
+
+// inputsApp is a context of the shapes apps have: a .dockerignore'd log
+// directory, a nested source tree, a Dockerfile with a build stage.
+func inputsApp(t *testing.T) Request {
+	t.Helper()
+	dir := t.TempDir()
+	for p, c := range map[string]string{
+		"Dockerfile":     "ARG BASE=registry.example/base:1\nFROM ${BASE} AS build\nCOPY . /src\nRUN make -C /src\nFROM scratch AS runtime\nCOPY --from=build /src/out /app\n",
+		".dockerignore":  "log/\n*.tmp\n",
+		"src/main.c":     "int main(){return 0;}\n",
+		"src/lib/util.c": "void util(){}\n",
+		"log/dev.log":    "started\n",
+		"Makefile":       "all:\n",
+	} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, p), []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return Request{
+		Name: "web", Repository: "registry.example/app/web", Tag: "20260101-000000-abcdef0",
+		ContextDir: dir, ContextExclude: []string{"**/.shipit"}, DockerfileDir: dir, DockerfileName: "Dockerfile",
+		Target: "runtime", Args: map[string]string{"SOURCE_DATE_EPOCH": "1"}, Labels: map[string]string{LabelRevision: "abc"},
+		LayoutDir: filepath.Join(dir, ".shipit", "images", "web"),
+		Secrets:   []Secret{{ID: "api_token", Env: "API_TOKEN"}},
+	}
+}
+
+// keyOf is the request's key, with every file old enough not to be racy.
+func keyOf(t *testing.T, r Request, tags fakeTags) inputs {
+	t.Helper()
+	return keyAt(r, "default=unix:///run/buildkit/buildkitd.sock@v0.33.1+x", tags, time.Now().Add(2*coarseRacyWindow))
+}
+
+// keyAt is the request's key on builder, at now.
+func keyAt(r Request, builder string, tags fakeTags, now time.Time) inputs {
+	return inputsOf(r, builder, sourceOf(context.Background(), r, r.Args, tags.resolve, now))
+}
+
+func write(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestInputsKeyFollowsWhatTheSolveReads: the key stays the same for what a
+// solve is not sent (an ignored file, shipit's state), and changes with
+// everything it does: a file's content even at the same size and time, a
+// new file, a mode, a build argument, the Dockerfile, the ignore file, and
+// the digest the base image's tag points at.
+func TestInputsKeyFollowsWhatTheSolveReads(t *testing.T) {
+	t.Parallel()
+	tags := fakeTags{"registry.example/base:1": digestA}
+	r := inputsApp(t)
+	base := keyOf(t, r, tags)
+	if base.key == "" {
+		t.Fatalf("no key: %s", base.why)
+	}
+	if again := keyOf(t, r, tags); again.key != base.key {
+		t.Fatal("the same inputs gave another key")
+	}
+	same := func(what string, change func()) {
+		t.Helper()
+		change()
+		if got := keyOf(t, r, tags); got.key != base.key {
+			t.Errorf("%s changed the key; the solve does not read it", what)
+		}
+	}
+	changed := func(what string, change func()) {
+		t.Helper()
+		change()
+		got := keyOf(t, r, tags)
+		if got.key == "" {
+			t.Fatalf("%s: no key: %s", what, got.why)
+		}
+		if got.key == base.key {
+			t.Errorf("%s left the key as it was: the next build would keep a stale image", what)
+		}
+		base = got
+	}
+	same("a file under an ignored directory", func() { write(t, filepath.Join(r.ContextDir, "log", "dev.log"), "more\n") })
+	same("a new ignored file", func() { write(t, filepath.Join(r.ContextDir, "x.tmp"), "x") })
+	same("a file in .shipit", func() {
+		_ = os.MkdirAll(filepath.Join(r.ContextDir, ".shipit"), 0o755)
+		write(t, filepath.Join(r.ContextDir, ".shipit", "build.json"), "{}")
+	})
+
+	main := filepath.Join(r.ContextDir, "src", "main.c")
+	st, _ := os.Stat(main)
+	changed("the same size, the same modification time, other content", func() {
+		write(t, main, "int main(){return 1;}\n")
+		if err := os.Chtimes(main, st.ModTime(), st.ModTime()); err != nil {
+			t.Fatal(err)
+		}
+	})
+	changed("a new file", func() { write(t, filepath.Join(r.ContextDir, "src", "new.c"), "") })
+	changed("a file removed", func() { _ = os.Remove(filepath.Join(r.ContextDir, "src", "new.c")) })
+	changed("a mode", func() { _ = os.Chmod(main, 0o755) })
+	changed("a build argument", func() { r.Args = map[string]string{"SOURCE_DATE_EPOCH": "1", "BASE": "registry.example/base:1"} })
+	changed("the Dockerfile", func() {
+		write(t, filepath.Join(r.ContextDir, "Dockerfile"), "ARG BASE=registry.example/base:1\nFROM ${BASE} AS build\nCOPY . /src\nRUN make -C /src all\nFROM scratch AS runtime\nCOPY --from=build /src/out /app\n")
+	})
+	changed("the .dockerignore", func() { write(t, filepath.Join(r.ContextDir, ".dockerignore"), "log/\n") })
+	changed("the base image's tag moved", func() { tags["registry.example/base:1"] = digestB })
+	changed("the tag", func() { r.Tag = "20260101-000001-abcdef1" })
+	changed("a label (the commit)", func() { r.Labels = map[string]string{LabelRevision: "def"} })
+	changed("the platforms", func() { r.Platforms = []string{"linux/arm64"} })
+	changed("push instead of a layout", func() { r.Push = true })
+
+	if got := keyAt(r, "default=tcp://other:1234@v0.33.1+x", tags, time.Now().Add(2*coarseRacyWindow)); got.key == base.key {
+		t.Error("another daemon gave the same key")
+	}
+}
+
+// TestInputsRacy: a file written just now makes the key racy (it is not
+// kept for the next build), and an old one does not.
+func TestInputsRacy(t *testing.T) {
+	t.Parallel()
+	tags := fakeTags{"registry.example/base:1": digestA}
+	r := inputsApp(t)
+	got := keyAt(r, "d", tags, time.Now())
+	if got.key == "" || !got.racy {
+		t.Fatalf("files written just now: key %q racy %v (%s), want a racy key", got.key, got.racy, got.why)
+	}
+	if got := keyOf(t, r, tags); got.racy {
+		t.Fatal("files older than the window: racy")
+	}
+}
+
+// TestInputsNoKey: what shipit cannot follow to the answer BuildKit would
+// give is always solved, and says why.
+func TestInputsNoKey(t *testing.T) {
+	t.Parallel()
+	tags := fakeTags{"registry.example/base:1": digestA, "docker/dockerfile:1": digestB}
+	for _, tc := range []struct {
+		name, dockerfile, why string
+	}{
+		{"ADD of a URL", "FROM registry.example/base:1\nADD https://example.com/x.tgz /x\n", "ADD https://example.com/x.tgz"},
+		{"ADD of a git repository", "FROM registry.example/base:1\nADD git@github.com:o/r.git /r\n", "git repository"},
+		{"a FROM set per platform", "FROM registry.example/base-${TARGETARCH}:1\n", "per platform"},
+		{"another frontend", "# syntax=example.com/frontend:1\nFROM registry.example/base:1\n", "not docker/dockerfile"},
+		{"a base that cannot be looked up", "FROM registry.example/missing:1\n", "looking up its base images"},
+		{"a --from set by an argument", "ARG IMG\nFROM registry.example/base:1\nCOPY --from=$IMG /a /a\n", "depends on an argument"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := inputsApp(t)
+			r.Target = ""
+			write(t, filepath.Join(r.ContextDir, "Dockerfile"), tc.dockerfile)
+			got := keyOf(t, r, tags)
+			if got.key != "" || !strings.Contains(got.why, tc.why) {
+				t.Fatalf("key %q, why %q; want no key because %q", got.key, got.why, tc.why)
+			}
+		})
+	}
+	r := inputsApp(t)
+	r.NoCache = true
+	if got := keyOf(t, r, tags); got.key != "" {
+		t.Fatal("--no-cache gave a key")
+	}
+}
+
+// TestExternalImages: the images BuildKit would look up, and only those:
+// the target's chain, COPY --from and RUN --mount from= images, and the
+// Dockerfile frontend of a # syntax= line; not a stage, scratch, or a
+// stage the target does not reach.
+func TestExternalImages(t *testing.T) {
+	t.Parallel()
+	df := `# syntax=docker/dockerfile:1
+ARG RUBY=3.3
+FROM ruby:${RUBY}-slim AS base
+FROM base AS build
+RUN --mount=type=cache,target=/root/.cache --mount=type=bind,from=registry.example/tools:2,target=/t true
+COPY --from=registry.example/assets@sha256:` + strings.Repeat("c", 64) + ` /a /a
+FROM node:22 AS dev
+FROM base AS runtime
+COPY --from=build /usr/local/bundle /usr/local/bundle
+COPY --from=0 /etc/os-release /x
+`
+	refs, why := externalImages([]byte(df), "runtime", map[string]string{"RUBY": "3.4"})
+	if why != "" {
+		t.Fatal(why)
+	}
+	want := "docker/dockerfile:1 ruby:3.4-slim registry.example/tools:2 registry.example/assets@sha256:" + strings.Repeat("c", 64)
+	if got := strings.Join(refs, " "); got != want {
+		t.Fatalf("images %q, want %q", got, want)
+	}
+}

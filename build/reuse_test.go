@@ -1,0 +1,180 @@
+package build
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/client/llb"
+	digest "github.com/opencontainers/go-digest"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/shipit-dev/shipit/internal/gitinfo"
+	"github.com/shipit-dev/shipit/internal/progress"
+	"github.com/shipit-dev/shipit/internal/registry"
+)
+
+// tagRegistry is a registry of one repository: manifests by digest and
+// tags, as the solver pushed them.
+type tagRegistry struct {
+	mu        sync.Mutex
+	manifests map[string][]byte
+	tags      map[string]string
+	puts      int
+}
+
+func (r *tagRegistry) Manifest(_ context.Context, _, ref string) (*registry.Manifest, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if d, ok := r.tags[ref]; ok {
+		ref = d
+	}
+	raw, ok := r.manifests[ref]
+	if !ok {
+		return nil, nil
+	}
+	return &registry.Manifest{Digest: ref, MediaType: ocispecs.MediaTypeImageManifest, Raw: raw}, nil
+}
+
+func (r *tagRegistry) PutManifest(_ context.Context, _, tag string, m *registry.Manifest) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.puts++
+	r.tags[tag] = m.Digest
+	return nil
+}
+
+func (r *tagRegistry) Lookup(_ context.Context, _, tag string) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.tags[tag], nil
+}
+
+// pushingSolver "pushes" its manifest under the request's tag, and counts
+// its solves.
+type pushingSolver struct {
+	digestSolver
+	reg    *tagRegistry
+	solves int
+}
+
+func (s *pushingSolver) solve(tag string) {
+	s.mu.Lock()
+	raw := s.raw
+	s.solves++
+	s.mu.Unlock()
+	s.reg.mu.Lock()
+	d := digest.FromBytes(raw).String()
+	s.reg.manifests[d] = raw
+	s.reg.tags[tag] = d
+	s.reg.mu.Unlock()
+}
+
+// TestNoOpBuildKeepsThePushedImage: a second build --push of the same
+// inputs solves nothing and names the same image; a tag that another push
+// moved is put back with one PUT, no solve; a changed file, --rebuild and
+// a daemon of another version solve again; the record keeps the key only
+// for files that did not just change.
+func TestNoOpBuildKeepsThePushedImage(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	web := filepath.Join(dir, "web")
+	if err := os.MkdirAll(web, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(web, "Dockerfile"), "FROM scratch\nCOPY app /app\n")
+	write(t, filepath.Join(web, "app"), "v1")
+	reg := &tagRegistry{manifests: map[string][]byte{}, tags: map[string]string{}}
+	s := &pushingSolver{digestSolver: digestSolver{raw: manifestOf(1000)}, reg: reg}
+	var mu sync.Mutex
+	var infos []string
+	clock := time.Now().Add(time.Minute) // every file is old
+	opt := Options{
+		Solver: s, Registry: reg, Progress: io.Discard, Mode: "quiet",
+		Builder: "default=unix:///run/buildkit/buildkitd.sock@v0.33.1+x",
+		Events: progress.Func(func(e progress.Event) {
+			if e.Kind == progress.Info {
+				mu.Lock()
+				infos = append(infos, e.Msg)
+				mu.Unlock()
+			}
+		}),
+		now: func() time.Time { return clock },
+	}
+	plan := Plan{
+		Images:   []Spec{{Name: "web", Repository: "127.0.0.1:5055/team/web", Context: web, Dockerfile: filepath.Join(web, "Dockerfile")}},
+		StateDir: filepath.Join(dir, ".shipit"), Head: gitinfo.Head{SHA: "0123456789abcdef0123456789abcdef01234567", Time: time.Unix(1_700_000_000, 0)},
+		Tag: "t1", Push: true,
+	}
+	build := func(what string, wantSolves int) Image {
+		t.Helper()
+		before := s.solves
+		rec, err := Run(context.Background(), opt, plan)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if got := s.solves - before; got != wantSolves {
+			t.Errorf("%s: %d solves, want %d", what, got, wantSolves)
+		}
+		return rec.Images[0]
+	}
+	first := build("first build", 1)
+	if first.Inputs == "" {
+		t.Fatal("the record holds no inputs key")
+	}
+	if again := build("no-op build", 0); again.Digest != first.Digest || again.Size != first.Size || again.Inputs != first.Inputs {
+		t.Errorf("no-op build: %+v, want the first's image", again)
+	}
+	if len(infos) == 0 || !strings.Contains(infos[len(infos)-1], "web unchanged since the last build") {
+		t.Errorf("no notice of the kept image: %q", infos)
+	}
+
+	reg.mu.Lock()
+	reg.tags["t1"] = "sha256:" + strings.Repeat("d", 64) // another tool pushed there
+	reg.mu.Unlock()
+	if got := build("tag moved", 0); got.Digest != first.Digest || reg.tags["t1"] != first.Digest || reg.puts != 1 {
+		t.Errorf("tag moved: image %s, tag at %s after %d puts; want %s put back once", got.Digest, reg.tags["t1"], reg.puts, first.Digest)
+	}
+
+	s.mu.Lock()
+	s.raw = manifestOf(2000)
+	s.mu.Unlock()
+	write(t, filepath.Join(web, "app"), "v2")
+	if got := build("changed file", 1); got.Digest == first.Digest {
+		t.Error("changed file: kept the old image")
+	}
+	plan.Rebuild = true
+	build("--rebuild", 1)
+	plan.Rebuild = false
+	opt.Builder = "default=unix:///run/buildkit/buildkitd.sock@v0.34.0+y"
+	build("another daemon version", 1)
+	build("no-op on that daemon", 0)
+
+	clock = time.Now() // the file was just written: no key for the next build
+	write(t, filepath.Join(web, "app"), "v3")
+	if got := build("a file changed just now", 1); got.Inputs != "" {
+		t.Errorf("a file changed just now: the record keeps key %s", got.Inputs)
+	}
+	clock = time.Now().Add(time.Minute)
+	build("the build after", 1)
+	build("and the next", 0)
+}
+
+// Solve pushes the manifest under the export's tag, as BuildKit's image
+// exporter does.
+func (s *pushingSolver) Solve(ctx context.Context, def *llb.Definition, opt client.SolveOpt, ch chan *client.SolveStatus) (*client.SolveResponse, error) {
+	ref := opt.Exports[0].Attrs["name"]
+	_, tag, ok := strings.Cut(ref[strings.LastIndex(ref, "/")+1:], ":")
+	if !ok {
+		return nil, fmt.Errorf("export name %q has no tag", ref)
+	}
+	s.solve(tag)
+	return s.digestSolver.Solve(ctx, def, opt, ch)
+}
