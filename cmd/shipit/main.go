@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shipit-dev/shipit/internal/cli"
+	"github.com/shipit-dev/shipit/internal/initgc"
 )
 
 // grace is how long shipit may take to wind down after SIGINT or SIGTERM
@@ -19,6 +20,7 @@ import (
 const grace = 2 * time.Second
 
 func main() {
+	initgc.Restore()
 	ctx, cancel := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
