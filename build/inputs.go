@@ -71,7 +71,7 @@ func racyAfter(t, now int64) bool {
 
 // lookupTimeout bounds the base images' lookups: an image whose base
 // cannot be looked up in time is solved.
-const lookupTimeout = 10 * time.Second
+const lookupTimeout = 5 * time.Second
 
 // maxContextEntries bounds the context walk: a larger context is solved
 // every time, as before.
@@ -208,9 +208,6 @@ func readSources(ctx context.Context, r Request, args map[string]string, resolve
 // inputsOf is the key of a request's inputs on the daemon named by
 // builder, its sources read (sourceOf).
 func inputsOf(r Request, builder string, src sources) inputs {
-	if r.NoCache {
-		return inputs{why: "--no-cache"}
-	}
 	if builder == "" {
 		return inputs{why: "the daemon is not known"}
 	}
@@ -294,7 +291,11 @@ func requestFields(r Request, field func(k, v string)) {
 			field(prefix+k, m[k])
 		}
 	}
-	sorted("frontend:", frontendAttrs(r))
+	// --no-cache changes how the image is made, not which inputs it is
+	// made of: its key is a cached build's.
+	attrs := frontendAttrs(r)
+	delete(attrs, "no-cache")
+	sorted("frontend:", attrs)
 	exp := exportEntry(r)
 	field("exporter", exp.Type)
 	field("output-dir", exp.OutputDir)

@@ -181,11 +181,6 @@ func TestInputsNoKey(t *testing.T) {
 			}
 		})
 	}
-	r := inputsApp(t)
-	r.NoCache = true
-	if got := keyOf(t, r, tags); got.key != "" {
-		t.Fatal("--no-cache gave a key")
-	}
 }
 
 // TestExternalImages: the images BuildKit would look up, and only those:

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/containerd/platforms"
+	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -34,6 +35,11 @@ func keepLayout(dir string, desc ocispecs.Descriptor) (stats, error) {
 	raw, err := blob(keep)
 	if err != nil {
 		return stats{}, fmt.Errorf("the image layout %s does not hold %s: %w", dir, keep, err)
+	}
+	if digest.FromBytes(raw) != desc.Digest {
+		// BuildKit's export left a blob the layout already had, and its
+		// content is not its name's: nothing of it can be trusted.
+		return stats{}, fmt.Errorf("the image layout %s holds blob %s with other content: remove %s and build again", dir, keep, dir)
 	}
 	st, err := sizeOf(raw, desc.Platform, blob)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -38,7 +39,7 @@ func reuse(ctx context.Context, opt Options, p Plan, reqs []Request, prev *Recor
 			// Whether the last image is still there is asked beside
 			// the inputs, and counts only when they match.
 			there := make(chan string, 1)
-			if last != nil && !p.Rebuild {
+			if last != nil && !p.Rebuild && !p.NoCache {
 				go func() { there <- stillThere(ctx, opt, p, r, last) }()
 			}
 			src, ok := p.Sources.get(r.Name)
@@ -46,7 +47,7 @@ func reuse(ctx context.Context, opt Options, p Plan, reqs []Request, prev *Recor
 				src = sourceOf(ctx, r, specArgs(p, r.Name), resolve, now)
 			}
 			ins[i] = inputsOf(r, opt.Builder, src)
-			if last == nil || p.Rebuild || ins[i].key == "" || last.Inputs != ins[i].key {
+			if last == nil || p.Rebuild || p.NoCache || ins[i].key == "" || last.Inputs != ins[i].key {
 				return
 			}
 			if why := <-there; why != "" {
@@ -127,9 +128,25 @@ func stillThere(ctx context.Context, opt Options, p Plan, r Request, last *Image
 		return "the last build's layout is elsewhere"
 	}
 	if err := layoutHolds(r.LayoutDir, last.Digest); err != nil {
+		var bad *corruptBlobError
+		if errors.As(err, &bad) {
+			// The daemon's export skips blobs the layout has, whatever
+			// they hold: the solve must start from an empty layout.
+			if rerr := os.RemoveAll(r.LayoutDir); rerr != nil {
+				return err.Error() + "; removing the layout: " + rerr.Error()
+			}
+			return err.Error() + ": the layout is removed, for the solve to write it again"
+		}
 		return err.Error()
 	}
 	return ""
+}
+
+// corruptBlobError is a blob of a layout whose content is not its digest's.
+type corruptBlobError struct{ dir, digest string }
+
+func (e *corruptBlobError) Error() string {
+	return fmt.Sprintf("the layout %s holds blob %s with other content", e.dir, e.digest)
 }
 
 // layoutHolds checks that an OCI layout's index names dgst and that the
@@ -177,7 +194,7 @@ func layoutHolds(dir, dgst string) error {
 			return nil, err
 		}
 		if sum := sha256.Sum256(raw); "sha256:"+hex.EncodeToString(sum[:]) != d {
-			return nil, fmt.Errorf("blob %s does not match its digest", d)
+			return nil, &corruptBlobError{dir: dir, digest: d}
 		}
 		return raw, nil
 	}

@@ -153,6 +153,10 @@ func TestNoOpBuildKeepsThePushedImage(t *testing.T) {
 	plan.Rebuild = true
 	build("--rebuild", 1)
 	plan.Rebuild = false
+	plan.NoCache = true
+	build("--no-cache", 1)
+	plan.NoCache = false
+	build("after --no-cache", 0)
 	opt.Builder = "default=unix:///run/buildkit/buildkitd.sock@v0.34.0+y"
 	build("another daemon version", 1)
 	build("no-op on that daemon", 0)

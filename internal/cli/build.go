@@ -46,6 +46,12 @@ timestamps are rewritten, so the same commit gives the same digest on any
 daemon. Images carry the OCI labels org.opencontainers.image.revision,
 .source and .created.
 
+An image whose inputs are what the last build read (the request, the
+Dockerfile and .dockerignore, the context files by their metadata, the
+digests its base images' tags point at now, the daemon) and which is still
+in its layout or under its tag is kept, not solved again: "NAME unchanged
+since the last build" on stderr. --rebuild solves every image.
+
 Without --push each image is kept as an OCI image layout under .shipit/
 for shipit release to push; with --push BuildKit pushes each image
 straight to its repository. Either way the build record .shipit/build.json
@@ -97,11 +103,8 @@ func runBuild(cmd *cobra.Command, g *globals, o *buildOptions, args []string) er
 	defer dial.Close()
 	// And read what the images' solves read from their directories and
 	// base images: whether a solve is needed at all (build.Sources).
-	var sources *build.Sources
-	if !o.noCache {
-		specs := d.buildPlan(names, gitinfo.Head{}, "", time.Time{}, o.push, o.noCache).Images
-		sources = build.ReadSources(ctx, d.registry, specs, d.cfg.StatePath())
-	}
+	specs := d.buildPlan(names, gitinfo.Head{}, "", time.Time{}, o.push, o.noCache).Images
+	sources := build.ReadSources(ctx, d.registry, specs, d.cfg.StatePath())
 	head, err := d.readBuildHead(ctx)
 	if err != nil {
 		return err
