@@ -3,6 +3,7 @@ package e2e
 import (
 	"archive/tar"
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -151,7 +152,8 @@ func TestNoOpBuildFollowsTheBaseImage(t *testing.T) {
 	buildKept(t, a, []string{"--push"}, []string{"web", "worker"}, nil)
 
 	// The base moves: a layer more, /etc/base-moved.
-	layer, err := tarball.LayerFromReader(bytes.NewReader(tarOf(t, map[string]string{"etc/base-moved": "yes\n"})))
+	tb := tarOf(t, map[string]string{"etc/base-moved": "yes\n"})
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(tb)), nil })
 	if err != nil {
 		t.Fatal(err)
 	}
