@@ -209,3 +209,24 @@ COPY --from=0 /etc/os-release /x
 		t.Fatalf("images %q, want %q", got, want)
 	}
 }
+
+// TestRacyAfter: a time within 100 ms of now is racy; on a file system
+// that keeps whole seconds (or hundredths), within 3 s.
+func TestRacyAfter(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 1, 12, 0, 10, 500_000_000, time.UTC).UnixNano()
+	for _, tc := range []struct {
+		at   time.Time
+		racy bool
+	}{
+		{time.Date(2026, 12, 1, 12, 0, 10, 450_123_456, time.UTC), true},
+		{time.Date(2026, 12, 1, 12, 0, 10, 300_123_456, time.UTC), false},
+		{time.Date(2026, 12, 1, 12, 0, 9, 0, time.UTC), true},  // whole seconds: 1.5 s ago is within a tick of 1 s
+		{time.Date(2026, 12, 1, 12, 0, 5, 0, time.UTC), false}, // 5.5 s ago
+		{time.Date(2026, 12, 1, 12, 0, 11, 0, time.UTC), true}, // after now (a clock ahead)
+	} {
+		if got := racyAfter(tc.at.UnixNano(), now); got != tc.racy {
+			t.Errorf("%s at %s: racy %v, want %v", tc.at.Format(time.RFC3339Nano), time.Unix(0, now).UTC().Format(time.RFC3339Nano), got, tc.racy)
+		}
+	}
+}
