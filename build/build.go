@@ -510,4 +510,6 @@ type Registry interface {
 	PutManifest(ctx context.Context, repo, tag string, m *registry.Manifest) error
 	// Lookup returns the digest repo:tag points at ("" for none), with a HEAD.
 	Lookup(ctx context.Context, repo, tag string) (string, error)
+	// Blob reads a blob of at most limit bytes.
+	Blob(ctx context.Context, repo, digest string, limit int64) ([]byte, error)
 }

@@ -21,23 +21,28 @@ import (
 // the image is then always solved.
 
 // externalImages lists the image references a build of the Dockerfile
-// (data) for target, with build arguments args, reads from registries, or
-// why it cannot say.
-func externalImages(data []byte, target string, args map[string]string) ([]string, string) {
-	var refs []string
-	if syntax, _, _, ok := parser.DetectSyntax(data); ok {
+// (data) for target, with build arguments args, reads from registries, and
+// those of them that are stages' bases, or why it cannot say.
+func externalImages(data []byte, target string, args map[string]string) (refs, bases []string, why string) {
+	// The BUILDKIT_SYNTAX build argument picks the frontend before any
+	// # syntax= line does.
+	syntax, _, _, ok := parser.DetectSyntax(data)
+	if v, set := args["BUILDKIT_SYNTAX"]; set {
+		syntax, ok = v, true
+	}
+	if ok {
 		if !dockerfileFrontend(syntax) {
-			return nil, fmt.Sprintf("its # syntax= frontend %q is not docker/dockerfile, which may read anything", syntax)
+			return nil, nil, fmt.Sprintf("its frontend %q (# syntax= or BUILDKIT_SYNTAX) is not docker/dockerfile, which may read anything", syntax)
 		}
 		refs = append(refs, syntax)
 	}
 	ast, err := parser.Parse(bytes.NewReader(data))
 	if err != nil {
-		return nil, "its Dockerfile does not parse: " + err.Error()
+		return nil, nil, "its Dockerfile does not parse: " + err.Error()
 	}
 	stages, metaArgs, err := instructions.Parse(ast.AST, nil)
 	if err != nil || len(stages) == 0 {
-		return nil, "its Dockerfile does not parse"
+		return nil, nil, "its Dockerfile does not parse"
 	}
 	// FROM sees the arguments declared before the first FROM: a build
 	// argument's value, else the declared default.
@@ -45,12 +50,17 @@ func externalImages(data []byte, target string, args map[string]string) ([]strin
 	lex := shell.NewLex(ast.EscapeToken)
 	for _, a := range metaArgs {
 		for _, kv := range a.Args {
+			if kv.Key == stampArg {
+				// Its value is the commit's time, which the sources
+				// are read before: FROM must not depend on it.
+				continue
+			}
 			if v, ok := args[kv.Key]; ok {
 				env[kv.Key] = v
 			} else if kv.Value != nil {
-				v, unmatched, err := lex.ProcessWord(*kv.Value, envOf(env))
-				if err != nil || len(unmatched) > 0 {
-					return nil, fmt.Sprintf("ARG %s's default depends on an argument shipit does not set", kv.Key)
+				v, why := expand(lex, *kv.Value, env)
+				if why != "" {
+					return nil, nil, fmt.Sprintf("ARG %s's default %s", kv.Key, why)
 				}
 				env[kv.Key] = v
 			}
@@ -66,14 +76,37 @@ func externalImages(data []byte, target string, args map[string]string) ([]strin
 	if target != "" {
 		i, ok := s.byName[strings.ToLower(target)]
 		if !ok {
-			return nil, fmt.Sprintf("its Dockerfile has no stage %q", target)
+			return nil, nil, fmt.Sprintf("its Dockerfile has no stage %q", target)
 		}
 		t = i
 	}
 	if why := s.visit(t); why != "" {
-		return nil, why
+		return nil, nil, why
 	}
-	return append(refs, s.refs...), ""
+	return append(refs, s.refs...), s.bases, ""
+}
+
+// stampArg is the build argument shipit sets to the commit's time.
+const stampArg = "SOURCE_DATE_EPOCH"
+
+// expand is a word with the environment's arguments, or why it cannot be
+// known before the build: an argument shipit does not set (BuildKit sets
+// some per platform), or the commit's time.
+func expand(lex *shell.Lex, word string, env map[string]string) (string, string) {
+	res, err := lex.ProcessWordWithMatches(word, envOf(env))
+	if err != nil {
+		return "", "does not parse: " + err.Error()
+	}
+	if _, ok := res.Matched[stampArg]; ok {
+		return "", "depends on " + stampArg
+	}
+	if _, ok := res.Unmatched[stampArg]; ok {
+		return "", "depends on " + stampArg
+	}
+	if len(res.Unmatched) > 0 {
+		return "", "depends on an argument shipit does not set (BuildKit sets some per platform)"
+	}
+	return res.Result, ""
 }
 
 // dockerfileFrontend reports whether a # syntax= reference is an image of
@@ -95,6 +128,7 @@ type stageWalk struct {
 	env    map[string]string
 	lex    *shell.Lex
 	refs   []string
+	bases  []string // the refs that are FROM a stage: their ONBUILD triggers run here
 }
 
 // visit follows stage i: its base, and what its commands read from other
@@ -105,9 +139,9 @@ func (s *stageWalk) visit(i int) string {
 	}
 	s.seen[i] = true
 	st := s.stages[i]
-	base, unmatched, err := s.lex.ProcessWord(st.BaseName, envOf(s.env))
-	if err != nil || len(unmatched) > 0 || base == "" {
-		return fmt.Sprintf("FROM %s depends on an argument shipit does not set (BuildKit sets some per platform)", st.BaseName)
+	base, why := expand(s.lex, st.BaseName, s.env)
+	if why != "" || base == "" {
+		return fmt.Sprintf("FROM %s %s", st.BaseName, why)
 	}
 	if why := s.from(base, i, true); why != "" {
 		return why
@@ -127,9 +161,13 @@ func (s *stageWalk) command(c instructions.Command, i int) string {
 	case *instructions.AddCommand:
 		for _, src := range c.SourcePaths {
 			if remoteSource(src) {
-				return fmt.Sprintf("ADD %s reads a URL or a git repository, which BuildKit checks again on every build", src)
+				return fmt.Sprintf("ADD %s may read a URL or a git repository, which BuildKit checks again on every build", src)
 			}
 		}
+	case *instructions.OnbuildCommand:
+		// Its trigger runs in a later stage built FROM this one, and may
+		// read anything.
+		return "it has an ONBUILD instruction"
 	case *instructions.CopyCommand:
 		if c.From != "" {
 			return s.from(c.From, i, false)
@@ -164,13 +202,19 @@ func (s *stageWalk) from(ref string, i int, isBase bool) string {
 		return ""
 	}
 	s.refs = append(s.refs, ref)
+	if isBase {
+		s.bases = append(s.bases, ref)
+	}
 	return ""
 }
 
-// remoteSource reports whether an ADD source is fetched rather than read
-// from the context: a URL or a git repository.
+// remoteSource reports whether an ADD source may be fetched rather than
+// read from the context: a URL, a git repository in any of the forms
+// BuildKit takes (user@host:path, a .git path, a #ref), or a variable
+// that may hold one.
 func remoteSource(src string) bool {
-	return strings.Contains(src, "://") || strings.HasPrefix(src, "git@")
+	return strings.ContainsAny(src, "$@#") || strings.Contains(src, "://") ||
+		strings.HasSuffix(src, ".git") || strings.Contains(src, ".git/")
 }
 
 // envOf is a shell environment of a map.

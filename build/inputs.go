@@ -149,11 +149,15 @@ type sources struct {
 	digest string
 	racy   bool
 	why    string
+	// bases are the stages' base images: whether their ONBUILD triggers
+	// read more is asked only of an image about to be kept.
+	bases []pinnedImage
 }
 
 // sourceSig names what of a request its sources depend on.
 func sourceSig(r Request) string {
-	return strings.Join([]string{r.ContextDir, r.DockerfileDir, r.DockerfileName, r.Target, strings.Join(r.ContextExclude, "\x01")}, "\x00")
+	return strings.Join([]string{r.ContextDir, r.DockerfileDir, r.DockerfileName, r.Target, strings.Join(r.ContextExclude, "\x01"),
+		strconv.FormatBool(r.SBOM), r.SBOMGenerator}, "\x00")
 }
 
 // sourceOf is what a request's solve reads besides the request: r's
@@ -173,9 +177,17 @@ func readSources(ctx context.Context, r Request, args map[string]string, resolve
 		return sources{why: "its Dockerfile cannot be read: " + err.Error()}
 	}
 	field("dockerfile", string(df))
-	refs, why := externalImages(df, r.Target, args)
+	refs, bases, why := externalImages(df, r.Target, args)
 	if why != "" {
 		return sources{why: why}
+	}
+	if r.SBOM {
+		// The scanner is an image the daemon pulls and runs.
+		gen := r.SBOMGenerator
+		if gen == "" {
+			gen = defaultSBOMGenerator
+		}
+		refs = append(refs, gen)
 	}
 	sort.Strings(refs)
 	refs = slices.Compact(refs)
@@ -199,11 +211,21 @@ func readSources(ctx context.Context, r Request, args map[string]string, resolve
 	if lookupErr != nil {
 		return sources{why: "looking up its base images: " + lookupErr.Error()}
 	}
+	var pinned []pinnedImage
 	for i, ref := range refs {
 		field("image", ref+"@"+digests[i])
+		if slices.Contains(bases, ref) {
+			pinned = append(pinned, pinnedImage{ref: ref, digest: digests[i]})
+		}
 	}
-	return sources{digest: hex.EncodeToString(h.Sum(nil)), racy: racy}
+	return sources{digest: hex.EncodeToString(h.Sum(nil)), racy: racy, bases: pinned}
 }
+
+// defaultSBOMGenerator is the scanner BuildKit runs when none is named.
+const defaultSBOMGenerator = "docker/buildkit-syft-scanner:stable-1"
+
+// pinnedImage is an image reference and the digest it was looked up at.
+type pinnedImage struct{ ref, digest string }
 
 // inputsOf is the key of a request's inputs on the daemon named by
 // builder, its sources read (sourceOf).
@@ -269,6 +291,7 @@ func sourceRequest(sp Spec, stateDir string) Request {
 	return Request{
 		Name: sp.Name, ContextDir: sp.Context, ContextExclude: stateExcludes(stateDir),
 		DockerfileDir: filepath.Dir(sp.Dockerfile), DockerfileName: filepath.Base(sp.Dockerfile), Target: sp.Target,
+		SBOM: sp.Attest.SBOM, SBOMGenerator: sp.Attest.SBOMGenerator,
 	}
 }
 

@@ -2,11 +2,14 @@ package build
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	digest "github.com/opencontainers/go-digest"
 )
 
 // fakeTags answers lookups from a map of reference to digest.
@@ -169,6 +172,10 @@ func TestInputsNoKey(t *testing.T) {
 		{"another frontend", "# syntax=example.com/frontend:1\nFROM registry.example/base:1\n", "not docker/dockerfile"},
 		{"a base that cannot be looked up", "FROM registry.example/missing:1\n", "looking up its base images"},
 		{"a --from set by an argument", "ARG IMG\nFROM registry.example/base:1\nCOPY --from=$IMG /a /a\n", "depends on an argument"},
+		{"ADD of a source in a variable", "FROM registry.example/base:1\nARG URL=http://example.com/x\nADD ${URL} /x\n", "may read a URL"},
+		{"ADD of a user@host: git repository", "FROM registry.example/base:1\nADD deploy@git.example.com:o/r /r\n", "may read a URL"},
+		{"an ONBUILD instruction", "FROM registry.example/base:1 AS a\nONBUILD COPY --from=registry.example/other:1 /x /x\nFROM a\n", "ONBUILD"},
+		{"FROM the commit's time", "ARG SOURCE_DATE_EPOCH=0\nFROM registry.example/base:${SOURCE_DATE_EPOCH}\n", "SOURCE_DATE_EPOCH"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -200,13 +207,16 @@ FROM base AS runtime
 COPY --from=build /usr/local/bundle /usr/local/bundle
 COPY --from=0 /etc/os-release /x
 `
-	refs, why := externalImages([]byte(df), "runtime", map[string]string{"RUBY": "3.4"})
+	refs, bases, why := externalImages([]byte(df), "runtime", map[string]string{"RUBY": "3.4"})
 	if why != "" {
 		t.Fatal(why)
 	}
 	want := "docker/dockerfile:1 ruby:3.4-slim registry.example/tools:2 registry.example/assets@sha256:" + strings.Repeat("c", 64)
 	if got := strings.Join(refs, " "); got != want {
 		t.Fatalf("images %q, want %q", got, want)
+	}
+	if got := strings.Join(bases, " "); got != "ruby:3.4-slim" {
+		t.Fatalf("bases %q, want the one FROM image", got)
 	}
 }
 
@@ -229,4 +239,84 @@ func TestRacyAfter(t *testing.T) {
 			t.Errorf("%s at %s: racy %v, want %v", tc.at.Format(time.RFC3339Nano), time.Unix(0, now).UTC().Format(time.RFC3339Nano), got, tc.racy)
 		}
 	}
+}
+
+// TestInputsFrontendAndScanner: the BUILDKIT_SYNTAX build argument picks
+// the frontend over # syntax=, and must be docker/dockerfile; an SBOM
+// scanner is an image the key follows.
+func TestInputsFrontendAndScanner(t *testing.T) {
+	t.Parallel()
+	tags := fakeTags{"registry.example/base:1": digestA, "docker/dockerfile:1": digestA, "registry.example/scanner:1": digestA}
+	r := inputsApp(t)
+	r.Args = map[string]string{"SOURCE_DATE_EPOCH": "1", "BUILDKIT_SYNTAX": "registry.example/frontend:1"}
+	if got := keyOf(t, r, tags); got.key != "" || !strings.Contains(got.why, "BUILDKIT_SYNTAX") {
+		t.Fatalf("BUILDKIT_SYNTAX of another frontend: key %q, why %q", got.key, got.why)
+	}
+	r.Args["BUILDKIT_SYNTAX"] = "docker/dockerfile:1"
+	before := keyOf(t, r, tags)
+	tags["docker/dockerfile:1"] = digestB
+	if after := keyOf(t, r, tags); after.key == "" || after.key == before.key {
+		t.Fatalf("the frontend's tag moved: key %q then %q (%s)", before.key, after.key, after.why)
+	}
+	r.SBOM, r.SBOMGenerator = true, "registry.example/scanner:1"
+	before = keyOf(t, r, tags)
+	tags["registry.example/scanner:1"] = digestB
+	if after := keyOf(t, r, tags); after.key == "" || after.key == before.key {
+		t.Fatalf("the scanner's tag moved: key %q then %q (%s)", before.key, after.key, after.why)
+	}
+}
+
+// TestOnbuildTriggersOfABase: a base image whose configuration has ONBUILD
+// triggers (in any platform of its index) is never kept; one without is.
+func TestOnbuildTriggersOfABase(t *testing.T) {
+	t.Parallel()
+	reg := &blobRegistry{tagRegistry: tagRegistry{manifests: map[string][]byte{}, tags: map[string]string{}}, blobs: map[string][]byte{}}
+	plain := reg.image(t, `{"config":{"Cmd":["sh"]}}`)
+	triggered := reg.image(t, `{"config":{"OnBuild":["COPY --from=registry.example/x:1 /x /x"]}}`)
+	index := reg.index(t, plain, triggered)
+	ctx := context.Background()
+	if why := onbuildTriggers(ctx, reg, []pinnedImage{{ref: "registry.example/base:1", digest: plain}}); why != "" {
+		t.Fatalf("a base without triggers: %s", why)
+	}
+	for _, d := range []string{triggered, index} {
+		if why := onbuildTriggers(ctx, reg, []pinnedImage{{ref: "registry.example/base:1", digest: d}}); !strings.Contains(why, "ONBUILD") {
+			t.Fatalf("a base with triggers (%s): %q", d, why)
+		}
+	}
+}
+
+// blobRegistry is a tagRegistry that holds blobs too.
+type blobRegistry struct {
+	tagRegistry
+	blobs map[string][]byte
+}
+
+func (r *blobRegistry) Blob(_ context.Context, _, dgst string, _ int64) ([]byte, error) {
+	b, ok := r.blobs[dgst]
+	if !ok {
+		return nil, os.ErrNotExist
+	}
+	return b, nil
+}
+
+func (r *blobRegistry) image(t *testing.T, config string) string {
+	t.Helper()
+	cd := digest.FromString(config)
+	r.blobs[cd.String()] = []byte(config)
+	m := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},"layers":[]}`, cd, len(config))
+	d := digest.FromString(m).String()
+	r.manifests[d] = []byte(m)
+	return d
+}
+
+func (r *blobRegistry) index(t *testing.T, children ...string) string {
+	t.Helper()
+	var ms []string
+	for _, c := range children {
+		ms = append(ms, fmt.Sprintf(`{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":%q,"size":1,"platform":{"os":"linux","architecture":"amd64"}}`, c))
+	}
+	idx := `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[` + strings.Join(ms, ",") + `]}`
+	d := digest.FromString(idx).String()
+	r.manifests[d] = []byte(idx)
+	return d
 }

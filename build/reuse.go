@@ -13,7 +13,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	digest "github.com/opencontainers/go-digest"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/shipit-dev/shipit/internal/progress"
 )
@@ -48,6 +50,10 @@ func reuse(ctx context.Context, opt Options, p Plan, reqs []Request, prev *Recor
 			}
 			ins[i] = inputsOf(r, opt.Builder, src)
 			if last == nil || p.Rebuild || p.NoCache || ins[i].key == "" || last.Inputs != ins[i].key {
+				return
+			}
+			if why := onbuildTriggers(ctx, opt.Registry, src.bases); why != "" {
+				progress.Debugf(opt.Events, "image %s: solved: %s", r.Name, why)
 				return
 			}
 			if why := <-there; why != "" {
@@ -149,9 +155,11 @@ func (e *corruptBlobError) Error() string {
 	return fmt.Sprintf("the layout %s holds blob %s with other content", e.dir, e.digest)
 }
 
+// maxLayoutDocument bounds a manifest or configuration read from a layout.
+const maxLayoutDocument = 16 << 20
+
 // layoutHolds checks that an OCI layout's index names dgst and that the
-// layout holds every blob of it: manifests read and checked against their
-// digests, configs and layers present. It reads through an os.Root.
+// layout holds every blob of it (checkBlobs). It reads through an os.Root.
 func layoutHolds(dir, dgst string) error {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
@@ -189,6 +197,9 @@ func layoutHolds(dir, dgst string) error {
 		if err != nil {
 			return nil, err
 		}
+		if fi, err := root.Stat(p); err != nil || !fi.Mode().IsRegular() || fi.Size() > maxLayoutDocument {
+			return nil, &corruptBlobError{dir: dir, digest: d}
+		}
 		raw, err := root.ReadFile(p)
 		if err != nil {
 			return nil, err
@@ -198,21 +209,49 @@ func layoutHolds(dir, dgst string) error {
 		}
 		return raw, nil
 	}
+	return checkBlobs(root, dir, dgst, fetch, 0)
+}
+
+// checkBlobs checks a manifest or index of a layout, and what it names:
+// manifests and configurations read and checked against their digests,
+// layers present at their size (hashing them would cost a build's
+// worth of reading).
+func checkBlobs(root *os.Root, dir, dgst string, fetch func(string) ([]byte, error), depth int) error {
+	if depth > 2 {
+		return fmt.Errorf("the layout %s nests indexes deeper than shipit builds them", dir)
+	}
 	raw, err := fetch(dgst)
 	if err != nil {
 		return err
 	}
-	st, err := sizeOf(raw, nil, fetch)
-	if err != nil {
-		return err
+	var doc struct {
+		Config    *ocispecs.Descriptor  `json:"config"`
+		Layers    []ocispecs.Descriptor `json:"layers"`
+		Manifests []ocispecs.Descriptor `json:"manifests"`
 	}
-	for _, b := range st.blobs {
-		p, err := blobPath(b)
-		if err != nil {
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return &corruptBlobError{dir: dir, digest: dgst}
+	}
+	if doc.Config != nil {
+		if _, err := fetch(doc.Config.Digest.String()); err != nil {
 			return err
 		}
-		if fi, err := root.Stat(p); err != nil || !fi.Mode().IsRegular() {
-			return fmt.Errorf("the layout %s lacks blob %s", dir, b)
+	}
+	for _, l := range doc.Layers {
+		if l.Digest.Algorithm() != digest.SHA256 || l.Digest.Validate() != nil {
+			return fmt.Errorf("layer %q: not a sha256 digest", l.Digest)
+		}
+		fi, err := root.Stat(filepath.Join("blobs", "sha256", l.Digest.Encoded()))
+		if err != nil || !fi.Mode().IsRegular() {
+			return fmt.Errorf("the layout %s lacks layer %s", dir, l.Digest)
+		}
+		if fi.Size() != l.Size {
+			return &corruptBlobError{dir: dir, digest: l.Digest.String()}
+		}
+	}
+	for _, m := range doc.Manifests {
+		if err := checkBlobs(root, dir, m.Digest.String(), fetch, depth+1); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -250,4 +289,85 @@ func specArgs(p Plan, name string) map[string]string {
 		}
 	}
 	return nil
+}
+
+// maxBasePlatforms bounds the platform manifests of a base image whose
+// configurations are read for ONBUILD triggers.
+const maxBasePlatforms = 16
+
+// onbuildTriggers says why a base image may make the build read more
+// than the inputs name ("" when it cannot): an ONBUILD trigger in its
+// configuration runs in the build, and may read any image or URL.
+func onbuildTriggers(ctx context.Context, reg Registry, bases []pinnedImage) string {
+	if len(bases) == 0 {
+		return ""
+	}
+	if reg == nil {
+		return "no registry client to read the base images' configurations"
+	}
+	for _, b := range bases {
+		ref, err := name.ParseReference(b.ref, name.WeakValidation)
+		if err != nil {
+			return err.Error()
+		}
+		repo := ref.Context().Name()
+		configs, err := configsOf(ctx, reg, repo, b.digest)
+		if err != nil {
+			return fmt.Sprintf("reading base image %s: %v", b.ref, err)
+		}
+		for _, c := range configs {
+			raw, err := reg.Blob(ctx, repo, c, 4<<20)
+			if err != nil {
+				return fmt.Sprintf("reading base image %s's configuration: %v", b.ref, err)
+			}
+			var cfg struct {
+				Config struct {
+					OnBuild []string `json:"OnBuild"`
+				} `json:"config"`
+			}
+			if err := json.Unmarshal(raw, &cfg); err != nil {
+				return fmt.Sprintf("base image %s's configuration: %v", b.ref, err)
+			}
+			if len(cfg.Config.OnBuild) > 0 {
+				return fmt.Sprintf("base image %s has ONBUILD triggers, which run in this build and may read anything", b.ref)
+			}
+		}
+	}
+	return ""
+}
+
+// configsOf lists the configuration digests of an image or index.
+func configsOf(ctx context.Context, reg Registry, repo, dgst string) ([]string, error) {
+	m, err := reg.Manifest(ctx, repo, dgst)
+	if err != nil {
+		return nil, err
+	}
+	if m == nil || m.Digest != dgst {
+		return nil, fmt.Errorf("%s is not in the registry", dgst)
+	}
+	var doc struct {
+		Config    *ocispecs.Descriptor  `json:"config"`
+		Manifests []ocispecs.Descriptor `json:"manifests"`
+	}
+	if err := json.Unmarshal(m.Raw, &doc); err != nil {
+		return nil, err
+	}
+	if doc.Config != nil {
+		return []string{doc.Config.Digest.String()}, nil
+	}
+	var out []string
+	for i, d := range doc.Manifests {
+		if i >= maxBasePlatforms {
+			return nil, fmt.Errorf("more than %d manifests", maxBasePlatforms)
+		}
+		if d.Annotations[AnnotationReferenceType] == ReferenceTypeAttestation {
+			continue
+		}
+		cs, err := configsOf(ctx, reg, repo, d.Digest.String())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, cs...)
+	}
+	return out, nil
 }

@@ -51,6 +51,10 @@ func (r *tagRegistry) PutManifest(_ context.Context, _, tag string, m *registry.
 	return nil
 }
 
+func (r *tagRegistry) Blob(context.Context, string, string, int64) ([]byte, error) {
+	return nil, fmt.Errorf("no blobs here")
+}
+
 func (r *tagRegistry) Lookup(_ context.Context, _, tag string) (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

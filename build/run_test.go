@@ -61,6 +61,10 @@ func (r *countingRegistry) Manifest(_ context.Context, _, ref string) (*registry
 	return &registry.Manifest{Digest: ref, MediaType: ocispecs.MediaTypeImageManifest, Raw: r.s.raw}, nil
 }
 
+func (r *countingRegistry) Blob(context.Context, string, string, int64) ([]byte, error) {
+	return nil, fmt.Errorf("no blobs here")
+}
+
 func (r *countingRegistry) Lookup(context.Context, string, string) (string, error) {
 	return "", fmt.Errorf("no lookups here")
 }

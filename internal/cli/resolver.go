@@ -378,9 +378,10 @@ func (dl *dialing) Nodes(events progress.Sink) ([]*build.Node, error) {
 	return out, nil
 }
 
-// Identity names the daemons reached and their BuildKit versions, for
+// Identity names the daemons reached, their BuildKit versions and
+// platforms, for
 // the build's inputs (an image is kept from the last build only when the
-// same daemons would build it); "" when one did not say its version.
+// same daemons would build it); "" when one did not say them.
 func (dl *dialing) Identity() string {
 	<-dl.done
 	var parts []string
@@ -388,10 +389,12 @@ func (dl *dialing) Identity() string {
 		if n.err != nil {
 			continue
 		}
-		if n.info == nil || n.info.BuildkitVersion.Version == "" {
+		if n.info == nil || n.info.BuildkitVersion.Version == "" || len(n.platforms) == 0 {
 			return ""
 		}
-		parts = append(parts, n.cfg.NodeName()+"="+n.cfg.Addr+"@"+n.info.BuildkitVersion.Version+"+"+n.info.BuildkitVersion.Revision)
+		// The platforms too: an image with none is built for the
+		// daemon's own, which the same address may not always have.
+		parts = append(parts, n.cfg.NodeName()+"="+n.cfg.Addr+"@"+n.info.BuildkitVersion.Version+"+"+n.info.BuildkitVersion.Revision+"["+strings.Join(n.platforms, ",")+"]")
 	}
 	return strings.Join(parts, ",")
 }
@@ -452,6 +455,10 @@ func connectBuilder(ctx context.Context, cfg *config.Config, n config.Node, mult
 	var plats []string
 	if err == nil && multi {
 		plats, err = workerPlatforms(pctx, c)
+	} else if err == nil {
+		// For the build's inputs (Identity) only: a daemon that does not
+		// say keeps no image, and builds as before.
+		plats, _ = workerPlatforms(pctx, c)
 	}
 	if err != nil {
 		_ = c.Close()
