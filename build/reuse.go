@@ -23,11 +23,14 @@ import (
 // reuse computes every request's inputs (inputs.go), and keeps from the
 // last record each image whose inputs are the same and which is still
 // where that build put it: in its repository under the tag, or in its
-// layout. It returns the requests to solve, the images kept, and the key
-// to record for each image (none where a file had just changed).
-func reuse(ctx context.Context, opt Options, p Plan, reqs []Request, prev *Record) ([]Request, []Image, map[string]string) {
+// layout. It returns the requests to solve, the images kept, and keys:
+// it waits for what decides which images' keys may be recorded (none
+// where a file had just changed, or a base image has ONBUILD triggers,
+// which is read beside the solves) and returns them.
+func reuse(ctx context.Context, opt Options, p Plan, reqs []Request, prev *Record) ([]Request, []Image, func() map[string]string) {
 	keys := map[string]string{}
 	ins := make([]inputs, len(reqs))
+	srcs := make([]sources, len(reqs))
 	kept := make([]*Image, len(reqs))
 	resolve := registryResolver(opt.Registry)
 	now := time.Now()
@@ -48,14 +51,13 @@ func reuse(ctx context.Context, opt Options, p Plan, reqs []Request, prev *Recor
 			if !ok || src.of != sourceSig(r) {
 				src = sourceOf(ctx, r, specArgs(p, r.Name), resolve, now)
 			}
+			srcs[i] = src
 			ins[i] = inputsOf(r, opt.Builder, src)
 			if last == nil || p.Rebuild || p.NoCache || ins[i].key == "" || last.Inputs != ins[i].key {
 				return
 			}
-			if why := onbuildTriggers(ctx, opt.Registry, src.bases); why != "" {
-				progress.Debugf(opt.Events, "image %s: solved: %s", r.Name, why)
-				return
-			}
+			// A recorded key's base images had no ONBUILD triggers (their
+			// digests are in it, and name what was checked).
 			if why := <-there; why != "" {
 				progress.Debugf(opt.Events, "image %s: inputs as in the last build, but %s: solving it", r.Name, why)
 				return
@@ -87,7 +89,29 @@ func reuse(ctx context.Context, opt Options, p Plan, reqs []Request, prev *Recor
 			solve = append(solve, r)
 		}
 	}
-	return solve, images, keys
+	// An image solved may be kept next time only if its base images have
+	// no ONBUILD triggers, which run in the build and may read anything:
+	// read beside the solves.
+	var mu sync.Mutex
+	var checks sync.WaitGroup
+	memo := onbuildMemo(opt.Registry)
+	for i, r := range reqs {
+		if kept[i] != nil || keys[r.Name] == "" || len(srcs[i].bases) == 0 {
+			continue
+		}
+		checks.Go(func() {
+			if why := memo(ctx, srcs[i].bases); why != "" {
+				progress.Debugf(opt.Events, "image %s: %s: no inputs key kept", r.Name, why)
+				mu.Lock()
+				delete(keys, r.Name)
+				mu.Unlock()
+			}
+		})
+	}
+	return solve, images, func() map[string]string {
+		checks.Wait()
+		return keys
+	}
 }
 
 // lastImage is the last record's entry of an image, when it has a usable
@@ -370,4 +394,31 @@ func configsOf(ctx context.Context, reg Registry, repo, dgst string) ([]string, 
 		out = append(out, cs...)
 	}
 	return out, nil
+}
+
+// onbuildMemo is onbuildTriggers asked once per base image digest,
+// however many images are built on it.
+func onbuildMemo(reg Registry) func(ctx context.Context, bases []pinnedImage) string {
+	type answer struct {
+		once sync.Once
+		why  string
+	}
+	var mu sync.Mutex
+	seen := map[string]*answer{}
+	return func(ctx context.Context, bases []pinnedImage) string {
+		for _, b := range bases {
+			mu.Lock()
+			a, ok := seen[b.digest]
+			if !ok {
+				a = &answer{}
+				seen[b.digest] = a
+			}
+			mu.Unlock()
+			a.once.Do(func() { a.why = onbuildTriggers(ctx, reg, []pinnedImage{b}) })
+			if a.why != "" {
+				return a.why
+			}
+		}
+		return ""
+	}
 }

@@ -35,7 +35,7 @@ func Run(ctx context.Context, opt Options, p Plan) (*Record, error) {
 	path := filepath.Join(p.StateDir, RecordFile)
 	prev, _ := ReadRecord(path)
 	knownPushed := known(prev)
-	reqs, kept, keys := reuse(ctx, opt, p, reqs, prev)
+	reqs, kept, recordable := reuse(ctx, opt, p, reqs, prev)
 	progress.Debugf(opt.Events, "inputs compared with the last build: %d to solve, %d kept", len(reqs), len(kept))
 	// Each image is read as soon as its solve is done, beside the others'.
 	var mu sync.Mutex
@@ -62,6 +62,7 @@ func Run(ctx context.Context, opt Options, p Plan) (*Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	keys := recordable()
 	state := p.StateDir
 	rec := &Record{Version: RecordVersion, Commit: p.Head.SHA, CommitTime: p.Head.Time.UTC(), Tag: p.Tag}
 	for _, res := range results {
