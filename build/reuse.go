@@ -89,9 +89,14 @@ func reuse(ctx context.Context, opt Options, p Plan, reqs []Request, prev *Recor
 			solve = append(solve, r)
 		}
 	}
-	// An image solved may be kept next time only if its base images have
-	// no ONBUILD triggers, which run in the build and may read anything:
-	// read beside the solves.
+	return solve, images, checkBases(ctx, opt, reqs, kept, srcs, keys)
+}
+
+// checkBases starts reading, beside the solves, whether the base images
+// of each image solved have ONBUILD triggers, which run in the build and
+// may read anything: such an image's key is not recorded, so it is never
+// kept. The function returned waits, and returns the keys to record.
+func checkBases(ctx context.Context, opt Options, reqs []Request, kept []*Image, srcs []sources, keys map[string]string) func() map[string]string {
 	var mu sync.Mutex
 	var checks sync.WaitGroup
 	memo := onbuildMemo(opt.Registry)
@@ -108,7 +113,7 @@ func reuse(ctx context.Context, opt Options, p Plan, reqs []Request, prev *Recor
 			}
 		})
 	}
-	return solve, images, func() map[string]string {
+	return func() map[string]string {
 		checks.Wait()
 		return keys
 	}

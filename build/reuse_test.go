@@ -186,3 +186,45 @@ func (s *pushingSolver) Solve(ctx context.Context, def *llb.Definition, opt clie
 	s.solve(tag)
 	return s.digestSolver.Solve(ctx, def, opt, ch)
 }
+
+// TestOnbuildBaseNeverKept: an image built on a base with ONBUILD
+// triggers records no key, so a second build solves it again; on a base
+// without, the second build keeps it.
+func TestOnbuildBaseNeverKept(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		config string
+		solves int
+	}{
+		{`{"config":{"OnBuild":["COPY --from=registry.example/x:1 /x /x"]}}`, 1},
+		{`{"config":{"Cmd":["sh"]}}`, 0},
+	} {
+		dir := t.TempDir()
+		web := filepath.Join(dir, "web")
+		if err := os.MkdirAll(web, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		write(t, filepath.Join(web, "Dockerfile"), "FROM registry.example/base:1\nCOPY app /app\n")
+		write(t, filepath.Join(web, "app"), "v1")
+		reg := &blobRegistry{tagRegistry: tagRegistry{manifests: map[string][]byte{}, tags: map[string]string{}}, blobs: map[string][]byte{}}
+		reg.tags["1"] = reg.image(t, tc.config)
+		s := &pushingSolver{digestSolver: digestSolver{raw: manifestOf(1000)}, reg: &reg.tagRegistry}
+		clock := time.Now().Add(time.Minute)
+		opt := Options{Solver: s, Registry: reg, Progress: io.Discard, Mode: "quiet", Builder: "b", now: func() time.Time { return clock }}
+		plan := Plan{
+			Images:   []Spec{{Name: "web", Repository: "127.0.0.1:5055/team/web", Context: web, Dockerfile: filepath.Join(web, "Dockerfile")}},
+			StateDir: filepath.Join(dir, ".shipit"), Head: gitinfo.Head{SHA: "0123456789abcdef0123456789abcdef01234567", Time: time.Unix(1_700_000_000, 0)},
+			Tag: "t1", Push: true,
+		}
+		for round, want := range []int{1, tc.solves} {
+			before := s.solves
+			rec, err := Run(context.Background(), opt, plan)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := s.solves - before; got != want {
+				t.Errorf("%s, build %d: %d solves, want %d (inputs %q)", tc.config, round+1, got, want, rec.Images[0].Inputs)
+			}
+		}
+	}
+}

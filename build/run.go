@@ -62,29 +62,9 @@ func Run(ctx context.Context, opt Options, p Plan) (*Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	keys := recordable()
-	state := p.StateDir
-	rec := &Record{Version: RecordVersion, Commit: p.Head.SHA, CommitTime: p.Head.Time.UTC(), Tag: p.Tag}
-	for _, res := range results {
-		r := res.Request
-		im := Image{
-			Name: r.Name, Repository: r.Repository, Tag: r.Tag, Digest: res.Digest,
-			Commit: p.Head.SHA, CommitTime: p.Head.Time.UTC(), Pushed: r.Push, Nodes: res.Nodes,
-			Inputs: keys[r.Name],
-		}
-		if !r.Push {
-			im.Layout, _ = filepath.Rel(state, r.LayoutDir)
-		}
-		ir, ok := read[r.Name]
-		if !ok { // an index assembled from parts
-			ir.st, ir.err = readImage(ctx, opt.Registry, res)
-		}
-		st, err := ir.st, ir.err
-		if err != nil {
-			return nil, fmt.Errorf("reading image %s: %w", r.Name, err)
-		}
-		im.Size, im.Platforms, im.Attestations = st.size, st.platforms, st.attestations
-		rec.Images = append(rec.Images, im)
+	rec, err := newRecord(ctx, opt, p, results, read, recordable())
+	if err != nil {
+		return nil, err
 	}
 	rec.Images = append(rec.Images, kept...)
 	sort.Slice(rec.Images, func(i, j int) bool { return rec.Images[i].Name < rec.Images[j].Name })
@@ -100,6 +80,34 @@ func Run(ctx context.Context, opt Options, p Plan) (*Record, error) {
 		return nil, fmt.Errorf("writing the build record: %w", err)
 	}
 	progress.Debugf(opt.Events, "build record written")
+	return rec, nil
+}
+
+// newRecord is the record of the images solved: each one's result, what
+// was read of it (read; an index assembled from parts is read now), and
+// its inputs key.
+func newRecord(ctx context.Context, opt Options, p Plan, results []Result, read map[string]imageRead, keys map[string]string) (*Record, error) {
+	rec := &Record{Version: RecordVersion, Commit: p.Head.SHA, CommitTime: p.Head.Time.UTC(), Tag: p.Tag}
+	for _, res := range results {
+		r := res.Request
+		im := Image{
+			Name: r.Name, Repository: r.Repository, Tag: r.Tag, Digest: res.Digest,
+			Commit: p.Head.SHA, CommitTime: p.Head.Time.UTC(), Pushed: r.Push, Nodes: res.Nodes,
+			Inputs: keys[r.Name],
+		}
+		if !r.Push {
+			im.Layout, _ = filepath.Rel(p.StateDir, r.LayoutDir)
+		}
+		ir, ok := read[r.Name]
+		if !ok { // an index assembled from parts
+			ir.st, ir.err = readImage(ctx, opt.Registry, res)
+		}
+		if ir.err != nil {
+			return nil, fmt.Errorf("reading image %s: %w", r.Name, ir.err)
+		}
+		im.Size, im.Platforms, im.Attestations = ir.st.size, ir.st.platforms, ir.st.attestations
+		rec.Images = append(rec.Images, im)
+	}
 	return rec, nil
 }
 
