@@ -88,13 +88,7 @@ func (s *pushingSolver) solve(tag string) {
 // for files that did not just change.
 func TestNoOpBuildKeepsThePushedImage(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	web := filepath.Join(dir, "web")
-	if err := os.MkdirAll(web, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	write(t, filepath.Join(web, "Dockerfile"), "FROM scratch\nCOPY app /app\n")
-	write(t, filepath.Join(web, "app"), "v1")
+	web, plan := pushPlan(t, "FROM scratch\nCOPY app /app\n")
 	reg := &tagRegistry{manifests: map[string][]byte{}, tags: map[string]string{}}
 	s := &pushingSolver{digestSolver: digestSolver{raw: manifestOf(1000)}, reg: reg}
 	var mu sync.Mutex
@@ -111,11 +105,6 @@ func TestNoOpBuildKeepsThePushedImage(t *testing.T) {
 			}
 		}),
 		now: func() time.Time { return clock },
-	}
-	plan := Plan{
-		Images:   []Spec{{Name: "web", Repository: "127.0.0.1:5055/team/web", Context: web, Dockerfile: filepath.Join(web, "Dockerfile")}},
-		StateDir: filepath.Join(dir, ".shipit"), Head: gitinfo.Head{SHA: "0123456789abcdef0123456789abcdef01234567", Time: time.Unix(1_700_000_000, 0)},
-		Tag: "t1", Push: true,
 	}
 	build := func(what string, wantSolves int) Image {
 		t.Helper()
@@ -199,23 +188,12 @@ func TestOnbuildBaseNeverKept(t *testing.T) {
 		{`{"config":{"OnBuild":["COPY --from=registry.example/x:1 /x /x"]}}`, 1},
 		{`{"config":{"Cmd":["sh"]}}`, 0},
 	} {
-		dir := t.TempDir()
-		web := filepath.Join(dir, "web")
-		if err := os.MkdirAll(web, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		write(t, filepath.Join(web, "Dockerfile"), "FROM registry.example/base:1\nCOPY app /app\n")
-		write(t, filepath.Join(web, "app"), "v1")
+		_, plan := pushPlan(t, "FROM registry.example/base:1\nCOPY app /app\n")
 		reg := &blobRegistry{tagRegistry: tagRegistry{manifests: map[string][]byte{}, tags: map[string]string{}}, blobs: map[string][]byte{}}
 		reg.tags["1"] = reg.image(t, tc.config)
 		s := &pushingSolver{digestSolver: digestSolver{raw: manifestOf(1000)}, reg: &reg.tagRegistry}
 		clock := time.Now().Add(time.Minute)
 		opt := Options{Solver: s, Registry: reg, Progress: io.Discard, Mode: "quiet", Builder: "b", now: func() time.Time { return clock }}
-		plan := Plan{
-			Images:   []Spec{{Name: "web", Repository: "127.0.0.1:5055/team/web", Context: web, Dockerfile: filepath.Join(web, "Dockerfile")}},
-			StateDir: filepath.Join(dir, ".shipit"), Head: gitinfo.Head{SHA: "0123456789abcdef0123456789abcdef01234567", Time: time.Unix(1_700_000_000, 0)},
-			Tag: "t1", Push: true,
-		}
 		for round, want := range []int{1, tc.solves} {
 			before := s.solves
 			rec, err := Run(context.Background(), opt, plan)
@@ -226,5 +204,23 @@ func TestOnbuildBaseNeverKept(t *testing.T) {
 				t.Errorf("%s, build %d: %d solves, want %d (inputs %q)", tc.config, round+1, got, want, rec.Images[0].Inputs)
 			}
 		}
+	}
+}
+
+// pushPlan is an app of one image, web, with the Dockerfile given and a
+// file app, and the plan of its build --push with tag t1.
+func pushPlan(t *testing.T, dockerfile string) (string, Plan) {
+	t.Helper()
+	dir := t.TempDir()
+	web := filepath.Join(dir, "web")
+	if err := os.MkdirAll(web, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(web, "Dockerfile"), dockerfile)
+	write(t, filepath.Join(web, "app"), "v1")
+	return web, Plan{
+		Images:   []Spec{{Name: "web", Repository: "127.0.0.1:5055/team/web", Context: web, Dockerfile: filepath.Join(web, "Dockerfile")}},
+		StateDir: filepath.Join(dir, ".shipit"), Head: gitinfo.Head{SHA: "0123456789abcdef0123456789abcdef01234567", Time: time.Unix(1_700_000_000, 0)},
+		Tag: "t1", Push: true,
 	}
 }
