@@ -245,6 +245,10 @@ func runJob(ctx context.Context, opt Options, j job, multi bool, status func(lab
 		}
 		var desc ocispecs.Descriptor
 		desc, err = solveOne(ctx, opt, node.Solver, r, status(label))
+		if err != nil && registryRace(err) && ctx.Err() == nil {
+			progress.Warnf(opt.Events, "image %s: the registry refused one of two uploads of the same blob at once (the image's and the cache's); solving it again", label)
+			desc, err = solveOne(ctx, opt, node.Solver, r, status(label))
+		}
 		if err == nil {
 			progress.Debugf(opt.Events, "image %s solved", label)
 			res := Result{Request: r, Digest: desc.Digest.String(), Descriptor: desc, Node: node.Name}
@@ -261,6 +265,17 @@ func runJob(ctx context.Context, opt Options, j job, multi bool, status func(lab
 		}
 	}
 	return Result{}, err
+}
+
+// registryRace reports whether a solve failed because the registry lost a
+// race between two uploads of one blob: BuildKit pushes the image and
+// exports the registry cache at once, both upload new layers, and
+// distribution's registry can answer the one that commits second with
+// DIGEST_INVALID or BLOB_UNKNOWN. A second solve is a cache hit that
+// pushes what the first left.
+func registryRace(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "provided digest did not match uploaded content") || strings.Contains(s, "blob unknown to registry")
 }
 
 // collect makes one result per image: its one job's, or its parts

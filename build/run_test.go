@@ -19,6 +19,7 @@ import (
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/shipit-dev/shipit/internal/gitinfo"
+	"github.com/shipit-dev/shipit/internal/progress"
 	"github.com/shipit-dev/shipit/internal/registry"
 )
 
@@ -140,4 +141,55 @@ func TestPushKnownDigestNotReadBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	build(1)
+}
+
+// flakySolver fails its first solves with err, then answers as s does.
+type flakySolver struct {
+	s     *digestSolver
+	err   error
+	fails int
+	calls int
+}
+
+func (f *flakySolver) Solve(ctx context.Context, def *llb.Definition, opt client.SolveOpt, ch chan *client.SolveStatus) (*client.SolveResponse, error) {
+	f.calls++
+	if f.calls <= f.fails {
+		close(ch)
+		return nil, f.err
+	}
+	return f.s.Solve(ctx, def, opt, ch)
+}
+
+// TestRegistryRaceSolvedAgain: a push the registry refused because two
+// uploads of one blob raced (the image's and the cache's) is solved once
+// more, with a warning; another error is not, and a second race fails.
+func TestRegistryRaceSolvedAgain(t *testing.T) {
+	t.Parallel()
+	race := fmt.Errorf("failed to push: errors:\nunknown: provided digest did not match uploaded content\nunknown: blob unknown to registry - sha256:8736")
+	for _, tc := range []struct {
+		err       error
+		fails     int
+		wantCalls int
+		wantErr   bool
+	}{
+		{race, 1, 2, false},
+		{race, 2, 2, true},
+		{fmt.Errorf("failed to solve: process did not complete successfully: exit code: 3"), 1, 1, true},
+	} {
+		f := &flakySolver{s: &digestSolver{raw: manifestOf(1000)}, err: tc.err, fails: tc.fails}
+		var warned []string
+		opt := Options{Solver: f, Progress: io.Discard, Mode: "quiet", Events: progress.Func(func(e progress.Event) {
+			if e.Kind == progress.Warning {
+				warned = append(warned, e.Msg)
+			}
+		})}
+		reqs := []Request{{Name: "web", Repository: "127.0.0.1:5055/team/web", Tag: "t1", ContextDir: t.TempDir(), DockerfileDir: t.TempDir(), DockerfileName: "Dockerfile", LayoutDir: t.TempDir()}}
+		_, err := Solve(context.Background(), opt, reqs)
+		if (err != nil) != tc.wantErr || f.calls != tc.wantCalls {
+			t.Errorf("%v failing %d times: %d solves, error %v; want %d solves, an error %v", tc.err, tc.fails, f.calls, err, tc.wantCalls, tc.wantErr)
+		}
+		if tc.err == race && len(warned) != 1 {
+			t.Errorf("warnings %q, want one saying the image is solved again", warned)
+		}
+	}
 }

@@ -212,7 +212,9 @@ baseline_push() { "$BASELINE" build --push --progress quiet >/dev/null 2>>"$resu
 changes=0
 change_file() {
 	changes=$((changes + 1))
-	if [ -f proxy/proxy.conf ]; then
+	if [ -n "${BENCH_APP:-}" ] && [ "$PWD" = "$BENCH_APP" ]; then
+		echo "# change $changes" >>"${BENCH_CHANGE:?BENCH_CHANGE=the file of BENCH_APP to change}"
+	elif [ -f proxy/proxy.conf ]; then
 		echo "listen 8080; upstream web:3000; # change $changes" >proxy/proxy.conf
 	else
 		echo "change $changes" >img1/f
@@ -241,7 +243,10 @@ build_buildx
 local eight="$results/eight"
 make_eight "$eight"
 local app
-for app in "$work" "$eight"; do
+# BENCH_APP=DIR adds an app of your own: a committed git repository with a
+# shipit.yaml and a .bench-images file (the format above), and
+# BENCH_CHANGE=PATH the file of it changed before each "changed" run.
+for app in "$work" "$eight" ${BENCH_APP:+"$BENCH_APP"}; do
 	cd "$app"
 	tag=$("$shipit" tag)
 	epoch=$(git log -1 --format=%ct)
