@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -188,7 +189,7 @@ func TestRegistryRaceSolvedAgain(t *testing.T) {
 		if (err != nil) != tc.wantErr || f.calls != tc.wantCalls {
 			t.Errorf("%v failing %d times: %d solves, error %v; want %d solves, an error %v", tc.err, tc.fails, f.calls, err, tc.wantCalls, tc.wantErr)
 		}
-		if tc.err == race && len(warned) != 1 {
+		if errors.Is(tc.err, race) && len(warned) != 1 {
 			t.Errorf("warnings %q, want one saying the image is solved again", warned)
 		}
 	}
