@@ -66,6 +66,7 @@ record). stderr: BuildKit's progress display.`,
 		Example: `  shipit build                    # all images, kept under .shipit/ for shipit release
   shipit build --push             # build and push (a developer, locally)
   shipit build web --progress plain
+  shipit build --rebuild          # solve every image, even one unchanged since the last build
   BUILDKIT_HOST=tcp://buildkitd:1234 shipit build --output json`,
 		GroupID: "main",
 		RunE: func(cmd *cobra.Command, args []string) error {
