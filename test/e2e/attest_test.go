@@ -242,7 +242,8 @@ func TestAttestations(t *testing.T) {
 	// A rebuild of the same commit is the same image under new
 	// attestations (provenance records when the build ran): release keeps
 	// the registry's index and pins it, rather than refusing the tag.
-	mustShipit(t, dir, []string{"E2E_ATTEST_SECRET=" + secret}, "build", "--progress", "plain")
+	// --rebuild: the inputs are the same, so build would keep the image.
+	mustShipit(t, dir, []string{"E2E_ATTEST_SECRET=" + secret}, "build", "--rebuild", "--progress", "plain")
 	if again := readAttestRecord(t, dir); again.Images[0].Digest == web.Digest {
 		t.Fatalf("the rebuild made the same index %s: its provenance no longer records when it ran, and this check has nothing to test", web.Digest)
 	}
@@ -258,7 +259,7 @@ func TestAttestations(t *testing.T) {
 	// the tag keeps the index it holds (moving it would leave the pinned
 	// index untagged, for a lifecycle rule to delete); the record names
 	// the kept index and its attestations, which release accepts.
-	p := mustShipit(t, dir, []string{"E2E_ATTEST_SECRET=" + secret}, "build", "--push", "--progress", "plain")
+	p := mustShipit(t, dir, []string{"E2E_ATTEST_SECRET=" + secret}, "build", "--push", "--rebuild", "--progress", "plain")
 	if desc, err := remote.Head(mustRef(t, repo+"/web:"+tag)); err != nil || desc.Digest.String() != web.Digest {
 		t.Errorf("after build --push of a rebuild, web:%s is %v (%v), want the first release's %s\n%s", tag, desc, err, web.Digest, p.stderr)
 	}

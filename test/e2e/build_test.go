@@ -303,9 +303,10 @@ func TestBuildKeepsLayoutsForRelease(t *testing.T) {
 		t.Error("a build without --push pushed the image")
 	}
 
-	// A warm rebuild of the same commit gives the same digests, and a tree
-	// with changes gets a -dirty tag.
-	mustShipit(t, a.dir, a.env(), "build", "--progress", "quiet")
+	// A warm rebuild of the same commit gives the same digests (solved:
+	// --rebuild, or the images would be kept), and a tree with changes
+	// gets a -dirty tag.
+	mustShipit(t, a.dir, a.env(), "build", "--rebuild", "--progress", "quiet")
 	again, _ := readRecord(t, a.dir)
 	for i := range rec.Images {
 		if again.Images[i].Digest != rec.Images[i].Digest {

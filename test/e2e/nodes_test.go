@@ -130,8 +130,9 @@ func TestMultiNode(t *testing.T) {
 		}
 	}
 
-	// Sticky: a second build lands on the same nodes (and is all cache).
-	mustShipit(t, dir, nil, "build", "--progress", "quiet")
+	// Sticky: a second build lands on the same nodes (and is all cache;
+	// --rebuild, or the images would be kept without a solve).
+	mustShipit(t, dir, nil, "build", "--rebuild", "--progress", "quiet")
 	raw, _ = os.ReadFile(filepath.Join(dir, ".shipit", "build.json"))
 	var again struct {
 		Images []struct{ Nodes map[string]string }
