@@ -93,12 +93,10 @@ type resolver func(ctx context.Context, ref string) (string, error)
 // reference however many images read it; a reference by digest needs none.
 func registryResolver(reg Registry) resolver {
 	type answer struct {
-		done   chan struct{}
 		digest string
 		err    error
 	}
-	var mu sync.Mutex
-	seen := map[string]*answer{}
+	var once onceEach[answer]
 	lookup := func(ctx context.Context, ref string) (string, error) {
 		r, err := name.ParseReference(ref, name.WeakValidation)
 		if err != nil {
@@ -121,24 +119,59 @@ func registryResolver(reg Registry) resolver {
 		return dgst, nil
 	}
 	return func(ctx context.Context, ref string) (string, error) {
-		mu.Lock()
-		a, ok := seen[ref]
-		if !ok {
-			a = &answer{done: make(chan struct{})}
-			seen[ref] = a
+		a, err := once.do(ctx, ref, func() answer {
+			d, err := lookup(ctx, ref)
+			return answer{d, err}
+		})
+		if err != nil {
+			return "", err
 		}
-		mu.Unlock()
-		if !ok {
-			a.digest, a.err = lookup(ctx, ref)
-			close(a.done)
-		}
-		select {
-		case <-a.done:
-			return a.digest, a.err
-		case <-ctx.Done():
-			return "", ctx.Err()
-		}
+		return a.digest, a.err
 	}
+}
+
+// onceEach computes a value once per key, however many goroutines ask for
+// it at once: the first computes it, the others wait for its answer (or
+// for their context to end). The zero value is ready to use.
+type onceEach[V any] struct {
+	mu   sync.Mutex
+	seen map[string]*onceAnswer[V]
+}
+
+type onceAnswer[V any] struct {
+	done chan struct{}
+	v    V
+}
+
+// do is key's value, computed by f if no one has.
+func (o *onceEach[V]) do(ctx context.Context, key string, f func() V) (V, error) {
+	o.mu.Lock()
+	if o.seen == nil {
+		o.seen = map[string]*onceAnswer[V]{}
+	}
+	a, ok := o.seen[key]
+	if !ok {
+		a = &onceAnswer[V]{done: make(chan struct{})}
+		o.seen[key] = a
+	}
+	o.mu.Unlock()
+	if !ok {
+		a.v = f()
+		close(a.done)
+	}
+	select {
+	case <-a.done:
+		return a.v, nil
+	case <-ctx.Done():
+		var zero V
+		return zero, ctx.Err()
+	}
+}
+
+// hashField writes k and v into h, each prefixed by its length, so that no
+// two different fields write the same bytes.
+func hashField(h hash.Hash) func(k, v string) {
+	return func(k, v string) { fmt.Fprintf(h, "%d:%s=%d:%s\n", len(k), k, len(v), v) }
 }
 
 // sources is the part of an image's inputs that does not depend on the
@@ -150,7 +183,8 @@ type sources struct {
 	racy   bool
 	why    string
 	// bases are the stages' base images: whether their ONBUILD triggers
-	// read more is asked only of an image about to be kept.
+	// read more is asked beside the solve, before the key is recorded
+	// (checkBases).
 	bases []pinnedImage
 }
 
@@ -171,7 +205,7 @@ func sourceOf(ctx context.Context, r Request, args map[string]string, resolve re
 
 func readSources(ctx context.Context, r Request, args map[string]string, resolve resolver, now time.Time) sources {
 	h := sha256.New()
-	field := func(k, v string) { fmt.Fprintf(h, "%d:%s=%d:%s\n", len(k), k, len(v), v) }
+	field := hashField(h)
 	df, err := confine.ReadFile(filepath.Join(r.DockerfileDir, r.DockerfileName))
 	if err != nil {
 		return sources{why: "its Dockerfile cannot be read: " + err.Error()}
@@ -237,7 +271,7 @@ func inputsOf(r Request, builder string, src sources) inputs {
 		return inputs{why: src.why}
 	}
 	h := sha256.New()
-	field := func(k, v string) { fmt.Fprintf(h, "%d:%s=%d:%s\n", len(k), k, len(v), v) }
+	field := hashField(h)
 	field("version", inputsVersion)
 	field("builder", builder)
 	requestFields(r, field)

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -177,6 +176,15 @@ func stillThere(ctx context.Context, opt Options, p Plan, r Request, last *Image
 	return ""
 }
 
+// blobPath is where a layout keeps the blob of a sha256 digest.
+func blobPath(d string) (string, error) {
+	dg, err := digest.Parse(d)
+	if err != nil || dg.Algorithm() != digest.SHA256 {
+		return "", fmt.Errorf("blob %q: not a sha256 digest", d)
+	}
+	return filepath.Join("blobs", "sha256", dg.Encoded()), nil
+}
+
 // corruptBlobError is a blob of a layout whose content is not its digest's.
 type corruptBlobError struct{ dir, digest string }
 
@@ -213,13 +221,6 @@ func layoutHolds(dir, dgst string) error {
 	}
 	if top == nil {
 		return fmt.Errorf("the layout %s no longer names %s", dir, dgst)
-	}
-	blobPath := func(d string) (string, error) {
-		algo, hx, _ := strings.Cut(d, ":")
-		if algo != "sha256" || len(hx) != 64 || strings.Trim(hx, "0123456789abcdef") != "" {
-			return "", fmt.Errorf("blob %q: not a sha256 digest", d)
-		}
-		return filepath.Join("blobs", algo, hx), nil
 	}
 	fetch := func(d string) ([]byte, error) {
 		p, err := blobPath(d)
@@ -267,10 +268,11 @@ func checkBlobs(root *os.Root, dir, dgst string, fetch func(string) ([]byte, err
 		}
 	}
 	for _, l := range doc.Layers {
-		if l.Digest.Algorithm() != digest.SHA256 || l.Digest.Validate() != nil {
-			return fmt.Errorf("layer %q: not a sha256 digest", l.Digest)
+		p, err := blobPath(l.Digest.String())
+		if err != nil {
+			return err
 		}
-		fi, err := root.Stat(filepath.Join("blobs", "sha256", l.Digest.Encoded()))
+		fi, err := root.Stat(p)
 		if err != nil || !fi.Mode().IsRegular() {
 			return fmt.Errorf("the layout %s lacks layer %s", dir, l.Digest)
 		}
@@ -404,24 +406,15 @@ func configsOf(ctx context.Context, reg Registry, repo, dgst string) ([]string, 
 // onbuildMemo is onbuildTriggers asked once per base image digest,
 // however many images are built on it.
 func onbuildMemo(reg Registry) func(ctx context.Context, bases []pinnedImage) string {
-	type answer struct {
-		once sync.Once
-		why  string
-	}
-	var mu sync.Mutex
-	seen := map[string]*answer{}
+	var once onceEach[string]
 	return func(ctx context.Context, bases []pinnedImage) string {
 		for _, b := range bases {
-			mu.Lock()
-			a, ok := seen[b.digest]
-			if !ok {
-				a = &answer{}
-				seen[b.digest] = a
+			why, err := once.do(ctx, b.digest, func() string { return onbuildTriggers(ctx, reg, []pinnedImage{b}) })
+			if err != nil {
+				return err.Error()
 			}
-			mu.Unlock()
-			a.once.Do(func() { a.why = onbuildTriggers(ctx, reg, []pinnedImage{b}) })
-			if a.why != "" {
-				return a.why
+			if why != "" {
+				return why
 			}
 		}
 		return ""
