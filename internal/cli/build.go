@@ -214,7 +214,7 @@ func (d *deps) builderOptions(ctx context.Context, dial *dialing, names []string
 		return bo, nil, err
 	}
 	bo.Solver, bo.Builder = c, dial.Identity()
-	return bo, d.platformCheck(ctx, c, names), nil
+	return bo, d.platformCheck(ctx, c, dial.nodes[0].platforms, names), nil
 }
 
 // platformWarnings shows what the platform check found. It reads the
@@ -266,8 +266,9 @@ func dedupe(s []string) []string {
 // with no platforms built on a daemon whose own platform (an Apple-silicon
 // laptop's linux/arm64) is not what the release pinned in the first
 // environment runs. It is advice: anything it cannot read says nothing, and
-// it gives up after platformCheckTimeout.
-func (d *deps) platformCheck(ctx context.Context, c *client.Client, names []string) <-chan []string {
+// it gives up after platformCheckTimeout. plats are the daemon's
+// workers' platforms as the dial read them; none: they are asked again.
+func (d *deps) platformCheck(ctx context.Context, c *client.Client, plats, names []string) <-chan []string {
 	out := make(chan []string, 1)
 	var unset []string
 	for _, n := range names {
@@ -288,9 +289,11 @@ func (d *deps) platformCheck(ctx context.Context, c *client.Client, names []stri
 		}()
 		ctx, cancel := context.WithTimeout(ctx, platformCheckTimeout)
 		defer cancel()
-		plats, err := workerPlatforms(ctx, c)
-		if err != nil || len(plats) == 0 {
-			return
+		if len(plats) == 0 {
+			var err error
+			if plats, err = workerPlatforms(ctx, c); err != nil || len(plats) == 0 {
+				return
+			}
 		}
 		native := plats[0]
 		if ws, ok := d.nodeMismatch(ctx, native, unset, envs[0]); ok {
