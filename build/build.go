@@ -111,9 +111,9 @@ type Options struct {
 	Nodes []*Node
 	// RetryOtherNode builds a failed part again on the next node that can.
 	RetryOtherNode bool
-	// Builder names the daemon (or nodes) and their BuildKit versions: an
-	// image is kept from the last build only when built by the same
-	// (Inputs); "" never keeps one.
+	// Builder names the daemon (or nodes), their BuildKit versions and
+	// platforms: an image is kept from the last build only when built by
+	// the same (Inputs); "" never keeps one.
 	Builder  string
 	Auth     session.Attachable // registry credentials for the daemon; may be nil
 	Registry Registry           // reads back pushed manifests, puts multi-node indexes; required with --push
