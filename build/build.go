@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -143,40 +144,70 @@ func (e *Error) Unwrap() error { return e.Err }
 // another fails; the error joins one *Error per failed image, and no result
 // is returned for those.
 func Solve(ctx context.Context, opt Options, reqs []Request) ([]Result, error) {
+	return solve(ctx, opt, reqs, 0, nil)
+}
+
+// solve is Solve, and when more is set, the requests it returns too: they
+// are solved as soon as it does, under the same display. waiting is how
+// many more may return.
+func solve(ctx context.Context, opt Options, reqs []Request, waiting int, more func() ([]Request, error)) ([]Result, error) {
 	nodes := opt.Nodes
 	if len(nodes) == 0 {
 		nodes = []*Node{{Name: "default", Solver: opt.Solver}}
 	}
-	var jobs []job
-	if len(nodes) == 1 {
-		for _, r := range reqs {
-			jobs = append(jobs, job{req: r, node: nodes[0]})
+	multi := len(nodes) > 1
+	route := func(reqs []Request) ([]job, error) {
+		if !multi {
+			jobs := make([]job, 0, len(reqs))
+			for _, r := range reqs {
+				jobs = append(jobs, job{req: r, node: nodes[0]})
+			}
+			return jobs, nil
 		}
-	} else {
-		var warnings []string
-		var err error
-		if jobs, warnings, err = Route(reqs, nodes); err != nil {
-			return nil, err
-		}
+		jobs, warnings, err := Route(reqs, nodes)
 		for _, w := range warnings {
 			progress.Warnf(opt.Events, "%s", w)
 		}
+		return jobs, err
 	}
-	multi := len(nodes) > 1
-	results, errs, err := runJobs(ctx, opt, jobs, len(reqs) > 1 || multi, multi)
+	jobs, err := route(reqs)
 	if err != nil {
 		return nil, err
 	}
-	return collect(ctx, opt, reqs, jobs, results, errs, multi)
+	var late chan []job
+	var lateErr error
+	all := slices.Clone(reqs)
+	if more != nil {
+		late = make(chan []job, 1)
+		go func() {
+			defer close(late)
+			rs, err := more()
+			if err == nil && len(rs) > 0 {
+				var js []job
+				if js, err = route(rs); err == nil {
+					all = append(all, rs...)
+					late <- js
+				}
+			}
+			lateErr = err
+		}()
+	}
+	jobs, results, errs, err := runJobs(ctx, opt, jobs, late, len(reqs)+waiting > 1 || multi, multi)
+	if err != nil {
+		return nil, err
+	}
+	res, err := collect(ctx, opt, all, jobs, results, errs, multi)
+	return res, errors.Join(err, lateErr)
 }
 
 // runJobs runs every job's solve concurrently under one progress display,
-// each on its node or, with RetryOtherNode, the next ones that can. It
-// returns each job's result or error.
-func runJobs(ctx context.Context, opt Options, jobs []job, prefixed, multi bool) ([]Result, []error, error) {
+// each on its node or, with RetryOtherNode, the next ones that can, and
+// the jobs late sends as they come, until it is closed (nil: none). It
+// returns every job, and each one's result or error.
+func runJobs(ctx context.Context, opt Options, jobs []job, late <-chan []job, prefixed, multi bool) ([]job, []Result, []error, error) {
 	disp, err := progressui.NewDisplay(opt.Progress, opt.Mode)
 	if err != nil {
-		return nil, nil, fmt.Errorf("progress display %q: %w", opt.Mode, err)
+		return nil, nil, nil, fmt.Errorf("progress display %q: %w", opt.Mode, err)
 	}
 	merged := make(chan *client.SolveStatus)
 	var fwd sync.WaitGroup
@@ -204,15 +235,25 @@ func runJobs(ctx context.Context, opt Options, jobs []job, prefixed, multi bool)
 	}
 	progress.Debugf(opt.Events, "first solve request")
 
-	results := make([]Result, len(jobs))
-	errs := make([]error, len(jobs))
+	type outcome struct {
+		res Result
+		err error
+	}
+	var outcomes []*outcome
 	var wg sync.WaitGroup
-	for i, j := range jobs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results[i], errs[i] = runJob(ctx, opt, j, multi, status)
-		}()
+	start := func(js []job) {
+		for _, j := range js {
+			o := &outcome{}
+			outcomes = append(outcomes, o)
+			wg.Go(func() { o.res, o.err = runJob(ctx, opt, j, multi, status) })
+		}
+	}
+	start(jobs)
+	if late != nil {
+		for js := range late {
+			start(js)
+			jobs = append(jobs, js...)
+		}
 	}
 	wg.Wait()
 	fwd.Wait()
@@ -221,7 +262,12 @@ func runJobs(ctx context.Context, opt Options, jobs []job, prefixed, multi bool)
 	for _, w := range warnings {
 		progress.Warnf(opt.Events, "%s", strings.TrimPrefix(w, "warning: "))
 	}
-	return results, errs, nil
+	results := make([]Result, len(outcomes))
+	errs := make([]error, len(outcomes))
+	for i, o := range outcomes {
+		results[i], errs[i] = o.res, o.err
+	}
+	return jobs, results, errs, nil
 }
 
 // runJob solves one job on its node, and with RetryOtherNode on the next

@@ -3,6 +3,7 @@ package build
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sync"
 
 	"github.com/opencontainers/go-digest"
@@ -91,13 +92,33 @@ func settleTag(ctx context.Context, opt Options, res *Result, held *registry.Man
 }
 
 // solveHeld is Solve, with the tags of attested images settled after it
-// (heldTags): retagged names each image whose result changed.
-func solveHeld(ctx context.Context, opt Options, reqs []Request, retagged func(name string)) ([]Result, error) {
-	held, err := heldTags(ctx, opt, reqs)
+// (heldTags): retagged names each image whose result changed. The requests
+// of now are solved at once; rest, when waiting > 0, returns more, solved
+// as soon as it does.
+func solveHeld(ctx context.Context, opt Options, now []Request, waiting int, rest func() []Request, retagged func(name string)) ([]Result, error) {
+	if len(now) == 0 && waiting > 0 {
+		now, waiting = rest(), 0
+	}
+	held, err := heldTags(ctx, opt, now)
 	if err != nil {
 		return nil, err
 	}
-	results, err := Solve(ctx, opt, reqs)
+	var more func() ([]Request, error)
+	var mu sync.Mutex
+	if waiting > 0 {
+		more = func() ([]Request, error) {
+			reqs := rest()
+			h, err := heldTags(ctx, opt, reqs)
+			mu.Lock()
+			maps.Copy(held, h)
+			mu.Unlock()
+			return reqs, err
+		}
+	}
+	if len(now) == 0 {
+		return nil, nil
+	}
+	results, err := solve(ctx, opt, now, waiting, more)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sync"
@@ -22,15 +23,34 @@ import (
 // reuse computes every request's inputs (inputs.go), and keeps from the
 // last record each image whose inputs are the same and which is still
 // where that build put it: in its repository under the tag, or in its
-// layout. It returns the requests to solve, the images kept, and keys:
-// it waits for what decides which images' keys may be recorded (none
-// where a file had just changed, or a base image has ONBUILD triggers,
-// which is read beside the solves) and returns them.
-func reuse(ctx context.Context, opt Options, p Plan, reqs []Request, prev *Record) ([]Request, []Image, func() map[string]string) {
+// layout. Whether it is still there is a registry or file read, so the
+// decision comes in two steps: the requests whose inputs differ are
+// solved at once (reused.solve), and reused.rest waits for the others.
+type reused struct {
+	solve []Request // to solve now
+	// waiting counts the requests whose inputs are the last build's, which
+	// rest decides on.
+	waiting int
+	// rest waits for the images whose inputs are the last build's, and
+	// returns those kept (which the caller tells of, after the display of
+	// the solves) and those to solve after all (their image is gone). It
+	// may be called once.
+	rest func() ([]Image, []Request)
+	// recordable waits for what decides which images' keys may be
+	// recorded (none where a file had just changed, or a base image has
+	// ONBUILD triggers, which is read beside the solves) and returns
+	// them. Call it after rest.
+	recordable func() map[string]string
+}
+
+func reuse(ctx context.Context, opt Options, p Plan, reqs []Request, prev *Record) reused {
 	keys := map[string]string{}
 	ins := make([]inputs, len(reqs))
 	srcs := make([]sources, len(reqs))
-	kept := make([]*Image, len(reqs))
+	// still[i] is whether the last image of request i is still there,
+	// asked beside the inputs; it counts only when they match (matching).
+	still := make([]chan string, len(reqs))
+	matching := make([]bool, len(reqs))
 	resolve := registryResolver(opt.Registry)
 	now := time.Now()
 	if opt.now != nil {
@@ -38,84 +58,105 @@ func reuse(ctx context.Context, opt Options, p Plan, reqs []Request, prev *Recor
 	}
 	var wg sync.WaitGroup
 	for i, r := range reqs {
+		last := lastImage(prev, r.Name)
+		if last != nil && !p.Rebuild && !p.NoCache {
+			still[i] = make(chan string, 1)
+			go func() { still[i] <- stillThere(ctx, opt, p, r, last) }()
+		}
 		wg.Go(func() {
-			last := lastImage(prev, r.Name)
-			// Whether the last image is still there is asked beside
-			// the inputs, and counts only when they match.
-			there := make(chan string, 1)
-			if last != nil && !p.Rebuild && !p.NoCache {
-				go func() { there <- stillThere(ctx, opt, p, r, last) }()
-			}
 			src, ok := p.Sources.get(r.Name)
 			if !ok || src.of != sourceSig(r) {
 				src = sourceOf(ctx, r, specArgs(p, r.Name), resolve, now)
 			}
 			srcs[i] = src
 			ins[i] = inputsOf(r, opt.Builder, src)
-			if last == nil || p.Rebuild || p.NoCache || ins[i].key == "" || last.Inputs != ins[i].key {
-				return
-			}
-			// A recorded key's base images had no ONBUILD triggers (their
-			// digests are in it, and name what was checked).
-			if why := <-there; why != "" {
-				progress.Debugf(opt.Events, "image %s: inputs as in the last build, but %s: solving it", r.Name, why)
-				return
-			}
-			kept[i] = last
+			matching[i] = still[i] != nil && ins[i].key != "" && last.Inputs == ins[i].key
 		})
 	}
 	wg.Wait()
-	var solve []Request
-	var images []Image
+	var out reused
 	for i, r := range reqs {
-		in := ins[i]
-		if in.key != "" && !in.racy {
+		if in := ins[i]; in.key != "" && !in.racy {
 			keys[r.Name] = in.key
 		}
-		switch {
-		case kept[i] != nil:
-			im := *kept[i]
-			im.Inputs = keys[r.Name]
-			images = append(images, im)
-			progress.Infof(opt.Events, "%s unchanged since the last build (the same Dockerfile, context files, build arguments and base images): %s kept, not built again (--rebuild builds it)", r.Name, im.Ref())
-		case in.why != "":
-			progress.Debugf(opt.Events, "image %s: solved: %s", r.Name, in.why)
-			solve = append(solve, r)
-		default:
-			if in.racy {
-				progress.Debugf(opt.Events, "image %s: a context file changed just now: no inputs key kept for the next build", r.Name)
-			}
-			solve = append(solve, r)
-		}
-	}
-	return solve, images, checkBases(ctx, opt, reqs, kept, srcs, keys)
-}
-
-// checkBases starts reading, beside the solves, whether the base images
-// of each image solved have ONBUILD triggers, which run in the build and
-// may read anything: such an image's key is not recorded, so it is never
-// kept. The function returned waits, and returns the keys to record.
-func checkBases(ctx context.Context, opt Options, reqs []Request, kept []*Image, srcs []sources, keys map[string]string) func() map[string]string {
-	var mu sync.Mutex
-	var checks sync.WaitGroup
-	memo := onbuildMemo(opt.Registry)
-	for i, r := range reqs {
-		if kept[i] != nil || keys[r.Name] == "" || len(srcs[i].bases) == 0 {
+		if matching[i] {
+			out.waiting++
 			continue
 		}
-		checks.Go(func() {
-			if why := memo(ctx, srcs[i].bases); why != "" {
-				progress.Debugf(opt.Events, "image %s: %s: no inputs key kept", r.Name, why)
-				mu.Lock()
-				delete(keys, r.Name)
-				mu.Unlock()
+		out.solve = append(out.solve, r)
+		logSolved(opt, r, ins[i])
+	}
+	// The base images are checked beside the solves: of the images solved
+	// now, and then of those rest adds.
+	var checks sync.WaitGroup
+	var mu sync.Mutex
+	memo := onbuildMemo(opt.Registry)
+	for i := range reqs {
+		if !matching[i] {
+			checkBases(ctx, &checks, &mu, memo, opt, reqs[i], srcs[i], keys)
+		}
+	}
+	out.rest = func() ([]Image, []Request) {
+		var images []Image
+		var solve []Request
+		for i, r := range reqs {
+			if !matching[i] {
+				continue
 			}
-		})
+			// A recorded key's base images had no ONBUILD triggers (their
+			// digests are in it, and name what was checked).
+			if why := <-still[i]; why != "" {
+				progress.Debugf(opt.Events, "image %s: inputs as in the last build, but %s: solving it", r.Name, why)
+				solve = append(solve, r)
+				checkBases(ctx, &checks, &mu, memo, opt, r, srcs[i], keys)
+				continue
+			}
+			im := *lastImage(prev, r.Name)
+			mu.Lock()
+			im.Inputs = keys[r.Name]
+			mu.Unlock()
+			images = append(images, im)
+		}
+		return images, solve
 	}
-	return func() map[string]string {
+	out.recordable = func() map[string]string {
 		checks.Wait()
-		return keys
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(keys)
 	}
+	return out
+}
+
+// logSolved says, under -v, why a request is solved rather than kept.
+func logSolved(opt Options, r Request, in inputs) {
+	switch {
+	case in.why != "":
+		progress.Debugf(opt.Events, "image %s: solved: %s", r.Name, in.why)
+	case in.racy:
+		progress.Debugf(opt.Events, "image %s: a context file changed just now: no inputs key kept for the next build", r.Name)
+	}
+}
+
+// checkBases starts reading, beside the solve of r, whether its base
+// images have ONBUILD triggers, which run in the build and may read
+// anything: such an image's key is not recorded, so it is never kept.
+// checks is done when the read is; mu guards keys.
+func checkBases(ctx context.Context, checks *sync.WaitGroup, mu *sync.Mutex, memo func(context.Context, []pinnedImage) string, opt Options, r Request, src sources, keys map[string]string) {
+	mu.Lock()
+	recorded := keys[r.Name] != ""
+	mu.Unlock()
+	if !recorded || len(src.bases) == 0 {
+		return
+	}
+	checks.Go(func() {
+		if why := memo(ctx, src.bases); why != "" {
+			progress.Debugf(opt.Events, "image %s: %s: no inputs key kept", r.Name, why)
+			mu.Lock()
+			delete(keys, r.Name)
+			mu.Unlock()
+		}
+	})
 }
 
 // lastImage is the last record's entry of an image, when it has a usable

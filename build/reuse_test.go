@@ -2,6 +2,8 @@ package build
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/exporter/containerimage/exptypes"
 	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -222,5 +225,169 @@ func pushPlan(t *testing.T, dockerfile string) (string, Plan) {
 		Images:   []Spec{{Name: "web", Repository: "127.0.0.1:5055/team/web", Context: web, Dockerfile: filepath.Join(web, "Dockerfile")}},
 		StateDir: filepath.Join(dir, ".shipit"), Head: gitinfo.Head{SHA: "0123456789abcdef0123456789abcdef01234567", Time: time.Unix(1_700_000_000, 0)},
 		Tag: "t1", Push: true,
+	}
+}
+
+// repoRegistry holds manifests by digest and tags by repository:tag, as
+// repoSolver pushes them. A Lookup of a repository in gate waits until
+// its channel is closed.
+type repoRegistry struct {
+	mu        sync.Mutex
+	manifests map[string][]byte
+	tags      map[string]string
+	gate      map[string]chan struct{}
+}
+
+func (r *repoRegistry) Manifest(_ context.Context, repo, ref string) (*registry.Manifest, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if d, ok := r.tags[repo+":"+ref]; ok {
+		ref = d
+	}
+	raw, ok := r.manifests[ref]
+	if !ok {
+		return nil, nil
+	}
+	return &registry.Manifest{Digest: ref, MediaType: ocispecs.MediaTypeImageManifest, Raw: raw}, nil
+}
+
+func (r *repoRegistry) PutManifest(_ context.Context, repo, tag string, m *registry.Manifest) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.tags[repo+":"+tag] = m.Digest
+	return nil
+}
+
+func (r *repoRegistry) Blob(context.Context, string, string, int64) ([]byte, error) {
+	return nil, fmt.Errorf("no blobs here")
+}
+
+func (r *repoRegistry) Lookup(ctx context.Context, repo, tag string) (string, error) {
+	r.mu.Lock()
+	gate := r.gate[repo]
+	r.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.tags[repo+":"+tag], nil
+}
+
+// repoSolver pushes a manifest of its own per repository under the
+// export's name, and tells started of each solve as it starts.
+type repoSolver struct {
+	reg     *repoRegistry
+	mu      sync.Mutex
+	layer   map[string]int64
+	started chan string
+}
+
+func (s *repoSolver) Solve(_ context.Context, _ *llb.Definition, opt client.SolveOpt, ch chan *client.SolveStatus) (*client.SolveResponse, error) {
+	close(ch)
+	ref := opt.Exports[0].Attrs["name"]
+	repo, tag := ref[:strings.LastIndex(ref, ":")], ref[strings.LastIndex(ref, ":")+1:]
+	s.started <- repo
+	s.mu.Lock()
+	s.layer[repo]++
+	raw := manifestOf(s.layer[repo])
+	s.mu.Unlock()
+	s.reg.mu.Lock()
+	d := digest.FromBytes(raw)
+	s.reg.manifests[d.String()] = raw
+	s.reg.tags[repo+":"+tag] = d.String()
+	s.reg.mu.Unlock()
+	desc := ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageManifest, Digest: d, Size: int64(len(raw))}
+	b, _ := json.Marshal(desc)
+	return &client.SolveResponse{ExporterResponse: map[string]string{
+		exptypes.ExporterImageDigestKey:     d.String(),
+		exptypes.ExporterImageDescriptorKey: base64.StdEncoding.EncodeToString(b),
+	}}, nil
+}
+
+// TestChangedImageSolvedWhileTheOthersAreLookedFor: when one image's
+// inputs changed, its solve starts without waiting for the registry to
+// say whether the others' last images are still there; an image found
+// gone is then solved too, in the same build, and the record holds every
+// image at what its registry tag holds.
+func TestChangedImageSolvedWhileTheOthersAreLookedFor(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var specs []Spec
+	for _, n := range []string{"api", "proxy", "web"} {
+		d := filepath.Join(dir, n)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		write(t, filepath.Join(d, "Dockerfile"), "FROM scratch\nCOPY app /app\n")
+		write(t, filepath.Join(d, "app"), n+" v1")
+		specs = append(specs, Spec{Name: n, Repository: "127.0.0.1:5055/team/" + n, Context: d, Dockerfile: filepath.Join(d, "Dockerfile")})
+	}
+	plan := Plan{
+		Images: specs, StateDir: filepath.Join(dir, ".shipit"),
+		Head: gitinfo.Head{SHA: "0123456789abcdef0123456789abcdef01234567", Time: time.Unix(1_700_000_000, 0)},
+		Tag:  "t1", Push: true,
+	}
+	reg := &repoRegistry{manifests: map[string][]byte{}, tags: map[string]string{}, gate: map[string]chan struct{}{}}
+	s := &repoSolver{reg: reg, layer: map[string]int64{}, started: make(chan string, 10)}
+	clock := time.Now().Add(time.Minute) // every file is old
+	opt := Options{Solver: s, Registry: reg, Progress: io.Discard, Mode: "quiet", Builder: "b", now: func() time.Time { return clock }}
+	if _, err := Run(context.Background(), opt, plan); err != nil {
+		t.Fatal(err)
+	}
+	for range specs {
+		<-s.started
+	}
+
+	// proxy changed; api and web are looked for, and the lookups wait
+	// until proxy's solve has started. web's image is gone meanwhile (a
+	// lifecycle rule deleted it, tag and manifest).
+	write(t, filepath.Join(dir, "proxy", "app"), "proxy v2")
+	reg.mu.Lock()
+	delete(reg.manifests, reg.tags["127.0.0.1:5055/team/web:t1"])
+	delete(reg.tags, "127.0.0.1:5055/team/web:t1")
+	gate := make(chan struct{})
+	reg.gate["127.0.0.1:5055/team/api"], reg.gate["127.0.0.1:5055/team/web"] = gate, gate
+	reg.mu.Unlock()
+	done := make(chan error, 1)
+	var rec *Record
+	go func() {
+		var err error
+		rec, err = Run(context.Background(), opt, plan)
+		done <- err
+	}()
+	select {
+	case repo := <-s.started:
+		if repo != "127.0.0.1:5055/team/proxy" {
+			t.Fatalf("the first solve was of %s, want proxy's", repo)
+		}
+	case err := <-done:
+		t.Fatalf("the build ended (%v) without solving proxy", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("proxy's solve waited for the lookups of the other images")
+	}
+	close(gate)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	close(s.started)
+	var solved []string
+	for repo := range s.started {
+		solved = append(solved, repo)
+	}
+	if len(solved) != 1 || solved[0] != "127.0.0.1:5055/team/web" {
+		t.Errorf("after proxy, solved %q; want web's only (its tag was gone)", solved)
+	}
+	if len(rec.Images) != 3 {
+		t.Fatalf("the record holds %d images, want 3", len(rec.Images))
+	}
+	for _, im := range rec.Images {
+		if want := reg.tags[im.Repository+":t1"]; im.Digest != want || im.Inputs == "" {
+			t.Errorf("record: %s at %s (inputs %q); its tag holds %s", im.Name, im.Digest, im.Inputs, want)
+		}
 	}
 }

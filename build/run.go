@@ -35,8 +35,8 @@ func Run(ctx context.Context, opt Options, p Plan) (*Record, error) {
 	path := filepath.Join(p.StateDir, RecordFile)
 	prev, _ := ReadRecord(path)
 	knownPushed := known(prev)
-	reqs, kept, recordable := reuse(ctx, opt, p, reqs, prev)
-	progress.Debugf(opt.Events, "inputs compared with the last build: %d to solve, %d kept", len(reqs), len(kept))
+	ru := reuse(ctx, opt, p, reqs, prev)
+	progress.Debugf(opt.Events, "inputs compared with the last build: %d to solve now, %d to look for", len(ru.solve), ru.waiting)
 	// Each image is read as soon as its solve is done, beside the others'.
 	var mu sync.Mutex
 	read := map[string]imageRead{}
@@ -47,22 +47,31 @@ func Run(ctx context.Context, opt Options, p Plan) (*Record, error) {
 		read[res.Request.Name] = imageRead{st, err}
 		mu.Unlock()
 	}
-	var results []Result
-	if len(reqs) > 0 {
-		results, err = solveHeld(ctx, opt, reqs, func(name string) {
-			mu.Lock()
-			delete(read, name) // read again, as tagged
-			mu.Unlock()
-		})
-		if err != nil {
-			return nil, err
-		}
+	// The images whose inputs changed are solved while the others are
+	// looked for; one that is gone is solved after all, beside them.
+	var kept []Image
+	rest := func() []Request {
+		var solve []Request
+		kept, solve = ru.rest()
+		progress.Debugf(opt.Events, "last images looked for: %d kept, %d to solve", len(kept), len(solve))
+		return solve
+	}
+	results, err := solveHeld(ctx, opt, ru.solve, ru.waiting, rest, func(name string) {
+		mu.Lock()
+		delete(read, name) // read again, as tagged
+		mu.Unlock()
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, im := range kept {
+		progress.Infof(opt.Events, "%s unchanged since the last build (the same Dockerfile, context files, build arguments and base images): %s kept, not built again (--rebuild builds it)", im.Name, im.Ref())
 	}
 	progress.Debugf(opt.Events, "solves done")
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	rec, err := newRecord(ctx, opt, p, results, read, recordable())
+	rec, err := newRecord(ctx, opt, p, results, read, ru.recordable())
 	if err != nil {
 		return nil, err
 	}
