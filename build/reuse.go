@@ -43,6 +43,8 @@ type reused struct {
 	recordable func() map[string]string
 }
 
+// reuse compares the requests' inputs with the last record's (prev), and
+// starts, beside, the reads of whether the last images are still there.
 func reuse(ctx context.Context, opt Options, p Plan, reqs []Request, prev *Record) reused {
 	keys := map[string]string{}
 	c := compareInputs(ctx, opt, p, reqs, prev)
