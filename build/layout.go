@@ -6,10 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/containerd/platforms"
-	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -27,23 +25,17 @@ func keepLayout(dir string, desc ocispecs.Descriptor) (stats, error) {
 		return stats{}, err
 	}
 	defer root.Close()
-	blob := func(dgst string) ([]byte, error) {
-		algo, hex, _ := strings.Cut(dgst, ":")
-		return root.ReadFile(filepath.Join("blobs", algo, hex))
-	}
+	blob := func(d string) ([]byte, error) { return layoutDocument(root, dir, d) }
 	keep := desc.Digest.String()
 	raw, err := blob(keep)
-	if err != nil {
-		return stats{}, fmt.Errorf("the image layout %s does not hold %s: %w", dir, keep, err)
+	var st stats
+	if err == nil {
+		st, err = sizeOf(raw, desc.Platform, blob)
 	}
-	if digest.FromBytes(raw) != desc.Digest {
-		// BuildKit's export left a blob the layout already had, and its
-		// content is not its name's: nothing of it can be trusted.
-		return stats{}, fmt.Errorf("the image layout %s holds blob %s with other content: remove %s and build again", dir, keep, dir)
-	}
-	st, err := sizeOf(raw, desc.Platform, blob)
 	if err != nil {
-		return stats{}, err
+		// BuildKit's export leaves a blob the layout already had, whatever
+		// its content: nothing of such a layout can be trusted.
+		return stats{}, fmt.Errorf("%w: remove %s and build again", err, dir)
 	}
 	reachable := map[string]bool{keep: true}
 	for _, b := range st.blobs {

@@ -3,6 +3,7 @@ package build
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -106,4 +107,35 @@ func ociImage(t *testing.T, layers ...v1.Layer) v1.Image {
 		t.Fatal(err)
 	}
 	return mutate.ConfigMediaType(img, "application/vnd.oci.image.config.v1+json")
+}
+
+// TestKeepLayoutRefusesABadChild: a child manifest of an index whose
+// content is not its digest's (an export that skipped a blob the layout
+// already had) is refused, naming the blob, and nothing is removed.
+func TestKeepLayoutRefusesABadChild(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "web")
+	img := ociImage(t, randomLayer(t, 128))
+	idx := mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}})
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendIndex(idx); err != nil {
+		t.Fatal(err)
+	}
+	child, _ := img.Digest()
+	if err := os.WriteFile(filepath.Join(dir, "blobs", "sha256", child.Hex), []byte(`{"schemaVersion":2}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadDir(filepath.Join(dir, "blobs", "sha256"))
+	dgst, _ := idx.Digest()
+	raw, _ := idx.RawManifest()
+	_, err = keepLayout(dir, ocispecs.Descriptor{Digest: digest.Digest(dgst.String()), Size: int64(len(raw))})
+	if err == nil || !strings.Contains(err.Error(), "holds blob "+child.String()+" with other content") || !strings.Contains(err.Error(), "build again") {
+		t.Fatalf("keepLayout = %v, want the child named, with other content", err)
+	}
+	if after, _ := os.ReadDir(filepath.Join(dir, "blobs", "sha256")); len(after) != len(before) {
+		t.Errorf("%d blobs before, %d after: a refused layout was pruned", len(before), len(after))
+	}
 }

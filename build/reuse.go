@@ -2,8 +2,6 @@ package build
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -246,10 +244,14 @@ func blobPath(d string) (string, error) {
 	return filepath.Join("blobs", "sha256", dg.Encoded()), nil
 }
 
-// corruptBlobError is a blob of a layout whose content is not its digest's.
-type corruptBlobError struct{ dir, digest string }
+// corruptBlobError is a blob of a layout that cannot be what its digest
+// names: why says what is wrong ("" for other content).
+type corruptBlobError struct{ dir, digest, why string }
 
 func (e *corruptBlobError) Error() string {
+	if e.why != "" {
+		return fmt.Sprintf("the layout %s: blob %s %s", e.dir, e.digest, e.why)
+	}
 	return fmt.Sprintf("the layout %s holds blob %s with other content", e.dir, e.digest)
 }
 
@@ -283,24 +285,36 @@ func layoutHolds(dir, dgst string) error {
 	if top == nil {
 		return fmt.Errorf("the layout %s no longer names %s", dir, dgst)
 	}
-	fetch := func(d string) ([]byte, error) {
-		p, err := blobPath(d)
-		if err != nil {
-			return nil, err
-		}
-		if fi, err := root.Stat(p); err != nil || !fi.Mode().IsRegular() || fi.Size() > maxLayoutDocument {
-			return nil, &corruptBlobError{dir: dir, digest: d}
-		}
-		raw, err := root.ReadFile(p)
-		if err != nil {
-			return nil, err
-		}
-		if sum := sha256.Sum256(raw); "sha256:"+hex.EncodeToString(sum[:]) != d {
-			return nil, &corruptBlobError{dir: dir, digest: d}
-		}
-		return raw, nil
-	}
+	fetch := func(d string) ([]byte, error) { return layoutDocument(root, dir, d) }
 	return checkBlobs(root, dir, dgst, fetch, 0)
+}
+
+// layoutDocument reads a manifest, index or configuration of a layout,
+// bounded (maxLayoutDocument) and checked against its digest: a blob that
+// is missing, not a regular file, too large or not its digest's content
+// is a *corruptBlobError.
+func layoutDocument(root *os.Root, dir, d string) ([]byte, error) {
+	p, err := blobPath(d)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := root.Stat(p)
+	switch {
+	case err != nil:
+		return nil, &corruptBlobError{dir: dir, digest: d, why: "is missing"}
+	case !fi.Mode().IsRegular():
+		return nil, &corruptBlobError{dir: dir, digest: d, why: "is not a regular file"}
+	case fi.Size() > maxLayoutDocument:
+		return nil, &corruptBlobError{dir: dir, digest: d, why: fmt.Sprintf("is larger than a manifest or configuration may be (%d bytes)", maxLayoutDocument)}
+	}
+	raw, err := root.ReadFile(p)
+	if err != nil {
+		return nil, err
+	}
+	if digest.FromBytes(raw).String() != d {
+		return nil, &corruptBlobError{dir: dir, digest: d}
+	}
+	return raw, nil
 }
 
 // checkBlobs checks a manifest or index of a layout, and what it names:
