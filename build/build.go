@@ -68,15 +68,10 @@ type Request struct {
 	Args           map[string]string
 	Labels         map[string]string
 	Annotations    map[string]string
-	// Pins are named contexts of the Dockerfile frontend: each image the
-	// Dockerfile reads by tag (by its familiar name), at the digest the
-	// inputs key was made of, so the daemon builds on exactly what was
-	// looked up, and need not resolve the tag again.
-	Pins       map[string]string
-	Secrets    []Secret
-	SSH        []SSH
-	Platforms  []string
-	Provenance string // "", "min" or "max"
+	Secrets        []Secret
+	SSH            []SSH
+	Platforms      []string
+	Provenance     string // "", "min" or "max"
 	// VCSSource and VCSRevision are the repository URL (no credentials)
 	// and the commit the provenance names.
 	VCSSource, VCSRevision string
@@ -459,9 +454,6 @@ func frontendAttrs(r Request) map[string]string {
 	}
 	for k, v := range r.Labels {
 		attrs["label:"+k] = v
-	}
-	for k, v := range r.Pins {
-		attrs["context:"+k] = v
 	}
 	attestAttrs(attrs, r)
 	if r.NoCache {

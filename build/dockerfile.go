@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/distribution/reference"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
@@ -24,7 +23,7 @@ import (
 // externalImages lists the image references a build of the Dockerfile
 // (data) for target, with build arguments args, reads from registries, and
 // those of them that are stages' bases, or why it cannot say.
-func externalImages(data []byte, target string, args map[string]string) (refs, bases, pinnable []string, why string) {
+func externalImages(data []byte, target string, args map[string]string) (refs, bases []string, why string) {
 	// The BUILDKIT_SYNTAX build argument picks the frontend before any
 	// # syntax= line does.
 	syntax, _, _, ok := parser.DetectSyntax(data)
@@ -33,17 +32,17 @@ func externalImages(data []byte, target string, args map[string]string) (refs, b
 	}
 	if ok {
 		if !dockerfileFrontend(syntax) {
-			return nil, nil, nil, fmt.Sprintf("its frontend %q (# syntax= or BUILDKIT_SYNTAX) is not docker/dockerfile, which may read anything", syntax)
+			return nil, nil, fmt.Sprintf("its frontend %q (# syntax= or BUILDKIT_SYNTAX) is not docker/dockerfile, which may read anything", syntax)
 		}
 		refs = append(refs, syntax)
 	}
 	ast, err := parser.Parse(bytes.NewReader(data))
 	if err != nil {
-		return nil, nil, nil, "its Dockerfile does not parse: " + err.Error()
+		return nil, nil, "its Dockerfile does not parse: " + err.Error()
 	}
 	stages, metaArgs, err := instructions.Parse(ast.AST, nil)
 	if err != nil || len(stages) == 0 {
-		return nil, nil, nil, "its Dockerfile does not parse"
+		return nil, nil, "its Dockerfile does not parse"
 	}
 	// FROM sees the arguments declared before the first FROM: a build
 	// argument's value, else the declared default.
@@ -61,7 +60,7 @@ func externalImages(data []byte, target string, args map[string]string) (refs, b
 			} else if kv.Value != nil {
 				v, why := expand(lex, *kv.Value, env)
 				if why != "" {
-					return nil, nil, nil, fmt.Sprintf("ARG %s's default %s", kv.Key, why)
+					return nil, nil, fmt.Sprintf("ARG %s's default %s", kv.Key, why)
 				}
 				env[kv.Key] = v
 			}
@@ -77,54 +76,14 @@ func externalImages(data []byte, target string, args map[string]string) (refs, b
 	if target != "" {
 		i, ok := s.byName[strings.ToLower(target)]
 		if !ok {
-			return nil, nil, nil, fmt.Sprintf("its Dockerfile has no stage %q", target)
+			return nil, nil, fmt.Sprintf("its Dockerfile has no stage %q", target)
 		}
 		t = i
 	}
 	if why := s.visit(t); why != "" {
-		return nil, nil, nil, why
+		return nil, nil, why
 	}
-	return append(refs, s.refs...), s.bases, s.pinnable(), ""
-}
-
-// pinnable are the images of the walk that a build can be given at the
-// digest looked up, as named contexts (Request.Pins): a reference by tag
-// that names no stage. (The frontend takes a named context of a stage's
-// name in place of the stage.)
-func (s *stageWalk) pinnable() []string {
-	stages := map[string]bool{}
-	for _, st := range s.stages {
-		if n, ok := contextName(st.Name); ok {
-			stages[n] = true
-		}
-	}
-	var out []string
-	for _, ref := range s.refs {
-		if n, ok := contextName(ref); ok && !stages[n] {
-			out = append(out, ref)
-		}
-	}
-	return out
-}
-
-// contextName is the name BuildKit's Dockerfile frontend looks a named
-// context up by for an image reference (dockerui's NamedContext): its
-// familiar form, without :latest. ok is false for a reference by digest
-// (already pinned), one that does not parse, and the names the frontend
-// never looks up (scratch, context).
-func contextName(ref string) (string, bool) {
-	named, err := reference.ParseNormalizedNamed(ref)
-	if err != nil {
-		return "", false
-	}
-	if _, ok := named.(reference.Digested); ok {
-		return "", false
-	}
-	n := strings.TrimSuffix(reference.FamiliarString(named), ":latest")
-	if strings.EqualFold(n, "scratch") || strings.EqualFold(n, "context") {
-		return "", false
-	}
-	return n, true
+	return append(refs, s.refs...), s.bases, ""
 }
 
 // stampArg is the build argument shipit sets to the commit's time.

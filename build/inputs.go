@@ -186,9 +186,6 @@ type sources struct {
 	// read more is asked beside the solve, before the key is recorded
 	// (checkBases).
 	bases []pinnedImage
-	// pins are the Dockerfile's images at the digests in the key, as the
-	// solve is given them (Request.Pins).
-	pins map[string]string
 }
 
 // sourceSig names what of a request its sources depend on.
@@ -214,7 +211,7 @@ func readSources(ctx context.Context, r Request, args map[string]string, resolve
 		return sources{why: "its Dockerfile cannot be read: " + err.Error()}
 	}
 	field("dockerfile", string(df))
-	refs, bases, pinnable, why := externalImages(df, r.Target, args)
+	refs, bases, why := externalImages(df, r.Target, args)
 	if why != "" {
 		return sources{why: why}
 	}
@@ -249,17 +246,13 @@ func readSources(ctx context.Context, r Request, args map[string]string, resolve
 		return sources{why: "looking up its base images: " + lookupErr.Error()}
 	}
 	var pinned []pinnedImage
-	pins := map[string]string{}
 	for i, ref := range refs {
 		field("image", ref+"@"+digests[i])
 		if slices.Contains(bases, ref) {
 			pinned = append(pinned, pinnedImage{ref: ref, digest: digests[i]})
 		}
-		if n, ok := contextName(ref); ok && slices.Contains(pinnable, ref) {
-			pins[n] = "docker-image://" + ref + "@" + digests[i]
-		}
 	}
-	return sources{digest: hex.EncodeToString(h.Sum(nil)), racy: racy, bases: pinned, pins: pins}
+	return sources{digest: hex.EncodeToString(h.Sum(nil)), racy: racy, bases: pinned}
 }
 
 // defaultSBOMGenerator is the scanner BuildKit runs when none is named.
@@ -359,12 +352,6 @@ func requestFields(r Request, field func(k, v string)) {
 	// made of: its key is a cached build's.
 	attrs := frontendAttrs(r)
 	delete(attrs, "no-cache")
-	// The pins are the images' digests, which the sources hold.
-	for k := range attrs {
-		if strings.HasPrefix(k, "context:") {
-			delete(attrs, k)
-		}
-	}
 	sorted("frontend:", attrs)
 	exp := exportEntry(r)
 	field("exporter", exp.Type)

@@ -207,7 +207,7 @@ FROM base AS runtime
 COPY --from=build /usr/local/bundle /usr/local/bundle
 COPY --from=0 /etc/os-release /x
 `
-	refs, bases, _, why := externalImages([]byte(df), "runtime", map[string]string{"RUBY": "3.4"})
+	refs, bases, why := externalImages([]byte(df), "runtime", map[string]string{"RUBY": "3.4"})
 	if why != "" {
 		t.Fatal(why)
 	}
@@ -319,60 +319,4 @@ func (r *blobRegistry) index(t *testing.T, children ...string) string {
 	d := digest.FromString(idx).String()
 	r.manifests[d] = []byte(idx)
 	return d
-}
-
-// TestPinnableImages: the images a solve is given at their looked-up
-// digests, as named contexts under the name the frontend looks up (its
-// familiar form, no :latest), are those read by tag; never an image by
-// digest, the # syntax= frontend, or one whose name a stage has (the
-// frontend would put the image in place of the whole stage).
-func TestPinnableImages(t *testing.T) {
-	t.Parallel()
-	df := `# syntax=docker/dockerfile:1
-FROM golang AS golang
-RUN go version
-FROM docker.io/library/alpine:latest AS base
-COPY --from=golang /usr/local/go /go
-COPY --from=registry.example/tools:2 /t /t
-COPY --from=registry.example/assets@sha256:` + strings.Repeat("c", 64) + ` /a /a
-FROM base
-RUN --mount=type=bind,from=golang:1.24,target=/g true
-`
-	refs, _, pinnable, why := externalImages([]byte(df), "", nil)
-	if why != "" {
-		t.Fatal(why)
-	}
-	if got, want := strings.Join(pinnable, " "), "docker.io/library/alpine:latest registry.example/tools:2 golang:1.24"; got != want {
-		t.Fatalf("pinnable %q, want %q (of %q)", got, want, refs)
-	}
-	for ref, want := range map[string]string{
-		"docker.io/library/alpine:latest": "alpine",
-		"alpine":                          "alpine",
-		"registry.example/tools:2":        "registry.example/tools:2",
-		"127.0.0.1:5055/base/busybox:1":   "127.0.0.1:5055/base/busybox:1",
-		"library/ruby:3.4-slim":           "ruby:3.4-slim",
-	} {
-		if got, ok := contextName(ref); !ok || got != want {
-			t.Errorf("contextName(%q) = %q, %v; want %q", ref, got, ok, want)
-		}
-	}
-	for _, ref := range []string{"scratch", "context", "Not_A/Ref", "alpine@sha256:" + strings.Repeat("a", 64)} {
-		if got, ok := contextName(ref); ok {
-			t.Errorf("contextName(%q) = %q: want none", ref, got)
-		}
-	}
-
-	// The solve gets them as context: attributes; the inputs key is the
-	// same with or without (the digests are in its sources).
-	r := Request{Name: "web", ContextDir: "/app", DockerfileDir: "/app", DockerfileName: "Dockerfile",
-		Pins: map[string]string{"alpine": "docker-image://docker.io/library/alpine:latest@sha256:" + strings.Repeat("b", 64)}}
-	if got := frontendAttrs(r)["context:alpine"]; got != r.Pins["alpine"] {
-		t.Errorf("frontend attribute context:alpine = %q, want %q", got, r.Pins["alpine"])
-	}
-	unpinned := r
-	unpinned.Pins = nil
-	src := sources{digest: "d"}
-	if a, b := inputsOf(r, "b", src), inputsOf(unpinned, "b", src); a.key != b.key {
-		t.Error("the inputs key changes with the pins")
-	}
 }

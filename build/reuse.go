@@ -45,8 +45,35 @@ type reused struct {
 // starts, beside, the reads of whether the last images are still there.
 func reuse(ctx context.Context, opt Options, p Plan, reqs []Request, prev *Record) reused {
 	keys := map[string]string{}
-	c := compareInputs(ctx, opt, p, reqs, prev)
-	ins, srcs, still, matching := c.ins, c.srcs, c.still, c.matching
+	ins := make([]inputs, len(reqs))
+	srcs := make([]sources, len(reqs))
+	// still[i] is whether the last image of request i is still there,
+	// asked beside the inputs; it counts only when they match (matching).
+	still := make([]chan string, len(reqs))
+	matching := make([]bool, len(reqs))
+	resolve := registryResolver(opt.Registry)
+	now := time.Now()
+	if opt.now != nil {
+		now = opt.now()
+	}
+	var wg sync.WaitGroup
+	for i, r := range reqs {
+		last := lastImage(prev, r.Name)
+		if last != nil && !p.Rebuild && !p.NoCache {
+			still[i] = make(chan string, 1)
+			go func() { still[i] <- stillThere(ctx, opt, p, r, last) }()
+		}
+		wg.Go(func() {
+			src, ok := p.Sources.get(r.Name)
+			if !ok || src.of != sourceSig(r) {
+				src = sourceOf(ctx, r, specArgs(p, r.Name), resolve, now)
+			}
+			srcs[i] = src
+			ins[i] = inputsOf(r, opt.Builder, src)
+			matching[i] = still[i] != nil && ins[i].key != "" && last.Inputs == ins[i].key
+		})
+	}
+	wg.Wait()
 	var out reused
 	for i, r := range reqs {
 		if in := ins[i]; in.key != "" && !in.racy {
@@ -56,7 +83,6 @@ func reuse(ctx context.Context, opt Options, p Plan, reqs []Request, prev *Recor
 			out.waiting++
 			continue
 		}
-		r.Pins = srcs[i].pins
 		out.solve = append(out.solve, r)
 		logSolved(opt, r, ins[i])
 	}
@@ -81,7 +107,6 @@ func reuse(ctx context.Context, opt Options, p Plan, reqs []Request, prev *Recor
 			// digests are in it, and name what was checked).
 			if why := <-still[i]; why != "" {
 				progress.Debugf(opt.Events, "image %s: inputs as in the last build, but %s: solving it", r.Name, why)
-				r.Pins = srcs[i].pins
 				solve = append(solve, r)
 				checkBases(ctx, &checks, &mu, memo, opt, r, srcs[i], keys)
 				continue
@@ -101,49 +126,6 @@ func reuse(ctx context.Context, opt Options, p Plan, reqs []Request, prev *Recor
 		return maps.Clone(keys)
 	}
 	return out
-}
-
-// compared is each request's inputs (compareInputs), its sources, and
-// whether they are the last build's (matching); still[i] then says why
-// its last image cannot be kept ("" when it can).
-type compared struct {
-	ins      []inputs
-	srcs     []sources
-	still    []chan string
-	matching []bool
-}
-
-// compareInputs computes each request's inputs and compares them with the
-// last build's; whether its last image is still there is asked beside.
-func compareInputs(ctx context.Context, opt Options, p Plan, reqs []Request, prev *Record) compared {
-	c := compared{
-		ins: make([]inputs, len(reqs)), srcs: make([]sources, len(reqs)),
-		still: make([]chan string, len(reqs)), matching: make([]bool, len(reqs)),
-	}
-	resolve := registryResolver(opt.Registry)
-	now := time.Now()
-	if opt.now != nil {
-		now = opt.now()
-	}
-	var wg sync.WaitGroup
-	for i, r := range reqs {
-		last := lastImage(prev, r.Name)
-		if last != nil && !p.Rebuild && !p.NoCache {
-			c.still[i] = make(chan string, 1)
-			go func() { c.still[i] <- stillThere(ctx, opt, p, r, last) }()
-		}
-		wg.Go(func() {
-			src, ok := p.Sources.get(r.Name)
-			if !ok || src.of != sourceSig(r) {
-				src = sourceOf(ctx, r, specArgs(p, r.Name), resolve, now)
-			}
-			c.srcs[i] = src
-			c.ins[i] = inputsOf(r, opt.Builder, src)
-			c.matching[i] = c.still[i] != nil && c.ins[i].key != "" && last.Inputs == c.ins[i].key
-		})
-	}
-	wg.Wait()
-	return c
 }
 
 // logSolved says, under -v, why a request is solved rather than kept.

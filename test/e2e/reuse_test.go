@@ -164,17 +164,7 @@ func TestNoOpBuildFollowsTheBaseImage(t *testing.T) {
 	if err := remote.Write(own, moved); err != nil {
 		t.Fatal(err)
 	}
-	r := buildKept(t, a, []string{"--push"}, nil, []string{"web", "worker"})
-	// The daemon was given the base at the digest shipit looked up (and
-	// keyed the images on), as a named context: it did not resolve the
-	// tag again.
-	movedDigest, err := moved.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := "[context " + own.String() + "] load metadata for " + own.String() + "@" + movedDigest.String(); !strings.Contains(r.stderr, want) {
-		t.Errorf("the solve was not given the base at the digest looked up (%q):\n%s", want, r.stderr)
-	}
+	buildKept(t, a, []string{"--push"}, nil, []string{"web", "worker"})
 	after, _ := readRecord(t, a.dir)
 	for i, im := range after.Images {
 		if im.Digest == before.Images[i].Digest {
@@ -196,7 +186,7 @@ func TestNoOpBuildFollowsTheBaseImage(t *testing.T) {
 	if err := remote.Write(wtag, other); err != nil {
 		t.Fatal(err)
 	}
-	r = buildKept(t, a, []string{"--push"}, []string{"web", "worker"}, nil)
+	r := buildKept(t, a, []string{"--push"}, []string{"web", "worker"}, nil)
 	if !strings.Contains(r.stderr, "held another image: tagged "+after.Images[1].Digest+" again") {
 		t.Errorf("no notice of the tag put back:\n%s", r.stderr)
 	}
