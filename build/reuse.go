@@ -45,46 +45,24 @@ type reused struct {
 // starts, beside, the reads of whether the last images are still there.
 func reuse(ctx context.Context, opt Options, p Plan, reqs []Request, prev *Record) reused {
 	keys := map[string]string{}
-	ins := make([]inputs, len(reqs))
-	srcs := make([]sources, len(reqs))
-	// still[i] is whether the last image of request i is still there,
-	// asked beside the inputs; it counts only when they match (matching).
-	still := make([]chan string, len(reqs))
-	matching := make([]bool, len(reqs))
-	resolve := registryResolver(opt.Registry)
-	now := time.Now()
-	if opt.now != nil {
-		now = opt.now()
-	}
-	var wg sync.WaitGroup
-	for i, r := range reqs {
-		last := lastImage(prev, r.Name)
-		if last != nil && !p.Rebuild && !p.NoCache {
-			still[i] = make(chan string, 1)
-			go func() { still[i] <- stillThere(ctx, opt, p, r, last) }()
-		}
-		wg.Go(func() {
-			src, ok := p.Sources.get(r.Name)
-			if !ok || src.of != sourceSig(r) {
-				src = sourceOf(ctx, r, specArgs(p, r.Name), resolve, now)
-			}
-			srcs[i] = src
-			ins[i] = inputsOf(r, opt.Builder, src)
-			matching[i] = still[i] != nil && ins[i].key != "" && last.Inputs == ins[i].key
-		})
-	}
-	wg.Wait()
+	c := compareInputs(ctx, opt, p, reqs, prev)
 	var out reused
 	for i, r := range reqs {
-		if in := ins[i]; in.key != "" && !in.racy {
+		if in := c.ins[i]; in.key != "" && !in.racy {
 			keys[r.Name] = in.key
 		}
-		if matching[i] {
+		if c.matching[i] {
 			out.waiting++
 			continue
 		}
+		if c.still[i] != nil && !r.Push {
+			// A corrupt layout is removed before the solve writes into it.
+			if l := <-c.still[i]; l.fix != nil {
+				l.fix()
+			}
+		}
 		out.solve = append(out.solve, r)
-		logSolved(opt, r, ins[i])
+		logSolved(opt, r, c.ins[i])
 	}
 	// The base images are checked beside the solves: of the images solved
 	// now, and then of those rest adds.
@@ -92,23 +70,27 @@ func reuse(ctx context.Context, opt Options, p Plan, reqs []Request, prev *Recor
 	var mu sync.Mutex
 	memo := onbuildMemo(opt.Registry)
 	for i := range reqs {
-		if !matching[i] {
-			checkBases(ctx, &checks, &mu, memo, opt, reqs[i], srcs[i], keys)
+		if !c.matching[i] {
+			checkBases(ctx, &checks, &mu, memo, opt, reqs[i], c.srcs[i], keys)
 		}
 	}
 	out.rest = func() ([]Image, []Request) {
 		var images []Image
 		var solve []Request
 		for i, r := range reqs {
-			if !matching[i] {
+			if !c.matching[i] {
 				continue
 			}
 			// A recorded key's base images had no ONBUILD triggers (their
-			// digests are in it, and name what was checked).
-			if why := <-still[i]; why != "" {
+			// digests are in it, and name what was checked). Nothing is
+			// queued once the build is cancelled.
+			if why := (<-c.still[i]).settle(); why != "" {
+				if ctx.Err() != nil {
+					continue
+				}
 				progress.Debugf(opt.Events, "image %s: inputs as in the last build, but %s: solving it", r.Name, why)
 				solve = append(solve, r)
-				checkBases(ctx, &checks, &mu, memo, opt, r, srcs[i], keys)
+				checkBases(ctx, &checks, &mu, memo, opt, r, c.srcs[i], keys)
 				continue
 			}
 			im := *lastImage(prev, r.Name)
@@ -126,6 +108,49 @@ func reuse(ctx context.Context, opt Options, p Plan, reqs []Request, prev *Recor
 		return maps.Clone(keys)
 	}
 	return out
+}
+
+// compared is each request's inputs (compareInputs), its sources, and
+// whether they are the last build's (matching); still[i] is the look at
+// its last image (lookLast), for any request with one.
+type compared struct {
+	ins      []inputs
+	srcs     []sources
+	still    []chan lastLook
+	matching []bool
+}
+
+// compareInputs computes each request's inputs and compares them with the
+// last build's; the last image is looked at beside, reading only.
+func compareInputs(ctx context.Context, opt Options, p Plan, reqs []Request, prev *Record) compared {
+	c := compared{
+		ins: make([]inputs, len(reqs)), srcs: make([]sources, len(reqs)),
+		still: make([]chan lastLook, len(reqs)), matching: make([]bool, len(reqs)),
+	}
+	resolve := registryResolver(opt.Registry)
+	now := time.Now()
+	if opt.now != nil {
+		now = opt.now()
+	}
+	var wg sync.WaitGroup
+	for i, r := range reqs {
+		last := lastImage(prev, r.Name)
+		if last != nil && !p.Rebuild && !p.NoCache {
+			c.still[i] = make(chan lastLook, 1)
+			go func() { c.still[i] <- lookLast(ctx, opt, p, r, last) }()
+		}
+		wg.Go(func() {
+			src, ok := p.Sources.get(r.Name)
+			if !ok || src.of != sourceSig(r) {
+				src = sourceOf(ctx, r, specArgs(p, r.Name), resolve, now)
+			}
+			c.srcs[i] = src
+			c.ins[i] = inputsOf(r, opt.Builder, src)
+			c.matching[i] = c.still[i] != nil && c.ins[i].key != "" && last.Inputs == c.ins[i].key
+		})
+	}
+	wg.Wait()
+	return c
 }
 
 // logSolved says, under -v, why a request is solved rather than kept.
@@ -178,43 +203,65 @@ func lastImage(prev *Record, name string) *Image {
 	return nil
 }
 
-// stillThere says why the last build's image of a request cannot be kept
-// ("" when it can): it must be the same kind of output of the same
+// lastLook is what lookLast found of a last image: why it cannot be kept
+// as it is ("" when it can), and fix, when set, what would settle it,
+// returning the why that then holds: a tag that another push moved is
+// tagged again (kept), a layout with a corrupt blob is removed (solved
+// afresh). A fix writes, so it runs only once the image's fate is known:
+// never beside the image's own solve.
+type lastLook struct {
+	why string
+	fix func() string
+}
+
+// lookLast reads whether the last build's image of a request is still
+// there, writing nothing: it must be the same kind of output of the same
 // repository and tag (the inputs say so too), and still be there.
-func stillThere(ctx context.Context, opt Options, p Plan, r Request, last *Image) string {
+func lookLast(ctx context.Context, opt Options, p Plan, r Request, last *Image) lastLook {
 	if last.Repository != r.Repository || last.Tag != r.Tag || last.Pushed != r.Push {
-		return "the last build's image went elsewhere"
+		return lastLook{why: "the last build's image went elsewhere"}
 	}
 	if r.Push {
 		if opt.Registry == nil {
-			return "no registry client"
+			return lastLook{why: "no registry client"}
 		}
 		got, err := opt.Registry.Lookup(ctx, r.Repository, r.Tag)
 		if err != nil {
-			return err.Error()
+			return lastLook{why: err.Error()}
 		}
 		if got == last.Digest {
-			return ""
+			return lastLook{}
 		}
-		return retag(ctx, opt, r, last, got)
+		return lastLook{why: "its tag moved", fix: func() string { return retag(ctx, opt, r, last, got) }}
 	}
 	rel, err := filepath.Rel(p.StateDir, r.LayoutDir)
 	if err != nil || last.Layout != rel {
-		return "the last build's layout is elsewhere"
+		return lastLook{why: "the last build's layout is elsewhere"}
 	}
-	if err := layoutHolds(r.LayoutDir, last.Digest); err != nil {
-		var bad *corruptBlobError
-		if errors.As(err, &bad) {
-			// The daemon's export skips blobs the layout has, whatever
-			// they hold: the solve must start from an empty layout.
+	err = layoutHolds(r.LayoutDir, last.Digest)
+	var bad *corruptBlobError
+	switch {
+	case err == nil:
+		return lastLook{}
+	case errors.As(err, &bad):
+		// The daemon's export skips blobs the layout has, whatever they
+		// hold: the solve must start from an empty layout.
+		return lastLook{why: err.Error(), fix: func() string {
 			if rerr := os.RemoveAll(r.LayoutDir); rerr != nil {
 				return err.Error() + "; removing the layout: " + rerr.Error()
 			}
 			return err.Error() + ": the layout is removed, for the solve to write it again"
-		}
-		return err.Error()
+		}}
 	}
-	return ""
+	return lastLook{why: err.Error()}
+}
+
+// settle is why a last image cannot be kept once its look is fixed.
+func (l lastLook) settle() string {
+	if l.fix != nil {
+		return l.fix()
+	}
+	return l.why
 }
 
 // blobPath is where a layout keeps the blob of a sha256 digest.

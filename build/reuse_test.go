@@ -391,3 +391,35 @@ func TestChangedImageSolvedWhileTheOthersAreLookedFor(t *testing.T) {
 		}
 	}
 }
+
+// TestChangedImageIsNotTaggedBack: an image whose inputs changed is
+// solved and pushed; its tag, which another push had moved, is not put
+// back to the last build's image beside that push.
+func TestChangedImageIsNotTaggedBack(t *testing.T) {
+	t.Parallel()
+	web, plan := pushPlan(t, "FROM scratch\nCOPY app /app\n")
+	reg := &tagRegistry{manifests: map[string][]byte{}, tags: map[string]string{}}
+	s := &pushingSolver{digestSolver: digestSolver{raw: manifestOf(1000)}, reg: reg}
+	clock := time.Now().Add(time.Minute)
+	opt := Options{Solver: s, Registry: reg, Progress: io.Discard, Mode: "quiet", Builder: "b", now: func() time.Time { return clock }}
+	if _, err := Run(context.Background(), opt, plan); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(web, "app"), "v2")
+	s.mu.Lock()
+	s.raw = manifestOf(2000)
+	s.mu.Unlock()
+	reg.mu.Lock()
+	reg.tags["t1"] = "sha256:" + strings.Repeat("d", 64) // another tool pushed there
+	reg.mu.Unlock()
+	rec, err := Run(context.Background(), opt, plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // a retag beside the build would land by now
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	if reg.puts != 0 || reg.tags["t1"] != rec.Images[0].Digest {
+		t.Errorf("after %d PUTs the tag holds %s; want no PUT, and the new image %s", reg.puts, reg.tags["t1"], rec.Images[0].Digest)
+	}
+}

@@ -27,6 +27,14 @@ func Run(ctx context.Context, opt Options, p Plan) (*Record, error) {
 	for _, w := range warnings {
 		progress.Warnf(opt.Events, "%s", w)
 	}
+	if len(opt.Nodes) > 1 {
+		// Every image must have nodes to build on before any is built:
+		// some are solved only once the others' last images are looked
+		// for.
+		if _, _, err := Route(reqs, opt.Nodes); err != nil {
+			return nil, err
+		}
+	}
 	// The last record, read once: its images are kept where their inputs
 	// are the same (reuse), a partial build merges it, and a push takes
 	// from it what it already knows of an image (known). A full build's

@@ -119,6 +119,42 @@ func TestNoOpBuildSolvesNothing(t *testing.T) {
 	}
 	buildKept(t, a, nil, []string{"web"}, []string{"worker"})
 
+	// A blob the next image shares (the base's layer) changed, and a file
+	// too: the layout is removed before the solve writes the new image
+	// into it (the export skips a blob the layout has, whatever it
+	// holds), and holds that image whole.
+	rec5, _ := readRecord(t, a.dir)
+	lp, err = layout.FromPath(filepath.Join(a.dir, ".shipit", "images", "worker"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ = v1.NewHash(rec5.Images[1].Digest)
+	if img, err = lp.Image(h); err != nil {
+		t.Fatal(err)
+	}
+	layers, err := img.Layers()
+	if err != nil || len(layers) < 2 {
+		t.Fatalf("worker's image has layers %v (%v), want the base's and its own", layers, err)
+	}
+	baseLayer, _ := layers[0].Digest()
+	if err := os.WriteFile(filepath.Join(a.dir, ".shipit", "images", "worker", "blobs", "sha256", baseLayer.Hex), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeFiles(t, a.dir, map[string]string{"worker/job.sh": "#!/bin/sh\necho J2B\n"})
+	buildKept(t, a, nil, []string{"web"}, []string{"worker"})
+	rec6, _ := readRecord(t, a.dir)
+	lp, err = layout.FromPath(filepath.Join(a.dir, ".shipit", "images", "worker"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ = v1.NewHash(rec6.Images[1].Digest)
+	if img, err = lp.Image(h); err != nil {
+		t.Fatal(err)
+	}
+	if got := imageFiles(t, img)["job.sh"]; got != "#!/bin/sh\necho J2B\n" {
+		t.Fatalf("worker's layout holds job.sh %q after a corrupt blob and a change", got)
+	}
+
 	buildKept(t, a, []string{"--rebuild"}, nil, []string{"web", "worker"})
 	buildKept(t, a, []string{"--no-cache"}, nil, []string{"web", "worker"})
 	buildKept(t, a, nil, []string{"web", "worker"}, nil)
