@@ -91,13 +91,7 @@ func TestNoOpBuildSolvesNothing(t *testing.T) {
 	if rec3.Images[1].Name != "worker" || rec3.Images[1].Digest == rec.Images[1].Digest {
 		t.Fatal("worker's job.sh changed, and its digest did not")
 	}
-	lp, _ := layout.FromPath(filepath.Join(a.dir, ".shipit", "images", "worker"))
-	h, _ := v1.NewHash(rec3.Images[1].Digest)
-	img, err := lp.Image(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := imageFiles(t, img)["job.sh"]; got != "#!/bin/sh\necho JOB\n" {
+	if got := imageFiles(t, layoutImage(t, a, "worker", rec3.Images[1].Digest))["job.sh"]; got != "#!/bin/sh\necho JOB\n" {
 		t.Fatalf("worker's image holds job.sh %q, not the changed file", got)
 	}
 	buildKept(t, a, nil, []string{"web", "worker"}, nil)
@@ -124,15 +118,7 @@ func TestNoOpBuildSolvesNothing(t *testing.T) {
 	// into it (the export skips a blob the layout has, whatever it
 	// holds), and holds that image whole.
 	rec5, _ := readRecord(t, a.dir)
-	lp, err = layout.FromPath(filepath.Join(a.dir, ".shipit", "images", "worker"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, _ = v1.NewHash(rec5.Images[1].Digest)
-	if img, err = lp.Image(h); err != nil {
-		t.Fatal(err)
-	}
-	layers, err := img.Layers()
+	layers, err := layoutImage(t, a, "worker", rec5.Images[1].Digest).Layers()
 	if err != nil || len(layers) < 2 {
 		t.Fatalf("worker's image has layers %v (%v), want the base's and its own", layers, err)
 	}
@@ -143,15 +129,7 @@ func TestNoOpBuildSolvesNothing(t *testing.T) {
 	writeFiles(t, a.dir, map[string]string{"worker/job.sh": "#!/bin/sh\necho J2B\n"})
 	buildKept(t, a, nil, []string{"web"}, []string{"worker"})
 	rec6, _ := readRecord(t, a.dir)
-	lp, err = layout.FromPath(filepath.Join(a.dir, ".shipit", "images", "worker"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, _ = v1.NewHash(rec6.Images[1].Digest)
-	if img, err = lp.Image(h); err != nil {
-		t.Fatal(err)
-	}
-	if got := imageFiles(t, img)["job.sh"]; got != "#!/bin/sh\necho J2B\n" {
+	if got := imageFiles(t, layoutImage(t, a, "worker", rec6.Images[1].Digest))["job.sh"]; got != "#!/bin/sh\necho J2B\n" {
 		t.Fatalf("worker's layout holds job.sh %q after a corrupt blob and a change", got)
 	}
 
@@ -230,6 +208,24 @@ func TestNoOpBuildFollowsTheBaseImage(t *testing.T) {
 	if err != nil || got.Digest.String() != after.Images[1].Digest {
 		t.Fatalf("%s points at %v (%v), want %s", wtag, got, err, after.Images[1].Digest)
 	}
+}
+
+// layoutImage is image name's dgst in its layout under the app's .shipit.
+func layoutImage(t *testing.T, a *app, name, dgst string) v1.Image {
+	t.Helper()
+	lp, err := layout.FromPath(filepath.Join(a.dir, ".shipit", "images", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := v1.NewHash(dgst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := lp.Image(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
 }
 
 // tarOf is an uncompressed tar of files.
