@@ -30,10 +30,11 @@ type reused struct {
 	// rest decides on.
 	waiting int
 	// rest waits for the images whose inputs are the last build's, and
-	// returns those kept (which the caller tells of, after the display of
-	// the solves) and those to solve after all (their image is gone). It
-	// may be called once.
-	rest func() ([]Image, []Request)
+	// returns those kept and those to solve after all (their image is
+	// gone), and notices of what it did. The caller tells of the kept
+	// images and the notices after the display of the solves. It may be
+	// called once.
+	rest func() ([]Image, []Request, []string)
 	// recordable waits for what decides which images' keys may be
 	// recorded (none where a file had just changed, or a base image has
 	// ONBUILD triggers, which is read beside the solves) and returns
@@ -58,7 +59,7 @@ func reuse(ctx context.Context, opt Options, p Plan, reqs []Request, prev *Recor
 		if c.still[i] != nil && !r.Push {
 			// A corrupt layout is removed before the solve writes into it.
 			if l := <-c.still[i]; l.fix != nil {
-				l.fix()
+				_, _ = l.fix()
 			}
 		}
 		out.solve = append(out.solve, r)
@@ -74,9 +75,10 @@ func reuse(ctx context.Context, opt Options, p Plan, reqs []Request, prev *Recor
 			checkBases(ctx, &checks, &mu, memo, opt, reqs[i], c.srcs[i], keys)
 		}
 	}
-	out.rest = func() ([]Image, []Request) {
+	out.rest = func() ([]Image, []Request, []string) {
 		var images []Image
 		var solve []Request
+		var notices []string
 		for i, r := range reqs {
 			if !c.matching[i] {
 				continue
@@ -84,7 +86,11 @@ func reuse(ctx context.Context, opt Options, p Plan, reqs []Request, prev *Recor
 			// A recorded key's base images had no ONBUILD triggers (their
 			// digests are in it, and name what was checked). Nothing is
 			// queued once the build is cancelled.
-			if why := (<-c.still[i]).settle(); why != "" {
+			why, notice := (<-c.still[i]).settle()
+			if notice != "" {
+				notices = append(notices, notice)
+			}
+			if why != "" {
 				if ctx.Err() != nil {
 					continue
 				}
@@ -99,7 +105,7 @@ func reuse(ctx context.Context, opt Options, p Plan, reqs []Request, prev *Recor
 			mu.Unlock()
 			images = append(images, im)
 		}
-		return images, solve
+		return images, solve, notices
 	}
 	out.recordable = func() map[string]string {
 		checks.Wait()
@@ -205,13 +211,13 @@ func lastImage(prev *Record, name string) *Image {
 
 // lastLook is what lookLast found of a last image: why it cannot be kept
 // as it is ("" when it can), and fix, when set, what would settle it,
-// returning the why that then holds: a tag that another push moved is
-// tagged again (kept), a layout with a corrupt blob is removed (solved
-// afresh). A fix writes, so it runs only once the image's fate is known:
-// never beside the image's own solve.
+// returning the why that then holds and what to tell the user: a tag
+// that another push moved is tagged again (kept), a layout with a corrupt
+// blob is removed (solved afresh). A fix writes, so it runs only once the
+// image's fate is known: never beside the image's own solve.
 type lastLook struct {
 	why string
-	fix func() string
+	fix func() (why, notice string)
 }
 
 // lookLast reads whether the last build's image of a request is still
@@ -232,7 +238,7 @@ func lookLast(ctx context.Context, opt Options, p Plan, r Request, last *Image) 
 		if got == last.Digest {
 			return lastLook{}
 		}
-		return lastLook{why: "its tag moved", fix: func() string { return retag(ctx, opt, r, last, got) }}
+		return lastLook{why: "its tag moved", fix: func() (string, string) { return retag(ctx, opt, r, last, got) }}
 	}
 	rel, err := filepath.Rel(p.StateDir, r.LayoutDir)
 	if err != nil || last.Layout != rel {
@@ -246,22 +252,23 @@ func lookLast(ctx context.Context, opt Options, p Plan, r Request, last *Image) 
 	case errors.As(err, &bad):
 		// The daemon's export skips blobs the layout has, whatever they
 		// hold: the solve must start from an empty layout.
-		return lastLook{why: err.Error(), fix: func() string {
+		return lastLook{why: err.Error(), fix: func() (string, string) {
 			if rerr := os.RemoveAll(r.LayoutDir); rerr != nil {
-				return err.Error() + "; removing the layout: " + rerr.Error()
+				return err.Error() + "; removing the layout: " + rerr.Error(), ""
 			}
-			return err.Error() + ": the layout is removed, for the solve to write it again"
+			return err.Error() + ": the layout is removed, for the solve to write it again", ""
 		}}
 	}
 	return lastLook{why: err.Error()}
 }
 
-// settle is why a last image cannot be kept once its look is fixed.
-func (l lastLook) settle() string {
+// settle is why a last image cannot be kept once its look is fixed, and
+// what the fix has to tell.
+func (l lastLook) settle() (why, notice string) {
 	if l.fix != nil {
 		return l.fix()
 	}
-	return l.why
+	return l.why, ""
 }
 
 // blobPath is where a layout keeps the blob of a sha256 digest.
@@ -397,23 +404,22 @@ func checkBlobs(root *os.Root, dir, dgst string, fetch func(string) ([]byte, err
 // there. An attested image is left to the solve, which keeps an index of
 // the same images that the tag may now hold (held.go). It says why not
 // ("" when done).
-func retag(ctx context.Context, opt Options, r Request, last *Image, other string) string {
+func retag(ctx context.Context, opt Options, r Request, last *Image, other string) (why, notice string) {
 	moved := fmt.Sprintf("%s holds %s, not %s", r.Ref(), other, last.Digest)
 	if other == "" {
 		moved = fmt.Sprintf("%s is not in the registry", r.Ref())
 	}
 	if len(last.Attestations) > 0 || r.Provenance != "" || r.SBOM || r.PushByDigest {
-		return moved
+		return moved, ""
 	}
 	m, err := opt.Registry.Manifest(ctx, r.Repository, last.Digest)
 	if err != nil || m == nil || m.Digest != last.Digest {
-		return moved + ", and " + last.Digest + " is gone"
+		return moved + ", and " + last.Digest + " is gone", ""
 	}
 	if err := opt.Registry.PutManifest(ctx, r.Repository, r.Tag, m); err != nil {
-		return moved + ", and tagging it again failed: " + err.Error()
+		return moved + ", and tagging it again failed: " + err.Error(), ""
 	}
-	progress.Infof(opt.Events, "%s held another image: tagged %s again", r.Ref(), last.Digest)
-	return ""
+	return "", fmt.Sprintf("%s held another image: tagged %s again", r.Ref(), last.Digest)
 }
 
 // specArgs are an image's configured build arguments.

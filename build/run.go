@@ -58,9 +58,10 @@ func Run(ctx context.Context, opt Options, p Plan) (*Record, error) {
 	// The images whose inputs changed are solved while the others are
 	// looked for; one that is gone is solved after all, beside them.
 	var kept []Image
+	var notices []string
 	rest := func() []Request {
 		var solve []Request
-		kept, solve = ru.rest()
+		kept, solve, notices = ru.rest()
 		progress.Debugf(opt.Events, "last images looked for: %d kept, %d to solve", len(kept), len(solve))
 		return solve
 	}
@@ -71,6 +72,9 @@ func Run(ctx context.Context, opt Options, p Plan) (*Record, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	for _, n := range notices {
+		progress.Infof(opt.Events, "%s", n)
 	}
 	for _, im := range kept {
 		progress.Infof(opt.Events, "%s unchanged since the last build (the same Dockerfile, context files, build arguments and base images): %s kept, not built again (--rebuild builds it)", im.Name, im.Ref())
