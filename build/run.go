@@ -20,20 +20,9 @@ import (
 // Run builds a plan and writes the build record. A record is written only
 // when every image built: no record ever claims a failed image.
 func Run(ctx context.Context, opt Options, p Plan) (*Record, error) {
-	reqs, warnings, err := Requests(p)
+	reqs, err := planRequests(opt, p)
 	if err != nil {
 		return nil, err
-	}
-	for _, w := range warnings {
-		progress.Warnf(opt.Events, "%s", w)
-	}
-	if len(opt.Nodes) > 1 {
-		// Every image must have nodes to build on before any is built:
-		// some are solved only once the others' last images are looked
-		// for.
-		if _, _, err := Route(reqs, opt.Nodes); err != nil {
-			return nil, err
-		}
 	}
 	// The last record, read once: its images are kept where their inputs
 	// are the same (reuse), a partial build merges it, and a push takes
@@ -102,6 +91,26 @@ func Run(ctx context.Context, opt Options, p Plan) (*Record, error) {
 	}
 	progress.Debugf(opt.Events, "build record written")
 	return rec, nil
+}
+
+// planRequests are the requests of a plan (Requests), its warnings shown.
+// With several nodes every image must have nodes to build on before any
+// is built: some are solved only once the others' last images are
+// looked for.
+func planRequests(opt Options, p Plan) ([]Request, error) {
+	reqs, warnings, err := Requests(p)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range warnings {
+		progress.Warnf(opt.Events, "%s", w)
+	}
+	if len(opt.Nodes) > 1 {
+		if _, _, err := Route(reqs, opt.Nodes); err != nil {
+			return nil, err
+		}
+	}
+	return reqs, nil
 }
 
 // newRecord is the record of the images solved: each one's result, what
