@@ -104,14 +104,12 @@ func solveHeld(ctx context.Context, opt Options, now []Request, waiting int, res
 		return nil, err
 	}
 	var more func() ([]Request, error)
-	var mu sync.Mutex
 	if waiting > 0 {
+		// held is read only once solve has returned, after more.
 		more = func() ([]Request, error) {
 			reqs := rest()
 			h, err := heldTags(ctx, opt, reqs)
-			mu.Lock()
 			maps.Copy(held, h)
-			mu.Unlock()
 			return reqs, err
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -45,12 +46,12 @@ type reused struct {
 // reuse compares the requests' inputs with the last record's (prev), and
 // starts, beside, the reads of whether the last images are still there.
 func reuse(ctx context.Context, opt Options, p Plan, reqs []Request, prev *Record) reused {
-	keys := map[string]string{}
 	c := compareInputs(ctx, opt, p, reqs, prev)
+	bc := &baseChecks{opt: opt, memo: onbuildMemo(opt.Registry), keys: map[string]string{}}
 	var out reused
 	for i, r := range reqs {
 		if in := c.ins[i]; in.key != "" && !in.racy {
-			keys[r.Name] = in.key
+			bc.keys[r.Name] = in.key
 		}
 		if c.matching[i] {
 			out.waiting++
@@ -67,12 +68,9 @@ func reuse(ctx context.Context, opt Options, p Plan, reqs []Request, prev *Recor
 	}
 	// The base images are checked beside the solves: of the images solved
 	// now, and then of those rest adds.
-	var checks sync.WaitGroup
-	var mu sync.Mutex
-	memo := onbuildMemo(opt.Registry)
 	for i := range reqs {
 		if !c.matching[i] {
-			checkBases(ctx, &checks, &mu, memo, opt, reqs[i], c.srcs[i], keys)
+			bc.check(ctx, reqs[i], c.srcs[i])
 		}
 	}
 	out.rest = func() ([]Image, []Request, []string) {
@@ -96,32 +94,27 @@ func reuse(ctx context.Context, opt Options, p Plan, reqs []Request, prev *Recor
 				}
 				progress.Debugf(opt.Events, "image %s: inputs as in the last build, but %s: solving it", r.Name, why)
 				solve = append(solve, r)
-				checkBases(ctx, &checks, &mu, memo, opt, r, c.srcs[i], keys)
+				bc.check(ctx, r, c.srcs[i])
 				continue
 			}
-			im := *lastImage(prev, r.Name)
-			mu.Lock()
-			im.Inputs = keys[r.Name]
-			mu.Unlock()
+			im := *c.last[i]
+			im.Inputs = bc.key(r.Name)
 			images = append(images, im)
 		}
 		return images, solve, notices
 	}
-	out.recordable = func() map[string]string {
-		checks.Wait()
-		mu.Lock()
-		defer mu.Unlock()
-		return maps.Clone(keys)
-	}
+	out.recordable = bc.recordable
 	return out
 }
 
-// compared is each request's inputs (compareInputs), its sources, and
-// whether they are the last build's (matching); still[i] is the look at
-// its last image (lookLast), for any request with one.
+// compared is each request's inputs (compareInputs), its sources, its
+// last build's image (last) and whether their inputs are the same
+// (matching); still[i] is the look at that image (lookLast), for any
+// request with one.
 type compared struct {
 	ins      []inputs
 	srcs     []sources
+	last     []*Image
 	still    []chan lastLook
 	matching []bool
 }
@@ -130,7 +123,7 @@ type compared struct {
 // last build's; the last image is looked at beside, reading only.
 func compareInputs(ctx context.Context, opt Options, p Plan, reqs []Request, prev *Record) compared {
 	c := compared{
-		ins: make([]inputs, len(reqs)), srcs: make([]sources, len(reqs)),
+		ins: make([]inputs, len(reqs)), srcs: make([]sources, len(reqs)), last: make([]*Image, len(reqs)),
 		still: make([]chan lastLook, len(reqs)), matching: make([]bool, len(reqs)),
 	}
 	resolve := registryResolver(opt.Registry)
@@ -141,6 +134,7 @@ func compareInputs(ctx context.Context, opt Options, p Plan, reqs []Request, pre
 	var wg sync.WaitGroup
 	for i, r := range reqs {
 		last := lastImage(prev, r.Name)
+		c.last[i] = last
 		if last != nil && !p.Rebuild && !p.NoCache {
 			c.still[i] = make(chan lastLook, 1)
 			go func() { c.still[i] <- lookLast(ctx, opt, p, r, last) }()
@@ -169,25 +163,46 @@ func logSolved(opt Options, r Request, in inputs) {
 	}
 }
 
-// checkBases starts reading, beside the solve of r, whether its base
-// images have ONBUILD triggers, which run in the build and may read
+// baseChecks reads, beside the solves, whether the base images of each
+// image solved have ONBUILD triggers, which run in the build and may read
 // anything: such an image's key is not recorded, so it is never kept.
-// checks is done when the read is; mu guards keys.
-func checkBases(ctx context.Context, checks *sync.WaitGroup, mu *sync.Mutex, memo func(context.Context, []pinnedImage) string, opt Options, r Request, src sources, keys map[string]string) {
-	mu.Lock()
-	recorded := keys[r.Name] != ""
-	mu.Unlock()
-	if !recorded || len(src.bases) == 0 {
+// keys are the keys to record, by image.
+type baseChecks struct {
+	opt  Options
+	memo func(context.Context, []pinnedImage) string
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	keys map[string]string
+}
+
+// check starts the read for r, whose sources are src.
+func (bc *baseChecks) check(ctx context.Context, r Request, src sources) {
+	if bc.key(r.Name) == "" || len(src.bases) == 0 {
 		return
 	}
-	checks.Go(func() {
-		if why := memo(ctx, src.bases); why != "" {
-			progress.Debugf(opt.Events, "image %s: %s: no inputs key kept", r.Name, why)
-			mu.Lock()
-			delete(keys, r.Name)
-			mu.Unlock()
+	bc.wg.Go(func() {
+		if why := bc.memo(ctx, src.bases); why != "" {
+			progress.Debugf(bc.opt.Events, "image %s: %s: no inputs key kept", r.Name, why)
+			bc.mu.Lock()
+			delete(bc.keys, r.Name)
+			bc.mu.Unlock()
 		}
 	})
+}
+
+// key is an image's key to record, as far as the reads have said.
+func (bc *baseChecks) key(name string) string {
+	bc.mu.Lock()
+	defer bc.mu.Unlock()
+	return bc.keys[name]
+}
+
+// recordable waits for the reads, and returns the keys to record.
+func (bc *baseChecks) recordable() map[string]string {
+	bc.wg.Wait()
+	bc.mu.Lock()
+	defer bc.mu.Unlock()
+	return maps.Clone(bc.keys)
 }
 
 // lastImage is the last record's entry of an image, when it has a usable
@@ -210,8 +225,8 @@ func lastImage(prev *Record, name string) *Image {
 }
 
 // lastLook is what lookLast found of a last image: why it cannot be kept
-// as it is ("" when it can), and fix, when set, what would settle it,
-// returning the why that then holds and what to tell the user: a tag
+// ("" when it can), or fix, when set, what would settle it, returning the
+// why that then holds and what to tell the user: a tag
 // that another push moved is tagged again (kept), a layout with a corrupt
 // blob is removed (solved afresh). A fix writes, so it runs only once the
 // image's fate is known: never beside the image's own solve.
@@ -238,7 +253,7 @@ func lookLast(ctx context.Context, opt Options, p Plan, r Request, last *Image) 
 		if got == last.Digest {
 			return lastLook{}
 		}
-		return lastLook{why: "its tag moved", fix: func() (string, string) { return retag(ctx, opt, r, last, got) }}
+		return lastLook{fix: func() (string, string) { return retag(ctx, opt, r, last, got) }}
 	}
 	rel, err := filepath.Rel(p.StateDir, r.LayoutDir)
 	if err != nil || last.Layout != rel {
@@ -252,7 +267,7 @@ func lookLast(ctx context.Context, opt Options, p Plan, r Request, last *Image) 
 	case errors.As(err, &bad):
 		// The daemon's export skips blobs the layout has, whatever they
 		// hold: the solve must start from an empty layout.
-		return lastLook{why: err.Error(), fix: func() (string, string) {
+		return lastLook{fix: func() (string, string) {
 			if rerr := os.RemoveAll(r.LayoutDir); rerr != nil {
 				return err.Error() + "; removing the layout: " + rerr.Error(), ""
 			}
@@ -312,13 +327,7 @@ func layoutHolds(dir, dgst string) error {
 	if err := json.Unmarshal(data, &idx); err != nil {
 		return fmt.Errorf("%s/index.json: %w", dir, err)
 	}
-	var top *ociDescriptor
-	for i := range idx.Manifests {
-		if idx.Manifests[i].Digest == dgst {
-			top = &idx.Manifests[i]
-		}
-	}
-	if top == nil {
+	if !slices.ContainsFunc(idx.Manifests, func(d ociDescriptor) bool { return d.Digest == dgst }) {
 		return fmt.Errorf("the layout %s no longer names %s", dir, dgst)
 	}
 	fetch := func(d string) ([]byte, error) { return layoutDocument(root, dir, d) }

@@ -379,9 +379,9 @@ func (dl *dialing) Nodes(events progress.Sink) ([]*build.Node, error) {
 }
 
 // Identity names the daemons reached, their BuildKit versions and
-// platforms, for
-// the build's inputs (an image is kept from the last build only when the
-// same daemons would build it); "" when one did not say them.
+// platforms, for the build's inputs (an image is kept from the last build
+// only when the same daemons would build it); "" when one did not say
+// them.
 func (dl *dialing) Identity() string {
 	<-dl.done
 	var parts []string
