@@ -270,7 +270,7 @@ func TestInputsFrontendAndScanner(t *testing.T) {
 // triggers (in any platform of its index) is never kept; one without is.
 func TestOnbuildTriggersOfABase(t *testing.T) {
 	t.Parallel()
-	reg := &blobRegistry{tagRegistry: tagRegistry{manifests: map[string][]byte{}, tags: map[string]string{}}, blobs: map[string][]byte{}}
+	reg := &blobRegistry{tagRegistry: newTagRegistry(), blobs: map[string][]byte{}}
 	plain := reg.image(t, `{"config":{"Cmd":["sh"]}}`)
 	triggered := reg.image(t, `{"config":{"OnBuild":["COPY --from=registry.example/x:1 /x /x"]}}`)
 	index := reg.index(t, plain, triggered)
@@ -287,7 +287,7 @@ func TestOnbuildTriggersOfABase(t *testing.T) {
 
 // blobRegistry is a tagRegistry that holds blobs too.
 type blobRegistry struct {
-	tagRegistry
+	*tagRegistry
 	blobs map[string][]byte
 }
 

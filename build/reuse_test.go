@@ -24,19 +24,25 @@ import (
 	"github.com/shipit-dev/shipit/internal/registry"
 )
 
-// tagRegistry is a registry of one repository: manifests by digest and
-// tags, as the solver pushed them.
+// tagRegistry holds manifests by digest and tags by repository:tag, as
+// the solvers push them, and counts the PUTs. A Lookup of a repository in
+// gate waits until its channel is closed.
 type tagRegistry struct {
 	mu        sync.Mutex
 	manifests map[string][]byte
 	tags      map[string]string
+	gate      map[string]chan struct{}
 	puts      int
 }
 
-func (r *tagRegistry) Manifest(_ context.Context, _, ref string) (*registry.Manifest, error) {
+func newTagRegistry() *tagRegistry {
+	return &tagRegistry{manifests: map[string][]byte{}, tags: map[string]string{}, gate: map[string]chan struct{}{}}
+}
+
+func (r *tagRegistry) Manifest(_ context.Context, repo, ref string) (*registry.Manifest, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if d, ok := r.tags[ref]; ok {
+	if d, ok := r.tags[repo+":"+ref]; ok {
 		ref = d
 	}
 	raw, ok := r.manifests[ref]
@@ -46,11 +52,11 @@ func (r *tagRegistry) Manifest(_ context.Context, _, ref string) (*registry.Mani
 	return &registry.Manifest{Digest: ref, MediaType: ocispecs.MediaTypeImageManifest, Raw: raw}, nil
 }
 
-func (r *tagRegistry) PutManifest(_ context.Context, _, tag string, m *registry.Manifest) error {
+func (r *tagRegistry) PutManifest(_ context.Context, repo, tag string, m *registry.Manifest) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.puts++
-	r.tags[tag] = m.Digest
+	r.tags[repo+":"+tag] = m.Digest
 	return nil
 }
 
@@ -58,10 +64,31 @@ func (r *tagRegistry) Blob(context.Context, string, string, int64) ([]byte, erro
 	return nil, fmt.Errorf("no blobs here")
 }
 
-func (r *tagRegistry) Lookup(_ context.Context, _, tag string) (string, error) {
+func (r *tagRegistry) Lookup(ctx context.Context, repo, tag string) (string, error) {
+	r.mu.Lock()
+	gate := r.gate[repo]
+	r.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.tags[tag], nil
+	return r.tags[repo+":"+tag], nil
+}
+
+// push puts raw under ref (repository:tag), as BuildKit's image exporter
+// does, and returns its digest.
+func (r *tagRegistry) push(ref string, raw []byte) digest.Digest {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d := digest.FromBytes(raw)
+	r.manifests[d.String()] = raw
+	r.tags[ref] = d.String()
+	return d
 }
 
 // pushingSolver "pushes" its manifest under the request's tag, and counts
@@ -72,16 +99,12 @@ type pushingSolver struct {
 	solves int
 }
 
-func (s *pushingSolver) solve(tag string) {
+func (s *pushingSolver) solve(ref string) {
 	s.mu.Lock()
 	raw := s.raw
 	s.solves++
 	s.mu.Unlock()
-	s.reg.mu.Lock()
-	d := digest.FromBytes(raw).String()
-	s.reg.manifests[d] = raw
-	s.reg.tags[tag] = d
-	s.reg.mu.Unlock()
+	s.reg.push(ref, raw)
 }
 
 // TestNoOpBuildKeepsThePushedImage: a second build --push of the same
@@ -92,7 +115,7 @@ func (s *pushingSolver) solve(tag string) {
 func TestNoOpBuildKeepsThePushedImage(t *testing.T) {
 	t.Parallel()
 	web, plan := pushPlan(t, "FROM scratch\nCOPY app /app\n")
-	reg := &tagRegistry{manifests: map[string][]byte{}, tags: map[string]string{}}
+	reg := newTagRegistry()
 	s := &pushingSolver{digestSolver: digestSolver{raw: manifestOf(1000)}, reg: reg}
 	var mu sync.Mutex
 	var infos []string
@@ -133,10 +156,10 @@ func TestNoOpBuildKeepsThePushedImage(t *testing.T) {
 	}
 
 	reg.mu.Lock()
-	reg.tags["t1"] = "sha256:" + strings.Repeat("d", 64) // another tool pushed there
+	reg.tags[webRef] = "sha256:" + strings.Repeat("d", 64) // another tool pushed there
 	reg.mu.Unlock()
-	if got := build("tag moved", 0); got.Digest != first.Digest || reg.tags["t1"] != first.Digest || reg.puts != 1 {
-		t.Errorf("tag moved: image %s, tag at %s after %d puts; want %s put back once", got.Digest, reg.tags["t1"], reg.puts, first.Digest)
+	if got := build("tag moved", 0); got.Digest != first.Digest || reg.tags[webRef] != first.Digest || reg.puts != 1 {
+		t.Errorf("tag moved: image %s, tag at %s after %d puts; want %s put back once", got.Digest, reg.tags[webRef], reg.puts, first.Digest)
 	}
 
 	s.mu.Lock()
@@ -171,11 +194,10 @@ func TestNoOpBuildKeepsThePushedImage(t *testing.T) {
 // exporter does.
 func (s *pushingSolver) Solve(ctx context.Context, def *llb.Definition, opt client.SolveOpt, ch chan *client.SolveStatus) (*client.SolveResponse, error) {
 	ref := opt.Exports[0].Attrs["name"]
-	_, tag, ok := strings.Cut(ref[strings.LastIndex(ref, "/")+1:], ":")
-	if !ok {
+	if !strings.Contains(ref[strings.LastIndex(ref, "/")+1:], ":") {
 		return nil, fmt.Errorf("export name %q has no tag", ref)
 	}
-	s.solve(tag)
+	s.solve(ref)
 	return s.digestSolver.Solve(ctx, def, opt, ch)
 }
 
@@ -192,9 +214,9 @@ func TestOnbuildBaseNeverKept(t *testing.T) {
 		{`{"config":{"Cmd":["sh"]}}`, 0},
 	} {
 		_, plan := pushPlan(t, "FROM registry.example/base:1\nCOPY app /app\n")
-		reg := &blobRegistry{tagRegistry: tagRegistry{manifests: map[string][]byte{}, tags: map[string]string{}}, blobs: map[string][]byte{}}
-		reg.tags["1"] = reg.image(t, tc.config)
-		s := &pushingSolver{digestSolver: digestSolver{raw: manifestOf(1000)}, reg: &reg.tagRegistry}
+		reg := &blobRegistry{tagRegistry: newTagRegistry(), blobs: map[string][]byte{}}
+		reg.tags["registry.example/base:1"] = reg.image(t, tc.config)
+		s := &pushingSolver{digestSolver: digestSolver{raw: manifestOf(1000)}, reg: reg.tagRegistry}
 		clock := time.Now().Add(time.Minute)
 		opt := Options{Solver: s, Registry: reg, Progress: io.Discard, Mode: "quiet", Builder: "b", now: func() time.Time { return clock }}
 		for round, want := range []int{1, tc.solves} {
@@ -210,8 +232,11 @@ func TestOnbuildBaseNeverKept(t *testing.T) {
 	}
 }
 
+// webRef is pushPlan's image's repository:tag.
+const webRef = "127.0.0.1:5055/team/web:t1"
+
 // pushPlan is an app of one image, web, with the Dockerfile given and a
-// file app, and the plan of its build --push with tag t1.
+// file app, and the plan of its build --push with tag t1 (webRef).
 func pushPlan(t *testing.T, dockerfile string) (string, Plan) {
 	t.Helper()
 	dir := t.TempDir()
@@ -228,60 +253,10 @@ func pushPlan(t *testing.T, dockerfile string) (string, Plan) {
 	}
 }
 
-// repoRegistry holds manifests by digest and tags by repository:tag, as
-// repoSolver pushes them. A Lookup of a repository in gate waits until
-// its channel is closed.
-type repoRegistry struct {
-	mu        sync.Mutex
-	manifests map[string][]byte
-	tags      map[string]string
-	gate      map[string]chan struct{}
-}
-
-func (r *repoRegistry) Manifest(_ context.Context, repo, ref string) (*registry.Manifest, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if d, ok := r.tags[repo+":"+ref]; ok {
-		ref = d
-	}
-	raw, ok := r.manifests[ref]
-	if !ok {
-		return nil, nil
-	}
-	return &registry.Manifest{Digest: ref, MediaType: ocispecs.MediaTypeImageManifest, Raw: raw}, nil
-}
-
-func (r *repoRegistry) PutManifest(_ context.Context, repo, tag string, m *registry.Manifest) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.tags[repo+":"+tag] = m.Digest
-	return nil
-}
-
-func (r *repoRegistry) Blob(context.Context, string, string, int64) ([]byte, error) {
-	return nil, fmt.Errorf("no blobs here")
-}
-
-func (r *repoRegistry) Lookup(ctx context.Context, repo, tag string) (string, error) {
-	r.mu.Lock()
-	gate := r.gate[repo]
-	r.mu.Unlock()
-	if gate != nil {
-		select {
-		case <-gate:
-		case <-ctx.Done():
-			return "", ctx.Err()
-		}
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.tags[repo+":"+tag], nil
-}
-
 // repoSolver pushes a manifest of its own per repository under the
 // export's name, and tells started of each solve as it starts.
 type repoSolver struct {
-	reg     *repoRegistry
+	reg     *tagRegistry
 	mu      sync.Mutex
 	layer   map[string]int64
 	started chan string
@@ -290,17 +265,13 @@ type repoSolver struct {
 func (s *repoSolver) Solve(_ context.Context, _ *llb.Definition, opt client.SolveOpt, ch chan *client.SolveStatus) (*client.SolveResponse, error) {
 	close(ch)
 	ref := opt.Exports[0].Attrs["name"]
-	repo, tag := ref[:strings.LastIndex(ref, ":")], ref[strings.LastIndex(ref, ":")+1:]
+	repo := ref[:strings.LastIndex(ref, ":")]
 	s.started <- repo
 	s.mu.Lock()
 	s.layer[repo]++
 	raw := manifestOf(s.layer[repo])
 	s.mu.Unlock()
-	s.reg.mu.Lock()
-	d := digest.FromBytes(raw)
-	s.reg.manifests[d.String()] = raw
-	s.reg.tags[repo+":"+tag] = d.String()
-	s.reg.mu.Unlock()
+	d := s.reg.push(ref, raw)
 	desc := ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageManifest, Digest: d, Size: int64(len(raw))}
 	b, _ := json.Marshal(desc)
 	return &client.SolveResponse{ExporterResponse: map[string]string{
@@ -332,7 +303,7 @@ func TestChangedImageSolvedWhileTheOthersAreLookedFor(t *testing.T) {
 		Head: gitinfo.Head{SHA: "0123456789abcdef0123456789abcdef01234567", Time: time.Unix(1_700_000_000, 0)},
 		Tag:  "t1", Push: true,
 	}
-	reg := &repoRegistry{manifests: map[string][]byte{}, tags: map[string]string{}, gate: map[string]chan struct{}{}}
+	reg := newTagRegistry()
 	s := &repoSolver{reg: reg, layer: map[string]int64{}, started: make(chan string, 10)}
 	clock := time.Now().Add(time.Minute) // every file is old
 	opt := Options{Solver: s, Registry: reg, Progress: io.Discard, Mode: "quiet", Builder: "b", now: func() time.Time { return clock }}
@@ -398,7 +369,7 @@ func TestChangedImageSolvedWhileTheOthersAreLookedFor(t *testing.T) {
 func TestChangedImageIsNotTaggedBack(t *testing.T) {
 	t.Parallel()
 	web, plan := pushPlan(t, "FROM scratch\nCOPY app /app\n")
-	reg := &tagRegistry{manifests: map[string][]byte{}, tags: map[string]string{}}
+	reg := newTagRegistry()
 	s := &pushingSolver{digestSolver: digestSolver{raw: manifestOf(1000)}, reg: reg}
 	clock := time.Now().Add(time.Minute)
 	opt := Options{Solver: s, Registry: reg, Progress: io.Discard, Mode: "quiet", Builder: "b", now: func() time.Time { return clock }}
@@ -410,7 +381,7 @@ func TestChangedImageIsNotTaggedBack(t *testing.T) {
 	s.raw = manifestOf(2000)
 	s.mu.Unlock()
 	reg.mu.Lock()
-	reg.tags["t1"] = "sha256:" + strings.Repeat("d", 64) // another tool pushed there
+	reg.tags[webRef] = "sha256:" + strings.Repeat("d", 64) // another tool pushed there
 	reg.mu.Unlock()
 	rec, err := Run(context.Background(), opt, plan)
 	if err != nil {
@@ -419,7 +390,7 @@ func TestChangedImageIsNotTaggedBack(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // a retag beside the build would land by now
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
-	if reg.puts != 0 || reg.tags["t1"] != rec.Images[0].Digest {
-		t.Errorf("after %d PUTs the tag holds %s; want no PUT, and the new image %s", reg.puts, reg.tags["t1"], rec.Images[0].Digest)
+	if reg.puts != 0 || reg.tags[webRef] != rec.Images[0].Digest {
+		t.Errorf("after %d PUTs the tag holds %s; want no PUT, and the new image %s", reg.puts, reg.tags[webRef], rec.Images[0].Digest)
 	}
 }
