@@ -46,7 +46,7 @@ import (
 
 // inputsVersion names these rules: a shipit that changes them changes it,
 // so no earlier record's key matches.
-const inputsVersion = "shipit-inputs/1"
+const inputsVersion = "shipit-inputs/2"
 
 // racyWindow is how recent a file's times must be for it to be told from
 // one that changes again in the same timestamp tick: Linux stamps files
@@ -194,16 +194,57 @@ func sourceSig(r Request) string {
 		strconv.FormatBool(r.SBOM), r.SBOMGenerator}, "\x00")
 }
 
+// sourceReader reads what images' solves read besides their requests.
+// However many images name them, each base image tag is looked up once
+// and each context walked once: images built from one directory (a web
+// app and its worker) share one walk.
+type sourceReader struct {
+	resolve     resolver
+	now         time.Time // racy is decided against it
+	walks       onceEach[walked]
+	walkContext func(ctx context.Context, r Request, excludes []string, now time.Time, h hash.Hash) (bool, error)
+}
+
+// fileTimes is what of a file's metadata fsutil's has no room for: its
+// change time (ns, 0 when not read) and inode.
+type fileTimes struct {
+	ctime int64
+	ino   uint64
+}
+
+// walked is one walk of a context: the digest of its entries, and whether
+// any is racy.
+type walked struct {
+	digest string
+	racy   bool
+	err    error
+}
+
+func newSourceReader(resolve resolver, now time.Time) *sourceReader {
+	return &sourceReader{resolve: resolve, now: now, walkContext: walkContext}
+}
+
+// walk walks r's context, with excludes (the ignore file's) on top of
+// r's own, or waits for the walk another image asked for first.
+func (sr *sourceReader) walk(ctx context.Context, r Request, excludes []string) (walked, error) {
+	key := strings.Join([]string{r.ContextDir, strings.Join(r.ContextExclude, "\x01"), strings.Join(excludes, "\x01")}, "\x00")
+	return sr.walks.do(ctx, key, func() walked {
+		h := sha256.New()
+		racy, err := sr.walkContext(ctx, r, excludes, sr.now, h)
+		return walked{digest: hex.EncodeToString(h.Sum(nil)), racy: racy, err: err}
+	})
+}
+
 // sourceOf is what a request's solve reads besides the request: r's
 // context and Dockerfile directories, excludes and target, and args (the
 // configured build arguments).
-func sourceOf(ctx context.Context, r Request, args map[string]string, resolve resolver, now time.Time) sources {
-	src := readSources(ctx, r, args, resolve, now)
+func (sr *sourceReader) sourceOf(ctx context.Context, r Request, args map[string]string) sources {
+	src := sr.read(ctx, r, args)
 	src.of = sourceSig(r)
 	return src
 }
 
-func readSources(ctx context.Context, r Request, args map[string]string, resolve resolver, now time.Time) sources {
+func (sr *sourceReader) read(ctx context.Context, r Request, args map[string]string) sources {
 	h := sha256.New()
 	field := hashField(h)
 	df, err := confine.ReadFile(filepath.Join(r.DockerfileDir, r.DockerfileName))
@@ -229,7 +270,7 @@ func readSources(ctx context.Context, r Request, args map[string]string, resolve
 	var digests []string
 	var lookupErr error
 	var wg sync.WaitGroup
-	wg.Go(func() { digests, lookupErr = resolveAll(ctx, refs, resolve) })
+	wg.Go(func() { digests, lookupErr = resolveAll(ctx, refs, sr.resolve) })
 
 	excludes, ignore, err := ignorePatterns(r)
 	if err != nil {
@@ -237,11 +278,15 @@ func readSources(ctx context.Context, r Request, args map[string]string, resolve
 		return sources{why: err.Error()}
 	}
 	field("dockerignore", ignore)
-	racy, err := walkContext(ctx, r, excludes, now, h)
+	w, err := sr.walk(ctx, r, excludes)
+	if err == nil {
+		err = w.err
+	}
 	wg.Wait()
 	if err != nil {
 		return sources{why: "its context: " + err.Error()}
 	}
+	field("context", w.digest)
 	if lookupErr != nil {
 		return sources{why: "looking up its base images: " + lookupErr.Error()}
 	}
@@ -252,7 +297,7 @@ func readSources(ctx context.Context, r Request, args map[string]string, resolve
 			pinned = append(pinned, pinnedImage{ref: ref, digest: digests[i]})
 		}
 	}
-	return sources{digest: hex.EncodeToString(h.Sum(nil)), racy: racy, bases: pinned}
+	return sources{digest: hex.EncodeToString(h.Sum(nil)), racy: w.racy, bases: pinned}
 }
 
 // defaultSBOMGenerator is the scanner BuildKit runs when none is named.
@@ -291,15 +336,14 @@ type Sources struct {
 // looked up in reg.
 func ReadSources(ctx context.Context, reg Registry, specs []Spec, stateDir string) *Sources {
 	s := &Sources{done: make(chan struct{}), m: map[string]sources{}}
-	now := time.Now()
-	resolve := registryResolver(reg)
+	sr := newSourceReader(registryResolver(reg), time.Now())
 	go func() {
 		defer close(s.done)
 		var mu sync.Mutex
 		var wg sync.WaitGroup
 		for _, sp := range specs {
 			wg.Go(func() {
-				src := sourceOf(ctx, sourceRequest(sp, stateDir), sp.Args, resolve, now)
+				src := sr.sourceOf(ctx, sourceRequest(sp, stateDir), sp.Args)
 				mu.Lock()
 				s.m[sp.Name] = src
 				mu.Unlock()
@@ -407,7 +451,7 @@ func ignorePatterns(r Request) ([]string, string, error) {
 // (shipit's own excludes, then the ignore file's) into h, in the walk's
 // order, and reports whether any file's times are racy at now (racyAfter).
 func walkContext(ctx context.Context, r Request, excludes []string, now time.Time, h hash.Hash) (bool, error) {
-	cfs, err := fsutil.NewFS(r.ContextDir)
+	cfs, times, err := keyFS(r.ContextDir)
 	if err != nil {
 		return false, err
 	}
@@ -444,7 +488,8 @@ func walkContext(ctx context.Context, r Request, excludes []string, now time.Tim
 		if !e.IsDir() {
 			// A directory's own times change with entries the daemon is
 			// never sent; its entries say what changed.
-			ct, ino := changeTime(filepath.Join(r.ContextDir, p))
+			t := times(p)
+			ct, ino := t.ctime, t.ino
 			line += "\x00" + strconv.FormatInt(st.Size, 10) + "\x00" + strconv.FormatInt(st.ModTime, 10) +
 				"\x00" + strconv.FormatInt(ct, 10) + "\x00" + strconv.FormatUint(ino, 10)
 			if racyAfter(st.ModTime, limit) || racyAfter(ct, limit) || ct == 0 {

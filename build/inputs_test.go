@@ -3,13 +3,17 @@ package build
 import (
 	"context"
 	"fmt"
+	"hash"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
 )
 
 // fakeTags answers lookups from a map of reference to digest.
@@ -64,7 +68,7 @@ func keyOf(t *testing.T, r Request, tags fakeTags) inputs {
 
 // keyAt is the request's key on builder, at now.
 func keyAt(r Request, builder string, tags fakeTags, now time.Time) inputs {
-	return inputsOf(r, builder, sourceOf(context.Background(), r, r.Args, tags.resolve, now))
+	return inputsOf(r, builder, newSourceReader(tags.resolve, now).sourceOf(context.Background(), r, r.Args))
 }
 
 func write(t *testing.T, path, content string) {
@@ -127,6 +131,29 @@ func TestInputsKeyFollowsWhatTheSolveReads(t *testing.T) {
 	changed("a new file", func() { write(t, filepath.Join(r.ContextDir, "src", "new.c"), "") })
 	changed("a file removed", func() { _ = os.Remove(filepath.Join(r.ContextDir, "src", "new.c")) })
 	changed("a mode", func() { _ = os.Chmod(main, 0o755) })
+	changed("a symbolic link", func() {
+		if err := os.Symlink("main.c", filepath.Join(r.ContextDir, "src", "entry.c")); err != nil {
+			t.Fatal(err)
+		}
+	})
+	changed("a symbolic link pointed elsewhere", func() {
+		_ = os.Remove(filepath.Join(r.ContextDir, "src", "entry.c"))
+		if err := os.Symlink("lib/util.c", filepath.Join(r.ContextDir, "src", "entry.c")); err != nil {
+			t.Fatal(err)
+		}
+	})
+	changed("another name for a file (a hard link)", func() {
+		if err := os.Link(main, filepath.Join(r.ContextDir, "src", "main2.c")); err != nil {
+			t.Fatal(err)
+		}
+	})
+	changed("an extended attribute, nothing else", func() {
+		// The daemon is sent a file's extended attributes; setting one
+		// changes neither its size nor its modification time.
+		if err := unix.Lsetxattr(main, "user.shipit.test", []byte("1"), 0); err != nil {
+			t.Fatalf("setting an extended attribute on %s: %v", main, err)
+		}
+	})
 	changed("a build argument", func() { r.Args = map[string]string{"SOURCE_DATE_EPOCH": "1", "BASE": "registry.example/base:1"} })
 	changed("the Dockerfile", func() {
 		write(t, filepath.Join(r.ContextDir, "Dockerfile"), "ARG BASE=registry.example/base:1\nFROM ${BASE} AS build\nCOPY . /src\nRUN make -C /src all\nFROM scratch AS runtime\nCOPY --from=build /src/out /app\n")
@@ -140,6 +167,46 @@ func TestInputsKeyFollowsWhatTheSolveReads(t *testing.T) {
 
 	if got := keyAt(r, "default=tcp://other:1234@v0.33.1+x", tags, time.Now().Add(2*coarseRacyWindow)); got.key == base.key {
 		t.Error("another daemon gave the same key")
+	}
+}
+
+// TestSharedContextWalkedOnce: images built from one directory (a web app
+// and its worker) walk it once between them, and each gets the key its
+// own target gives.
+func TestSharedContextWalkedOnce(t *testing.T) {
+	t.Parallel()
+	tags := fakeTags{"registry.example/base:1": digestA}
+	web := inputsApp(t)
+	worker := web
+	worker.Name, worker.Target = "worker", "build"
+	other := inputsApp(t)
+	sr := newSourceReader(tags.resolve, time.Now().Add(2*coarseRacyWindow))
+	var walks atomic.Int32
+	walk := sr.walkContext
+	sr.walkContext = func(ctx context.Context, r Request, excludes []string, now time.Time, h hash.Hash) (bool, error) {
+		walks.Add(1)
+		return walk(ctx, r, excludes, now, h)
+	}
+	srcs := make([]sources, 3)
+	var wg sync.WaitGroup
+	for i, r := range []Request{web, worker, other} {
+		wg.Go(func() { srcs[i] = sr.sourceOf(context.Background(), r, r.Args) })
+	}
+	wg.Wait()
+	if n := walks.Load(); n != 2 {
+		t.Fatalf("three images of two contexts walked them %d times, want 2", n)
+	}
+	for i, r := range []Request{web, worker, other} {
+		if srcs[i].why != "" {
+			t.Fatalf("%s: no sources: %s", r.Name, srcs[i].why)
+		}
+		alone := newSourceReader(tags.resolve, sr.now).sourceOf(context.Background(), r, r.Args)
+		if srcs[i].digest != alone.digest {
+			t.Errorf("%s: a shared walk gave other sources than its own walk", r.Name)
+		}
+	}
+	if a, b := inputsOf(web, "d", srcs[0]), inputsOf(worker, "d", srcs[1]); a.key == b.key {
+		t.Error("web and worker, two targets of one context, got one key")
 	}
 }
 

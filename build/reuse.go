@@ -126,11 +126,11 @@ func compareInputs(ctx context.Context, opt Options, p Plan, reqs []Request, pre
 		ins: make([]inputs, len(reqs)), srcs: make([]sources, len(reqs)), last: make([]*Image, len(reqs)),
 		still: make([]chan lastLook, len(reqs)), matching: make([]bool, len(reqs)),
 	}
-	resolve := registryResolver(opt.Registry)
 	now := time.Now()
 	if opt.now != nil {
 		now = opt.now()
 	}
+	sr := newSourceReader(registryResolver(opt.Registry), now)
 	var wg sync.WaitGroup
 	for i, r := range reqs {
 		last := lastImage(prev, r.Name)
@@ -142,7 +142,7 @@ func compareInputs(ctx context.Context, opt Options, p Plan, reqs []Request, pre
 		wg.Go(func() {
 			src, ok := p.Sources.get(r.Name)
 			if !ok || src.of != sourceSig(r) {
-				src = sourceOf(ctx, r, specArgs(p, r.Name), resolve, now)
+				src = sr.sourceOf(ctx, r, specArgs(p, r.Name))
 			}
 			c.srcs[i] = src
 			c.ins[i] = inputsOf(r, opt.Builder, src)
