@@ -241,11 +241,17 @@ func runJobs(ctx context.Context, opt Options, jobs []job, late <-chan []job, pr
 	}
 	var outcomes []*outcome
 	var wg sync.WaitGroup
+	var shared sessions
 	start := func(js []job) {
+		var share map[string]bool
+		if !multi && len(js) > 0 {
+			share = shareable(js, js[0].node.Solver)
+		}
+		sess := sessionOf(ctx, opt, &shared, share)
 		for _, j := range js {
 			o := &outcome{}
 			outcomes = append(outcomes, o)
-			wg.Go(func() { o.res, o.err = runJob(ctx, opt, j, multi, status) })
+			wg.Go(func() { o.res, o.err = runJob(ctx, opt, j, multi, status, sess) })
 		}
 	}
 	start(jobs)
@@ -272,7 +278,7 @@ func runJobs(ctx context.Context, opt Options, jobs []job, late <-chan []job, pr
 
 // runJob solves one job on its node, and with RetryOtherNode on the next
 // nodes that can, until one succeeds.
-func runJob(ctx context.Context, opt Options, j job, multi bool, status func(label string) chan *client.SolveStatus) (Result, error) {
+func runJob(ctx context.Context, opt Options, j job, multi bool, status func(label string) chan *client.SolveStatus, sess sessionFunc) (Result, error) {
 	var err error
 	for attempt, node := range append([]*Node{j.node}, j.alternates...) {
 		if attempt > 0 {
@@ -290,11 +296,17 @@ func runJob(ctx context.Context, opt Options, j job, multi bool, status func(lab
 			label += "@" + node.Name
 		}
 		var desc ocispecs.Descriptor
-		desc, err = solveOne(ctx, opt, node.Solver, r, status(label))
+		var s *session.Session
+		var release func()
+		if s, release, err = sess(r, node.Solver); err != nil {
+			return Result{}, fmt.Errorf("opening a session on %s: %w", node.Name, err)
+		}
+		desc, err = solveOne(ctx, opt, node.Solver, r, s, status(label))
 		if err != nil && registryRace(err) && ctx.Err() == nil {
 			progress.Warnf(opt.Events, "image %s: the registry refused one of two uploads of the same blob at once (the image's and the cache's); solving it again", label)
-			desc, err = solveOne(ctx, opt, node.Solver, r, status(label))
+			desc, err = solveOne(ctx, opt, node.Solver, r, s, status(label))
 		}
+		release()
 		if err == nil {
 			progress.Debugf(opt.Events, "image %s solved", label)
 			res := Result{Request: r, Digest: desc.Digest.String(), Descriptor: desc, Node: node.Name}
@@ -377,7 +389,9 @@ func PrintSources(w io.Writer, err error) {
 	}
 }
 
-func solveOne(ctx context.Context, opt Options, solver Solver, r Request, ch chan *client.SolveStatus) (ocispecs.Descriptor, error) {
+// solveOne solves r with solver; in shared, a session other images use
+// too, when not nil (sessions).
+func solveOne(ctx context.Context, opt Options, solver Solver, r Request, shared *session.Session, ch chan *client.SolveStatus) (ocispecs.Descriptor, error) {
 	var desc ocispecs.Descriptor
 	so, err := solveOpt(r)
 	if err != nil {
@@ -386,6 +400,9 @@ func solveOne(ctx context.Context, opt Options, solver Solver, r Request, ch cha
 	}
 	if opt.Auth != nil {
 		so.Session = append(so.Session, opt.Auth)
+	}
+	if shared != nil {
+		so.SharedSession, so.SessionPreInitialized = shared, true
 	}
 	res, err := solver.Solve(ctx, nil, so, ch)
 	if err != nil {

@@ -1,0 +1,178 @@
+package build
+
+import (
+	"context"
+	"strings"
+	"sync"
+
+	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/session"
+	"github.com/moby/buildkit/session/filesync"
+	"github.com/tonistiigi/fsutil"
+	fstypes "github.com/tonistiigi/fsutil/types"
+)
+
+// Images built from one directory share one BuildKit session.
+//
+// BuildKit names a solve's local sources by the session that serves them:
+// when a web app and its worker, built from one context and Dockerfile,
+// each bring a session of their own (as every BuildKit client does for
+// each solve), the daemon is sent the context once for each, and each
+// load is a step of its own. Solved in one session, the loads are one
+// step: the context is sent once, and the two solves share every step
+// that follows until their targets part.
+//
+// A session serves its images' directories, secrets and SSH agents and the
+// registry credentials, so only images alike in all of those share one;
+// and only images pushed to a registry: the daemon writes an OCI layout,
+// or a local cache, into the one store a session has of each kind.
+
+// dialer is a Solver that can serve a session of shipit's own
+// (*client.Client).
+type dialer interface {
+	Dialer() session.Dialer
+}
+
+// sessionKey is what images must have alike to share a session; "" for
+// an image that cannot share one.
+func sessionKey(r Request) string {
+	if !r.Push {
+		return ""
+	}
+	for _, c := range append(append([]client.CacheOptionsEntry(nil), r.CacheImports...), r.CacheExports...) {
+		if c.Type != "registry" {
+			return ""
+		}
+	}
+	var b strings.Builder
+	b.WriteString(sharedKey(r))
+	for _, s := range r.Secrets {
+		b.WriteString("\x00secret\x00" + s.ID + "\x00" + s.File + "\x00" + s.Env)
+	}
+	for _, s := range r.SSH {
+		b.WriteString("\x00ssh\x00" + s.ID + "\x00" + strings.Join(s.Paths, "\x01"))
+	}
+	return b.String()
+}
+
+// shareable are the keys of the sessions worth sharing among jobs, on a
+// single daemon that can serve one: those of two images or more.
+func shareable(jobs []job, solver Solver) map[string]bool {
+	if _, ok := solver.(dialer); !ok {
+		return nil
+	}
+	n := map[string]int{}
+	for _, j := range jobs {
+		if k := sessionKey(j.req); k != "" && !j.part {
+			n[k]++
+		}
+	}
+	keys := map[string]bool{}
+	for k, c := range n {
+		if c > 1 {
+			keys[k] = true
+		}
+	}
+	return keys
+}
+
+// sessionFunc is the session an image's solve on solver uses, and its
+// release: nil and a no-op when the image brings its own.
+type sessionFunc func(r Request, solver Solver) (*session.Session, func(), error)
+
+// sessionOf is the sessionFunc of a batch of jobs: a shared session for
+// the images whose key is in share.
+func sessionOf(ctx context.Context, opt Options, ss *sessions, share map[string]bool) sessionFunc {
+	return func(r Request, solver Solver) (*session.Session, func(), error) {
+		key := sessionKey(r)
+		if key == "" || !share[key] {
+			return nil, func() {}, nil
+		}
+		s, err := ss.acquire(ctx, key, solver, r, opt.Auth)
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, func() { ss.release(key) }, nil
+	}
+}
+
+// sessions are the shared sessions of a build, by key; each is closed when
+// the last image that uses it is solved.
+type sessions struct {
+	mu   sync.Mutex
+	open map[string]*sharedSession
+}
+
+type sharedSession struct {
+	s     *session.Session
+	users int
+	stop  context.CancelFunc
+	done  chan struct{}
+}
+
+// acquire is the session for r under key, opened by the first image that
+// asks; release gives it back.
+func (ss *sessions) acquire(ctx context.Context, key string, solver Solver, r Request, auth session.Attachable) (*session.Session, error) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if sh, ok := ss.open[key]; ok {
+		sh.users++
+		return sh.s, nil
+	}
+	so, err := solveOpt(r)
+	if err != nil {
+		return nil, err
+	}
+	s, err := session.NewSession(context.WithoutCancel(ctx), so.SharedKey)
+	if err != nil {
+		return nil, err
+	}
+	// What BuildKit's client does for a session of its own: the
+	// directories are sent with their files' owners reset to root.
+	dirs := filesync.StaticDirSource{}
+	for name, fs := range so.LocalMounts {
+		if dirs[name], err = fsutil.NewFilterFS(fs, &fsutil.FilterOpt{Map: rootOwned}); err != nil {
+			return nil, err
+		}
+	}
+	s.Allow(filesync.NewFSSyncProvider(dirs))
+	for _, a := range so.Session {
+		s.Allow(a)
+	}
+	if auth != nil {
+		s.Allow(auth)
+	}
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	sh := &sharedSession{s: s, users: 1, stop: stop, done: make(chan struct{})}
+	go func() {
+		defer close(sh.done)
+		_ = s.Run(runCtx, solver.(dialer).Dialer())
+	}()
+	if ss.open == nil {
+		ss.open = map[string]*sharedSession{}
+	}
+	ss.open[key] = sh
+	return s, nil
+}
+
+// release gives back the session under key; the last user closes it.
+func (ss *sessions) release(key string) {
+	ss.mu.Lock()
+	sh := ss.open[key]
+	if sh.users--; sh.users > 0 {
+		ss.mu.Unlock()
+		return
+	}
+	delete(ss.open, key)
+	ss.mu.Unlock()
+	_ = sh.s.Close()
+	sh.stop()
+	<-sh.done
+}
+
+// rootOwned resets a file's owner to root, as BuildKit's client does for
+// the directories it sends.
+func rootOwned(_ string, st *fstypes.Stat) fsutil.MapResult {
+	st.Uid, st.Gid = 0, 0
+	return fsutil.MapResultKeep
+}
