@@ -20,6 +20,7 @@ import (
 
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/client/ociindex"
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
 	"github.com/moby/buildkit/session"
 	"github.com/moby/buildkit/session/secrets/secretsprovider"
@@ -241,13 +242,12 @@ func runJobs(ctx context.Context, opt Options, jobs []job, late <-chan []job, pr
 	}
 	var outcomes []*outcome
 	var wg sync.WaitGroup
-	var shared sessions
 	start := func(js []job) {
-		var share map[string]bool
+		var share map[string][]string
 		if !multi && len(js) > 0 {
 			share = shareable(js, js[0].node.Solver)
 		}
-		sess := sessionOf(ctx, opt, &shared, share)
+		sess := sessionOf(ctx, opt, share)
 		for _, j := range js {
 			o := &outcome{}
 			outcomes = append(outcomes, o)
@@ -424,7 +424,26 @@ func solveOne(ctx context.Context, opt Options, solver Solver, r Request, shared
 		return desc, fmt.Errorf("BuildKit returned image digest %q: %w", dgst, err)
 	}
 	desc.Digest = d
+	if shared != nil && !r.Push {
+		if err := indexLayout(r.LayoutDir, desc, res.ExporterResponse[exptypes.ExporterImageNameKey]); err != nil {
+			return desc, fmt.Errorf("naming the image in %s: %w", filepath.Join(r.LayoutDir, "index.json"), err)
+		}
+	}
 	return desc, nil
+}
+
+// indexLayout names desc in the layout's index.json by the exporter's
+// names, as BuildKit's client does after a solve into a layout of its own
+// session's.
+func indexLayout(dir string, desc ocispecs.Descriptor, names string) error {
+	tags := []ociindex.NameOrTag{ociindex.Tag("latest")}
+	if names != "" {
+		tags = nil
+		for _, n := range strings.Split(names, ",") {
+			tags = append(tags, ociindex.Name(n))
+		}
+	}
+	return ociindex.NewStoreIndex(dir).Put(desc, tags...)
 }
 
 func solveOpt(r Request) (client.SolveOpt, error) {

@@ -2,11 +2,14 @@ package build
 
 import (
 	"context"
+
+	"github.com/containerd/containerd/v2/core/content"
 	"strings"
 	"sync"
 
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/session"
+	sessioncontent "github.com/moby/buildkit/session/content"
 	"github.com/moby/buildkit/session/filesync"
 	"github.com/tonistiigi/fsutil"
 	fstypes "github.com/tonistiigi/fsutil/types"
@@ -23,9 +26,13 @@ import (
 // that follows until their targets part.
 //
 // A session serves its images' directories, secrets and SSH agents and the
-// registry credentials, so only images alike in all of those share one;
-// and only images pushed to a registry: the daemon writes an OCI layout,
-// or a local cache, into the one store a session has of each kind.
+// registry credentials, so only images alike in all of those share one,
+// and images pushed to a registry apart from those that go to OCI
+// layouts. The daemon writes every layout of a session into its one
+// export store: a layoutStore over the images' layouts, and shipit writes
+// each layout's index.json, as BuildKit's client does for a layout of its
+// own. An image with a local cache keeps its own session: the daemon
+// reads and writes that cache through the session's one cache store.
 
 // dialer is a Solver that can serve a session of shipit's own
 // (*client.Client).
@@ -36,16 +43,13 @@ type dialer interface {
 // sessionKey is what images must have alike to share a session; "" for
 // an image that cannot share one.
 func sessionKey(r Request) string {
-	if !r.Push {
-		return ""
-	}
 	for _, c := range append(append([]client.CacheOptionsEntry(nil), r.CacheImports...), r.CacheExports...) {
 		if c.Type != "registry" {
 			return ""
 		}
 	}
 	var b strings.Builder
-	b.WriteString(sharedKey(r))
+	b.WriteString(map[bool]string{true: "push", false: "oci"}[r.Push] + "\x00" + sharedKey(r))
 	for _, s := range r.Secrets {
 		b.WriteString("\x00secret\x00" + s.ID + "\x00" + s.File + "\x00" + s.Env)
 	}
@@ -55,25 +59,30 @@ func sessionKey(r Request) string {
 	return b.String()
 }
 
-// shareable are the keys of the sessions worth sharing among jobs, on a
-// single daemon that can serve one: those of two images or more.
-func shareable(jobs []job, solver Solver) map[string]bool {
+// shareable are the sessions worth sharing among jobs, on a single daemon
+// that can serve one: those of two images or more, by key, each with its
+// images' layout directories (none when they are pushed).
+func shareable(jobs []job, solver Solver) map[string][]string {
 	if _, ok := solver.(dialer); !ok {
 		return nil
 	}
 	n := map[string]int{}
+	layouts := map[string][]string{}
 	for _, j := range jobs {
 		if k := sessionKey(j.req); k != "" && !j.part {
 			n[k]++
+			if !j.req.Push {
+				layouts[k] = append(layouts[k], j.req.LayoutDir)
+			}
 		}
 	}
-	keys := map[string]bool{}
+	share := map[string][]string{}
 	for k, c := range n {
 		if c > 1 {
-			keys[k] = true
+			share[k] = layouts[k]
 		}
 	}
-	return keys
+	return share
 }
 
 // sessionFunc is the session an image's solve on solver uses, and its
@@ -81,14 +90,17 @@ func shareable(jobs []job, solver Solver) map[string]bool {
 type sessionFunc func(r Request, solver Solver) (*session.Session, func(), error)
 
 // sessionOf is the sessionFunc of a batch of jobs: a shared session for
-// the images whose key is in share.
-func sessionOf(ctx context.Context, opt Options, ss *sessions, share map[string]bool) sessionFunc {
+// the images whose key is in share (shareable). Each batch has sessions
+// of its own, so a session's layouts are those of its batch.
+func sessionOf(ctx context.Context, opt Options, share map[string][]string) sessionFunc {
+	ss := &sessions{}
 	return func(r Request, solver Solver) (*session.Session, func(), error) {
 		key := sessionKey(r)
-		if key == "" || !share[key] {
+		layouts, ok := share[key]
+		if key == "" || !ok {
 			return nil, func() {}, nil
 		}
-		s, err := ss.acquire(ctx, key, solver, r, opt.Auth)
+		s, err := ss.acquire(ctx, key, solver, r, opt.Auth, layouts)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -112,7 +124,7 @@ type sharedSession struct {
 
 // acquire is the session for r under key, opened by the first image that
 // asks; release gives it back.
-func (ss *sessions) acquire(ctx context.Context, key string, solver Solver, r Request, auth session.Attachable) (*session.Session, error) {
+func (ss *sessions) acquire(ctx context.Context, key string, solver Solver, r Request, auth session.Attachable, layouts []string) (*session.Session, error) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if sh, ok := ss.open[key]; ok {
@@ -141,6 +153,13 @@ func (ss *sessions) acquire(ctx context.Context, key string, solver Solver, r Re
 	}
 	if auth != nil {
 		s.Allow(auth)
+	}
+	if len(layouts) > 0 {
+		store, err := newLayoutStore(layouts)
+		if err != nil {
+			return nil, err
+		}
+		s.Allow(sessioncontent.NewAttachable(map[string]content.Store{"export": store}))
 	}
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	sh := &sharedSession{s: s, users: 1, stop: stop, done: make(chan struct{})}

@@ -6,8 +6,9 @@ import (
 	"github.com/moby/buildkit/client"
 )
 
-// TestSessionKey: only images alike in all a session serves share one,
-// and only pushed ones.
+// TestSessionKey: only images alike in all a session serves share one:
+// pushed ones apart from those that go to layouts, and none with a local
+// cache.
 func TestSessionKey(t *testing.T) {
 	t.Parallel()
 	web := Request{Name: "web", ContextDir: "/app", DockerfileDir: "/app", DockerfileName: "Dockerfile", Target: "web", Push: true,
@@ -27,6 +28,7 @@ func TestSessionKey(t *testing.T) {
 		{"no secret", func(r *Request) { r.Secrets = nil }},
 		{"an SSH agent", func(r *Request) { r.SSH = []SSH{{ID: "default"}} }},
 		{"excludes of its own", func(r *Request) { r.ContextExclude = []string{"tmp"} }},
+		{"an OCI layout out", func(r *Request) { r.Push = false }},
 	} {
 		r := worker
 		tc.change(&r)
@@ -34,11 +36,15 @@ func TestSessionKey(t *testing.T) {
 			t.Errorf("%s: shares web's session", tc.what)
 		}
 	}
+	layouts, wlayouts := web, worker
+	layouts.Push, wlayouts.Push = false, false
+	if sessionKey(layouts) == "" || sessionKey(layouts) != sessionKey(wlayouts) {
+		t.Error("two images of one context into layouts do not share a session")
+	}
 	for _, tc := range []struct {
 		what   string
 		change func(r *Request)
 	}{
-		{"an OCI layout out", func(r *Request) { r.Push = false }},
 		{"a local cache", func(r *Request) {
 			r.CacheExports = []client.CacheOptionsEntry{{Type: "local", Attrs: map[string]string{"dest": "/cache"}}}
 		}},

@@ -16,16 +16,28 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
 // TestImagesOfOneContextShareItsUpload: a web app and its worker, two
-// targets of one Dockerfile in one context (the Rails shape), pushed
-// together: the context is loaded once for both, every file the images
-// get from it belongs to root whoever owns it on disk, a build secret
-// reaches both, and each image is the one it is when built alone.
+// targets of one Dockerfile in one context (the Rails shape), built
+// together, pushed or into OCI layouts: the context is loaded once for
+// both, every file the images get from it belongs to root whoever owns it
+// on disk, a build secret reaches both, each image is the one it is when
+// built alone, and each layout holds its own image and nothing else.
 func TestImagesOfOneContextShareItsUpload(t *testing.T) {
 	t.Parallel()
+	for _, push := range []bool{true, false} {
+		t.Run(map[bool]string{true: "push", false: "layouts"}[push], func(t *testing.T) {
+			t.Parallel()
+			testOneContext(t, push)
+		})
+	}
+}
+
+func testOneContext(t *testing.T, push bool) {
 	dir, repo := t.TempDir(), uniqueRepo(t)
 	secret := randomSecret(t, "file")
 	writeFiles(t, dir, map[string]string{
@@ -70,7 +82,11 @@ CMD ["echo", "worker"]
 	git(t, dir, "", "add", "-A")
 	git(t, dir, commitDate, "commit", "-qm", "app")
 
-	r := mustShipit(t, dir, nil, "build", "--push", "--progress", "rawjson")
+	mode := []string{}
+	if push {
+		mode = []string{"--push"}
+	}
+	r := mustShipit(t, dir, nil, append([]string{"build", "--progress", "rawjson"}, mode...)...)
 	together := map[string]string{}
 	for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
 		m := refLine.FindStringSubmatch(l)
@@ -90,14 +106,7 @@ CMD ["echo", "worker"]
 	}
 
 	for _, im := range []string{"web", "worker"} {
-		ref, err := name.ParseReference(repo + "/" + im + "@" + together[im])
-		if err != nil {
-			t.Fatal(err)
-		}
-		img, err := remote.Image(ref)
-		if err != nil {
-			t.Fatal(err)
-		}
+		img := builtImage(t, dir, repo, im, together[im], push)
 		if got, want := strings.TrimSpace(imageFiles(t, img)["rails/key.sha256"]), sha256Hex(secret); got != want {
 			t.Errorf("%s: the secret's digest in the image is %q, want %q: the secret did not reach its build", im, got, want)
 		}
@@ -120,12 +129,74 @@ CMD ["echo", "worker"]
 
 	// Each alone, in a session of its own: the same images.
 	for _, im := range []string{"web", "worker"} {
-		r := mustShipit(t, dir, nil, "build", "--push", "--rebuild", im)
+		r := mustShipit(t, dir, nil, append([]string{"build", "--rebuild", im}, mode...)...)
 		m := refLine.FindStringSubmatch(strings.TrimSpace(r.stdout))
 		if m == nil || m[3] != together[im] {
 			t.Errorf("%s built alone: %q, built with the other: %s", im, strings.TrimSpace(r.stdout), together[im])
 		}
 	}
+}
+
+// builtImage is image im's dgst: in the registry when pushed, else in its
+// layout, which must hold that image's blobs and no others.
+func builtImage(t *testing.T, dir, repo, im, dgst string, push bool) v1.Image {
+	t.Helper()
+	if push {
+		ref, err := name.ParseReference(repo + "/" + im + "@" + dgst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := remote.Image(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return img
+	}
+	lp := filepath.Join(dir, ".shipit", "images", im)
+	p, err := layout.FromPath(lp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := p.ImageIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	im2, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(im2.Manifests) != 1 || im2.Manifests[0].Digest.String() != dgst {
+		t.Fatalf("%s's index.json names %v, want only %s", lp, im2.Manifests, dgst)
+	}
+	h, _ := v1.NewHash(dgst)
+	img, err := p.Image(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validateLayers(img); err != nil {
+		t.Fatalf("%s: %v", lp, err)
+	}
+	want := map[string]bool{dgst: true}
+	cfg, _ := img.ConfigName()
+	want[cfg.String()] = true
+	layers, _ := img.Layers()
+	for _, l := range layers {
+		d, _ := l.Digest()
+		want[d.String()] = true
+	}
+	entries, err := os.ReadDir(filepath.Join(lp, "blobs", "sha256"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !want["sha256:"+e.Name()] {
+			t.Errorf("%s holds blob %s, which its image does not use", lp, e.Name())
+		}
+	}
+	if len(entries) != len(want) {
+		t.Errorf("%s holds %d blobs, its image uses %d", lp, len(entries), len(want))
+	}
+	return img
 }
 
 // contextLoads are the distinct loads of the build context in a rawjson
