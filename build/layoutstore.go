@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/containerd/containerd/v2/core/content"
 	contentlocal "github.com/containerd/containerd/v2/plugins/content/local"
@@ -17,34 +18,57 @@ import (
 // layoutStore is the export store of a session shared by images that go
 // to OCI layouts. The daemon writes each image's blobs into the session's
 // one store, not saying for which image, so a blob is written when any of
-// the layouts lacks it, and once committed it is linked into every layout
-// that does. Each layout then holds its own image's blobs, and perhaps a
-// sibling's configuration and manifest, which keepLayout removes after the
-// build; a blob every layout has (a base layer) is not written at all, as
-// with a store of one layout.
+// the layouts still being built lacks it, into a staging store beside
+// them, and once committed it is linked into each of those that lacks it.
+// Each layout then holds its own image's blobs, and perhaps a sibling's
+// configuration and manifest, which keepLayout removes after the build; a
+// blob every layout has (a base layer) is not written at all, as with a
+// store of one layout. A layout whose image is solved (finish) gets
+// nothing more, so what keepLayout leaves it stays so.
 type layoutStore struct {
-	content.Store // the first layout's, for what is not a write
+	content.Store // the staging store, for what is not a write
+	staging       string
 	dirs          []string
-	stores        []content.Store
+	mu            sync.Mutex
+	done          map[int]bool
 }
 
+// newLayoutStore is the store of layouts dirs, staging its writes in a
+// directory beside the first; close removes it.
 func newLayoutStore(dirs []string) (*layoutStore, error) {
-	l := &layoutStore{dirs: dirs}
+	if len(dirs) == 0 {
+		return nil, errors.New("no layout")
+	}
 	for _, d := range dirs {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
 		}
-		s, err := contentlocal.NewStore(d)
-		if err != nil {
-			return nil, err
+	}
+	staging, err := os.MkdirTemp(filepath.Dir(dirs[0]), ".export-")
+	if err != nil {
+		return nil, err
+	}
+	s, err := contentlocal.NewStore(staging)
+	if err != nil {
+		_ = os.RemoveAll(staging)
+		return nil, err
+	}
+	return &layoutStore{Store: s, staging: staging, dirs: dirs, done: map[int]bool{}}, nil
+}
+
+// close removes the staging directory.
+func (l *layoutStore) close() error { return os.RemoveAll(l.staging) }
+
+// finish says the image of layout dir is solved: nothing more is linked
+// into it.
+func (l *layoutStore) finish(dir string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, d := range l.dirs {
+		if d == dir {
+			l.done[i] = true
 		}
-		l.stores = append(l.stores, s)
 	}
-	if len(l.stores) == 0 {
-		return nil, errors.New("no layout")
-	}
-	l.Store = l.stores[0]
-	return l, nil
 }
 
 // layoutBlob is where layout dir keeps the blob d.
@@ -52,30 +76,45 @@ func layoutBlob(dir string, d digest.Digest) string {
 	return filepath.Join(dir, "blobs", d.Algorithm().String(), d.Encoded())
 }
 
-// lacking are the indexes of the layouts without the blob d.
-func (l *layoutStore) lacking(d digest.Digest) []int {
-	var out []int
+// lacking are the layouts still being built without the blob d; l.mu is
+// held.
+func (l *layoutStore) lacking(d digest.Digest) []string {
+	var out []string
 	for i, dir := range l.dirs {
+		if l.done[i] {
+			continue
+		}
 		if fi, err := os.Lstat(layoutBlob(dir, d)); err != nil || !fi.Mode().IsRegular() {
-			out = append(out, i)
+			out = append(out, dir)
 		}
 	}
 	return out
 }
 
-// Info is the blob's, when every layout has it.
-func (l *layoutStore) Info(ctx context.Context, d digest.Digest) (content.Info, error) {
+// Info is the blob's, when every layout still being built has it.
+func (l *layoutStore) Info(_ context.Context, d digest.Digest) (content.Info, error) {
 	if err := d.Validate(); err != nil {
 		return content.Info{}, err
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if len(l.lacking(d)) > 0 {
 		return content.Info{}, fmt.Errorf("content %v: %w", d, errdefs.ErrNotFound)
 	}
-	return l.stores[0].Info(ctx, d)
+	for i, dir := range l.dirs {
+		if !l.done[i] {
+			fi, err := os.Stat(layoutBlob(dir, d))
+			if err != nil {
+				return content.Info{}, err
+			}
+			return content.Info{Digest: d, Size: fi.Size(), CreatedAt: fi.ModTime(), UpdatedAt: fi.ModTime()}, nil
+		}
+	}
+	return content.Info{}, fmt.Errorf("content %v: %w", d, errdefs.ErrNotFound)
 }
 
-// Writer writes into the first layout that lacks the blob; its commit
-// links the blob into the others.
+// Writer writes into the staging store, unless every layout still being
+// built has the blob; its commit links the blob into those that lack it.
 func (l *layoutStore) Writer(ctx context.Context, opts ...content.WriterOpt) (content.Writer, error) {
 	var wo content.WriterOpts
 	for _, o := range opts {
@@ -83,28 +122,27 @@ func (l *layoutStore) Writer(ctx context.Context, opts ...content.WriterOpt) (co
 			return nil, err
 		}
 	}
-	from := 0
 	if d := wo.Desc.Digest; d != "" {
 		if err := d.Validate(); err != nil {
 			return nil, err
 		}
-		miss := l.lacking(d)
-		if len(miss) == 0 {
+		l.mu.Lock()
+		none := len(l.lacking(d)) == 0
+		l.mu.Unlock()
+		if none {
 			return nil, fmt.Errorf("content %v: %w", d, errdefs.ErrAlreadyExists)
 		}
-		from = miss[0]
 	}
-	w, err := l.stores[from].Writer(ctx, opts...)
+	w, err := l.Store.Writer(ctx, opts...)
 	if err != nil {
 		return nil, err
 	}
-	return &linkingWriter{Writer: w, l: l, from: from}, nil
+	return &linkingWriter{Writer: w, l: l}, nil
 }
 
 type linkingWriter struct {
 	content.Writer
-	l    *layoutStore
-	from int
+	l *layoutStore
 }
 
 func (w *linkingWriter) Commit(ctx context.Context, size int64, expected digest.Digest, opts ...content.Opt) error {
@@ -116,21 +154,23 @@ func (w *linkingWriter) Commit(ctx context.Context, size int64, expected digest.
 	if d == "" {
 		d = w.Digest()
 	}
-	if lerr := w.l.spread(w.from, d); lerr != nil {
+	if lerr := w.l.spread(d); lerr != nil {
 		return lerr
 	}
 	return err
 }
 
-// spread links the blob d of layout from into every layout without it, or
-// copies it where a link cannot be made.
-func (l *layoutStore) spread(from int, d digest.Digest) error {
+// spread links the staged blob d into every layout still being built
+// without it, or copies it where a link cannot be made.
+func (l *layoutStore) spread(d digest.Digest) error {
 	if err := d.Validate(); err != nil {
 		return err
 	}
-	src := layoutBlob(l.dirs[from], d)
-	for _, i := range l.lacking(d) {
-		dst := layoutBlob(l.dirs[i], d)
+	src := layoutBlob(l.staging, d)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, dir := range l.lacking(d) {
+		dst := layoutBlob(dir, d)
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return err
 		}
@@ -138,7 +178,7 @@ func (l *layoutStore) spread(from int, d digest.Digest) error {
 			continue
 		}
 		if err := copyBlob(src, dst); err != nil {
-			return fmt.Errorf("copying blob %s into %s: %w", d, l.dirs[i], err)
+			return fmt.Errorf("copying blob %s into %s: %w", d, dir, err)
 		}
 	}
 	return nil

@@ -62,4 +62,26 @@ func TestLayoutStore(t *testing.T) {
 	if _, err := l.Info(ctx, "sha256:../../x"); err == nil {
 		t.Fatal("Info of a malformed digest: no error")
 	}
+
+	// a's image is solved: a sibling's blob written after is not linked
+	// into a, whose keepLayout has run.
+	l.finish(a)
+	other := []byte("the sibling's manifest")
+	desc = ocispecs.Descriptor{Digest: digest.FromBytes(other), Size: int64(len(other))}
+	blob = other
+	if err := write(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(layoutBlob(a, desc.Digest)); !os.IsNotExist(err) {
+		t.Errorf("a blob written after a's image was solved is in a (%v)", err)
+	}
+	if _, err := os.Stat(layoutBlob(b, desc.Digest)); err != nil {
+		t.Errorf("b, still being built, lacks the blob: %v", err)
+	}
+	if err := l.close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(l.staging); !os.IsNotExist(err) {
+		t.Errorf("the staging directory %s is still there (%v)", l.staging, err)
+	}
 }

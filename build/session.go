@@ -104,7 +104,7 @@ func sessionOf(ctx context.Context, opt Options, share map[string][]string) sess
 		if err != nil {
 			return nil, nil, err
 		}
-		return s, func() { ss.release(key) }, nil
+		return s, func() { ss.release(key, r.LayoutDir) }, nil
 	}
 }
 
@@ -117,6 +117,7 @@ type sessions struct {
 
 type sharedSession struct {
 	s     *session.Session
+	store *layoutStore // of its images' layouts; nil when they are pushed
 	users int
 	stop  context.CancelFunc
 	done  chan struct{}
@@ -154,15 +155,15 @@ func (ss *sessions) acquire(ctx context.Context, key string, solver Solver, r Re
 	if auth != nil {
 		s.Allow(auth)
 	}
+	var store *layoutStore
 	if len(layouts) > 0 {
-		store, err := newLayoutStore(layouts)
-		if err != nil {
+		if store, err = newLayoutStore(layouts); err != nil {
 			return nil, err
 		}
 		s.Allow(sessioncontent.NewAttachable(map[string]content.Store{"export": store}))
 	}
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	sh := &sharedSession{s: s, users: 1, stop: stop, done: make(chan struct{})}
+	sh := &sharedSession{s: s, store: store, users: 1, stop: stop, done: make(chan struct{})}
 	go func() {
 		defer close(sh.done)
 		_ = s.Run(runCtx, solver.(dialer).Dialer())
@@ -174,10 +175,14 @@ func (ss *sessions) acquire(ctx context.Context, key string, solver Solver, r Re
 	return s, nil
 }
 
-// release gives back the session under key; the last user closes it.
-func (ss *sessions) release(key string) {
+// release gives back the session under key, its image (of layout dir)
+// solved; the last user closes it.
+func (ss *sessions) release(key, dir string) {
 	ss.mu.Lock()
 	sh := ss.open[key]
+	if sh.store != nil {
+		sh.store.finish(dir)
+	}
 	if sh.users--; sh.users > 0 {
 		ss.mu.Unlock()
 		return
@@ -187,6 +192,9 @@ func (ss *sessions) release(key string) {
 	_ = sh.s.Close()
 	sh.stop()
 	<-sh.done
+	if sh.store != nil {
+		_ = sh.store.close()
+	}
 }
 
 // rootOwned resets a file's owner to root, as BuildKit's client does for

@@ -153,6 +153,9 @@ func builtImage(t *testing.T, dir, repo, im, dgst string, push bool) v1.Image {
 		return img
 	}
 	lp := filepath.Join(dir, ".shipit", "images", im)
+	if left, _ := filepath.Glob(filepath.Join(dir, ".shipit", "images", ".export-*")); len(left) > 0 {
+		t.Errorf("the shared session's staging directories are left: %v", left)
+	}
 	p, err := layout.FromPath(lp)
 	if err != nil {
 		t.Fatal(err)
