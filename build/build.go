@@ -296,17 +296,17 @@ func runJob(ctx context.Context, opt Options, j job, multi bool, status func(lab
 			label += "@" + node.Name
 		}
 		var desc ocispecs.Descriptor
-		var s *session.Session
-		var release func()
-		if s, release, err = sess(r, node.Solver); err != nil {
+		var use sessionUse
+		if use, err = sess(r, node.Solver); err != nil {
 			return Result{}, fmt.Errorf("opening a session on %s: %w", node.Name, err)
 		}
-		desc, err = solveOne(ctx, opt, node.Solver, r, s, status(label))
+		desc, err = solveOne(ctx, opt, node.Solver, r, use.session(), status(label))
 		if err != nil && registryRace(err) && ctx.Err() == nil {
 			progress.Warnf(opt.Events, "image %s: the registry refused one of two uploads of the same blob at once (the image's and the cache's); solving it again", label)
-			desc, err = solveOne(ctx, opt, node.Solver, r, s, status(label))
+			desc, err = solveOne(ctx, opt, node.Solver, r, use.session(), status(label))
 		}
-		release()
+		err = use.explain(err)
+		use.done()
 		if err == nil {
 			progress.Debugf(opt.Events, "image %s solved", label)
 			res := Result{Request: r, Digest: desc.Digest.String(), Descriptor: desc, Node: node.Name}

@@ -47,10 +47,15 @@ type lstatFS struct {
 	times map[string]fileTimes
 }
 
+// timesOf is the times of entry p, read once: the walk reads each entry's
+// times once, so they are dropped as read, and the map stays as small as
+// the walk's own frontier rather than the whole context.
 func (l *lstatFS) timesOf(p string) fileTimes {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.times[p]
+	t := l.times[p]
+	delete(l.times, p)
+	return t
 }
 
 func (l *lstatFS) Walk(ctx context.Context, target string, fn fs.WalkDirFunc) error {
@@ -106,8 +111,8 @@ func (e *lstatEntry) Info() (fs.FileInfo, error) {
 	return &fsutil.StatInfo{Stat: e.st.CloneVT()}, nil
 }
 
-// stat is fsutil's metadata of the entry (its mkstat, less extended
-// attributes), and its times kept beside.
+// stat is fsutil's metadata of the entry (as its mkstat makes it, less
+// extended attributes), and its times kept beside.
 func (e *lstatEntry) stat() (*types.Stat, error) {
 	fi, err := os.Lstat(e.path)
 	if err != nil {
@@ -142,7 +147,7 @@ func (e *lstatEntry) stat() (*types.Stat, error) {
 	defer e.fs.mu.Unlock()
 	if uint64(sys.Nlink) > 1 { //nolint:unconvert // uint16 on darwin
 		if first, ok := e.fs.links[sys.Ino]; ok {
-			st.Linkname, st.Size = first, 0
+			st.Linkname = first
 		} else {
 			e.fs.links[sys.Ino] = filepath.ToSlash(e.rel)
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	"github.com/containerd/containerd/v2/core/content"
@@ -17,14 +18,14 @@ import (
 
 // layoutStore is the export store of a session shared by images that go
 // to OCI layouts. The daemon writes each image's blobs into the session's
-// one store, not saying for which image, so a blob is written when any of
-// the layouts still being built lacks it, into a staging store beside
-// them, and once committed it is linked into each of those that lacks it.
-// Each layout then holds its own image's blobs, and perhaps a sibling's
-// configuration and manifest, which keepLayout removes after the build; a
-// blob every layout has (a base layer) is not written at all, as with a
-// store of one layout. A layout whose image is solved (finish) gets
-// nothing more, so what keepLayout leaves it stays so.
+// one store, not saying for which image. A blob one of the layouts still
+// being built has is linked into the others and not written; one none has
+// is written into a staging store beside them and, once committed, linked
+// into each. Each layout then holds its own image's blobs, and perhaps a
+// sibling's, which keepLayout removes after the build; a blob is written
+// only when no layout has it, as with a store of one layout. A layout
+// whose image is solved (finish) gets nothing more, so what keepLayout
+// leaves it stays so.
 type layoutStore struct {
 	content.Store // the staging store, for what is not a write
 	staging       string
@@ -91,14 +92,33 @@ func (l *layoutStore) lacking(d digest.Digest) []string {
 	return out
 }
 
-// Info is the blob's, when every layout still being built has it.
+// have reports whether every layout still being built has the blob d,
+// linking it into those that lack it from one that has it: a layer of one
+// image's last build, which keepLayout trimmed out of its siblings'
+// layouts, is not sent again. l.mu is held.
+func (l *layoutStore) have(d digest.Digest) bool {
+	miss := l.lacking(d)
+	if len(miss) == 0 {
+		return true
+	}
+	for i, dir := range l.dirs {
+		src := layoutBlob(dir, d)
+		if l.done[i] || slices.Contains(miss, dir) {
+			continue
+		}
+		return l.link(src, d, miss) == nil
+	}
+	return false
+}
+
+// Info is the blob's, when every layout still being built has it (have).
 func (l *layoutStore) Info(_ context.Context, d digest.Digest) (content.Info, error) {
 	if err := d.Validate(); err != nil {
 		return content.Info{}, err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.lacking(d)) > 0 {
+	if !l.have(d) {
 		return content.Info{}, fmt.Errorf("content %v: %w", d, errdefs.ErrNotFound)
 	}
 	for i, dir := range l.dirs {
@@ -114,7 +134,8 @@ func (l *layoutStore) Info(_ context.Context, d digest.Digest) (content.Info, er
 }
 
 // Writer writes into the staging store, unless every layout still being
-// built has the blob; its commit links the blob into those that lack it.
+// built has the blob (have); its commit links the blob into those that
+// lack it.
 func (l *layoutStore) Writer(ctx context.Context, opts ...content.WriterOpt) (content.Writer, error) {
 	var wo content.WriterOpts
 	for _, o := range opts {
@@ -127,9 +148,9 @@ func (l *layoutStore) Writer(ctx context.Context, opts ...content.WriterOpt) (co
 			return nil, err
 		}
 		l.mu.Lock()
-		none := len(l.lacking(d)) == 0
+		have := l.have(d)
 		l.mu.Unlock()
-		if none {
+		if have {
 			return nil, fmt.Errorf("content %v: %w", d, errdefs.ErrAlreadyExists)
 		}
 	}
@@ -161,15 +182,22 @@ func (w *linkingWriter) Commit(ctx context.Context, size int64, expected digest.
 }
 
 // spread links the staged blob d into every layout still being built
-// without it, or copies it where a link cannot be made.
+// without it.
 func (l *layoutStore) spread(d digest.Digest) error {
 	if err := d.Validate(); err != nil {
 		return err
 	}
-	src := layoutBlob(l.staging, d)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, dir := range l.lacking(d) {
+	return l.link(layoutBlob(l.staging, d), d, l.lacking(d))
+}
+
+// link links src, the blob d, into each of dirs, or copies it where a link
+// cannot be made. An entry already there is left: one that is not a
+// regular file fails the build when its layout is read (keepLayout).
+// l.mu is held.
+func (l *layoutStore) link(src string, d digest.Digest, dirs []string) error {
+	for _, dir := range dirs {
 		dst := layoutBlob(dir, d)
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return err

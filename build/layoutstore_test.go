@@ -11,8 +11,10 @@ import (
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// TestLayoutStore: a blob is written when any layout lacks it, and then
-// every layout has it; one every layout has is not written again.
+// TestLayoutStore: a blob one layout being built has (a layer of its last
+// build) is linked into the others, not sent again; one none has is
+// written once and then every layout being built has it; a layout whose
+// image is solved gets nothing more.
 func TestLayoutStore(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -21,9 +23,8 @@ func TestLayoutStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	blob := []byte("a layer")
-	desc := ocispecs.Descriptor{Digest: digest.FromBytes(blob), Size: int64(len(blob))}
-	write := func() error {
+	write := func(blob []byte) error {
+		desc := ocispecs.Descriptor{Digest: digest.FromBytes(blob), Size: int64(len(blob))}
 		w, err := l.Writer(ctx, content.WithRef("layer"), content.WithDescriptor(desc))
 		if err != nil {
 			return err
@@ -34,29 +35,40 @@ func TestLayoutStore(t *testing.T) {
 		}
 		return w.Commit(ctx, desc.Size, desc.Digest)
 	}
-	// b had it already (the last build's base layer), a did not.
+	has := func(dir string, blob []byte) bool {
+		got, err := os.ReadFile(layoutBlob(dir, digest.FromBytes(blob)))
+		return err == nil && string(got) == string(blob)
+	}
+
+	// b's image kept a layer of its own from its last build; a's did not.
+	kept := []byte("b's layer")
 	if err := os.MkdirAll(b+"/blobs/sha256", 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(layoutBlob(b, desc.Digest), blob, 0o444); err != nil {
+	if err := os.WriteFile(layoutBlob(b, digest.FromBytes(kept)), kept, 0o444); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.Info(ctx, desc.Digest); !errdefs.IsNotFound(err) {
-		t.Fatalf("Info of a blob one layout lacks: %v, want not found (the daemon must write it)", err)
+	if err := write(kept); !errdefs.IsAlreadyExists(err) {
+		t.Fatalf("writing a layer one layout has: %v, want already exists (it is not sent again)", err)
 	}
-	if err := write(); err != nil {
-		t.Fatal(err)
+	if !has(a, kept) {
+		t.Fatal("a layer one layout has is not linked into the other")
 	}
-	for _, dir := range []string{a, b} {
-		got, err := os.ReadFile(layoutBlob(dir, desc.Digest))
-		if err != nil || string(got) != string(blob) {
-			t.Fatalf("%s: blob %q, %v", dir, got, err)
-		}
-	}
-	if _, err := l.Info(ctx, desc.Digest); err != nil {
+	if _, err := l.Info(ctx, digest.FromBytes(kept)); err != nil {
 		t.Fatalf("Info of a blob every layout has: %v", err)
 	}
-	if err := write(); !errdefs.IsAlreadyExists(err) {
+
+	fresh := []byte("a new layer")
+	if _, err := l.Info(ctx, digest.FromBytes(fresh)); !errdefs.IsNotFound(err) {
+		t.Fatalf("Info of a blob no layout has: %v, want not found (the daemon must write it)", err)
+	}
+	if err := write(fresh); err != nil {
+		t.Fatal(err)
+	}
+	if !has(a, fresh) || !has(b, fresh) {
+		t.Fatal("a blob written once is not in every layout")
+	}
+	if err := write(fresh); !errdefs.IsAlreadyExists(err) {
 		t.Fatalf("writing a blob every layout has: %v, want already exists", err)
 	}
 	if _, err := l.Info(ctx, "sha256:../../x"); err == nil {
@@ -67,16 +79,14 @@ func TestLayoutStore(t *testing.T) {
 	// into a, whose keepLayout has run.
 	l.finish(a)
 	other := []byte("the sibling's manifest")
-	desc = ocispecs.Descriptor{Digest: digest.FromBytes(other), Size: int64(len(other))}
-	blob = other
-	if err := write(); err != nil {
+	if err := write(other); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Lstat(layoutBlob(a, desc.Digest)); !os.IsNotExist(err) {
+	if _, err := os.Lstat(layoutBlob(a, digest.FromBytes(other))); !os.IsNotExist(err) {
 		t.Errorf("a blob written after a's image was solved is in a (%v)", err)
 	}
-	if _, err := os.Stat(layoutBlob(b, desc.Digest)); err != nil {
-		t.Errorf("b, still being built, lacks the blob: %v", err)
+	if !has(b, other) {
+		t.Error("b, still being built, lacks the blob")
 	}
 	if err := l.close(); err != nil {
 		t.Fatal(err)

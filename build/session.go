@@ -1,7 +1,10 @@
 package build
 
 import (
+	"cmp"
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/containerd/containerd/v2/core/content"
 	"strings"
@@ -85,28 +88,68 @@ func shareable(jobs []job, solver Solver) map[string][]string {
 	return share
 }
 
-// sessionFunc is the session an image's solve on solver uses, and its
-// release: nil and a no-op when the image brings its own.
-type sessionFunc func(r Request, solver Solver) (*session.Session, func(), error)
+// sessionFunc is the session an image's solve on solver uses: a zero
+// sessionUse when the image brings its own.
+type sessionFunc func(r Request, solver Solver) (sessionUse, error)
+
+// sessionUse is an image's use of a shared session.
+type sessionUse struct {
+	sh      *sharedSession
+	release func()
+}
+
+// session is the shared session; nil for an image's own.
+func (u sessionUse) session() *session.Session {
+	if u.sh == nil {
+		return nil
+	}
+	return u.sh.s
+}
+
+// explain adds to a failed solve's error why the shared session ended,
+// when it did: the daemon then says only that it has no such session.
+func (u sessionUse) explain(err error) error {
+	if u.sh == nil || err == nil {
+		return err
+	}
+	select {
+	case <-u.sh.done:
+		if u.sh.err != nil {
+			return fmt.Errorf("%w (the session this build's images share with BuildKit ended: %w)", err, u.sh.err)
+		}
+	default:
+	}
+	return err
+}
+
+// done gives the session back.
+func (u sessionUse) done() {
+	if u.release != nil {
+		u.release()
+	}
+}
 
 // sessionOf is the sessionFunc of a batch of jobs: a shared session for
 // the images whose key is in share (shareable). Each batch has sessions
 // of its own, so a session's layouts are those of its batch.
 func sessionOf(ctx context.Context, opt Options, share map[string][]string) sessionFunc {
 	ss := &sessions{}
-	return func(r Request, solver Solver) (*session.Session, func(), error) {
+	return func(r Request, solver Solver) (sessionUse, error) {
 		key := sessionKey(r)
 		layouts, ok := share[key]
 		if key == "" || !ok {
-			return nil, func() {}, nil
+			return sessionUse{}, nil
 		}
-		s, err := ss.acquire(ctx, key, solver, r, opt.Auth, layouts)
+		sh, err := ss.acquire(ctx, key, solver, r, opt.Auth, layouts)
 		if err != nil {
-			return nil, nil, err
+			return sessionUse{}, err
 		}
-		return s, func() { ss.release(key, r.LayoutDir) }, nil
+		return sessionUse{sh: sh, release: func() { ss.release(key, r.LayoutDir) }}, nil
 	}
 }
+
+// errSessionClosed is why a shared session ended when BuildKit gave none.
+var errSessionClosed = errors.New("the daemon closed it")
 
 // sessions are the shared sessions of a build, by key; each is closed when
 // the last image that uses it is solved.
@@ -120,17 +163,23 @@ type sharedSession struct {
 	store *layoutStore // of its images' layouts; nil when they are pushed
 	users int
 	stop  context.CancelFunc
-	done  chan struct{}
+	done  chan struct{} // closed when the session ends
+	err   error         // why it ended, once done is closed
 }
 
 // acquire is the session for r under key, opened by the first image that
 // asks; release gives it back.
-func (ss *sessions) acquire(ctx context.Context, key string, solver Solver, r Request, auth session.Attachable, layouts []string) (*session.Session, error) {
+func (ss *sessions) acquire(ctx context.Context, key string, solver Solver, r Request, auth session.Attachable, layouts []string) (*sharedSession, error) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if sh, ok := ss.open[key]; ok {
+		select {
+		case <-sh.done:
+			return nil, fmt.Errorf("the session this build's images share with BuildKit ended: %w", cmp.Or(sh.err, errSessionClosed))
+		default:
+		}
 		sh.users++
-		return sh.s, nil
+		return sh, nil
 	}
 	so, err := solveOpt(r)
 	if err != nil {
@@ -166,13 +215,13 @@ func (ss *sessions) acquire(ctx context.Context, key string, solver Solver, r Re
 	sh := &sharedSession{s: s, store: store, users: 1, stop: stop, done: make(chan struct{})}
 	go func() {
 		defer close(sh.done)
-		_ = s.Run(runCtx, solver.(dialer).Dialer())
+		sh.err = s.Run(runCtx, solver.(dialer).Dialer())
 	}()
 	if ss.open == nil {
 		ss.open = map[string]*sharedSession{}
 	}
 	ss.open[key] = sh
-	return s, nil
+	return sh, nil
 }
 
 // release gives back the session under key, its image (of layout dir)

@@ -1,9 +1,14 @@
 package build
 
 import (
+	"context"
+	"errors"
+	"net"
+	"strings"
 	"testing"
 
 	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/session"
 )
 
 // TestSessionKey: only images alike in all a session serves share one:
@@ -54,5 +59,39 @@ func TestSessionKey(t *testing.T) {
 		if k := sessionKey(r); k != "" {
 			t.Errorf("%s: session key %q, want none (the session's one store of its kind)", tc.what, k)
 		}
+	}
+}
+
+// deadDaemon is a Solver whose session cannot be served.
+type deadDaemon struct{ Solver }
+
+func (deadDaemon) Dialer() session.Dialer {
+	return func(context.Context, string, map[string][]string) (net.Conn, error) {
+		return nil, errors.New("connection refused")
+	}
+}
+
+// TestSharedSessionThatEnded: an image that asks for a session that has
+// ended is told why, and so is one whose solve failed on it.
+func TestSharedSessionThatEnded(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	r := Request{Name: "web", ContextDir: dir, DockerfileDir: dir, DockerfileName: "Dockerfile", Push: true}
+	key := sessionKey(r)
+	sess := sessionOf(context.Background(), Options{}, map[string][]string{key: nil})
+	first, err := sess(r, deadDaemon{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.done()
+	<-first.sh.done
+	if err := first.explain(errors.New("no active session")); !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("a solve that failed on an ended session: %v, want why it ended", err)
+	}
+	if _, err := sess(r, deadDaemon{}); err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("asking for an ended session: %v, want why it ended", err)
+	}
+	if own, err := sess(Request{Name: "other", Push: false, ContextDir: "/elsewhere"}, deadDaemon{}); err != nil || own.session() != nil {
+		t.Errorf("an image of no shared session: %v, %v", own.session(), err)
 	}
 }
