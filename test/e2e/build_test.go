@@ -223,6 +223,19 @@ func TestBuildPush(t *testing.T) {
 func imageFiles(t testing.TB, img v1.Image) map[string]string {
 	t.Helper()
 	files := map[string]string{}
+	eachEntry(t, img, func(h *tar.Header, r io.Reader) {
+		if h.Typeflag == tar.TypeReg {
+			b, _ := io.ReadAll(r)
+			files[h.Name] = string(b)
+		}
+	})
+	return files
+}
+
+// eachEntry calls f with every entry of every layer of img, in order, and
+// a reader of its content.
+func eachEntry(t testing.TB, img v1.Image, f func(h *tar.Header, r io.Reader)) {
+	t.Helper()
 	for _, l := range layersOf(t, img) {
 		tr := tar.NewReader(bytes.NewReader(l))
 		for {
@@ -233,13 +246,9 @@ func imageFiles(t testing.TB, img v1.Image) map[string]string {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if h.Typeflag == tar.TypeReg {
-				b, _ := io.ReadAll(tr)
-				files[h.Name] = string(b)
-			}
+			f(h, tr)
 		}
 	}
-	return files
 }
 
 // layersOf returns each layer's uncompressed tar.

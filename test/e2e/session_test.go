@@ -3,11 +3,9 @@ package e2e
 import (
 	"archive/tar"
 	"bufio"
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -110,21 +108,11 @@ CMD ["echo", "worker"]
 		if got, want := strings.TrimSpace(imageFiles(t, img)["rails/key.sha256"]), sha256Hex(secret); got != want {
 			t.Errorf("%s: the secret's digest in the image is %q, want %q: the secret did not reach its build", im, got, want)
 		}
-		for _, l := range layersOf(t, img) {
-			tr := tar.NewReader(bytes.NewReader(l))
-			for {
-				h, err := tr.Next()
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				if strings.HasPrefix(h.Name, "rails/") && (h.Uid != 0 || h.Gid != 0) {
-					t.Errorf("%s: %s belongs to %d:%d in the image, want 0:0 (the context is sent owned by root)", im, h.Name, h.Uid, h.Gid)
-				}
+		eachEntry(t, img, func(h *tar.Header, _ io.Reader) {
+			if strings.HasPrefix(h.Name, "rails/") && (h.Uid != 0 || h.Gid != 0) {
+				t.Errorf("%s: %s belongs to %d:%d in the image, want 0:0 (the context is sent owned by root)", im, h.Name, h.Uid, h.Gid)
 			}
-		}
+		})
 	}
 
 	// Each alone, in a session of its own: the same images.
