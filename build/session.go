@@ -5,11 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-
-	"github.com/containerd/containerd/v2/core/content"
 	"strings"
 	"sync"
 
+	"github.com/containerd/containerd/v2/core/content"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/session"
 	sessioncontent "github.com/moby/buildkit/session/content"
