@@ -425,6 +425,9 @@ func solveOne(ctx context.Context, opt Options, solver Solver, r Request, shared
 	}
 	desc.Digest = d
 	if shared != nil && !r.Push {
+		if desc.MediaType == "" || desc.Size <= 0 {
+			return desc, fmt.Errorf("BuildKit returned no descriptor of the image to name in %s", filepath.Join(r.LayoutDir, "index.json"))
+		}
 		if err := indexLayout(r.LayoutDir, desc, res.ExporterResponse[exptypes.ExporterImageNameKey]); err != nil {
 			return desc, fmt.Errorf("naming the image in %s: %w", filepath.Join(r.LayoutDir, "index.json"), err)
 		}
