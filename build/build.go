@@ -394,12 +394,15 @@ func PrintSources(w io.Writer, err error) {
 func solveOne(ctx context.Context, opt Options, solver Solver, r Request, shared *session.Session, ch chan *client.SolveStatus) (ocispecs.Descriptor, error) {
 	var desc ocispecs.Descriptor
 	so, err := solveOpt(r)
+	if err == nil && shared == nil {
+		so.Session, err = sessionAttachables(r)
+		if opt.Auth != nil {
+			so.Session = append(so.Session, opt.Auth)
+		}
+	}
 	if err != nil {
 		close(ch)
 		return desc, err
-	}
-	if opt.Auth != nil {
-		so.Session = append(so.Session, opt.Auth)
 	}
 	if shared != nil {
 		so.SharedSession, so.SessionPreInitialized = shared, true
@@ -449,6 +452,8 @@ func indexLayout(dir string, desc ocispecs.Descriptor, names string) error {
 	return ociindex.NewStoreIndex(dir).Put(desc, tags...)
 }
 
+// solveOpt is what a solve of r asks of the daemon; what the session
+// serves besides its directories is the caller's (sessionAttachables).
 func solveOpt(r Request) (client.SolveOpt, error) {
 	ctxFS, err := fsutil.NewFS(r.ContextDir)
 	if err == nil && len(r.ContextExclude) > 0 {
@@ -463,10 +468,6 @@ func solveOpt(r Request) (client.SolveOpt, error) {
 	if err != nil {
 		return client.SolveOpt{}, fmt.Errorf("dockerfile directory %s: %w", r.DockerfileDir, err)
 	}
-	attachables, err := sessionAttachables(r)
-	if err != nil {
-		return client.SolveOpt{}, err
-	}
 	return client.SolveOpt{
 		SharedKey:     sharedKey(r),
 		Frontend:      "dockerfile.v0",
@@ -475,7 +476,6 @@ func solveOpt(r Request) (client.SolveOpt, error) {
 		Exports:       []client.ExportEntry{exportEntry(r)},
 		CacheImports:  r.CacheImports,
 		CacheExports:  r.CacheExports,
-		Session:       attachables,
 	}, nil
 }
 

@@ -72,58 +72,56 @@ func (l *layoutStore) finish(dir string) {
 	}
 }
 
-// layoutBlob is where layout dir keeps the blob d.
-func layoutBlob(dir string, d digest.Digest) string {
-	return filepath.Join(dir, "blobs", d.Algorithm().String(), d.Encoded())
-}
+// The blobs are named as in every layout shipit reads: by blobPath, a
+// sha256 digest's path in the layout (rel).
 
-// lacking are the layouts still being built without the blob d; l.mu is
-// held.
-func (l *layoutStore) lacking(d digest.Digest) []string {
+// lacking are the layouts still being built without the blob at rel; l.mu
+// is held.
+func (l *layoutStore) lacking(rel string) []string {
 	var out []string
 	for i, dir := range l.dirs {
 		if l.done[i] {
 			continue
 		}
-		if fi, err := os.Lstat(layoutBlob(dir, d)); err != nil || !fi.Mode().IsRegular() {
+		if fi, err := os.Lstat(filepath.Join(dir, rel)); err != nil || !fi.Mode().IsRegular() {
 			out = append(out, dir)
 		}
 	}
 	return out
 }
 
-// have reports whether every layout still being built has the blob d,
-// linking it into those that lack it from one that has it: a layer of one
-// image's last build, which keepLayout trimmed out of its siblings'
+// have reports whether every layout still being built has the blob at
+// rel, linking it into those that lack it from one that has it: a layer of
+// one image's last build, which keepLayout trimmed out of its siblings'
 // layouts, is not sent again. l.mu is held.
-func (l *layoutStore) have(d digest.Digest) bool {
-	miss := l.lacking(d)
+func (l *layoutStore) have(rel string) bool {
+	miss := l.lacking(rel)
 	if len(miss) == 0 {
 		return true
 	}
 	for i, dir := range l.dirs {
-		src := layoutBlob(dir, d)
 		if l.done[i] || slices.Contains(miss, dir) {
 			continue
 		}
-		return l.link(src, d, miss) == nil
+		return l.link(filepath.Join(dir, rel), rel, miss) == nil
 	}
 	return false
 }
 
 // Info is the blob's, when every layout still being built has it (have).
 func (l *layoutStore) Info(_ context.Context, d digest.Digest) (content.Info, error) {
-	if err := d.Validate(); err != nil {
+	rel, err := blobPath(d.String())
+	if err != nil {
 		return content.Info{}, err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.have(d) {
+	if !l.have(rel) {
 		return content.Info{}, fmt.Errorf("content %v: %w", d, errdefs.ErrNotFound)
 	}
 	for i, dir := range l.dirs {
 		if !l.done[i] {
-			fi, err := os.Stat(layoutBlob(dir, d))
+			fi, err := os.Stat(filepath.Join(dir, rel))
 			if err != nil {
 				return content.Info{}, err
 			}
@@ -144,11 +142,12 @@ func (l *layoutStore) Writer(ctx context.Context, opts ...content.WriterOpt) (co
 		}
 	}
 	if d := wo.Desc.Digest; d != "" {
-		if err := d.Validate(); err != nil {
+		rel, err := blobPath(d.String())
+		if err != nil {
 			return nil, err
 		}
 		l.mu.Lock()
-		have := l.have(d)
+		have := l.have(rel)
 		l.mu.Unlock()
 		if have {
 			return nil, fmt.Errorf("content %v: %w", d, errdefs.ErrAlreadyExists)
@@ -184,21 +183,22 @@ func (w *linkingWriter) Commit(ctx context.Context, size int64, expected digest.
 // spread links the staged blob d into every layout still being built
 // without it.
 func (l *layoutStore) spread(d digest.Digest) error {
-	if err := d.Validate(); err != nil {
+	rel, err := blobPath(d.String())
+	if err != nil {
 		return err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.link(layoutBlob(l.staging, d), d, l.lacking(d))
+	return l.link(filepath.Join(l.staging, rel), rel, l.lacking(rel))
 }
 
-// link links src, the blob d, into each of dirs, or copies it where a link
-// cannot be made. An entry already there is left: one that is not a
+// link links src, the blob at rel, into each of dirs, or copies it where a
+// link cannot be made. An entry already there is left: one that is not a
 // regular file fails the build when its layout is read (keepLayout).
 // l.mu is held.
-func (l *layoutStore) link(src string, d digest.Digest, dirs []string) error {
+func (l *layoutStore) link(src, rel string, dirs []string) error {
 	for _, dir := range dirs {
-		dst := layoutBlob(dir, d)
+		dst := filepath.Join(dir, rel)
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return err
 		}
@@ -206,7 +206,7 @@ func (l *layoutStore) link(src string, d digest.Digest, dirs []string) error {
 			continue
 		}
 		if err := copyBlob(src, dst); err != nil {
-			return fmt.Errorf("copying blob %s into %s: %w", d, dir, err)
+			return fmt.Errorf("copying blob %s into %s: %w", filepath.Base(rel), dir, err)
 		}
 	}
 	return nil

@@ -3,6 +3,7 @@ package build
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/containerd/containerd/v2/core/content"
@@ -36,7 +37,7 @@ func TestLayoutStore(t *testing.T) {
 		return w.Commit(ctx, desc.Size, desc.Digest)
 	}
 	has := func(dir string, blob []byte) bool {
-		got, err := os.ReadFile(layoutBlob(dir, digest.FromBytes(blob)))
+		got, err := os.ReadFile(blobIn(t, dir, blob))
 		return err == nil && string(got) == string(blob)
 	}
 
@@ -45,7 +46,7 @@ func TestLayoutStore(t *testing.T) {
 	if err := os.MkdirAll(b+"/blobs/sha256", 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(layoutBlob(b, digest.FromBytes(kept)), kept, 0o444); err != nil {
+	if err := os.WriteFile(blobIn(t, b, kept), kept, 0o444); err != nil {
 		t.Fatal(err)
 	}
 	if err := write(kept); !errdefs.IsAlreadyExists(err) {
@@ -82,7 +83,7 @@ func TestLayoutStore(t *testing.T) {
 	if err := write(other); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Lstat(layoutBlob(a, digest.FromBytes(other))); !os.IsNotExist(err) {
+	if _, err := os.Lstat(blobIn(t, a, other)); !os.IsNotExist(err) {
 		t.Errorf("a blob written after a's image was solved is in a (%v)", err)
 	}
 	if !has(b, other) {
@@ -94,4 +95,14 @@ func TestLayoutStore(t *testing.T) {
 	if _, err := os.Stat(l.staging); !os.IsNotExist(err) {
 		t.Errorf("the staging directory %s is still there (%v)", l.staging, err)
 	}
+}
+
+// blobIn is where layout dir keeps blob.
+func blobIn(t *testing.T, dir string, blob []byte) string {
+	t.Helper()
+	p, err := blobPath(digest.FromBytes(blob).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, p)
 }

@@ -197,7 +197,11 @@ func (ss *sessions) acquire(ctx context.Context, key string, solver Solver, r Re
 		}
 	}
 	s.Allow(filesync.NewFSSyncProvider(dirs))
-	for _, a := range so.Session {
+	attachables, err := sessionAttachables(r)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range attachables {
 		s.Allow(a)
 	}
 	if auth != nil {
