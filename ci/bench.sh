@@ -232,6 +232,23 @@ tag=$("$shipit" tag)
 epoch=$(git log -1 --format=%ct)
 sha=$(git rev-parse HEAD)
 
+# hide_state: shipit leaves its own output (.shipit/: the record and an
+# OCI layout of every image) out of every context, where buildctl and bake
+# send whatever the ignore file does not exclude. A context that holds the
+# app's .shipit/ gets it added to its .dockerignore for the run (put back
+# after it), so that all three send the same files.
+hide_state() {
+	local name ctx rest
+	created=()
+	while IFS=$'\t' read -r name ctx rest; do
+		[ "$(cd "$ctx" && pwd)" = "$PWD" ] || continue
+		grep -qsxE '/?\.shipit/?(\*\*)?' "$ctx/.dockerignore" && continue
+		[ -e "$ctx/.dockerignore" ] || created+=("$ctx/.dockerignore")
+		echo ".shipit/" >>"$ctx/.dockerignore"
+		echo "  ($name's context holds .shipit/: added to $ctx/.dockerignore for this run, as shipit leaves it out)"
+	done <.bench-images
+}
+
 bench_build() {
 # Three ways to build the same images on the same daemon, alternating:
 # shipit build; one buildctl per image, all in parallel (the floor of one
@@ -248,6 +265,7 @@ local app
 # BENCH_CHANGE=PATH the file of it changed before each "changed" run.
 for app in "$work" "$eight" ${BENCH_APP:+"$BENCH_APP"}; do
 	cd "$app"
+	hide_state
 	tag=$("$shipit" tag)
 	epoch=$(git log -1 --format=%ct)
 	sha=$(git rev-parse HEAD)
@@ -275,6 +293,7 @@ for app in "$work" "$eight" ${BENCH_APP:+"$BENCH_APP"}; do
 		fi
 	done
 	git checkout -q .
+	rm -f "${created[@]}"
 done
 cd "$work"
 tag=$("$shipit" tag)

@@ -21,8 +21,13 @@ gitc() { git -c user.name=bench -c user.email=bench@example.com "$@"; }
 gitops="$work/gitops.git"
 git init -q --bare -b main "$gitops"
 git -C "$gitops" config uploadpack.allowFilter true
-(cd "$repo" && go run ./ci/bench/gitopsfixture -registry "$SHIPIT_TEST_REGISTRY/bench") | git -C "$gitops" fast-import --quiet
-echo "fixture: $(git -C "$gitops" ls-tree -r main | wc -l) files, $(git -C "$gitops" rev-list --count main) commits, $(du -sh "$gitops" | cut -f1) packed"
+# GITOPS_APPS, GITOPS_FILES and GITOPS_COMMITS size the fixture (300, 20,
+# 20,000 by default): a larger repository shows how each side grows.
+(cd "$repo" && go run ./ci/bench/gitopsfixture -registry "$SHIPIT_TEST_REGISTRY/bench" \
+	-apps "${GITOPS_APPS:-300}" -files "${GITOPS_FILES:-20}" -commits "${GITOPS_COMMITS:-20000}") |
+	git -C "$gitops" fast-import --quiet
+nfiles=$(git -C "$gitops" ls-tree -r main | wc -l) ncommits=$(git -C "$gitops" rev-list --count main)
+echo "fixture: $nfiles files, $ncommits commits, $(du -sh "$gitops" | cut -f1) packed"
 
 # The app: the example app, released into app007's overlays.
 app="$work/app"
@@ -99,7 +104,7 @@ for _ in $(seq "$N"); do
 done
 med() { tr ' ' '\n' <<<"${times[$1]}" | grep . | median; }
 r=$(med shipit_release) h=$(med by_hand) s=$(med floor) p=$(med shipit_promote) v=$(med shipit_preview)
-echo "one app's release in a 6,900-file, 20,000-commit GitOps repository, median of $N alternating rounds:"
+echo "one app's release in a $nfiles-file, $ncommits-commit GitOps repository, median of $N alternating rounds:"
 echo "  shipit release (2 images present, pin, commit, push)  ${r} ms"
 echo "  shipit promote staging -> production                  ${p} ms"
 echo "  shipit preview up pr-N (a new preview folder)         ${v} ms"
