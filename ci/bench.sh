@@ -16,6 +16,8 @@
 #   ci/bench.sh scale      # history, status and prune against many tags (Go benchmarks)
 #   ci/bench.sh cold       # a cold daemon importing the registry cache, against one without
 #   ci/bench.sh gitops-scale  # release and promote in a 6,900-file, 20,000-commit GitOps repository against git by hand and the sparse floor; 32 at once
+#   GITOPS_APPS=1000 GITOPS_COMMITS=60000 ci/bench.sh gitops-scale   # the same on a larger repository
+#   BENCH_APP=DIR BENCH_CHANGE=DIR/FILE ci/bench.sh build   # also an app of your own (see bench_build)
 #   N=40 ci/bench.sh build
 #   BASELINE=/tmp/old/shipit ci/bench.sh build   # also against another shipit binary, alternating
 #
