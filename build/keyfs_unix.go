@@ -61,6 +61,10 @@ func (l *lstatFS) timesOf(p string) fileTimes {
 	return t
 }
 
+// Walk walks the entries below target (the key walks "/"), never target
+// itself, as fsutil's walk does. A context root that cannot be read is an
+// error (the image then gets no key, and is solved), where fsutil's walk
+// would send it as empty.
 func (l *lstatFS) Walk(ctx context.Context, target string, fn fs.WalkDirFunc) error {
 	dir := filepath.Join(l.root, target)
 	rel, err := filepath.Rel(l.root, dir)
@@ -140,7 +144,10 @@ const prefetchSplit = 32
 // (by the directory's descriptor; the two halves of a large directory at
 // once). The entries are those read before an error, with the error.
 func (l *lstatFS) readDir(dir, rel string) ([]*lstatEntry, error) {
-	f, err := os.Open(dir)
+	// O_DIRECTORY, as os.ReadDir opens: a directory swapped for a fifo
+	// since its parent was read is ENOTDIR, not an open that waits for a
+	// writer.
+	f, err := os.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -181,8 +188,9 @@ func (l *lstatFS) Open(p string) (io.ReadCloser, error) {
 	return os.Open(filepath.Join(l.root, p))
 }
 
-// lstatEntry is an entry of the walk; its metadata is read when the
-// filters ask for it (an excluded entry is never read).
+// lstatEntry is an entry of the walk: looked up as its directory is read
+// (excluded or not), its metadata made, and its hard link and times kept,
+// only when the filters ask for it, in walk order.
 type lstatEntry struct {
 	fs        *lstatFS
 	d         fs.DirEntry
