@@ -240,14 +240,19 @@ sha=$(git rev-parse HEAD)
 # app's .shipit/ gets it added to its .dockerignore for the run (put back
 # after it), so that all three send the same files.
 hide_state() {
-	local name ctx rest
+	local name ctx rest ignore
 	created=()
 	while IFS=$'\t' read -r name ctx rest; do
 		[ "$(cd "$ctx" && pwd)" = "$PWD" ] || continue
-		grep -qsxE '/?\.shipit/?(\*\*)?' "$ctx/.dockerignore" && continue
-		[ -e "$ctx/.dockerignore" ] || created+=("$ctx/.dockerignore")
-		echo ".shipit/" >>"$ctx/.dockerignore"
-		echo "  ($name's context holds .shipit/: added to $ctx/.dockerignore for this run, as shipit leaves it out)"
+		# The frontend reads Dockerfile.dockerignore before .dockerignore.
+		ignore="$ctx/.dockerignore"
+		[ -e "$ctx/Dockerfile.dockerignore" ] && ignore="$ctx/Dockerfile.dockerignore"
+		grep -qsxE '/?\.shipit/?(\*\*)?' "$ignore" && continue
+		[ -e "$ignore" ] || created+=("$ignore")
+		# A last line without its newline would take the pattern in.
+		if [ -s "$ignore" ] && [ -n "$(tail -c 1 "$ignore")" ]; then echo >>"$ignore"; fi
+		echo ".shipit/" >>"$ignore"
+		echo "  ($name's context holds .shipit/: added to $ignore for this run, as shipit leaves it out)"
 	done <.bench-images
 }
 
