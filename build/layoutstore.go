@@ -202,14 +202,20 @@ func (l *layoutStore) link(src, rel string, dirs []string) error {
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return err
 		}
-		if err := os.Link(src, dst); err == nil || errors.Is(err, os.ErrExist) {
-			continue
-		}
-		if err := copyBlob(src, dst); err != nil {
+		if err := linkBlob(src, dst); err != nil {
 			return fmt.Errorf("copying blob %s into %s: %w", filepath.Base(rel), dir, err)
 		}
 	}
 	return nil
+}
+
+// linkBlob links blob src to dst, or copies it where a link cannot be
+// made; an entry already at dst is left.
+func linkBlob(src, dst string) error {
+	if err := os.Link(src, dst); err == nil || errors.Is(err, os.ErrExist) {
+		return nil
+	}
+	return copyBlob(src, dst)
 }
 
 // copyBlob copies src to dst through a temporary file beside dst, so

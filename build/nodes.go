@@ -293,14 +293,9 @@ func writeIndexLayout(r Request, parts []Result, raw []byte, desc ocispecs.Descr
 			if !e.Type().IsRegular() {
 				continue
 			}
-			dst := filepath.Join(blobs, e.Name())
-			if _, err := os.Lstat(dst); err == nil {
-				continue
-			}
-			if err := os.Link(filepath.Join(src, e.Name()), dst); err != nil {
-				if err := copyFile(filepath.Join(src, e.Name()), dst); err != nil {
-					return err
-				}
+			// A blob two parts share is there once.
+			if err := linkBlob(filepath.Join(src, e.Name()), filepath.Join(blobs, e.Name())); err != nil {
+				return err
 			}
 		}
 	}
@@ -325,23 +320,6 @@ func writeIndexLayout(r Request, parts []Result, raw []byte, desc ocispecs.Descr
 	}
 	_ = os.Remove(r.LayoutDir + ".parts")
 	return errors.Join(errs...)
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		_ = out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 // partRequest is a request for one node's part of an image: pushed by
