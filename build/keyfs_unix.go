@@ -78,13 +78,8 @@ func (l *lstatFS) Walk(ctx context.Context, target string, fn fs.WalkDirFunc) er
 	if err != nil {
 		return err
 	}
-	for _, e := range ents {
-		if err := l.visit(ctx, e, fn); err != nil {
-			if errors.Is(err, filepath.SkipDir) || errors.Is(err, filepath.SkipAll) {
-				return nil
-			}
-			return err
-		}
+	if err := l.visitAll(ctx, ents, fn); !errors.Is(err, filepath.SkipAll) {
+		return err
 	}
 	return nil
 }
@@ -111,10 +106,16 @@ func (l *lstatFS) visit(ctx context.Context, e *lstatEntry, fn fs.WalkDirFunc) e
 			return err
 		}
 	}
-	for _, c := range ents {
-		if err := l.visit(ctx, c, fn); err != nil {
+	return l.visitAll(ctx, ents, fn)
+}
+
+// visitAll visits the entries of one directory in order, up to one whose
+// answer is SkipDir (the rest of the directory skipped).
+func (l *lstatFS) visitAll(ctx context.Context, ents []*lstatEntry, fn fs.WalkDirFunc) error {
+	for _, e := range ents {
+		if err := l.visit(ctx, e, fn); err != nil {
 			if errors.Is(err, filepath.SkipDir) {
-				break
+				return nil
 			}
 			return err
 		}

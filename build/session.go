@@ -114,7 +114,7 @@ func (u sessionUse) explain(err error) error {
 	select {
 	case <-u.sh.done:
 		if u.sh.err != nil {
-			return fmt.Errorf("%w (the session this build's images share with BuildKit ended: %w)", err, u.sh.err)
+			return fmt.Errorf("%w (%s: %w)", err, sessionEnded, u.sh.err)
 		}
 	default:
 	}
@@ -147,6 +147,9 @@ func sessionOf(ctx context.Context, opt Options, share map[string][]string) sess
 	}
 }
 
+// sessionEnded begins what a build says of a shared session that ended.
+const sessionEnded = "the session this build's images share with BuildKit ended"
+
 // errSessionClosed is why a shared session ended when BuildKit gave none.
 var errSessionClosed = errors.New("the daemon closed it")
 
@@ -174,7 +177,7 @@ func (ss *sessions) acquire(ctx context.Context, key string, solver Solver, r Re
 	if sh, ok := ss.open[key]; ok {
 		select {
 		case <-sh.done:
-			return nil, fmt.Errorf("the session this build's images share with BuildKit ended: %w", cmp.Or(sh.err, errSessionClosed))
+			return nil, fmt.Errorf("%s: %w", sessionEnded, cmp.Or(sh.err, errSessionClosed))
 		default:
 		}
 		sh.users++
