@@ -40,11 +40,9 @@ func Restore() {
 		debug.SetGCPercent(percent)
 		return
 	}
-	if !startPercent() {
-		debug.SetGCPercent(percent)
-		return
+	if startPercent() {
+		afterEachGC(startPercent)
 	}
-	afterEachGC(startPercent)
 }
 
 // startPercent sets the collector so that the next collection comes when
