@@ -97,20 +97,67 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
 
 # alternate3 A B C [ROUNDS [SETUP]] is alternate for three: medians in
 # $med_a, $med_b and $med_c.
+# Each run's start and end (ns) go to $results/windows, for daemon_split.
 alternate3() {
 	local rounds=${4:-$N} setup=${5:-:} f t
 	for f in "$1" "$2" "$3"; do : >"$results/$f.ms"; done
+	: >"$results/windows"
 	for _ in $(seq "$rounds"); do
 		for f in "$1" "$2" "$3"; do
 			"$setup"
 			t=$(date +%s%N)
 			"$f"
 			ms "$t" >>"$results/$f.ms"
+			echo "$f $t $(date +%s%N)" >>"$results/windows"
 		done
 	done
 	med_a=$(median <"$results/$1.ms")
 	med_b=$(median <"$results/$2.ms")
 	med_c=$(median <"$results/$3.ms")
+}
+
+# daemon_split A B C splits each run that alternate3 timed into the time
+# the daemon spent on its solves and the rest, from the daemon's own build
+# history: a run's solves are those the daemon began inside its window,
+# and their time runs from the first one's start to the last one's end
+# (the context upload is inside it: the daemon asks for the files). The
+# rest is what the client adds: starting, reading its configuration,
+# connecting, anything done before the first solve or after the last. It
+# leaves the medians in ms in $in_a, $in_b, $in_c (the daemon's) and
+# $out_a, $out_b, $out_c (the rest). A run that solves nothing (a kept
+# image) is all rest.
+daemon_split() {
+	"$buildctl" debug histories --format '{{.Record.CreatedAt.Seconds}} {{.Record.CreatedAt.Nanos}} {{if .Record.CompletedAt}}{{.Record.CompletedAt.Seconds}} {{.Record.CompletedAt.Nanos}}{{else}}- -{{end}}' >"$results/history" ||
+		{ echo "bench: buildctl debug histories failed: the daemon's build history is needed to split the times" >&2; exit 1; }
+	# Times as ms from the first window's second: ns since 1970 do not
+	# fit in awk's doubles.
+	awk 'NR == FNR {
+		if (!base) base = substr($2, 1, 10)
+		n++; who[n] = $1
+		s[n] = (substr($2, 1, 10) - base) * 1000 + substr($2, 11) / 1e6
+		e[n] = (substr($3, 1, 10) - base) * 1000 + substr($3, 11) / 1e6
+		next
+	}
+	$3 != "-" {
+		c = ($1 - base) * 1000 + $2 / 1e6; d = ($3 - base) * 1000 + $4 / 1e6
+		for (i = 1; i <= n; i++) if (c >= s[i] && c <= e[i]) {
+			if (!(i in lo) || c < lo[i]) lo[i] = c
+			if (!(i in hi) || d > hi[i]) hi[i] = d
+			break
+		}
+	}
+	END {
+		for (i = 1; i <= n; i++) {
+			span = (i in lo) ? hi[i] - lo[i] : 0
+			printf "%s %d %d\n", who[i], span, e[i] - s[i] - span
+		}
+	}' "$results/windows" "$results/history" >"$results/split"
+	in_a=$(awk -v f="$1" '$1 == f {print $2}' "$results/split" | median)
+	out_a=$(awk -v f="$1" '$1 == f {print $3}' "$results/split" | median)
+	in_b=$(awk -v f="$2" '$1 == f {print $2}' "$results/split" | median)
+	out_b=$(awk -v f="$2" '$1 == f {print $3}' "$results/split" | median)
+	in_c=$(awk -v f="$3" '$1 == f {print $2}' "$results/split" | median)
+	out_c=$(awk -v f="$3" '$1 == f {print $3}' "$results/split" | median)
 }
 
 # build_buildx builds docker/buildx (tools/buildx/go.mod, its own module:
@@ -294,6 +341,9 @@ for app in "$work" "$eight" ${BENCH_APP:+"$BENCH_APP"}; do
 		alternate3 "shipit_$2" "buildctl_$2" "bake_$2" "$N" "$setup"
 		printf '  %-8s %-5s shipit %5s ms, buildctl x%s parallel %5s ms, bake %5s ms; shipit/buildctl %s (target <= 0.80), shipit/bake %s (target <= 0.60)\n' \
 			"$1" "$2" "$med_a" "$n" "$med_b" "$med_c" "$(ratio "$med_a" "$med_b")" "$(ratio "$med_a" "$med_c")"
+		daemon_split "shipit_$2" "buildctl_$2" "bake_$2"
+		printf '  %-14s inside the daemon'"'"'s solves %5s / %5s / %5s ms; the rest (what the client adds) %5s / %5s / %5s ms; shipit'"'"'s rest/bake'"'"'s %s\n' \
+			"" "$in_a" "$in_b" "$in_c" "$out_a" "$out_b" "$out_c" "$(ratio "$out_a" "$out_c")"
 		if [ -n "${BASELINE:-}" ]; then
 			alternate "shipit_$2" "baseline_$2" "$N" "$setup"
 			printf '  %-8s %-5s shipit build %5s ms, %s %5s ms, ratio %s\n' "$1" "$2" "$med_a" "$BASELINE" "$med_b" "$(ratio "$med_a" "$med_b")"
