@@ -4,7 +4,7 @@
 # warmer machine. Needs the test environment: it starts it when it is not up.
 #
 #   ci/bench.sh            # everything, N=15 rounds
-#   ci/bench.sh build      # shipit build against one buildctl per image in parallel and buildx bake: the example app and 8 images, no-op and one file changed, OCI layouts and push
+#   ci/bench.sh build      # shipit build against one buildctl per image in parallel and buildx bake: the example app and 8 images, no-op and one file changed, OCI layouts and push; each split into the daemon's solves and the rest
 #   BASELINE=/tmp/ab43720/shipit ci/bench.sh startup   # shipit version and tag against another build, alternating (no daemon)
 #   ci/bench.sh images     # the same with 1, 2 and 8 images
 #   ci/bench.sh release    # shipit release against crane push + kustomize edit + git
@@ -205,7 +205,7 @@ make_eight() {
 # shipit does (the same frontend options, secret and exporter attributes).
 buildctl_one() {
 	local name=$1 ctx=$2 target=$3 secret=$4 args=$5 out a
-	local opts=(--opt "build-arg:SOURCE_DATE_EPOCH=$epoch" --opt "label:org.opencontainers.image.revision=$sha")
+	local opts=(--opt "build-arg:SOURCE_DATE_EPOCH=$epoch" --opt "label:org.opencontainers.image.revision=$sha" --opt "label:org.opencontainers.image.created=$created_at")
 	[ "$target" != - ] && opts+=(--opt "target=$target")
 	[ "$secret" != - ] && opts+=(--secret "id=$secret,env=DEMO_API_TOKEN")
 	IFS='|' read -ra a <<<"$args"
@@ -213,7 +213,7 @@ buildctl_one() {
 	out="type=image,name=$SHIPIT_TEST_REGISTRY/$(repo_of "$name"):$tag,push=true,registry.insecure=true"
 	[ "$6" = oci ] && out="type=oci,dest=$results/bc-$name,tar=false,name=$SHIPIT_TEST_REGISTRY/$(repo_of "$name"):$tag"
 	"$buildctl" build --progress quiet --frontend dockerfile.v0 --local "context=$ctx" --local "dockerfile=$ctx" \
-		"${opts[@]}" --output "$out,oci-mediatypes=true,rewrite-timestamp=true" 2>>"$results/buildctl.log"
+		"${opts[@]}" --output "$out,oci-mediatypes=true,rewrite-timestamp=true,$annotations" 2>>"$results/buildctl.log"
 }
 # repo_of NAME is the image's repository under the registry, as shipit.yaml says.
 repo_of() { sed -n 's#^registry: [^/]*/\(.*\)#\1#p' shipit.yaml | sed "s#\$#/$1#"; }
@@ -239,7 +239,8 @@ write_bake() {
 		printf '  args = {\n    SOURCE_DATE_EPOCH = "%s"\n' "$epoch"
 		IFS='|' read -ra a <<<"$args"
 		for kv in "${a[@]}"; do printf '    %s = "%s"\n' "${kv%%=*}" "${kv#*=}"; done
-		printf '  }\n  labels = {\n    "org.opencontainers.image.revision" = "%s"\n  }\n' "$sha"
+		printf '  }\n  labels = {\n    "org.opencontainers.image.revision" = "%s"\n    "org.opencontainers.image.created" = "%s"\n  }\n' "$sha" "$created_at"
+		printf '  annotations = ["org.opencontainers.image.created=%s", "org.opencontainers.image.revision=%s"]\n' "$created_at" "$sha"
 		printf '  tags = ["%s/%s:%s"]\n' "$SHIPIT_TEST_REGISTRY" "$(repo_of "$name")" "$tag"
 		if [ "$1" = oci ]; then
 			printf '  output = ["type=oci,dest=%s/bake-%s,tar=false,oci-mediatypes=true,rewrite-timestamp=true"]\n}\n' "$results" "$name"
@@ -280,6 +281,14 @@ cd "$work"
 tag=$("$shipit" tag)
 epoch=$(git log -1 --format=%ct)
 sha=$(git rev-parse HEAD)
+# commit_labels: what shipit puts on every image of HEAD, the commit's
+# time and id as labels and as the manifest's annotations, for buildctl
+# and bake to put there too.
+commit_labels() {
+	created_at=$(TZ=UTC git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ)
+	annotations="annotation.org.opencontainers.image.created=$created_at,annotation.org.opencontainers.image.revision=$sha"
+}
+commit_labels
 
 # hide_state: shipit leaves its own output (.shipit/: the record and an
 # OCI layout of every image) out of every context, where buildctl and bake
@@ -323,6 +332,7 @@ for app in "$work" "$eight" ${BENCH_APP:+"$BENCH_APP"}; do
 	tag=$("$shipit" tag)
 	epoch=$(git log -1 --format=%ct)
 	sha=$(git rev-parse HEAD)
+	commit_labels
 	write_bake oci >"$results/bake-oci.hcl"
 	write_bake push >"$results/bake-push.hcl"
 	local n
