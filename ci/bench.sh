@@ -122,7 +122,9 @@ alternate3() {
 # and their time runs from the first one's start to the last one's end
 # (the context upload is inside it: the daemon asks for the files). The
 # rest is what the client adds: starting, reading its configuration,
-# connecting, anything done before the first solve or after the last. It
+# connecting, anything done before the first solve or after the last,
+# and the daemon's writing of the history record itself, which comes
+# after the end it records and before it answers (the same for all). It
 # leaves the medians in ms in $in_a, $in_b, $in_c (the daemon's) and
 # $out_a, $out_b, $out_c (the rest). A run that solves nothing (a kept
 # image) is all rest.
