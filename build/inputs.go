@@ -447,6 +447,27 @@ func ignorePatterns(r Request) ([]string, string, error) {
 	return nil, "", nil
 }
 
+// xattrField is extended attributes as one field of a key's line, in
+// name order: names quoted and values in hex, so that neither can hold
+// the line's separators.
+func xattrField(xa map[string][]byte) string {
+	names := make([]string, 0, len(xa))
+	for k := range xa {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for i, k := range names {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Quote(k))
+		b.WriteByte('=')
+		b.WriteString(hex.EncodeToString(xa[k]))
+	}
+	return b.String()
+}
+
 // walkContext writes every entry of the context the daemon would be sent
 // (shipit's own excludes, then the ignore file's) into h, in the walk's
 // order, and reports whether any file's times are racy at now (racyAfter).
@@ -495,6 +516,9 @@ func walkContext(ctx context.Context, r Request, excludes []string, now time.Tim
 			if racyAfter(st.ModTime, limit) || racyAfter(ct, limit) || ct == 0 {
 				racy = true
 			}
+		}
+		if len(st.Xattrs) > 0 { // a directory's
+			line += "\x00" + xattrField(st.Xattrs)
 		}
 		_, err = io.WriteString(h, line+"\n")
 		return err

@@ -154,6 +154,19 @@ func TestInputsKeyFollowsWhatTheSolveReads(t *testing.T) {
 			t.Fatalf("setting an extended attribute on %s: %v", main, err)
 		}
 	})
+	changed("an extended attribute of a directory", func() {
+		// A directory's change time is not in the key (it moves with
+		// entries the daemon is never sent); the daemon is sent its
+		// extended attributes, and BuildKit's cache key has them.
+		if err := unix.Lsetxattr(filepath.Join(r.ContextDir, "src", "lib"), "user.shipit.test", []byte("1"), 0); err != nil {
+			t.Fatalf("setting an extended attribute on a directory: %v", err)
+		}
+	})
+	same("an extended attribute of an ignored directory", func() {
+		if err := unix.Lsetxattr(filepath.Join(r.ContextDir, "log"), "user.shipit.test", []byte("1"), 0); err != nil {
+			t.Fatalf("setting an extended attribute on a directory: %v", err)
+		}
+	})
 	changed("a build argument", func() { r.Args = map[string]string{"SOURCE_DATE_EPOCH": "1", "BASE": "registry.example/base:1"} })
 	changed("the Dockerfile", func() {
 		write(t, filepath.Join(r.ContextDir, "Dockerfile"), "ARG BASE=registry.example/base:1\nFROM ${BASE} AS build\nCOPY . /src\nRUN make -C /src all\nFROM scratch AS runtime\nCOPY --from=build /src/out /app\n")

@@ -4,6 +4,7 @@ package build
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/tonistiigi/fsutil"
 	"github.com/tonistiigi/fsutil/types"
+	"golang.org/x/sys/unix"
 )
 
 // The key's walk must visit what fsutil's walk (the one the daemon is
@@ -43,6 +45,10 @@ func TestKeyFSIsFsutilsWalk(t *testing.T) {
 		write(fmt.Sprintf("app/models/m%03d.rb", i), 0o644)
 	}
 	must(t, os.Chmod(filepath.Join(dir, "shared"), 0o1777|os.ModeSticky))
+	// A directory's extended attributes are in its metadata; a file's are
+	// not (setting one moves the file's change time, which the key has).
+	must(t, unix.Lsetxattr(filepath.Join(dir, "shared"), "user.shipit.test", []byte("dir"), 0))
+	must(t, unix.Lsetxattr(filepath.Join(dir, "bin/run"), "user.shipit.test", []byte("file"), 0))
 	must(t, os.MkdirAll(filepath.Join(dir, "empty/dir"), 0o700))
 	must(t, os.Symlink("../Dockerfile", filepath.Join(dir, "bin/link")))
 	must(t, os.Symlink("nowhere", filepath.Join(dir, "bin/dangling")))
@@ -81,7 +87,9 @@ func TestKeyFSIsFsutilsWalk(t *testing.T) {
 			}
 			for i := range want {
 				w := want[i]
-				w.Xattrs = nil // left out of the key: a change to one moves the change time
+				if !fs.FileMode(w.Mode).IsDir() {
+					w.Xattrs = nil // left out of the key: a change to one moves the change time
+				}
 				if g := got[i]; !g.EqualVT(w) {
 					t.Errorf("entry %d: key walk has %v, fsutil %v", i, g, w)
 				}
@@ -96,6 +104,74 @@ func TestKeyFSIsFsutilsWalk(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// An entry removed, or turned into another kind, while the key's walk is
+// in its directory is an error (the image gets no key, and is solved),
+// where fsutil's walk skips it and the rest of its directory: a key read
+// half before a change and half after could equal the last build's.
+func TestKeyFSChangedWhileWalked(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(dir string) error
+	}{
+		{"a symbolic link removed", func(dir string) error { return os.Remove(filepath.Join(dir, "l")) }},
+		{"a directory removed", func(dir string) error { return os.RemoveAll(filepath.Join(dir, "d")) }},
+		{"a directory turned into a file", func(dir string) error {
+			if err := os.RemoveAll(filepath.Join(dir, "d")); err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(dir, "d"), nil, 0o644)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			must(t, os.WriteFile(filepath.Join(dir, "a"), []byte("a"), 0o644))
+			must(t, os.MkdirAll(filepath.Join(dir, "d"), 0o755))
+			must(t, os.WriteFile(filepath.Join(dir, "d", "f"), nil, 0o644))
+			must(t, os.Symlink("a", filepath.Join(dir, "l")))
+			must(t, os.WriteFile(filepath.Join(dir, "z"), []byte("z"), 0o644))
+			kfs, _, err := keyFS(dir)
+			must(t, err)
+			var seen []string
+			err = kfs.Walk(context.Background(), "/", func(p string, e fs.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				if _, err := e.Info(); err != nil {
+					return err
+				}
+				seen = append(seen, p)
+				if p == "a" { // its siblings are looked up already
+					return tc.change(dir)
+				}
+				return nil
+			})
+			if !errors.Is(err, errChanged) {
+				t.Fatalf("a walk of a context changed under it: error %v after %v, want one saying it changed", err, seen)
+			}
+		})
+	}
+}
+
+// An entry listed as one kind and looked up as another (a directory
+// replaced by a file between the two calls) is errChanged, not a line
+// with a file's mode and none of its times.
+func TestKeyFSKindChangedSinceListed(t *testing.T) {
+	dir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(dir, "x"), nil, 0o644))
+	l := &lstatFS{root: dir, links: map[uint64]string{}, times: map[string]fileTimes{}}
+	ents, err := l.readDir(dir, "")
+	must(t, err)
+	if _, err := ents[0].Info(); err != nil {
+		t.Fatalf("a file as listed: %v", err)
+	}
+	fi, err := os.Stat(t.TempDir())
+	must(t, err)
+	ents[0].st, ents[0].d = nil, fs.FileInfoToDirEntry(fi) // as if listed as a directory
+	if _, err := ents[0].Info(); !errors.Is(err, errChanged) {
+		t.Fatalf("a file listed as a directory: error %v, want one saying it changed", err)
 	}
 }
 

@@ -5,14 +5,17 @@ package build
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 
+	"github.com/containerd/continuity/sysx"
 	"github.com/tonistiigi/fsutil"
 	"github.com/tonistiigi/fsutil/types"
 )
@@ -23,7 +26,7 @@ import (
 // own lstat for the change time. Each lstat is done by the directory's
 // descriptor as the directory is read, the halves of a large one at once:
 // the walk is mostly those calls. The entries' metadata is fsutil's, less
-// extended attributes, whose change changes the change time; the change
+// files' extended attributes, whose change changes the change time; the change
 // time and inode, which fsutil's metadata has no room for, come from
 // times, by the walk's path. fsutil's filters (NewFilterFS) go on top, so
 // the same entries are walked as the daemon is sent.
@@ -123,15 +126,22 @@ func (l *lstatFS) visitAll(ctx context.Context, ents []*lstatEntry, fn fs.WalkDi
 	return nil
 }
 
-// call is fn on one entry; an entry gone while walked is skipped, as
-// fsutil's walk does.
+// errChanged is an entry removed, or turned into another kind of entry,
+// between the read of its directory and its own.
+var errChanged = errors.New("changed while the context was read")
+
+// call is fn on one entry. An entry gone or changed in kind while walked
+// is an error (errChanged), where fsutil's walk skips it, and with it the
+// rest of its directory: a key of a context read half before a change and
+// half after could equal the last build's, and keep an image the context
+// no longer makes. The image then gets no key, and is solved.
 func (l *lstatFS) call(ctx context.Context, e *lstatEntry, fn fs.WalkDirFunc, walkErr error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	err := fn(e.rel, e, walkErr)
-	if err != nil && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)) {
-		return filepath.SkipDir
+	if err != nil && !errors.Is(err, errChanged) && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)) {
+		return fmt.Errorf("%s %w: %w", e.rel, errChanged, err)
 	}
 	return err
 }
@@ -226,14 +236,18 @@ func (e *lstatEntry) Info() (fs.FileInfo, error) {
 	return &fsutil.StatInfo{Stat: e.st.CloneVT()}, nil
 }
 
-// stat is fsutil's metadata of the entry (as its mkstat makes it, less
-// extended attributes), and its times kept beside.
+// stat is fsutil's metadata of the entry (as its mkstat makes it, less a
+// file's extended attributes), and its times kept beside. An entry whose
+// kind is not the one its directory listed was changed since (errChanged).
 func (e *lstatEntry) stat() (*types.Stat, error) {
 	if e.rawErr != nil {
 		return nil, e.rawErr
 	}
 	r := e.raw
 	mode := fileMode(r.mode)
+	if mode.Type() != e.d.Type() {
+		return nil, fmt.Errorf("%s %w: listed as %v, now %v", e.rel, errChanged, e.d.Type(), mode.Type())
+	}
 	st := &types.Stat{
 		Path:    e.rel,
 		Mode:    uint32(mode &^ os.ModeSocket),
@@ -242,7 +256,9 @@ func (e *lstatEntry) stat() (*types.Stat, error) {
 		Gid:     r.gid,
 	}
 	if mode.IsDir() {
-		return st, nil
+		var err error
+		st.Xattrs, err = dirXattrs(e.path)
+		return st, err
 	}
 	st.Size = r.size
 	if mode&os.ModeSymlink != 0 {
@@ -266,6 +282,36 @@ func (e *lstatEntry) stat() (*types.Stat, error) {
 	}
 	e.fs.times[e.rel] = fileTimes{ctime: r.ctime, ino: r.ino}
 	return st, nil
+}
+
+// dirXattrs is a directory's extended attributes as fsutil sends them
+// (com.apple. ones left out), or none where the filesystem has none. A
+// file's are not read: setting one moves its change time, which the key
+// has. A directory's change time is not in the key (it moves with entries
+// the daemon is never sent), so its attributes are.
+func dirXattrs(path string) (map[string][]byte, error) {
+	names, err := sysx.LListxattr(path)
+	if errors.Is(err, syscall.ENOTSUP) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, &os.PathError{Op: "listxattr", Path: path, Err: err}
+	}
+	var m map[string][]byte
+	for _, k := range names {
+		if strings.HasPrefix(k, "com.apple.") {
+			continue
+		}
+		v, err := sysx.LGetxattr(path, k)
+		if err != nil {
+			return nil, &os.PathError{Op: "getxattr " + k, Path: path, Err: err}
+		}
+		if m == nil {
+			m = map[string][]byte{}
+		}
+		m[k] = v
+	}
+	return m, nil
 }
 
 // fileMode is st_mode as Go's os.FileMode, as os.Lstat makes it.
