@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -440,8 +441,15 @@ func solveOne(ctx context.Context, opt Options, solver Solver, r Request, shared
 
 // indexLayout names desc in the layout's index.json by the exporter's
 // names, as BuildKit's client does after a solve into a layout of its own
-// session's.
+// session's. An index.json too large to be one shipit wrote is removed
+// first, for BuildKit's code reads it whole: the new one names the image.
 func indexLayout(dir string, desc ocispecs.Descriptor, names string) error {
+	p := filepath.Join(dir, "index.json")
+	if fi, err := os.Lstat(p); err == nil && fi.Size() > maxLayoutDocument {
+		if err := os.Remove(p); err != nil {
+			return err
+		}
+	}
 	tags := []ociindex.NameOrTag{ociindex.Tag("latest")}
 	if names != "" {
 		tags = nil

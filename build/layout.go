@@ -69,7 +69,7 @@ func keepLayout(dir string, desc ocispecs.Descriptor) (stats, error) {
 // keepIndex rewrites the layout's index.json to name only the manifest
 // keep, when it names others too.
 func keepIndex(root *os.Root, dir, keep string) error {
-	data, err := root.ReadFile("index.json")
+	data, err := readIndex(root, dir)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package build
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -137,5 +138,40 @@ func TestKeepLayoutRefusesABadChild(t *testing.T) {
 	}
 	if after, _ := os.ReadDir(filepath.Join(dir, "blobs", "sha256")); len(after) != len(before) {
 		t.Errorf("%d blobs before, %d after: a refused layout was pruned", len(before), len(after))
+	}
+}
+
+// TestLayoutIndexTooLarge: an index.json grown past any shipit writes (a
+// sparse file of gigabytes reads as zeros) is not read whole: a look at
+// the layout says so at once, and the solve's naming of its image
+// replaces it with an index of that image.
+func TestLayoutIndexTooLarge(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	idx := filepath.Join(dir, "index.json")
+	f, err := os.Create(idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(1 << 30); err != nil { // sparse: no disk taken
+		t.Fatal(err)
+	}
+	_ = f.Close()
+	d := digest.FromString("manifest").String()
+	if err := layoutHolds(dir, d); !errors.Is(err, errIndexTooLarge) {
+		t.Fatalf("a look at a layout with a 1 GiB index.json: %v, want it too large", err)
+	}
+	desc := ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageManifest, Digest: digest.Digest(d), Size: 8}
+	if err := indexLayout(dir, desc, "registry.example/web:t1"); err != nil {
+		t.Fatalf("naming the image in a layout with a 1 GiB index.json: %v", err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	data, err := readIndex(root, dir)
+	if err != nil || !strings.Contains(string(data), d) || len(data) > 4096 {
+		t.Fatalf("index.json after the image was named: %d bytes (%v), want a small one naming %s", len(data), err, d)
 	}
 }

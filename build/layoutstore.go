@@ -108,6 +108,31 @@ func (l *layoutStore) have(rel string) bool {
 	return false
 }
 
+// dropOtherSize removes the blob at rel from each layout still being
+// built where it is not size bytes long (size 0: not known): a blob the
+// daemon is told a layout has is not written, and one of another size
+// (cut short, overwritten) would stay in every later build of that
+// layout, under a record that says it holds the image. A blob of the
+// right size is trusted: hashing every layer of every export would cost
+// the build's worth of reading again. l.mu is held.
+func (l *layoutStore) dropOtherSize(rel string, size int64) error {
+	if size <= 0 {
+		return nil
+	}
+	for i, dir := range l.dirs {
+		if l.done[i] {
+			continue
+		}
+		p := filepath.Join(dir, rel)
+		if fi, err := os.Lstat(p); err == nil && fi.Mode().IsRegular() && fi.Size() != size {
+			if err := os.Remove(p); err != nil {
+				return fmt.Errorf("removing %s, %d bytes where its digest names %d: %w", p, fi.Size(), size, err)
+			}
+		}
+	}
+	return nil
+}
+
 // Info is the blob's, when every layout still being built has it (have).
 func (l *layoutStore) Info(_ context.Context, d digest.Digest) (content.Info, error) {
 	rel, err := blobPath(d.String())
@@ -147,8 +172,12 @@ func (l *layoutStore) Writer(ctx context.Context, opts ...content.WriterOpt) (co
 			return nil, err
 		}
 		l.mu.Lock()
-		have := l.have(rel)
+		err = l.dropOtherSize(rel, wo.Desc.Size)
+		have := err == nil && l.have(rel)
 		l.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
 		if have {
 			return nil, fmt.Errorf("content %v: %w", d, errdefs.ErrAlreadyExists)
 		}

@@ -59,6 +59,20 @@ func TestLayoutStore(t *testing.T) {
 		t.Fatalf("Info of a blob every layout has: %v", err)
 	}
 
+	// A layer cut short (or overwritten) in a layout is not taken as had:
+	// the export would skip it, and every later build of the layout would
+	// name a blob it does not hold.
+	cut := []byte("a layer written whole")
+	if err := os.WriteFile(blobIn(t, b, cut), cut[:7], 0o444); err != nil {
+		t.Fatal(err)
+	}
+	if err := write(cut); err != nil {
+		t.Fatalf("writing a layer one layout holds cut short: %v, want it written", err)
+	}
+	if !has(a, cut) || !has(b, cut) {
+		t.Fatal("a layer a layout held cut short is not whole in every layout after its write")
+	}
+
 	fresh := []byte("a new layer")
 	if _, err := l.Info(ctx, digest.FromBytes(fresh)); !errdefs.IsNotFound(err) {
 		t.Fatalf("Info of a blob no layout has: %v, want not found (the daemon must write it)", err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -264,7 +265,7 @@ func lookLast(ctx context.Context, opt Options, p Plan, r Request, last *Image) 
 	switch {
 	case err == nil:
 		return lastLook{}
-	case errors.As(err, &bad):
+	case errors.As(err, &bad) || errors.Is(err, errIndexTooLarge):
 		// The daemon's export skips blobs the layout has, whatever they
 		// hold: the solve must start from an empty layout.
 		return lastLook{fix: func() (string, string) {
@@ -317,7 +318,7 @@ func layoutHolds(dir, dgst string) error {
 		return err
 	}
 	defer root.Close()
-	data, err := root.ReadFile("index.json")
+	data, err := readIndex(root, dir)
 	if err != nil {
 		return err
 	}
@@ -332,6 +333,34 @@ func layoutHolds(dir, dgst string) error {
 	}
 	fetch := func(d string) ([]byte, error) { return layoutDocument(root, dir, d) }
 	return checkBlobs(root, dir, dgst, fetch, 0)
+}
+
+// errIndexTooLarge is a layout's index.json larger than any shipit writes
+// (it names one image) could be: the layout is rewritten, never read.
+var errIndexTooLarge = fmt.Errorf("index.json is larger than %d bytes, more than an index of one image takes", maxLayoutDocument)
+
+// readIndex reads a layout's index.json, bounded: a file that grew past
+// maxLayoutDocument (a sparse file of gigabytes reads as zeros) is
+// errIndexTooLarge, not read.
+func readIndex(root *os.Root, dir string) ([]byte, error) {
+	f, err := root.Open("index.json")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return nil, err
+	} else if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s/index.json is not a regular file", dir)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxLayoutDocument+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxLayoutDocument {
+		return nil, fmt.Errorf("%s/%w", dir, errIndexTooLarge)
+	}
+	return data, nil
 }
 
 // layoutDocument reads a manifest, index or configuration of a layout,

@@ -303,6 +303,11 @@ func remoteStats(ctx context.Context, reg Registry, repo string, desc ocispecs.D
 // FromLayout opens the image or index with the given digest in an OCI
 // image layout: exactly one of the two results is set.
 func FromLayout(dir, dgst string) (v1.Image, v1.ImageIndex, error) {
+	// Checked first, bounded (layoutHolds): the layout library reads the
+	// index and every manifest and configuration whole.
+	if err := layoutHolds(dir, dgst); err != nil {
+		return nil, nil, fmt.Errorf("reading the image layout %s: %w (run `shipit build` again)", dir, err)
+	}
 	idx, err := layout.ImageIndexFromPath(dir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading the image layout %s: %w (run `shipit build` again)", dir, err)
