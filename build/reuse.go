@@ -450,6 +450,9 @@ func retag(ctx context.Context, opt Options, r Request, last *Image, other strin
 	if len(last.Attestations) > 0 || r.Provenance != "" || r.SBOM || r.PushByDigest {
 		return moved, ""
 	}
+	if why := madeFor(ctx, opt.Registry, r, last.Digest); why != "" {
+		return moved + ", and " + last.Digest + " is not put back: " + why, ""
+	}
 	m, err := opt.Registry.Manifest(ctx, r.Repository, last.Digest)
 	if err != nil || m == nil || m.Digest != last.Digest {
 		return moved + ", and " + last.Digest + " is gone", ""
@@ -458,6 +461,45 @@ func retag(ctx context.Context, opt Options, r Request, last *Image, other strin
 		return moved + ", and tagging it again failed: " + err.Error(), ""
 	}
 	return "", fmt.Sprintf("%s held another image: tagged %s again", r.Ref(), last.Digest)
+}
+
+// madeFor says why an image in the registry is not one a build of r
+// made ("" when it may be): each of its configurations must have the
+// labels r sets (the commit, its time, the source). The record is the
+// only word that the image is the last build's, and a record can be
+// edited or copied: one that names another image of the repository, an
+// older release's, gets the image solved, not that one put under the tag.
+func madeFor(ctx context.Context, reg Registry, r Request, dgst string) string {
+	cfgs, err := configsOf(ctx, reg, r.Repository, dgst)
+	if err != nil {
+		return "reading it: " + err.Error()
+	}
+	if len(cfgs) == 0 {
+		return "it has no image configuration"
+	}
+	for _, c := range cfgs {
+		raw, err := reg.Blob(ctx, r.Repository, c, maxLayoutDocument)
+		if err != nil {
+			return "reading its configuration: " + err.Error()
+		}
+		if digest.FromBytes(raw).String() != c {
+			return "its configuration is not " + c
+		}
+		var cfg struct {
+			Config struct {
+				Labels map[string]string `json:"Labels"`
+			} `json:"config"`
+		}
+		if err := json.Unmarshal(raw, &cfg); err != nil {
+			return "its configuration " + c + ": " + err.Error()
+		}
+		for _, k := range slices.Sorted(maps.Keys(r.Labels)) {
+			if got, want := cfg.Config.Labels[k], r.Labels[k]; got != want {
+				return fmt.Sprintf("it is not this build's image (its label %s is %q, not %q)", k, got, want)
+			}
+		}
+	}
+	return ""
 }
 
 // specArgs are an image's configured build arguments.

@@ -30,13 +30,14 @@ import (
 type tagRegistry struct {
 	mu        sync.Mutex
 	manifests map[string][]byte
+	configs   map[string][]byte
 	tags      map[string]string
 	gate      map[string]chan struct{}
 	puts      int
 }
 
 func newTagRegistry() *tagRegistry {
-	return &tagRegistry{manifests: map[string][]byte{}, tags: map[string]string{}, gate: map[string]chan struct{}{}}
+	return &tagRegistry{manifests: map[string][]byte{}, configs: map[string][]byte{}, tags: map[string]string{}, gate: map[string]chan struct{}{}}
 }
 
 func (r *tagRegistry) Manifest(_ context.Context, repo, ref string) (*registry.Manifest, error) {
@@ -60,8 +61,27 @@ func (r *tagRegistry) PutManifest(_ context.Context, repo, tag string, m *regist
 	return nil
 }
 
-func (r *tagRegistry) Blob(context.Context, string, string, int64) ([]byte, error) {
-	return nil, fmt.Errorf("no blobs here")
+func (r *tagRegistry) Blob(_ context.Context, _, dgst string, _ int64) ([]byte, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if b, ok := r.configs[dgst]; ok {
+		return b, nil
+	}
+	return nil, fmt.Errorf("no blob %s here", dgst)
+}
+
+// labelled is manifest raw with a configuration of its own, holding
+// labels as a daemon writes them, put in the registry.
+func (r *tagRegistry) labelled(raw []byte, labels map[string]string) []byte {
+	cfg, _ := json.Marshal(map[string]any{"config": map[string]any{"Labels": labels}})
+	var m map[string]any
+	_ = json.Unmarshal(raw, &m)
+	m["config"] = map[string]any{"mediaType": ocispecs.MediaTypeImageConfig, "digest": digest.FromBytes(cfg).String(), "size": len(cfg)}
+	out, _ := json.Marshal(m)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.configs[digest.FromBytes(cfg).String()] = cfg
+	return out
 }
 
 func (r *tagRegistry) Lookup(ctx context.Context, repo, tag string) (string, error) {
@@ -197,6 +217,16 @@ func (s *pushingSolver) Solve(ctx context.Context, def *llb.Definition, opt clie
 	if !strings.Contains(ref[strings.LastIndex(ref, "/")+1:], ":") {
 		return nil, fmt.Errorf("export name %q has no tag", ref)
 	}
+	// The image's configuration has the request's labels, as BuildKit's.
+	labels := map[string]string{}
+	for k, v := range opt.FrontendAttrs {
+		if l, ok := strings.CutPrefix(k, "label:"); ok {
+			labels[l] = v
+		}
+	}
+	s.mu.Lock()
+	s.raw = s.reg.labelled(s.raw, labels)
+	s.mu.Unlock()
 	s.solve(ref)
 	return s.digestSolver.Solve(ctx, def, opt, ch)
 }
@@ -360,6 +390,45 @@ func TestChangedImageSolvedWhileTheOthersAreLookedFor(t *testing.T) {
 		if want := reg.tags[im.Repository+":t1"]; im.Digest != want || im.Inputs == "" {
 			t.Errorf("record: %s at %s (inputs %q); its tag holds %s", im.Name, im.Digest, im.Inputs, want)
 		}
+	}
+}
+
+// TestEditedRecordIsNotTagged: a record edited to name another image of
+// the repository (an older release's, under the same inputs key) is not
+// put under the tag when the tag holds something else: that image does
+// not carry this commit's labels, so the image is solved and pushed.
+func TestEditedRecordIsNotTagged(t *testing.T) {
+	t.Parallel()
+	_, plan := pushPlan(t, "FROM scratch\nCOPY app /app\n")
+	reg := newTagRegistry()
+	s := &pushingSolver{digestSolver: digestSolver{raw: manifestOf(1000)}, reg: reg}
+	clock := time.Now().Add(time.Minute)
+	opt := Options{Solver: s, Registry: reg, Progress: io.Discard, Mode: "quiet", Builder: "b", now: func() time.Time { return clock }}
+	first, err := Run(context.Background(), opt, plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := reg.push("127.0.0.1:5055/team/web:20250101-000000-0ld0000",
+		reg.labelled(manifestOf(7), map[string]string{LabelRevision: strings.Repeat("0", 40), LabelCreated: "2025-01-01T00:00:00Z"}))
+	path := filepath.Join(plan.StateDir, RecordFile)
+	rec, err := ReadRecord(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Images[0].Digest = old.String()
+	if err := WriteRecord(path, rec); err != nil {
+		t.Fatal(err)
+	}
+	before := s.solves
+	got, err := Run(context.Background(), opt, plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	if s.solves-before != 1 || reg.puts != 0 || reg.tags[webRef] != first.Images[0].Digest || got.Images[0].Digest != first.Images[0].Digest {
+		t.Errorf("after the edit: %d solves, %d PUTs, tag at %s, record %s; want the image solved again (%s), the old release (%s) not tagged",
+			s.solves-before, reg.puts, reg.tags[webRef], got.Images[0].Digest, first.Images[0].Digest, old)
 	}
 }
 
