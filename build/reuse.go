@@ -454,7 +454,10 @@ func retag(ctx context.Context, opt Options, r Request, last *Image, other strin
 		return moved + ", and " + last.Digest + " is not put back: " + why, ""
 	}
 	m, err := opt.Registry.Manifest(ctx, r.Repository, last.Digest)
-	if err != nil || m == nil || m.Digest != last.Digest {
+	if err != nil {
+		return moved + ", and reading " + last.Digest + " failed: " + err.Error(), ""
+	}
+	if m == nil || m.Digest != last.Digest {
 		return moved + ", and " + last.Digest + " is gone", ""
 	}
 	if err := opt.Registry.PutManifest(ctx, r.Repository, r.Tag, m); err != nil {

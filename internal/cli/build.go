@@ -129,7 +129,7 @@ func runBuild(cmd *cobra.Command, g *globals, o *buildOptions, args []string) er
 		return err
 	}
 	d.platformWarnings(mismatch)
-	if err := d.signPushed(ctx, signer, rec); err != nil {
+	if err := d.signPushed(ctx, signer, rec, names); err != nil {
 		return err
 	}
 	if err := printBuild(cmd.OutOrStdout(), o.output, rec, names); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/shipit-dev/shipit/build"
@@ -95,17 +96,14 @@ func (d *deps) gate(e config.Environment) (release.Gate, error) {
 	}, nil
 }
 
-// signPushed signs what build --push pushed, all at once.
-func (d *deps) signPushed(ctx context.Context, s *sign.Signer, rec *build.Record) error {
+// signPushed signs what build --push pushed of the images it built
+// (names), all at once: a partial build's record carries the others from
+// the last record, whose digests this build did not see pushed.
+func (d *deps) signPushed(ctx context.Context, s *sign.Signer, rec *build.Record, names []string) error {
 	if s == nil {
 		return nil
 	}
-	var subj []sign.Subject
-	for _, im := range rec.Images {
-		if im.Pushed {
-			subj = append(subj, sign.Subject{Image: im.Name, Repository: im.Repository, Tag: im.Tag, Digest: im.Digest})
-		}
-	}
+	subj := pushedSubjects(rec, names)
 	out, err := s.SignAll(ctx, subj)
 	for i, o := range out {
 		if o != "" {
@@ -113,4 +111,15 @@ func (d *deps) signPushed(ctx context.Context, s *sign.Signer, rec *build.Record
 		}
 	}
 	return err
+}
+
+// pushedSubjects are the record's pushed images among names.
+func pushedSubjects(rec *build.Record, names []string) []sign.Subject {
+	var subj []sign.Subject
+	for _, im := range rec.Images {
+		if im.Pushed && slices.Contains(names, im.Name) {
+			subj = append(subj, sign.Subject{Image: im.Name, Repository: im.Repository, Tag: im.Tag, Digest: im.Digest})
+		}
+	}
+	return subj
 }
