@@ -212,6 +212,14 @@ type fileTimes struct {
 	ino   uint64
 }
 
+// keyRead is what the key's walk keeps beside the entries it gives: their
+// times by path (read once each), and whether an entry changed while the
+// walk read it (errChanged, else nil).
+type keyRead interface {
+	timesOf(p string) fileTimes
+	changed() error
+}
+
 // walked is one walk of a context: the digest of its entries, and whether
 // any is racy.
 type walked struct {
@@ -472,7 +480,7 @@ func xattrField(xa map[string][]byte) string {
 // (shipit's own excludes, then the ignore file's) into h, in the walk's
 // order, and reports whether any file's times are racy at now (racyAfter).
 func walkContext(ctx context.Context, r Request, excludes []string, now time.Time, h hash.Hash) (bool, error) {
-	cfs, times, err := keyFS(r.ContextDir)
+	cfs, kr, err := keyFS(r.ContextDir)
 	if err != nil {
 		return false, err
 	}
@@ -509,7 +517,7 @@ func walkContext(ctx context.Context, r Request, excludes []string, now time.Tim
 		if !e.IsDir() {
 			// A directory's own times change with entries the daemon is
 			// never sent; its entries say what changed.
-			t := times(p)
+			t := kr.timesOf(p)
 			ct, ino := t.ctime, t.ino
 			line += "\x00" + strconv.FormatInt(st.Size, 10) + "\x00" + strconv.FormatInt(st.ModTime, 10) +
 				"\x00" + strconv.FormatInt(ct, 10) + "\x00" + strconv.FormatUint(ino, 10)
@@ -523,6 +531,9 @@ func walkContext(ctx context.Context, r Request, excludes []string, now time.Tim
 		_, err = io.WriteString(h, line+"\n")
 		return err
 	})
+	if err == nil {
+		err = kr.changed() // an entry the filters skipped for it
+	}
 	if errors.Is(err, os.ErrNotExist) {
 		return false, fmt.Errorf("%s: %w", r.ContextDir, err)
 	}

@@ -30,7 +30,7 @@ import (
 // time and inode, which fsutil's metadata has no room for, come from
 // times, by the walk's path. fsutil's filters (NewFilterFS) go on top, so
 // the same entries are walked as the daemon is sent.
-func keyFS(root string) (fsutil.FS, func(string) fileTimes, error) {
+func keyFS(root string) (fsutil.FS, keyRead, error) {
 	abs, err := filepath.EvalSymlinks(root)
 	if err != nil {
 		return nil, nil, &os.PathError{Op: "resolve", Path: root, Err: err}
@@ -43,7 +43,7 @@ func keyFS(root string) (fsutil.FS, func(string) fileTimes, error) {
 		return nil, nil, &os.PathError{Op: "stat", Path: abs, Err: syscall.ENOTDIR}
 	}
 	l := &lstatFS{root: abs, links: map[uint64]string{}, times: map[string]fileTimes{}}
-	return l, l.timesOf, nil
+	return l, l, nil
 }
 
 type lstatFS struct {
@@ -51,6 +51,35 @@ type lstatFS struct {
 	mu    sync.Mutex
 	links map[uint64]string // inode of a file with more than one link: its first path
 	times map[string]fileTimes
+	gone  error // the first entry seen changed while walked (errChanged)
+}
+
+// changed is the first entry the walk saw gone, or of another kind, since
+// its directory was read (errChanged), nil for none. It is kept here, not
+// only returned: fsutil's filters on top of the walk skip an entry whose
+// metadata is not found, and the rest of its directory with it, without
+// an error.
+func (l *lstatFS) changed() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.gone
+}
+
+// seen notes err, met on entry rel, when it says the entry is gone or of
+// another kind (errChanged), and returns it so wrapped.
+func (l *lstatFS) seen(rel string, err error) error {
+	if err == nil || (!errors.Is(err, errChanged) && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR)) {
+		return err
+	}
+	if !errors.Is(err, errChanged) {
+		err = fmt.Errorf("%s %w: %w", rel, errChanged, err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.gone == nil {
+		l.gone = err
+	}
+	return err
 }
 
 // timesOf is the times of entry p, read once: the walk reads each entry's
@@ -102,6 +131,7 @@ func (l *lstatFS) visit(ctx context.Context, e *lstatEntry, fn fs.WalkDirFunc) e
 	}
 	ents, rerr := l.readDir(e.path, e.rel)
 	if rerr != nil {
+		rerr = l.seen(e.rel, rerr)
 		if err := l.call(ctx, e, fn, rerr); err != nil {
 			if errors.Is(err, filepath.SkipDir) {
 				err = nil
@@ -131,19 +161,16 @@ func (l *lstatFS) visitAll(ctx context.Context, ents []*lstatEntry, fn fs.WalkDi
 var errChanged = errors.New("changed while the context was read")
 
 // call is fn on one entry. An entry gone or changed in kind while walked
-// is an error (errChanged), where fsutil's walk skips it, and with it the
-// rest of its directory: a key of a context read half before a change and
-// half after could equal the last build's, and keep an image the context
-// no longer makes. The image then gets no key, and is solved.
+// is an error (errChanged, kept: changed), where fsutil's walk skips it,
+// and with it the rest of its directory: a key of a context read half
+// before a change and half after could equal the last build's, and keep
+// an image the context no longer makes. The image then gets no key, and
+// is solved.
 func (l *lstatFS) call(ctx context.Context, e *lstatEntry, fn fs.WalkDirFunc, walkErr error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	err := fn(e.rel, e, walkErr)
-	if err != nil && !errors.Is(err, errChanged) && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)) {
-		return fmt.Errorf("%s %w: %w", e.rel, errChanged, err)
-	}
-	return err
+	return l.seen(e.rel, fn(e.rel, e, walkErr))
 }
 
 // prefetchSplit is the size from which a directory's entries are looked
@@ -229,7 +256,7 @@ func (e *lstatEntry) Info() (fs.FileInfo, error) {
 	if e.st == nil {
 		st, err := e.stat()
 		if err != nil {
-			return nil, err
+			return nil, e.fs.seen(e.rel, err)
 		}
 		e.st = st
 	}
