@@ -1,11 +1,14 @@
 package build
 
 import (
+	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -14,6 +17,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/client/llb"
+
+	"github.com/shipit-dev/shipit/internal/gitinfo"
 )
 
 // TestKeepLayout: after a build, the layout holds only the new image (the
@@ -174,4 +182,91 @@ func TestLayoutIndexTooLarge(t *testing.T) {
 	if err != nil || !strings.Contains(string(data), d) || len(data) > 4096 {
 		t.Fatalf("index.json after the image was named: %d bytes (%v), want a small one naming %s", len(data), err, d)
 	}
+}
+
+// TestCorruptLayoutClearedBeforeExport: a layout whose last image has a
+// layer cut short is removed before an image is solved into it, whatever
+// the solve (a new tag, --rebuild): BuildKit's export skips a blob the
+// layout has, so the new image would name the cut layer. A whole layout
+// stays.
+func TestCorruptLayoutClearedBeforeExport(t *testing.T) {
+	t.Parallel()
+	base := t.TempDir()
+	writeLayout := func(name string) (string, string) {
+		dir := filepath.Join(base, name)
+		p, err := layout.Write(dir, empty.Index)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img := ociImage(t, randomLayer(t, 512))
+		if err := p.AppendImage(img); err != nil {
+			t.Fatal(err)
+		}
+		m, err := img.Manifest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dir, filepath.Join(dir, "blobs", "sha256", m.Layers[0].Digest.Hex)
+	}
+	whole, _ := writeLayout("whole")
+	if why := clearCorruptLayout(whole); why != "" {
+		t.Fatalf("a whole layout: %s", why)
+	}
+	if _, err := os.Stat(filepath.Join(whole, "index.json")); err != nil {
+		t.Fatalf("a whole layout was touched: %v", err)
+	}
+	if why := clearCorruptLayout(filepath.Join(base, "none")); why != "" {
+		t.Fatalf("no layout yet: %s", why)
+	}
+
+	cut, layer := writeLayout("cut")
+	if err := os.Truncate(layer, 100); err != nil {
+		t.Fatal(err)
+	}
+	if why := clearCorruptLayout(cut); !strings.Contains(why, "the layout is removed") {
+		t.Fatalf("a layout with a layer cut short: %q, want it removed", why)
+	}
+	if _, err := os.Stat(cut); !os.IsNotExist(err) {
+		t.Fatalf("the layout with a cut layer is still there (%v)", err)
+	}
+
+	// Through a build: --rebuild looks at no last image, and still clears it.
+	dir := t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(dir, "web"), 0o755))
+	write(t, filepath.Join(dir, "web", "Dockerfile"), "FROM scratch\n")
+	state := filepath.Join(dir, ".shipit")
+	must(t, os.MkdirAll(filepath.Join(state, "images"), 0o755))
+	webDir, webLayer := writeLayout("web")
+	must(t, os.Rename(webDir, LayoutPath(state, "web")))
+	must(t, os.Truncate(filepath.Join(LayoutPath(state, "web"), "blobs", "sha256", filepath.Base(webLayer)), 10))
+	plan := Plan{
+		Images:   []Spec{{Name: "web", Repository: "registry.example/web", Context: filepath.Join(dir, "web"), Dockerfile: filepath.Join(dir, "web", "Dockerfile")}},
+		StateDir: state, Head: gitinfo.Head{SHA: "0123456789abcdef0123456789abcdef01234567", Time: time.Unix(1_700_000_000, 0)},
+		Tag: "t2", Rebuild: true,
+	}
+	var seen error
+	s := &layoutSeeingSolver{dir: LayoutPath(state, "web"), seen: &seen}
+	_, _ = Run(context.Background(), Options{Solver: s, Progress: io.Discard, Mode: "quiet", Builder: "b"}, plan)
+	if !s.solved {
+		t.Fatal("no solve")
+	}
+	if !os.IsNotExist(seen) {
+		t.Errorf("the solve found the layout with its cut layer (%v), want it removed first", seen)
+	}
+}
+
+// layoutSeeingSolver notes, as its solve starts, whether the layout dir
+// is there.
+type layoutSeeingSolver struct {
+	digestSolver
+	dir    string
+	seen   *error
+	solved bool
+}
+
+func (s *layoutSeeingSolver) Solve(ctx context.Context, def *llb.Definition, opt client.SolveOpt, ch chan *client.SolveStatus) (*client.SolveResponse, error) {
+	_, *s.seen = os.Stat(s.dir)
+	s.solved = true
+	s.raw = manifestOf(1)
+	return s.digestSolver.Solve(ctx, def, opt, ch)
 }

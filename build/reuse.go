@@ -58,10 +58,15 @@ func reuse(ctx context.Context, opt Options, p Plan, reqs []Request, prev *Recor
 			out.waiting++
 			continue
 		}
-		if c.still[i] != nil && !r.Push {
+		if !r.Push {
 			// A corrupt layout is removed before the solve writes into it.
-			if l := <-c.still[i]; l.fix != nil {
-				_, _ = l.fix()
+			if c.still[i] != nil {
+				if l := <-c.still[i]; l.fix != nil {
+					_, _ = l.fix()
+				}
+			}
+			if why := clearCorruptLayout(r.LayoutDir); why != "" {
+				progress.Debugf(opt.Events, "image %s: %s", r.Name, why)
 			}
 		}
 		out.solve = append(out.solve, r)
@@ -276,6 +281,49 @@ func lookLast(ctx context.Context, opt Options, p Plan, r Request, last *Image) 
 		}}
 	}
 	return lastLook{why: err.Error()}
+}
+
+// clearCorruptLayout removes the layout dir, about to be exported into,
+// when a blob of what its index names is not what its digest says
+// (checkBlobs: a manifest or configuration that does not hash to it, a
+// layer of another size), or its index is too large to read, and says so
+// ("" when it stays). The export skips a blob the layout has, whatever it
+// holds, so the solve's image would name it: a layer cut short in one
+// build would stay in every later one. A layout or index not there yet,
+// or one that cannot be read, is left to the export and keepLayout.
+func clearCorruptLayout(dir string) string {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return ""
+	}
+	bad := func() error {
+		defer root.Close()
+		data, err := readIndex(root, dir)
+		if errors.Is(err, errIndexTooLarge) {
+			return err
+		}
+		var idx struct {
+			Manifests []ociDescriptor `json:"manifests"`
+		}
+		if err != nil || json.Unmarshal(data, &idx) != nil {
+			return nil
+		}
+		fetch := func(d string) ([]byte, error) { return layoutDocument(root, dir, d) }
+		for _, m := range idx.Manifests {
+			var c *corruptBlobError
+			if err := checkBlobs(root, dir, m.Digest, fetch, 0); errors.As(err, &c) {
+				return err
+			}
+		}
+		return nil
+	}()
+	if bad == nil {
+		return ""
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return bad.Error() + "; removing the layout: " + err.Error()
+	}
+	return bad.Error() + ": the layout is removed, for the solve to write it again"
 }
 
 // settle is why a last image cannot be kept once its look is fixed, and
