@@ -230,6 +230,37 @@ func TestCorruptLayoutClearedBeforeExport(t *testing.T) {
 		t.Fatalf("the layout with a cut layer is still there (%v)", err)
 	}
 
+	// A missing layer does not hide a cut one after it; a missing blob
+	// alone is not corruption (the export writes it), and a layout whose
+	// index also names a whole image is not removed for it.
+	twoDir := filepath.Join(base, "two")
+	p2, err := layout.Write(twoDir, empty.Index)
+	must(t, err)
+	two := ociImage(t, randomLayer(t, 512), randomLayer(t, 512))
+	must(t, p2.AppendImage(two))
+	m2, err := two.Manifest()
+	must(t, err)
+	must(t, os.Remove(filepath.Join(twoDir, "blobs", "sha256", m2.Layers[0].Digest.Hex)))
+	if why := clearCorruptLayout(twoDir); why != "" {
+		t.Fatalf("a layout missing a layer: %q, want it left for the export", why)
+	}
+	must(t, os.Truncate(filepath.Join(twoDir, "blobs", "sha256", m2.Layers[1].Digest.Hex), 100))
+	if why := clearCorruptLayout(twoDir); !strings.Contains(why, "the layout is removed") {
+		t.Fatalf("a missing layer, then one cut short: %q, want the layout removed", why)
+	}
+	bothDir := filepath.Join(base, "both")
+	p3, err := layout.Write(bothDir, empty.Index)
+	must(t, err)
+	gone := ociImage(t, randomLayer(t, 256))
+	must(t, p3.AppendImage(ociImage(t, randomLayer(t, 256))))
+	must(t, p3.AppendImage(gone))
+	gd, err := gone.Digest()
+	must(t, err)
+	must(t, os.Remove(filepath.Join(bothDir, "blobs", "sha256", gd.Hex)))
+	if why := clearCorruptLayout(bothDir); why != "" {
+		t.Fatalf("an index naming a whole image and one whose manifest is gone: %q, want it left", why)
+	}
+
 	// Through a build: --rebuild looks at no last image, and still clears it.
 	dir := t.TempDir()
 	must(t, os.MkdirAll(filepath.Join(dir, "web"), 0o755))
@@ -251,7 +282,35 @@ func TestCorruptLayoutClearedBeforeExport(t *testing.T) {
 		t.Fatal("no solve")
 	}
 	if !os.IsNotExist(seen) {
-		t.Errorf("the solve found the layout with its cut layer (%v), want it removed first", seen)
+		t.Errorf("--rebuild: the solve found the layout with its cut layer (%v), want it removed first", seen)
+	}
+
+	// And an image whose inputs are the last build's, solved because its
+	// layout no longer names the recorded image.
+	webDir, webLayer = writeLayout("web-again")
+	_ = os.RemoveAll(LayoutPath(state, "web"))
+	must(t, os.Rename(webDir, LayoutPath(state, "web")))
+	must(t, os.Truncate(filepath.Join(LayoutPath(state, "web"), "blobs", "sha256", filepath.Base(webLayer)), 10))
+	plan.Rebuild = false
+	opt := Options{Solver: s, Progress: io.Discard, Mode: "quiet", Builder: "b", now: func() time.Time { return time.Now().Add(time.Minute) }}
+	reqs, err := planRequests(opt, plan)
+	must(t, err)
+	key := compareInputs(context.Background(), opt, plan, reqs, nil).ins[0].key
+	if key == "" {
+		t.Fatal("no inputs key")
+	}
+	rec := &Record{Version: RecordVersion, Commit: plan.Head.SHA, Tag: plan.Tag, Images: []Image{{
+		Name: "web", Repository: "registry.example/web", Tag: plan.Tag, Digest: digest.FromString("not in the layout").String(),
+		Inputs: key, Layout: filepath.Join("images", "web"),
+	}}}
+	must(t, WriteRecord(filepath.Join(state, RecordFile), rec))
+	s.solved, seen = false, nil
+	_, _ = Run(context.Background(), opt, plan)
+	if !s.solved {
+		t.Fatal("inputs as recorded, the layout not naming the image: no solve")
+	}
+	if !os.IsNotExist(seen) {
+		t.Errorf("inputs as recorded: the solve found the layout with its cut layer (%v), want it removed first", seen)
 	}
 }
 

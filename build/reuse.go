@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -99,6 +100,11 @@ func reuse(ctx context.Context, opt Options, p Plan, reqs []Request, prev *Recor
 					continue
 				}
 				progress.Debugf(opt.Events, "image %s: inputs as in the last build, but %s: solving it", r.Name, why)
+				if !r.Push {
+					if why := clearCorruptLayout(r.LayoutDir); why != "" {
+						progress.Debugf(opt.Events, "image %s: %s", r.Name, why)
+					}
+				}
 				solve = append(solve, r)
 				bc.check(ctx, r, c.srcs[i])
 				continue
@@ -308,10 +314,9 @@ func clearCorruptLayout(dir string) string {
 		if err != nil || json.Unmarshal(data, &idx) != nil {
 			return nil
 		}
-		fetch := func(d string) ([]byte, error) { return layoutDocument(root, dir, d) }
 		for _, m := range idx.Manifests {
 			var c *corruptBlobError
-			if err := checkBlobs(root, dir, m.Digest, fetch, 0); errors.As(err, &c) {
+			if err := firstCorrupt(root, dir, m.Digest, 0); errors.As(err, &c) {
 				return err
 			}
 		}
@@ -324,6 +329,70 @@ func clearCorruptLayout(dir string) string {
 		return bad.Error() + "; removing the layout: " + err.Error()
 	}
 	return bad.Error() + ": the layout is removed, for the solve to write it again"
+}
+
+// firstCorrupt is the first blob of the image or index dgst in a layout
+// that is there but cannot be what its digest names (a *corruptBlobError:
+// not a regular file, a manifest or configuration that does not hash to
+// it, a layer of another size), nil for none. Unlike checkBlobs it goes
+// on past a missing blob, which the export writes: a missing layer must
+// not hide a cut one after it.
+func firstCorrupt(root *os.Root, dir, dgst string, depth int) error {
+	if depth > 2 {
+		return nil
+	}
+	present := func(d string, size int64) (bool, error) {
+		p, err := blobPath(d)
+		if err != nil {
+			return false, nil // not a blob shipit's export writes
+		}
+		fi, err := root.Lstat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return false, nil
+		case err != nil:
+			return false, err
+		case !fi.Mode().IsRegular():
+			return false, &corruptBlobError{dir: dir, digest: d, why: "is not a regular file"}
+		case size >= 0 && fi.Size() != size:
+			return false, &corruptBlobError{dir: dir, digest: d}
+		}
+		return true, nil
+	}
+	doc := func(d string) ([]byte, error) {
+		if ok, err := present(d, -1); !ok || err != nil {
+			return nil, err
+		}
+		return layoutDocument(root, dir, d)
+	}
+	raw, err := doc(dgst)
+	if raw == nil || err != nil {
+		return err
+	}
+	var m struct {
+		Config    *ocispecs.Descriptor  `json:"config"`
+		Layers    []ocispecs.Descriptor `json:"layers"`
+		Manifests []ocispecs.Descriptor `json:"manifests"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return &corruptBlobError{dir: dir, digest: dgst}
+	}
+	if m.Config != nil {
+		if _, err := doc(m.Config.Digest.String()); err != nil {
+			return err
+		}
+	}
+	for _, l := range m.Layers {
+		if _, err := present(l.Digest.String(), l.Size); err != nil {
+			return err
+		}
+	}
+	for _, c := range m.Manifests {
+		if err := firstCorrupt(root, dir, c.Digest.String(), depth+1); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // settle is why a last image cannot be kept once its look is fixed, and
