@@ -316,7 +316,7 @@ func clearCorruptLayout(dir string) string {
 		}
 		for _, m := range idx.Manifests {
 			var c *corruptBlobError
-			if err := firstCorrupt(root, dir, m.Digest, 0); errors.As(err, &c) {
+			if err := checkBlobs(root, dir, m.Digest, false, 0); errors.As(err, &c) {
 				return err
 			}
 		}
@@ -329,70 +329,6 @@ func clearCorruptLayout(dir string) string {
 		return bad.Error() + "; removing the layout: " + err.Error()
 	}
 	return bad.Error() + ": the layout is removed, for the solve to write it again"
-}
-
-// firstCorrupt is the first blob of the image or index dgst in a layout
-// that is there but cannot be what its digest names (a *corruptBlobError:
-// not a regular file, a manifest or configuration that does not hash to
-// it, a layer of another size), nil for none. Unlike checkBlobs it goes
-// on past a missing blob, which the export writes: a missing layer must
-// not hide a cut one after it.
-func firstCorrupt(root *os.Root, dir, dgst string, depth int) error {
-	if depth > 2 {
-		return nil
-	}
-	present := func(d string, size int64) (bool, error) {
-		p, err := blobPath(d)
-		if err != nil {
-			return false, nil // not a blob shipit's export writes
-		}
-		fi, err := root.Lstat(p)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			return false, nil
-		case err != nil:
-			return false, err
-		case !fi.Mode().IsRegular():
-			return false, &corruptBlobError{dir: dir, digest: d, why: "is not a regular file"}
-		case size >= 0 && fi.Size() != size:
-			return false, &corruptBlobError{dir: dir, digest: d}
-		}
-		return true, nil
-	}
-	doc := func(d string) ([]byte, error) {
-		if ok, err := present(d, -1); !ok || err != nil {
-			return nil, err
-		}
-		return layoutDocument(root, dir, d)
-	}
-	raw, err := doc(dgst)
-	if raw == nil || err != nil {
-		return err
-	}
-	var m struct {
-		Config    *ocispecs.Descriptor  `json:"config"`
-		Layers    []ocispecs.Descriptor `json:"layers"`
-		Manifests []ocispecs.Descriptor `json:"manifests"`
-	}
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return &corruptBlobError{dir: dir, digest: dgst}
-	}
-	if m.Config != nil {
-		if _, err := doc(m.Config.Digest.String()); err != nil {
-			return err
-		}
-	}
-	for _, l := range m.Layers {
-		if _, err := present(l.Digest.String(), l.Size); err != nil {
-			return err
-		}
-	}
-	for _, c := range m.Manifests {
-		if err := firstCorrupt(root, dir, c.Digest.String(), depth+1); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // settle is why a last image cannot be kept once its look is fixed, and
@@ -448,8 +384,7 @@ func layoutHolds(dir, dgst string) error {
 	if !slices.ContainsFunc(idx.Manifests, func(d ociDescriptor) bool { return d.Digest == dgst }) {
 		return fmt.Errorf("the layout %s no longer names %s", dir, dgst)
 	}
-	fetch := func(d string) ([]byte, error) { return layoutDocument(root, dir, d) }
-	return checkBlobs(root, dir, dgst, fetch, 0)
+	return checkBlobs(root, dir, dgst, true, 0)
 }
 
 // errIndexTooLarge is a layout's index.json larger than any shipit writes
@@ -510,14 +445,20 @@ func layoutDocument(root *os.Root, dir, d string) ([]byte, error) {
 
 // checkBlobs checks a manifest or index of a layout, and what it names:
 // manifests and configurations read and checked against their digests,
-// layers present at their size (hashing them would cost a build's
-// worth of reading).
-func checkBlobs(root *os.Root, dir, dgst string, fetch func(string) ([]byte, error), depth int) error {
+// layers present at their size (hashing them would cost a build's worth
+// of reading). With whole, each must be there. Without, a missing blob is
+// passed over (an export writes it) and only one that is there and wrong
+// is an error (*corruptBlobError), so that a missing layer does not hide
+// a cut one after it.
+func checkBlobs(root *os.Root, dir, dgst string, whole bool, depth int) error {
 	if depth > 2 {
+		if !whole {
+			return nil
+		}
 		return fmt.Errorf("the layout %s nests indexes deeper than shipit builds them", dir)
 	}
-	raw, err := fetch(dgst)
-	if err != nil {
+	raw, err := layoutBlob(root, dir, dgst, whole)
+	if raw == nil || err != nil {
 		return err
 	}
 	var doc struct {
@@ -529,27 +470,58 @@ func checkBlobs(root *os.Root, dir, dgst string, fetch func(string) ([]byte, err
 		return &corruptBlobError{dir: dir, digest: dgst}
 	}
 	if doc.Config != nil {
-		if _, err := fetch(doc.Config.Digest.String()); err != nil {
+		if _, err := layoutBlob(root, dir, doc.Config.Digest.String(), whole); err != nil {
 			return err
 		}
 	}
 	for _, l := range doc.Layers {
-		p, err := blobPath(l.Digest.String())
-		if err != nil {
+		if err := layerThere(root, dir, l, whole); err != nil {
 			return err
-		}
-		fi, err := root.Stat(p)
-		if err != nil || !fi.Mode().IsRegular() {
-			return fmt.Errorf("the layout %s lacks layer %s", dir, l.Digest)
-		}
-		if fi.Size() != l.Size {
-			return &corruptBlobError{dir: dir, digest: l.Digest.String()}
 		}
 	}
 	for _, m := range doc.Manifests {
-		if err := checkBlobs(root, dir, m.Digest.String(), fetch, depth+1); err != nil {
+		if err := checkBlobs(root, dir, m.Digest.String(), whole, depth+1); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// layoutBlob is a manifest, index or configuration of a layout, read and
+// checked (layoutDocument); without whole, nil for one that is not there.
+func layoutBlob(root *os.Root, dir, d string, whole bool) ([]byte, error) {
+	if !whole {
+		p, err := blobPath(d)
+		if err != nil {
+			return nil, nil // not a blob shipit's export writes
+		}
+		if _, err := root.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+	}
+	return layoutDocument(root, dir, d)
+}
+
+// layerThere checks that a layer is in a layout at its size; without
+// whole, one that is not there passes.
+func layerThere(root *os.Root, dir string, l ocispecs.Descriptor, whole bool) error {
+	p, err := blobPath(l.Digest.String())
+	if err != nil {
+		if whole {
+			return err
+		}
+		return nil
+	}
+	fi, err := root.Lstat(p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && !whole:
+		return nil
+	case err != nil || (!fi.Mode().IsRegular() && whole):
+		return fmt.Errorf("the layout %s lacks layer %s", dir, l.Digest)
+	case !fi.Mode().IsRegular():
+		return &corruptBlobError{dir: dir, digest: l.Digest.String(), why: "is not a regular file"}
+	case fi.Size() != l.Size:
+		return &corruptBlobError{dir: dir, digest: l.Digest.String()}
 	}
 	return nil
 }

@@ -393,17 +393,25 @@ func TestChangedImageSolvedWhileTheOthersAreLookedFor(t *testing.T) {
 	}
 }
 
+// pushSetup is a one-image app built with --push by a solver that
+// pushes to reg, every file old enough not to be racy.
+func pushSetup(t *testing.T) (string, Plan, *tagRegistry, *pushingSolver, Options) {
+	t.Helper()
+	web, plan := pushPlan(t, "FROM scratch\nCOPY app /app\n")
+	reg := newTagRegistry()
+	s := &pushingSolver{digestSolver: digestSolver{raw: manifestOf(1000)}, reg: reg}
+	clock := time.Now().Add(time.Minute)
+	opt := Options{Solver: s, Registry: reg, Progress: io.Discard, Mode: "quiet", Builder: "b", now: func() time.Time { return clock }}
+	return web, plan, reg, s, opt
+}
+
 // TestEditedRecordIsNotTagged: a record edited to name another image of
 // the repository (an older release's, under the same inputs key) is not
 // put under the tag when the tag holds something else: that image does
 // not carry this commit's labels, so the image is solved and pushed.
 func TestEditedRecordIsNotTagged(t *testing.T) {
 	t.Parallel()
-	_, plan := pushPlan(t, "FROM scratch\nCOPY app /app\n")
-	reg := newTagRegistry()
-	s := &pushingSolver{digestSolver: digestSolver{raw: manifestOf(1000)}, reg: reg}
-	clock := time.Now().Add(time.Minute)
-	opt := Options{Solver: s, Registry: reg, Progress: io.Discard, Mode: "quiet", Builder: "b", now: func() time.Time { return clock }}
+	_, plan, reg, s, opt := pushSetup(t)
 	first, err := Run(context.Background(), opt, plan)
 	if err != nil {
 		t.Fatal(err)
@@ -437,11 +445,7 @@ func TestEditedRecordIsNotTagged(t *testing.T) {
 // back to the last build's image beside that push.
 func TestChangedImageIsNotTaggedBack(t *testing.T) {
 	t.Parallel()
-	web, plan := pushPlan(t, "FROM scratch\nCOPY app /app\n")
-	reg := newTagRegistry()
-	s := &pushingSolver{digestSolver: digestSolver{raw: manifestOf(1000)}, reg: reg}
-	clock := time.Now().Add(time.Minute)
-	opt := Options{Solver: s, Registry: reg, Progress: io.Discard, Mode: "quiet", Builder: "b", now: func() time.Time { return clock }}
+	web, plan, reg, s, opt := pushSetup(t)
 	if _, err := Run(context.Background(), opt, plan); err != nil {
 		t.Fatal(err)
 	}
