@@ -291,6 +291,14 @@ func runJob(ctx context.Context, opt Options, j job, multi bool, status func(lab
 		r := j.req
 		if j.part {
 			r = partRequest(r, node.Name)
+			// A part's layout is made afresh: one a build stopped before
+			// assembly left may hold a blob cut short, which the export
+			// would skip and the assembly take into the image's layout.
+			if !r.Push {
+				if err := os.RemoveAll(r.LayoutDir); err != nil {
+					return Result{}, fmt.Errorf("image %s: clearing the layout of its part on %s: %w", r.Name, node.Name, err)
+				}
+			}
 		}
 		label := r.Name
 		if multi {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/shipit-dev/shipit/build"
 )
@@ -142,6 +143,33 @@ func TestMultiNode(t *testing.T) {
 		if fmt.Sprint(im.Nodes) != fmt.Sprint(recNodes.Images[i].Nodes) {
 			t.Errorf("second build routed %v, first %v", im.Nodes, recNodes.Images[i].Nodes)
 		}
+	}
+
+	// A part left by a build stopped before assembly is made afresh: a
+	// blob of it cut short would be skipped by the export, and taken into
+	// the image's layout by the assembly.
+	layoutDir := filepath.Join(dir, ".shipit", "images", "web")
+	layer := amd64Layer(t, layoutDir)
+	stale := filepath.Join(layoutDir+".parts", "amd-linux-amd64", "blobs", "sha256")
+	if err := os.RemoveAll(layoutDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(stale, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(stale, layer.Digest.Encoded()), []byte("cut short"), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	mustShipit(t, dir, nil, "build", "--rebuild", "--progress", "quiet")
+	if fi, err := os.Stat(filepath.Join(layoutDir, "blobs", "sha256", layer.Digest.Encoded())); err != nil || fi.Size() != layer.Size {
+		size := int64(-1)
+		if err == nil {
+			size = fi.Size()
+		}
+		t.Errorf("after a build over a stale part holding layer %s cut short: the layout's copy is %d bytes (%v), want %d", layer.Digest, size, err, layer.Size)
+	}
+	if _, err := os.Stat(layoutDir + ".parts"); !os.IsNotExist(err) {
+		t.Errorf("the parts are still there after assembly (%v)", err)
 	}
 
 	// Each node solves only its platform: an arm64-only change grows the
@@ -289,4 +317,38 @@ func TestPlatformMismatchWarning(t *testing.T) {
 	if r := mustShipit(t, dir, []string{"SHIPIT_PLATFORMS=linux/amd64"}, "build", "--progress", "quiet"); strings.Contains(r.stderr, "has no platforms") {
 		t.Errorf("a warning with platforms set:\n%s", r.stderr)
 	}
+}
+
+// amd64Layer is the first layer of the linux/amd64 image in the OCI
+// layout of a two-platform image.
+func amd64Layer(t *testing.T, layoutDir string) ocispecs.Descriptor {
+	t.Helper()
+	read := func(v any, p ...string) {
+		t.Helper()
+		raw, err := os.ReadFile(filepath.Join(append([]string{layoutDir}, p...)...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(raw, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var top, idx ocispecs.Index
+	read(&top, "index.json")
+	if len(top.Manifests) != 1 {
+		t.Fatalf("the layout names %d images, want 1", len(top.Manifests))
+	}
+	read(&idx, "blobs", "sha256", top.Manifests[0].Digest.Encoded())
+	for _, m := range idx.Manifests {
+		if m.Platform != nil && m.Platform.Architecture == "amd64" {
+			var man ocispecs.Manifest
+			read(&man, "blobs", "sha256", m.Digest.Encoded())
+			if len(man.Layers) == 0 {
+				t.Fatal("the amd64 image has no layer")
+			}
+			return man.Layers[0]
+		}
+	}
+	t.Fatalf("no amd64 image in %s", layoutDir)
+	return ocispecs.Descriptor{}
 }
