@@ -59,17 +59,13 @@ func reuse(ctx context.Context, opt Options, p Plan, reqs []Request, prev *Recor
 			out.waiting++
 			continue
 		}
-		if !r.Push {
-			// A corrupt layout is removed before the solve writes into it.
-			if c.still[i] != nil {
-				if l := <-c.still[i]; l.fix != nil {
-					_, _ = l.fix()
-				}
-			}
-			if why := clearCorruptLayout(r.LayoutDir); why != "" {
-				progress.Debugf(opt.Events, "image %s: %s", r.Name, why)
+		// A corrupt layout is removed before the solve writes into it.
+		if c.still[i] != nil && !r.Push {
+			if l := <-c.still[i]; l.fix != nil {
+				_, _ = l.fix()
 			}
 		}
+		clearBeforeSolve(opt, r)
 		out.solve = append(out.solve, r)
 		logSolved(opt, r, c.ins[i])
 	}
@@ -100,11 +96,7 @@ func reuse(ctx context.Context, opt Options, p Plan, reqs []Request, prev *Recor
 					continue
 				}
 				progress.Debugf(opt.Events, "image %s: inputs as in the last build, but %s: solving it", r.Name, why)
-				if !r.Push {
-					if why := clearCorruptLayout(r.LayoutDir); why != "" {
-						progress.Debugf(opt.Events, "image %s: %s", r.Name, why)
-					}
-				}
+				clearBeforeSolve(opt, r)
 				solve = append(solve, r)
 				bc.check(ctx, r, c.srcs[i])
 				continue
@@ -279,12 +271,7 @@ func lookLast(ctx context.Context, opt Options, p Plan, r Request, last *Image) 
 	case errors.As(err, &bad) || errors.Is(err, errIndexTooLarge):
 		// The daemon's export skips blobs the layout has, whatever they
 		// hold: the solve must start from an empty layout.
-		return lastLook{fix: func() (string, string) {
-			if rerr := os.RemoveAll(r.LayoutDir); rerr != nil {
-				return err.Error() + "; removing the layout: " + rerr.Error(), ""
-			}
-			return err.Error() + ": the layout is removed, for the solve to write it again", ""
-		}}
+		return lastLook{fix: func() (string, string) { return removeLayout(r.LayoutDir, err), "" }}
 	}
 	return lastLook{why: err.Error()}
 }
@@ -325,10 +312,27 @@ func clearCorruptLayout(dir string) string {
 	if bad == nil {
 		return ""
 	}
+	return removeLayout(dir, bad)
+}
+
+// removeLayout removes a corrupt layout (why) for a solve to write it
+// again, and says so.
+func removeLayout(dir string, why error) string {
 	if err := os.RemoveAll(dir); err != nil {
-		return bad.Error() + "; removing the layout: " + err.Error()
+		return why.Error() + "; removing the layout: " + err.Error()
 	}
-	return bad.Error() + ": the layout is removed, for the solve to write it again"
+	return why.Error() + ": the layout is removed, for the solve to write it again"
+}
+
+// clearBeforeSolve clears r's layout before r is solved into it, when it
+// is corrupt (clearCorruptLayout), and says why under -v.
+func clearBeforeSolve(opt Options, r Request) {
+	if r.Push {
+		return
+	}
+	if why := clearCorruptLayout(r.LayoutDir); why != "" {
+		progress.Debugf(opt.Events, "image %s: %s", r.Name, why)
+	}
 }
 
 // settle is why a last image cannot be kept once its look is fixed, and
