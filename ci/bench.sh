@@ -154,12 +154,11 @@ daemon_split() {
 			printf "%s %d %d\n", who[i], span, e[i] - s[i] - span
 		}
 	}' "$results/windows" "$results/history" >"$results/split"
-	in_a=$(awk -v f="$1" '$1 == f {print $2}' "$results/split" | median)
-	out_a=$(awk -v f="$1" '$1 == f {print $3}' "$results/split" | median)
-	in_b=$(awk -v f="$2" '$1 == f {print $2}' "$results/split" | median)
-	out_b=$(awk -v f="$2" '$1 == f {print $3}' "$results/split" | median)
-	in_c=$(awk -v f="$3" '$1 == f {print $2}' "$results/split" | median)
-	out_c=$(awk -v f="$3" '$1 == f {print $3}' "$results/split" | median)
+	# split_median F COLUMN: the median of one column of F's runs.
+	split_median() { awk -v f="$1" -v c="$2" '$1 == f {print $c}' "$results/split" | median; }
+	in_a=$(split_median "$1" 2) out_a=$(split_median "$1" 3)
+	in_b=$(split_median "$2" 2) out_b=$(split_median "$2" 3)
+	in_c=$(split_median "$3" 2) out_c=$(split_median "$3" 3)
 }
 
 # build_buildx builds docker/buildx (tools/buildx/go.mod, its own module:
@@ -281,12 +280,12 @@ git -C "$work" -c user.name=bench -c user.email=bench@example.com commit -qm ben
 export DEMO_API_TOKEN=bench-token
 cd "$work"
 tag=$("$shipit" tag)
-epoch=$(git log -1 --format=%ct)
-sha=$(git rev-parse HEAD)
-# commit_labels: what shipit puts on every image of HEAD, the commit's
-# time and id as labels and as the manifest's annotations, for buildctl
-# and bake to put there too.
+# commit_labels: HEAD's time (epoch, SOURCE_DATE_EPOCH) and id (sha), and
+# what shipit puts on every image of it, the two as labels and as the
+# manifest's annotations, for buildctl and bake to put there too.
 commit_labels() {
+	epoch=$(git log -1 --format=%ct)
+	sha=$(git rev-parse HEAD)
 	created_at=$(TZ=UTC git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ)
 	annotations="annotation.org.opencontainers.image.created=$created_at,annotation.org.opencontainers.image.revision=$sha"
 }
@@ -332,8 +331,6 @@ for app in "$work" "$eight" ${BENCH_APP:+"$BENCH_APP"}; do
 	cd "$app"
 	hide_state
 	tag=$("$shipit" tag)
-	epoch=$(git log -1 --format=%ct)
-	sha=$(git rev-parse HEAD)
 	commit_labels
 	write_bake oci >"$results/bake-oci.hcl"
 	write_bake push >"$results/bake-push.hcl"
