@@ -178,11 +178,27 @@ build_buildx() {
 	"$buildx" --builder shipit-bench inspect --bootstrap >/dev/null
 }
 
-# The images of an app, one a line: name, context, target, secret id (for
-# env DEMO_API_TOKEN) and build args (K=V joined by |), tab-separated; -
-# for none. The example app's are the same as its shipit.yaml's.
-printf 'web\tweb\truntime\tapi_token\tBASE=%s|GREETING=hello from shipit\nproxy\tproxy\t-\t-\tBASE=%s\n' \
-	"$SHIPIT_TEST_BASE" "$SHIPIT_TEST_BASE" >"$work/.bench-images"
+# read_images APP reads APP's images from its shipit.yaml, as shipit
+# plans them (ci/bench/benchimages), into $results/images, one a line:
+# name, repository, context, Dockerfile, target, secrets (id=env=VAR or
+# id=src=FILE, joined by |), build args (K=V joined by |) and platforms,
+# tab-separated, - for none. It sets what shipit stamps every image of
+# HEAD with, for buildctl and bake to stamp theirs with too: epoch
+# (SOURCE_DATE_EPOCH: the tag's release time), sha, created_at and source
+# (- for none), the labels (label_opts, as buildctl options) and the
+# manifest's annotations (annotations).
+(cd "$repo" && go build -o "$results/benchimages" ./ci/bench/benchimages)
+read_images() {
+	"$results/benchimages" "$1" >"$results/described" || exit 1
+	IFS=$'\t' read -r _ epoch sha created_at source <"$results/described"
+	tail -n +2 "$results/described" >"$results/images"
+	label_opts=(--opt "label:org.opencontainers.image.revision=$sha" --opt "label:org.opencontainers.image.created=$created_at")
+	annotations="annotation.org.opencontainers.image.created=$created_at,annotation.org.opencontainers.image.revision=$sha"
+	if [ "$source" != - ]; then
+		label_opts+=(--opt "label:org.opencontainers.image.source=$source")
+		annotations+=",annotation.org.opencontainers.image.source=$source"
+	fi
+}
 
 # make_eight DIR writes an app of eight images, each a COPY and a RUN on
 # the base image, committed.
@@ -190,65 +206,101 @@ make_eight() {
 	local app=$1 i
 	mkdir -p "$app"
 	printf 'registry: %s/bench8\nimages:\n' "$SHIPIT_TEST_REGISTRY" >"$app/shipit.yaml"
-	: >"$app/.bench-images"
 	for i in 1 2 3 4 5 6 7 8; do
 		mkdir -p "$app/img$i"
 		printf 'ARG BASE=busybox\nFROM ${BASE}\nCOPY f /f\nRUN cat /f > /g\n' >"$app/img$i/Dockerfile"
-		echo "$i" >"$app/img$i/f"
+		# Each f of its own size: buildctl sets no session shared key, so
+		# BuildKit syncs every buildctl's context into one cached copy
+		# (source/local, "context:context:"), and a file with the size and
+		# mtime of the one there is taken as unchanged. Eight files of one
+		# size, written within one clock tick, gave img3 img2's file.
+		printf "%${i}s\n" "" | tr ' ' "$i" >"$app/img$i/f"
 		printf '  img%s:\n    context: img%s\n    args: {BASE: "%s"}\n' "$i" "$i" "$SHIPIT_TEST_BASE" >>"$app/shipit.yaml"
-		printf 'img%s\timg%s\t-\t-\tBASE=%s\n' "$i" "$i" "$SHIPIT_TEST_BASE" >>"$app/.bench-images"
 	done
-	printf '.bench-images\n' >"$app/.gitignore"
 	git -C "$app" init -q && git -C "$app" add -A && git -C "$app" -c user.name=b -c user.email=b@example.com commit -qm eight
 }
 
-# buildctl_one NAME CONTEXT TARGET SECRET ARGS OUT builds one image as
-# shipit does (the same frontend options, secret and exporter attributes).
+# buildctl_one NAME REPOSITORY CONTEXT DOCKERFILE TARGET SECRETS ARGS
+# PLATFORMS OUT builds one image as shipit does (the same frontend
+# options, secrets and exporter attributes), OUT being oci or push.
 buildctl_one() {
-	local name=$1 ctx=$2 target=$3 secret=$4 args=$5 out a
-	local opts=(--opt "build-arg:SOURCE_DATE_EPOCH=$epoch" --opt "label:org.opencontainers.image.revision=$sha" --opt "label:org.opencontainers.image.created=$created_at")
+	local name=$1 repository=$2 ctx=$3 dockerfile=$4 target=$5 secrets=$6 args=$7 plats=$8 out a kv
+	local opts=(--opt "build-arg:SOURCE_DATE_EPOCH=$epoch" "${label_opts[@]}" --opt "filename=$(basename "$dockerfile")")
 	[ "$target" != - ] && opts+=(--opt "target=$target")
-	[ "$secret" != - ] && opts+=(--secret "id=$secret,env=DEMO_API_TOKEN")
-	IFS='|' read -ra a <<<"$args"
-	for kv in "${a[@]}"; do opts+=(--opt "build-arg:$kv"); done
-	out="type=image,name=$SHIPIT_TEST_REGISTRY/$(repo_of "$name"):$tag,push=true,registry.insecure=true"
-	[ "$6" = oci ] && out="type=oci,dest=$results/bc-$name,tar=false,name=$SHIPIT_TEST_REGISTRY/$(repo_of "$name"):$tag"
-	"$buildctl" build --progress quiet --frontend dockerfile.v0 --local "context=$ctx" --local "dockerfile=$ctx" \
+	[ "$plats" != - ] && opts+=(--opt "platform=$plats")
+	if [ "$secrets" != - ]; then
+		IFS='|' read -ra a <<<"$secrets"
+		# id=env=VAR is buildctl's id=ID,env=VAR (src= the same way).
+		for kv in "${a[@]}"; do opts+=(--secret "id=${kv%%=*},${kv#*=}"); done
+	fi
+	if [ "$args" != - ]; then
+		IFS='|' read -ra a <<<"$args"
+		for kv in "${a[@]}"; do opts+=(--opt "build-arg:$kv"); done
+	fi
+	out="type=image,name=$repository:$tag,push=true,registry.insecure=true"
+	[ "$9" = oci ] && out="type=oci,dest=$results/bc-$name,tar=false,name=$repository:$tag"
+	"$buildctl" build --progress quiet --frontend dockerfile.v0 --local "context=$ctx" --local "dockerfile=$(dirname "$dockerfile")" \
 		"${opts[@]}" --output "$out,oci-mediatypes=true,rewrite-timestamp=true,$annotations" 2>>"$results/buildctl.log"
 }
-# repo_of NAME is the image's repository under the registry, as shipit.yaml says.
-repo_of() { sed -n 's#^registry: [^/]*/\(.*\)#\1#p' shipit.yaml | sed "s#\$#/$1#"; }
 buildctl_all() {
-	local name ctx target secret args
-	while IFS=$'\t' read -r name ctx target secret args; do
-		buildctl_one "$name" "$ctx" "$target" "$secret" "$args" "$1" &
-	done <.bench-images
+	local fields
+	while IFS=$'\t' read -ra fields; do
+		buildctl_one "${fields[@]}" "$1" &
+	done <"$results/images"
 	wait
 }
 buildctl_oci() { buildctl_all oci; }
 buildctl_push() { buildctl_all push; }
 
+# pushed_digests CLIENT writes the digest each image's tag names in the
+# registry now to $results/digests-CLIENT, after CLIENT's push.
+pushed_digests() {
+	local name repository accept=application/vnd.oci.image.index.v1+json,application/vnd.oci.image.manifest.v1+json
+	while IFS=$'\t' read -r name repository _; do
+		printf '%s %s\n' "$name" "$(curl -fsS -o /dev/null -D - -H "Accept: $accept" "http://${repository%%/*}/v2/${repository#*/}/manifests/$tag" |
+			tr -d '\r' | sed -n 's/^[Dd]ocker-[Cc]ontent-[Dd]igest: //p')"
+	done <"$results/images" >"$results/digests-$1"
+}
+# same_images says whether the three clients pushed the same images: the
+# comparison is of the same work only if they did.
+same_images() {
+	if cmp -s "$results/digests-shipit" "$results/digests-buildctl" && cmp -s "$results/digests-shipit" "$results/digests-bake"; then
+		echo "  the same images from all three: $(awk '{printf "%s%s %.19s", (NR > 1 ? ", " : ""), $1, $2}' "$results/digests-shipit")"
+	else
+		echo "  WARNING: the three clients pushed different images, so these times are not of the same work:" >&2
+		paste "$results/digests-shipit" "$results/digests-buildctl" "$results/digests-bake" | sed 's/^/    shipit, buildctl, bake: /' >&2
+	fi
+}
+
 # write_bake OUT is a bake file of the same images: OCI layouts or push.
 write_bake() {
-	local name ctx target secret args names=() kv a
-	while IFS=$'\t' read -r name ctx target secret args; do names+=("\"$name\""); done <.bench-images
+	local name repository ctx dockerfile target secrets args plats names=() kv a
+	while IFS=$'\t' read -r name _; do names+=("\"$name\""); done <"$results/images"
 	printf 'group "default" {\n  targets = [%s]\n}\n' "$(IFS=,; echo "${names[*]}")"
-	while IFS=$'\t' read -r name ctx target secret args; do
-		printf 'target "%s" {\n  context = "%s"\n  dockerfile = "Dockerfile"\n' "$name" "$ctx"
+	while IFS=$'\t' read -r name repository ctx dockerfile target secrets args plats; do
+		printf 'target "%s" {\n  context = "%s"\n  dockerfile = "%s"\n' "$name" "$ctx" "$dockerfile"
 		[ "$target" != - ] && printf '  target = "%s"\n' "$target"
-		[ "$secret" != - ] && printf '  secret = ["id=%s,env=DEMO_API_TOKEN"]\n' "$secret"
+		[ "$plats" != - ] && printf '  platforms = ["%s"]\n' "${plats//,/\", \"}"
+		if [ "$secrets" != - ]; then
+			IFS='|' read -ra a <<<"$secrets"
+			printf '  secret = [%s]\n' "$(for kv in "${a[@]}"; do printf '"id=%s,%s", ' "${kv%%=*}" "${kv#*=}"; done | sed 's/, $//')"
+		fi
 		printf '  args = {\n    SOURCE_DATE_EPOCH = "%s"\n' "$epoch"
-		IFS='|' read -ra a <<<"$args"
-		for kv in "${a[@]}"; do printf '    %s = "%s"\n' "${kv%%=*}" "${kv#*=}"; done
-		printf '  }\n  labels = {\n    "org.opencontainers.image.revision" = "%s"\n    "org.opencontainers.image.created" = "%s"\n  }\n' "$sha" "$created_at"
-		printf '  annotations = ["org.opencontainers.image.created=%s", "org.opencontainers.image.revision=%s"]\n' "$created_at" "$sha"
-		printf '  tags = ["%s/%s:%s"]\n' "$SHIPIT_TEST_REGISTRY" "$(repo_of "$name")" "$tag"
+		if [ "$args" != - ]; then
+			IFS='|' read -ra a <<<"$args"
+			for kv in "${a[@]}"; do printf '    %s = "%s"\n' "${kv%%=*}" "${kv#*=}"; done
+		fi
+		printf '  }\n  labels = {\n'
+		IFS=, read -ra a <<<"$annotations"
+		for kv in "${a[@]}"; do kv=${kv#annotation.}; printf '    "%s" = "%s"\n' "${kv%%=*}" "${kv#*=}"; done
+		printf '  }\n  annotations = [%s]\n' "$(for kv in "${a[@]}"; do printf '"%s", ' "${kv#annotation.}"; done | sed 's/, $//')"
+		printf '  tags = ["%s:%s"]\n' "$repository" "$tag"
 		if [ "$1" = oci ]; then
 			printf '  output = ["type=oci,dest=%s/bake-%s,tar=false,oci-mediatypes=true,rewrite-timestamp=true"]\n}\n' "$results" "$name"
 		else
 			printf '  output = ["type=image,push=true,registry.insecure=true,oci-mediatypes=true,rewrite-timestamp=true"]\n}\n'
 		fi
-	done <.bench-images
+	done <"$results/images"
 }
 bake_oci() { "$buildx" --builder shipit-bench bake --allow "fs.write=$results" --progress quiet -f "$results/bake-oci.hcl" >/dev/null 2>>"$results/bake.log"; }
 bake_push() { "$buildx" --builder shipit-bench bake --progress quiet -f "$results/bake-push.hcl" >/dev/null 2>>"$results/bake.log"; }
@@ -280,37 +332,27 @@ git -C "$work" -c user.name=bench -c user.email=bench@example.com commit -qm ben
 export DEMO_API_TOKEN=bench-token
 cd "$work"
 tag=$("$shipit" tag)
-# commit_labels: HEAD's time (epoch, SOURCE_DATE_EPOCH) and id (sha), and
-# what shipit puts on every image of it, the two as labels and as the
-# manifest's annotations, for buildctl and bake to put there too.
-commit_labels() {
-	epoch=$(git log -1 --format=%ct)
-	sha=$(git rev-parse HEAD)
-	created_at=$(TZ=UTC git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ)
-	annotations="annotation.org.opencontainers.image.created=$created_at,annotation.org.opencontainers.image.revision=$sha"
-}
-commit_labels
-
 # hide_state: shipit leaves its own output (.shipit/: the record and an
 # OCI layout of every image) out of every context, where buildctl and bake
 # send whatever the ignore file does not exclude. A context that holds the
 # app's .shipit/ gets it added to its .dockerignore for the run (put back
 # after it), so that all three send the same files.
 hide_state() {
-	local name ctx rest ignore
+	local name ctx dockerfile ignore
 	created=()
-	while IFS=$'\t' read -r name ctx rest; do
+	while IFS=$'\t' read -r name _ ctx dockerfile _; do
 		[ "$(cd "$ctx" && pwd)" = "$PWD" ] || continue
-		# The frontend reads Dockerfile.dockerignore before .dockerignore.
+		# The frontend reads the Dockerfile's own ignore file (beside it,
+		# named after it) before the context's .dockerignore.
 		ignore="$ctx/.dockerignore"
-		[ -e "$ctx/Dockerfile.dockerignore" ] && ignore="$ctx/Dockerfile.dockerignore"
+		[ -e "$dockerfile.dockerignore" ] && ignore="$dockerfile.dockerignore"
 		grep -qsxE '/?\.shipit/?(\*\*)?' "$ignore" && continue
 		[ -e "$ignore" ] || created+=("$ignore")
 		# A last line without its newline would take the pattern in.
 		if [ -s "$ignore" ] && [ -n "$(tail -c 1 "$ignore")" ]; then echo >>"$ignore"; fi
 		echo ".shipit/" >>"$ignore"
 		echo "  ($name's context holds .shipit/: added to $ignore for this run, as shipit leaves it out)"
-	done <.bench-images
+	done <"$results/images"
 }
 
 bench_build() {
@@ -325,28 +367,34 @@ local eight="$results/eight"
 make_eight "$eight"
 local app
 # BENCH_APP=DIR adds an app of your own: a committed git repository with a
-# shipit.yaml and a .bench-images file (the format above), and
+# shipit.yaml (its images are read from it, as shipit plans them), and
 # BENCH_CHANGE=PATH the file of it changed before each "changed" run.
 for app in "$work" "$eight" ${BENCH_APP:+"$BENCH_APP"}; do
 	cd "$app"
+	read_images "$app"
 	hide_state
 	tag=$("$shipit" tag)
-	commit_labels
 	write_bake oci >"$results/bake-oci.hcl"
 	write_bake push >"$results/bake-push.hcl"
 	local n
-	n=$(wc -l <"$app/.bench-images")
+	n=$(wc -l <"$results/images")
 	echo "warm builds of $(basename "$app") ($n images), median of $N alternating rounds on $(nproc) cores:"
 	for scenario in "no-op oci" "no-op push" "changed oci" "changed push"; do
 		# shellcheck disable=SC2086 # two words: the scenario and the output
 		set -- $scenario
 		setup=:
 		[ "$1" = changed ] && setup=change_file
-		# Warm every path once.
-		if ! { "shipit_$2" && "buildctl_$2" && "bake_$2"; }; then
-			tail -n 20 "$results"/*.log >&2
-			exit 1
-		fi
+		# Warm every path once; after the first push of each, see that the
+		# three make the same images.
+		local client
+		for client in shipit buildctl bake; do
+			if ! "${client}_$2"; then
+				tail -n 20 "$results"/*.log >&2
+				exit 1
+			fi
+			[ "$scenario" = "no-op push" ] && pushed_digests "$client"
+		done
+		[ "$scenario" = "no-op push" ] && same_images
 		alternate3 "shipit_$2" "buildctl_$2" "bake_$2" "$N" "$setup"
 		printf '  %-8s %-5s shipit %5s ms, buildctl x%s parallel %5s ms, bake %5s ms; shipit/buildctl %s (target <= 0.80), shipit/bake %s (target <= 0.60)\n' \
 			"$1" "$2" "$med_a" "$n" "$med_b" "$med_c" "$(ratio "$med_a" "$med_b")" "$(ratio "$med_a" "$med_c")"
@@ -539,7 +587,8 @@ bench_images() {
 		for i in $(seq "$n"); do
 			mkdir -p "$app/img$i"
 			printf 'ARG BASE=busybox\nFROM ${BASE}\nCOPY f /f\nRUN cat /f > /g\n' >"$app/img$i/Dockerfile"
-			echo "$i" >"$app/img$i/f"
+			# Each f of its own size, for buildctl (see make_eight).
+			printf "%${i}s\n" "" | tr ' ' "$i" >"$app/img$i/f"
 			printf '  img%s:\n    context: img%s\n    args: {BASE: "%s"}\n' "$i" "$i" "$SHIPIT_TEST_BASE" >>"$app/shipit.yaml"
 		done
 		git -C "$app" init -q && git -C "$app" add -A && git -C "$app" -c user.name=b -c user.email=b@example.com commit -qm scale
