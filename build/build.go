@@ -91,6 +91,10 @@ type Request struct {
 
 	CacheImports []client.CacheOptionsEntry
 	CacheExports []client.CacheOptionsEntry
+
+	// syncGen is the generation of the shared key it is solved under
+	// (syncKeys); "" for none.
+	syncGen string
 }
 
 // Ref is the image's repository:tag.
@@ -129,6 +133,9 @@ type Options struct {
 	solved func(ctx context.Context, res Result)
 	// now is the clock that tells a file just changed (inputs); nil: time.Now.
 	now func() time.Time
+	// sync moves an image's shared key when the daemon's copy of its
+	// directories cannot be trusted (syncKeys); nil: the directories' key.
+	sync *syncKeys
 }
 
 // Error is a failed image build. Sources holds the Dockerfile excerpts at
@@ -306,6 +313,7 @@ func runJob(ctx context.Context, opt Options, j job, multi bool, status func(lab
 		}
 		var desc ocispecs.Descriptor
 		var use sessionUse
+		r = opt.sync.keyed(r, node.Name)
 		if use, err = sess(r, node.Solver); err != nil {
 			return Result{}, fmt.Errorf("opening a session on %s: %w", node.Name, err)
 		}
@@ -316,6 +324,7 @@ func runJob(ctx context.Context, opt Options, j job, multi bool, status func(lab
 		}
 		err = use.explain(err)
 		use.done()
+		opt.sync.done(r, node.Name, err)
 		if err == nil {
 			progress.Debugf(opt.Events, "image %s solved", label)
 			res := Result{Request: r, Digest: desc.Digest.String(), Descriptor: desc, Node: node.Name}
@@ -544,9 +553,18 @@ func attestAttrs(attrs map[string]string, r Request) {
 // image of a build shares one copy, so concurrent images take turns
 // syncing their whole context into it and hashing it again. A key of the
 // directories' own makes each no-op sync a comparison of file metadata.
-// It only picks which copy the daemon syncs into: what the build sees is
-// the directory as it is now, either way.
+// That comparison misses a file rewritten with its size and mtime kept,
+// so the key also holds a generation, which moves when shipit sees such
+// a file (syncKeys).
 func sharedKey(r Request) string {
+	if r.syncGen == "" {
+		return baseSharedKey(r)
+	}
+	return baseSharedKey(r) + "-" + r.syncGen
+}
+
+// baseSharedKey is sharedKey of a generation's own: the directories'.
+func baseSharedKey(r Request) string {
 	sum := sha256.Sum256([]byte("shipit\x00" + r.ContextDir + "\x00" + r.DockerfileDir + "\x00" + strings.Join(r.ContextExclude, "\x00")))
 	return "shipit-" + hex.EncodeToString(sum[:12])
 }

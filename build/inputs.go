@@ -69,6 +69,14 @@ func racyAfter(t, now int64) bool {
 	return t >= now-int64(w)
 }
 
+// syncRacy reports whether a file's time t is racy (racyAfter) for the
+// daemon's copy of it (syncKeys): the daemon reads the file tens of ms
+// after shipit's walk, later than a fine clock's tick (1-10 ms), so only
+// a coarse time can be the same for a write after the daemon's read.
+func syncRacy(t, now int64) bool {
+	return t%int64(10*time.Millisecond) == 0 && racyAfter(t, now)
+}
+
 // lookupTimeout bounds the base images' lookups: an image whose base
 // cannot be looked up in time is solved.
 const lookupTimeout = 5 * time.Second
@@ -182,6 +190,9 @@ type sources struct {
 	digest string
 	racy   bool
 	why    string
+	// files are the regular files the daemon is sent of the context and
+	// the Dockerfile directory, for syncKeys; nil when not read.
+	files *syncFiles
 	// bases are the stages' base images: whether their ONBUILD triggers
 	// read more is asked beside the solve, before the key is recorded
 	// (checkBases).
@@ -202,7 +213,7 @@ type sourceReader struct {
 	resolve     resolver
 	now         time.Time // racy is decided against it
 	walks       onceEach[walked]
-	walkContext func(ctx context.Context, r Request, excludes []string, now time.Time, h hash.Hash) (bool, error)
+	walkContext func(ctx context.Context, r Request, excludes []string, now time.Time, h hash.Hash, files *syncFiles) (bool, error)
 }
 
 // fileTimes is what of a file's metadata fsutil's has no room for: its
@@ -226,6 +237,7 @@ type walked struct {
 	digest string
 	racy   bool
 	err    error
+	files  *syncFiles // its regular files, for syncKeys
 }
 
 func newSourceReader(resolve resolver, now time.Time) *sourceReader {
@@ -238,8 +250,9 @@ func (sr *sourceReader) walk(ctx context.Context, r Request, excludes []string) 
 	key := strings.Join([]string{r.ContextDir, strings.Join(r.ContextExclude, "\x01"), strings.Join(excludes, "\x01")}, "\x00")
 	return sr.walks.do(ctx, key, func() walked {
 		h := sha256.New()
-		racy, err := sr.walkContext(ctx, r, excludes, sr.now, h)
-		return walked{digest: hex.EncodeToString(h.Sum(nil)), racy: racy, err: err}
+		files := newSyncFiles()
+		racy, err := sr.walkContext(ctx, r, excludes, sr.now, h, files)
+		return walked{digest: hex.EncodeToString(h.Sum(nil)), racy: racy, err: err, files: files}
 	})
 }
 
@@ -295,8 +308,10 @@ func (sr *sourceReader) read(ctx context.Context, r Request, args map[string]str
 		return sources{why: "its context: " + err.Error()}
 	}
 	field("context", w.digest)
+	files := dockerfileFiles(r, sr.now)
+	files.merge(w.files)
 	if lookupErr != nil {
-		return sources{why: "looking up its base images: " + lookupErr.Error()}
+		return sources{why: "looking up its base images: " + lookupErr.Error(), files: files}
 	}
 	var pinned []pinnedImage
 	for i, ref := range refs {
@@ -305,7 +320,28 @@ func (sr *sourceReader) read(ctx context.Context, r Request, args map[string]str
 			pinned = append(pinned, pinnedImage{ref: ref, digest: digests[i]})
 		}
 	}
-	return sources{digest: hex.EncodeToString(h.Sum(nil)), racy: w.racy, bases: pinned}
+	return sources{digest: hex.EncodeToString(h.Sum(nil)), racy: w.racy, bases: pinned, files: files}
+}
+
+// dockerfileFiles are the files the frontend reads besides the context:
+// the Dockerfile and the ignore files, as syncFiles.
+func dockerfileFiles(r Request, now time.Time) *syncFiles {
+	f := newSyncFiles()
+	df := filepath.Join(r.DockerfileDir, r.DockerfileName)
+	for _, p := range []string{df, df + ".dockerignore", filepath.Join(r.ContextDir, ".dockerignore")} {
+		st, regular, err := lstatPath(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			f.unknown = true
+			continue
+		}
+		if regular {
+			f.add("\x00"+p, st.size, st.mtime, st.ctime, st.ino, syncRacy(st.mtime, now.UnixNano()) || syncRacy(st.ctime, now.UnixNano()))
+		}
+	}
+	return f
 }
 
 // defaultSBOMGenerator is the scanner BuildKit runs when none is named.
@@ -479,7 +515,7 @@ func xattrField(xa map[string][]byte) string {
 // walkContext writes every entry of the context the daemon would be sent
 // (shipit's own excludes, then the ignore file's) into h, in the walk's
 // order, and reports whether any file's times are racy at now (racyAfter).
-func walkContext(ctx context.Context, r Request, excludes []string, now time.Time, h hash.Hash) (bool, error) {
+func walkContext(ctx context.Context, r Request, excludes []string, now time.Time, h hash.Hash, files *syncFiles) (bool, error) {
 	cfs, kr, err := keyFS(r.ContextDir)
 	if err != nil {
 		return false, err
@@ -523,6 +559,9 @@ func walkContext(ctx context.Context, r Request, excludes []string, now time.Tim
 				"\x00" + strconv.FormatInt(ct, 10) + "\x00" + strconv.FormatUint(ino, 10)
 			if racyAfter(st.ModTime, limit) || racyAfter(ct, limit) || ct == 0 {
 				racy = true
+			}
+			if e.Type().IsRegular() {
+				files.add(p, st.Size, st.ModTime, ct, ino, syncRacy(st.ModTime, limit) || syncRacy(ct, limit))
 			}
 		}
 		if len(st.Xattrs) > 0 { // a directory's

@@ -196,9 +196,9 @@ func TestSharedContextWalkedOnce(t *testing.T) {
 	sr := newSourceReader(tags.resolve, time.Now().Add(2*coarseRacyWindow))
 	var walks atomic.Int32
 	walk := sr.walkContext
-	sr.walkContext = func(ctx context.Context, r Request, excludes []string, now time.Time, h hash.Hash) (bool, error) {
+	sr.walkContext = func(ctx context.Context, r Request, excludes []string, now time.Time, h hash.Hash, files *syncFiles) (bool, error) {
 		walks.Add(1)
-		return walk(ctx, r, excludes, now, h)
+		return walk(ctx, r, excludes, now, h, files)
 	}
 	srcs := make([]sources, 3)
 	var wg sync.WaitGroup

@@ -43,6 +43,8 @@ type reused struct {
 	// ONBUILD triggers, which is read beside the solves) and returns
 	// them. Call it after rest.
 	recordable func() map[string]string
+	// srcs are each request's sources, in order.
+	srcs []sources
 }
 
 // reuse compares the requests' inputs with the last record's (prev), and
@@ -50,7 +52,7 @@ type reused struct {
 func reuse(ctx context.Context, opt Options, p Plan, reqs []Request, prev *Record) reused {
 	c := compareInputs(ctx, opt, p, reqs, prev)
 	bc := &baseChecks{opt: opt, memo: onbuildMemo(opt.Registry), keys: map[string]string{}}
-	var out reused
+	out := reused{srcs: c.srcs}
 	for i, r := range reqs {
 		if in := c.ins[i]; in.key != "" && !in.racy {
 			bc.keys[r.Name] = in.key

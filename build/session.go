@@ -51,7 +51,8 @@ func sessionKey(r Request) string {
 		}
 	}
 	var b strings.Builder
-	b.WriteString(map[bool]string{true: "push", false: "oci"}[r.Push] + "\x00" + sharedKey(r))
+	// Images of one directory pair have one generation on a daemon.
+	b.WriteString(map[bool]string{true: "push", false: "oci"}[r.Push] + "\x00" + baseSharedKey(r))
 	for _, s := range r.Secrets {
 		b.WriteString("\x00secret\x00" + s.ID + "\x00" + s.File + "\x00" + s.Env)
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -245,4 +246,67 @@ func tarOf(t *testing.T, files map[string]string) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// TestFileRewrittenWithItsTimesKept: a file rewritten with its size and
+// modification time kept (mtimes set to one time for a reproducible
+// build, cp -p, rsync -t) reaches the image. BuildKit syncs a context into
+// its copy of the last one by size and mtime alone, so without shipit
+// moving the copy's key the image held the file as it was before, even
+// with --rebuild --no-cache. A Dockerfile so rewritten is taken too.
+func TestFileRewrittenWithItsTimesKept(t *testing.T) {
+	t.Parallel()
+	a := newApp(t)
+	fixed := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	rewrite := func(files map[string]string) {
+		t.Helper()
+		writeFiles(t, a.dir, files)
+		for p := range files {
+			if err := os.Chtimes(filepath.Join(a.dir, p), fixed, fixed); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	const dockerfile = "ARG BASE=busybox\nFROM ${BASE}\nCOPY job.sh /job.sh\nENV STAGE=one\nCMD [\"/job.sh\"]\n"
+	rewrite(map[string]string{"worker/job.sh": "#!/bin/sh\necho one\n", "worker/Dockerfile": dockerfile})
+	settle()
+	check := func(job, stage string) {
+		t.Helper()
+		rec, _ := readRecord(t, a.dir)
+		img := layoutImage(t, a, "worker", rec.Images[1].Digest)
+		if got := imageFiles(t, img)["job.sh"]; got != job {
+			t.Errorf("worker's image holds job.sh %q, want %q: the daemon was not sent the file as it is", got, job)
+		}
+		cf, err := img.ConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(cf.Config.Env, "STAGE="+stage) {
+			t.Errorf("worker's image has env %v, want STAGE=%s: the daemon was not sent the Dockerfile as it is", cf.Config.Env, stage)
+		}
+	}
+	workerHas := func(job, stage string) {
+		t.Helper()
+		buildKept(t, a, nil, []string{"web"}, []string{"worker"})
+		check(job, stage)
+	}
+	buildKept(t, a, nil, nil, []string{"web", "worker"})
+	check("#!/bin/sh\necho one\n", "one")
+
+	// The same size and mtime, another content; then the Dockerfile too.
+	rewrite(map[string]string{"worker/job.sh": "#!/bin/sh\necho two\n"})
+	settle()
+	workerHas("#!/bin/sh\necho two\n", "one")
+	rewrite(map[string]string{"worker/Dockerfile": strings.Replace(dockerfile, "one", "two", 1)})
+	settle()
+	workerHas("#!/bin/sh\necho two\n", "two")
+
+	// Built at once after the write (the file's times are racy), and then
+	// rewritten again: each build has the file as it is.
+	rewrite(map[string]string{"worker/job.sh": "#!/bin/sh\necho six\n"})
+	workerHas("#!/bin/sh\necho six\n", "two")
+	rewrite(map[string]string{"worker/job.sh": "#!/bin/sh\necho ten\n"})
+	settle()
+	workerHas("#!/bin/sh\necho ten\n", "two")
+	buildKept(t, a, nil, []string{"web", "worker"}, nil)
 }

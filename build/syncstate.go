@@ -1,0 +1,311 @@
+package build
+
+import (
+	"bytes"
+	stdcmp "cmp"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+
+	"github.com/shipit-dev/shipit/internal/progress"
+)
+
+// The daemon keeps a copy of each context and Dockerfile directory it was
+// sent, under the session's shared key (sharedKey), and syncs the next
+// build's into it by metadata: fsutil's receiver takes a regular file
+// whose size and modification time are those of its copy as unchanged,
+// and never asks for it (moby/buildkit#2592, #4817). A file rewritten with
+// both kept (mtimes set to SOURCE_DATE_EPOCH for reproducible builds, cp
+// -p, rsync -t, a tar extracted) reaches the build as it was before, for
+// every BuildKit client and with --no-cache too, since that copy is not
+// the build cache.
+//
+// shipit's walk reads each file's change time and inode as well, and no
+// write keeps both. So shipit remembers, for each directory pair and
+// builder node, what it last sent under which key: a file in .shipit/sync/
+// of the walk's files. When a file's size and mtime are those sent but its
+// change time or inode is not, the key moves (a new random generation):
+// the daemon has no copy under the new key and is sent every file, once.
+// Without a record of the last send (the first build, .shipit removed, a
+// build that failed, was stopped or read a file just changed), the key
+// moves too. The record is removed before the solves and written again
+// only once every solve that synced the directories has succeeded.
+//
+// A generation is random, not counted, so that two machines that build
+// the same paths on one daemon never share a copy.
+
+// syncFiles are the regular files a walk saw, each as the hash of what
+// the daemon compares (path, size, mtime) to the hash of what shipit
+// compares besides (change time, inode).
+type syncFiles struct {
+	m map[uint64]uint64
+	// unknown: a file's change time could not be read, so no hidden
+	// change can be told.
+	unknown bool
+}
+
+func newSyncFiles() *syncFiles { return &syncFiles{m: map[uint64]uint64{}} }
+
+// add records one regular file; a ctime of 0 is one not read. A racy
+// file (racyAfter) may be written again within its timestamps' tick, so
+// nothing tells the daemon's copy of it from what it is now: it is
+// recorded as such, and the key moves if it is found with those
+// timestamps again.
+func (f *syncFiles) add(path string, size, mtime, ctime int64, ino uint64, racy bool) {
+	if ctime == 0 {
+		f.unknown = true
+		return
+	}
+	v := racySync
+	if !racy {
+		if v = syncHash(strconv.FormatUint(ino, 10), ctime, 0); v == racySync {
+			v++
+		}
+	}
+	f.m[syncHash(path, size, mtime)] = v
+}
+
+// racySync stands for a racy file's change time and inode.
+const racySync uint64 = 0
+
+// merge adds o's files to f; o nil is a walk that gave none.
+func (f *syncFiles) merge(o *syncFiles) {
+	if o == nil {
+		f.unknown = true
+		return
+	}
+	f.unknown = f.unknown || o.unknown
+	for k, v := range o.m {
+		f.m[k] = v
+	}
+}
+
+// hidden reports whether a file of f has the size and mtime it had in
+// last but another change time or inode: one the daemon would not be sent.
+func (f *syncFiles) hidden(last map[uint64]uint64) bool {
+	for k, v := range f.m {
+		if was, ok := last[k]; ok && (was != v || was == racySync) {
+			return true
+		}
+	}
+	return false
+}
+
+func syncHash(s string, a, b int64) uint64 {
+	h := fnv.New64a()
+	_, _ = io.WriteString(h, s)
+	var buf [16]byte
+	binary.LittleEndian.PutUint64(buf[:8], uint64(a)) //nolint:gosec // bits, not a number
+	binary.LittleEndian.PutUint64(buf[8:], uint64(b)) //nolint:gosec // bits, not a number
+	_, _ = h.Write(buf[:])
+	return h.Sum64()
+}
+
+// syncKeys decides, once for each directory pair and node in a build, the
+// generation of the shared key its solves use, and writes the record of
+// what was sent when they are done.
+type syncKeys struct {
+	dir    string // .shipit/sync
+	events progress.Sink
+	files  map[string]*syncFiles // by baseSharedKey: every image's, merged
+	mu     sync.Mutex
+	uses   map[string]*syncUse // by baseSharedKey and node
+}
+
+type syncUse struct {
+	path   string
+	files  *syncFiles
+	once   sync.Once
+	gen    string
+	failed bool
+}
+
+// newSyncKeys gathers the files each request's walk saw (its sources),
+// and its Dockerfile's, by directory pair.
+func newSyncKeys(stateDir string, events progress.Sink, reqs []Request, srcs []sources) *syncKeys {
+	s := &syncKeys{dir: filepath.Join(stateDir, "sync"), events: events, files: map[string]*syncFiles{}, uses: map[string]*syncUse{}}
+	for i, r := range reqs {
+		k := baseSharedKey(r)
+		f := s.files[k]
+		if f == nil {
+			f = newSyncFiles()
+			s.files[k] = f
+		}
+		f.merge(srcs[i].files)
+	}
+	return s
+}
+
+// keyed is r with the shared key it is solved under on node.
+func (s *syncKeys) keyed(r Request, node string) Request {
+	if s == nil {
+		return r
+	}
+	u := s.use(r, node)
+	u.once.Do(func() { u.gen = s.decide(r, u) })
+	r.syncGen = u.gen
+	return r
+}
+
+func (s *syncKeys) use(r Request, node string) *syncUse {
+	base := baseSharedKey(r)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := base + "\x00" + node
+	u := s.uses[k]
+	if u == nil {
+		sum := sha256.Sum256([]byte(k))
+		u = &syncUse{path: filepath.Join(s.dir, hex.EncodeToString(sum[:12])), files: s.files[base]}
+		if u.files == nil {
+			u.files = &syncFiles{unknown: true}
+		}
+		s.uses[k] = u
+	}
+	return u
+}
+
+// decide reads the record of the last send, removes it (it is true again
+// only once this build's solves are done), and keeps its generation only
+// when no file changed out of the daemon's sight.
+func (s *syncKeys) decide(r Request, u *syncUse) string {
+	gen, last, err := readSyncRecord(u.path)
+	why := ""
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		why = "no record of what the daemon was last sent"
+	case err != nil:
+		why = err.Error()
+	case u.files.unknown:
+		why = "a file's change time could not be read"
+	case u.files.hidden(last):
+		why = "a file changed with its size and modification time kept, which the daemon's copy would not take"
+	}
+	if err == nil || !errors.Is(err, fs.ErrNotExist) {
+		if rerr := os.Remove(u.path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			why = stdcmp.Or(why, "its record cannot be removed: "+rerr.Error())
+		}
+	}
+	if why == "" {
+		return gen
+	}
+	progress.Debugf(s.events, "image %s: the daemon is sent its whole context: %s", r.Name, why)
+	return newSyncGen()
+}
+
+// done counts one solve under r's key on node as ended, with err.
+func (s *syncKeys) done(r Request, node string, err error) {
+	if s == nil {
+		return
+	}
+	u := s.use(r, node)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		u.failed = true
+	}
+}
+
+// save writes the record of each send whose solves all succeeded, from
+// walks whose every file's times are known; a failed one's stays removed.
+func (s *syncKeys) save() {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, u := range s.uses {
+		if u.failed || u.files.unknown || u.gen == "" {
+			continue
+		}
+		if err := writeSyncRecord(u.path, u.gen, u.files.m); err != nil {
+			progress.Debugf(s.events, "recording what the daemon was sent: %v (the next build sends the whole context)", err)
+		}
+	}
+}
+
+func newSyncGen() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// The record: a header line, then each file's two hashes, little-endian.
+const syncMagic = "shipit-sync 1 "
+
+// maxSyncRecord bounds the read of a record: every file the walk may
+// reach, and the header.
+const maxSyncRecord = 64 + 16*(maxContextEntries+16)
+
+func readSyncRecord(path string) (string, map[uint64]uint64, error) {
+	// Inside the state directory only, as every read of it.
+	root, err := os.OpenRoot(filepath.Dir(path))
+	if err != nil {
+		return "", nil, err
+	}
+	defer root.Close()
+	f, err := root.Open(filepath.Base(path))
+	if err != nil {
+		return "", nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxSyncRecord+1))
+	if err != nil {
+		return "", nil, err
+	}
+	bad := fmt.Errorf("%s is not a record shipit wrote", path)
+	if len(data) > maxSyncRecord {
+		return "", nil, bad
+	}
+	line, rest, ok := bytes.Cut(data, []byte("\n"))
+	gen, found := bytes.CutPrefix(line, []byte(syncMagic))
+	if !ok || !found || len(gen) != 16 || len(rest)%16 != 0 {
+		return "", nil, bad
+	}
+	if _, err := hex.DecodeString(string(gen)); err != nil {
+		return "", nil, bad
+	}
+	m := make(map[uint64]uint64, len(rest)/16)
+	for i := 0; i < len(rest); i += 16 {
+		m[binary.LittleEndian.Uint64(rest[i:])] = binary.LittleEndian.Uint64(rest[i+8:])
+	}
+	return string(gen), m, nil
+}
+
+func writeSyncRecord(path, gen string, m map[uint64]uint64) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	buf := make([]byte, 0, len(syncMagic)+17+16*len(m))
+	buf = append(buf, syncMagic+gen+"\n"...)
+	for k, v := range m {
+		buf = binary.LittleEndian.AppendUint64(buf, k)
+		buf = binary.LittleEndian.AppendUint64(buf, v)
+	}
+	// Not synced to disk: a record lost or cut short by a crash is one
+	// readSyncRecord refuses, and costs one whole send.
+	root, err := os.OpenRoot(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	tmp := fmt.Sprintf(".%s.%d.tmp", filepath.Base(path), os.Getpid())
+	if err := root.WriteFile(tmp, buf, 0o644); err != nil {
+		_ = root.Remove(tmp)
+		return err
+	}
+	if err := root.Rename(tmp, filepath.Base(path)); err != nil {
+		_ = root.Remove(tmp)
+		return err
+	}
+	return nil
+}
