@@ -315,6 +315,7 @@ func runJob(ctx context.Context, opt Options, j job, multi bool, status func(lab
 		var use sessionUse
 		r = opt.sync.keyed(r, node.Name)
 		if use, err = sess(r, node.Solver); err != nil {
+			opt.sync.done(r, node.Name, err)
 			return Result{}, fmt.Errorf("opening a session on %s: %w", node.Name, err)
 		}
 		desc, err = solveOne(ctx, opt, node.Solver, r, use.session(), status(label))
