@@ -1,6 +1,7 @@
 package build
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -68,6 +69,9 @@ func racyAfter(t, now int64) bool {
 	}
 	return t >= now-int64(w)
 }
+
+// errTooManyEntries is a context larger than maxContextEntries.
+var errTooManyEntries = errors.New("too many to key")
 
 // syncRacy reports whether a file's time t is racy (racyAfter) for the
 // daemon's copy of it (syncKeys): the daemon reads the file tens of ms
@@ -252,6 +256,12 @@ func (sr *sourceReader) walk(ctx context.Context, r Request, excludes []string) 
 		h := sha256.New()
 		files := newSyncFiles()
 		racy, err := sr.walkContext(ctx, r, excludes, sr.now, h, files)
+		switch {
+		case errors.Is(err, errTooManyEntries):
+			files.skip = err.Error()
+		case err != nil:
+			files.unknown = true // not every file was seen
+		}
 		return walked{digest: hex.EncodeToString(h.Sum(nil)), racy: racy, err: err, files: files}
 	})
 }
@@ -274,9 +284,6 @@ func (sr *sourceReader) read(ctx context.Context, r Request, args map[string]str
 	}
 	field("dockerfile", string(df))
 	refs, bases, why := externalImages(df, r.Target, args)
-	if why != "" {
-		return sources{why: why}
-	}
 	if r.SBOM {
 		// The scanner is an image the daemon pulls and runs.
 		gen := r.SBOMGenerator
@@ -287,16 +294,19 @@ func (sr *sourceReader) read(ctx context.Context, r Request, args map[string]str
 	}
 	sort.Strings(refs)
 	refs = slices.Compact(refs)
-	// The base images are looked up while the context is walked.
+	// The base images are looked up while the context is walked; the
+	// context is walked for the daemon's copy of it (syncKeys) even when
+	// no key can be made.
 	var digests []string
 	var lookupErr error
 	var wg sync.WaitGroup
-	wg.Go(func() { digests, lookupErr = resolveAll(ctx, refs, sr.resolve) })
-
+	if why == "" {
+		wg.Go(func() { digests, lookupErr = resolveAll(ctx, refs, sr.resolve) })
+	}
 	excludes, ignore, err := ignorePatterns(r)
 	if err != nil {
 		wg.Wait()
-		return sources{why: err.Error()}
+		return sources{why: cmp.Or(why, err.Error())}
 	}
 	field("dockerignore", ignore)
 	w, err := sr.walk(ctx, r, excludes)
@@ -304,15 +314,15 @@ func (sr *sourceReader) read(ctx context.Context, r Request, args map[string]str
 		err = w.err
 	}
 	wg.Wait()
-	if err != nil {
-		return sources{why: "its context: " + err.Error()}
+	switch {
+	case why != "":
+		return sources{why: why, files: w.files}
+	case err != nil:
+		return sources{why: "its context: " + err.Error(), files: w.files}
+	case lookupErr != nil:
+		return sources{why: "looking up its base images: " + lookupErr.Error(), files: w.files}
 	}
 	field("context", w.digest)
-	files := dockerfileFiles(r, sr.now)
-	files.merge(w.files)
-	if lookupErr != nil {
-		return sources{why: "looking up its base images: " + lookupErr.Error(), files: files}
-	}
 	var pinned []pinnedImage
 	for i, ref := range refs {
 		field("image", ref+"@"+digests[i])
@@ -320,28 +330,7 @@ func (sr *sourceReader) read(ctx context.Context, r Request, args map[string]str
 			pinned = append(pinned, pinnedImage{ref: ref, digest: digests[i]})
 		}
 	}
-	return sources{digest: hex.EncodeToString(h.Sum(nil)), racy: w.racy, bases: pinned, files: files}
-}
-
-// dockerfileFiles are the files the frontend reads besides the context:
-// the Dockerfile and the ignore files, as syncFiles.
-func dockerfileFiles(r Request, now time.Time) *syncFiles {
-	f := newSyncFiles()
-	df := filepath.Join(r.DockerfileDir, r.DockerfileName)
-	for _, p := range []string{df, df + ".dockerignore", filepath.Join(r.ContextDir, ".dockerignore")} {
-		st, regular, err := lstatPath(p)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			f.unknown = true
-			continue
-		}
-		if regular {
-			f.add("\x00"+p, st.size, st.mtime, st.ctime, st.ino, syncRacy(st.mtime, now.UnixNano()) || syncRacy(st.ctime, now.UnixNano()))
-		}
-	}
-	return f
+	return sources{digest: hex.EncodeToString(h.Sum(nil)), racy: w.racy, bases: pinned, files: w.files}
 }
 
 // defaultSBOMGenerator is the scanner BuildKit runs when none is named.
@@ -538,7 +527,7 @@ func walkContext(ctx context.Context, r Request, excludes []string, now time.Tim
 			return err
 		}
 		if n++; n > maxContextEntries {
-			return fmt.Errorf("more than %d files", maxContextEntries)
+			return fmt.Errorf("more than %d files: %w", maxContextEntries, errTooManyEntries)
 		}
 		fi, err := e.Info()
 		if err != nil {
@@ -561,7 +550,7 @@ func walkContext(ctx context.Context, r Request, excludes []string, now time.Tim
 				racy = true
 			}
 			if e.Type().IsRegular() {
-				files.add(p, st.Size, st.ModTime, ct, ino, syncRacy(st.ModTime, limit) || syncRacy(ct, limit))
+				files.add(p, st.Mode, st.Size, st.ModTime, ct, ino, syncRacy(st.ModTime, limit) || syncRacy(ct, limit))
 			}
 		}
 		if len(st.Xattrs) > 0 { // a directory's

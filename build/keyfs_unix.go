@@ -18,7 +18,6 @@ import (
 	"github.com/containerd/continuity/sysx"
 	"github.com/tonistiigi/fsutil"
 	"github.com/tonistiigi/fsutil/types"
-	"golang.org/x/sys/unix"
 )
 
 // keyFS is a context directory as the inputs key walks it: fsutil's walk
@@ -340,12 +339,6 @@ func dirXattrs(path string) (map[string][]byte, error) {
 		m[k] = v
 	}
 	return m, nil
-}
-
-// lstatPath is the lstat of path, and whether it is a regular file.
-func lstatPath(path string) (rawStat, bool, error) {
-	st, err := lstatAt(unix.AT_FDCWD, path, path)
-	return st, err == nil && fileMode(st.mode).IsRegular(), err
 }
 
 // fileMode is st_mode as Go's os.FileMode, as os.Lstat makes it.

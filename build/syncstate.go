@@ -12,6 +12,7 @@ import (
 	"hash/fnv"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -20,38 +21,47 @@ import (
 	"github.com/shipit-dev/shipit/internal/progress"
 )
 
-// The daemon keeps a copy of each context and Dockerfile directory it was
-// sent, under the session's shared key (sharedKey), and syncs the next
-// build's into it by metadata: fsutil's receiver takes a regular file
-// whose size and modification time are those of its copy as unchanged,
-// and never asks for it (moby/buildkit#2592, #4817). A file rewritten with
-// both kept (mtimes set to SOURCE_DATE_EPOCH for reproducible builds, cp
-// -p, rsync -t, a tar extracted) reaches the build as it was before, for
-// every BuildKit client and with --no-cache too, since that copy is not
-// the build cache.
+// The daemon keeps a copy of each context it was sent, under the
+// session's shared key (sharedKey), and syncs the next build's into it by
+// metadata: fsutil's receiver takes a regular file whose size and
+// modification time are those of its copy as unchanged, and never asks
+// for it (moby/buildkit#2592, #4817). A file rewritten with both kept
+// (mtimes set to SOURCE_DATE_EPOCH for reproducible builds, cp -p, rsync
+// -t, a tar extracted) reaches the build as it was before, for every
+// BuildKit client and with --no-cache too, since that copy is not the
+// build cache. (The Dockerfile and .dockerignore are not synced this
+// way: the frontend has them sent whole every time.)
 //
 // shipit's walk reads each file's change time and inode as well, and no
-// write keeps both. So shipit remembers, for each directory pair and
-// builder node, what it last sent under which key: a file in .shipit/sync/
-// of the walk's files. When a file's size and mtime are those sent but its
-// change time or inode is not, the key moves (a new random generation):
-// the daemon has no copy under the new key and is sent every file, once.
-// Without a record of the last send (the first build, .shipit removed, a
-// build that failed, was stopped or read a file just changed), the key
-// moves too. The record is removed before the solves and written again
-// only once every solve that synced the directories has succeeded.
+// write keeps both. So shipit keeps, for each directory pair and builder
+// node, a record in .shipit/sync/ of every file it walked under the
+// current key: by path, mode, size and mtime, its change time and inode.
+// When a file has a recorded path, mode, size and mtime but another
+// change time or inode, the key moves (a new random generation): the
+// daemon has no copy under the new key and is sent every file, once.
+// The record holds every file seen since the generation began, not only
+// the last walk's, because a solve that reads nothing of the context
+// leaves the daemon's copy as it was. Without a record to trust (the
+// first build, .shipit removed, a build that failed or was stopped, a
+// coarse timestamp just written, a record grown too large), the key moves
+// too. The record is removed before the solves and written again only
+// once every solve under the key has succeeded.
 //
 // A generation is random, not counted, so that two machines that build
 // the same paths on one daemon never share a copy.
 
 // syncFiles are the regular files a walk saw, each as the hash of what
-// the daemon compares (path, size, mtime) to the hash of what shipit
-// compares besides (change time, inode).
+// the daemon compares (path, mode, size, mtime) to the hash of what
+// shipit compares besides (change time, inode).
 type syncFiles struct {
 	m map[uint64]uint64
-	// unknown: a file's change time could not be read, so no hidden
-	// change can be told.
+	// unknown: a file's change time could not be read, or not every file
+	// was seen, so no hidden change can be told.
 	unknown bool
+	// skip, when set, says why the directories' own key is used as
+	// before, unprotected: a context too large to walk for the key, which
+	// sent whole on every build would cost more than it guards against.
+	skip string
 }
 
 func newSyncFiles() *syncFiles { return &syncFiles{m: map[uint64]uint64{}} }
@@ -61,7 +71,7 @@ func newSyncFiles() *syncFiles { return &syncFiles{m: map[uint64]uint64{}} }
 // nothing tells the daemon's copy of it from what it is now: it is
 // recorded as such, and the key moves if it is found with those
 // timestamps again.
-func (f *syncFiles) add(path string, size, mtime, ctime int64, ino uint64, racy bool) {
+func (f *syncFiles) add(path string, mode uint32, size, mtime, ctime int64, ino uint64, racy bool) {
 	if ctime == 0 {
 		f.unknown = true
 		return
@@ -72,7 +82,9 @@ func (f *syncFiles) add(path string, size, mtime, ctime int64, ino uint64, racy 
 			v++
 		}
 	}
-	f.m[syncHash(path, size, mtime)] = v
+	// The mode is the daemon's to compare: a chmod, which moves the
+	// change time, is then no hidden change.
+	f.m[syncHash(path+"\x00"+strconv.FormatUint(uint64(mode), 8), size, mtime)] = v
 }
 
 // racySync stands for a racy file's change time and inode.
@@ -85,6 +97,7 @@ func (f *syncFiles) merge(o *syncFiles) {
 		return
 	}
 	f.unknown = f.unknown || o.unknown
+	f.skip = stdcmp.Or(f.skip, o.skip)
 	for k, v := range o.m {
 		f.m[k] = v
 	}
@@ -127,6 +140,7 @@ type syncUse struct {
 	files  *syncFiles
 	once   sync.Once
 	gen    string
+	last   map[uint64]uint64 // the record's files, when its generation is kept
 	failed bool
 }
 
@@ -152,7 +166,13 @@ func (s *syncKeys) keyed(r Request, node string) Request {
 		return r
 	}
 	u := s.use(r, node)
-	u.once.Do(func() { u.gen = s.decide(r, u) })
+	u.once.Do(func() {
+		if u.files.skip != "" {
+			progress.Debugf(s.events, "image %s: its context is sent as BuildKit syncs it, by size and mtime: %s", r.Name, u.files.skip)
+			return
+		}
+		u.gen, u.last = s.decide(r, u)
+	})
 	r.syncGen = u.gen
 	return r
 }
@@ -175,9 +195,9 @@ func (s *syncKeys) use(r Request, node string) *syncUse {
 }
 
 // decide reads the record of the last send, removes it (it is true again
-// only once this build's solves are done), and keeps its generation only
-// when no file changed out of the daemon's sight.
-func (s *syncKeys) decide(r Request, u *syncUse) string {
+// only once this build's solves are done), and keeps its generation, and
+// the files it holds, only when no file changed out of the daemon's sight.
+func (s *syncKeys) decide(r Request, u *syncUse) (string, map[uint64]uint64) {
 	gen, last, err := readSyncRecord(u.path)
 	why := ""
 	switch {
@@ -186,20 +206,20 @@ func (s *syncKeys) decide(r Request, u *syncUse) string {
 	case err != nil:
 		why = err.Error()
 	case u.files.unknown:
-		why = "a file's change time could not be read"
+		why = "not every file's change time could be read"
 	case u.files.hidden(last):
 		why = "a file changed with its size and modification time kept, which the daemon's copy would not take"
 	}
 	if err == nil || !errors.Is(err, fs.ErrNotExist) {
-		if rerr := os.Remove(u.path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+		if rerr := removeSyncRecord(u.path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
 			why = stdcmp.Or(why, "its record cannot be removed: "+rerr.Error())
 		}
 	}
 	if why == "" {
-		return gen
+		return gen, last
 	}
 	progress.Debugf(s.events, "image %s: the daemon is sent its whole context: %s", r.Name, why)
-	return newSyncGen()
+	return newSyncGen(), nil
 }
 
 // done counts one solve under r's key on node as ended, with err.
@@ -217,6 +237,11 @@ func (s *syncKeys) done(r Request, node string, err error) {
 
 // save writes the record of each send whose solves all succeeded, from
 // walks whose every file's times are known; a failed one's stays removed.
+// Under a kept generation the record keeps the files it held: a solve
+// that never read the context (a target without it) leaves the daemon's
+// copy as it was, so every file seen under the generation must stay
+// comparable. One grown past maxSyncFiles is dropped, and the next build
+// sends the whole context under a new one.
 func (s *syncKeys) save() {
 	if s == nil {
 		return
@@ -227,11 +252,24 @@ func (s *syncKeys) save() {
 		if u.failed || u.files.unknown || u.gen == "" {
 			continue
 		}
-		if err := writeSyncRecord(u.path, u.gen, u.files.m); err != nil {
-			progress.Debugf(s.events, "recording what the daemon was sent: %v (the next build sends the whole context)", err)
+		m := u.files.m
+		if len(u.last) > 0 {
+			m = maps.Clone(u.last)
+			maps.Copy(m, u.files.m)
+		}
+		if len(m) > maxSyncFiles(len(u.files.m)) {
+			progress.Debugf(s.events, "the record of what the daemon was sent holds %d files, for %d now: dropped, and the next build sends the whole context", len(m), len(u.files.m))
+			continue
+		}
+		if err := writeSyncRecord(u.path, u.gen, m); err != nil {
+			progress.Warnf(s.events, "recording what the daemon was sent of a context: %v; until that is fixed (remove it), every build sends the whole context", err)
 		}
 	}
 }
+
+// maxSyncFiles bounds a record of a context of n files: its files as
+// they were at each change since the generation began.
+func maxSyncFiles(n int) int { return min(4*n+10000, maxContextEntries) }
 
 func newSyncGen() string {
 	var b [8]byte
@@ -299,13 +337,27 @@ func writeSyncRecord(path, gen string, m map[uint64]uint64) error {
 	}
 	defer root.Close()
 	tmp := fmt.Sprintf(".%s.%d.tmp", filepath.Base(path), os.Getpid())
-	if err := root.WriteFile(tmp, buf, 0o644); err != nil {
-		_ = root.Remove(tmp)
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
 		return err
 	}
-	if err := root.Rename(tmp, filepath.Base(path)); err != nil {
-		_ = root.Remove(tmp)
+	defer root.Remove(tmp) //nolint:errcheck // gone after the rename
+	_, err = f.Write(buf)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return err
 	}
-	return nil
+	return root.Rename(tmp, filepath.Base(path))
+}
+
+// removeSyncRecord removes a record, inside its directory only.
+func removeSyncRecord(path string) error {
+	root, err := os.OpenRoot(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return root.Remove(filepath.Base(path))
 }

@@ -11,22 +11,25 @@ import (
 func TestSyncFilesHidden(t *testing.T) {
 	t.Parallel()
 	last := newSyncFiles()
-	last.add("a", 10, 100, 500, 7, false)
-	last.add("b", 10, 100, 500, 8, true) // racy when recorded
+	last.add("a", 0o644, 10, 100, 500, 7, false)
+	last.add("b", 0o644, 10, 100, 500, 8, true) // racy when recorded
 
 	for name, tc := range map[string]struct {
+		mode               uint32
 		size, mtime, ctime int64
 		ino                uint64
 		racy, want         bool
 	}{
-		"unchanged":                      {10, 100, 500, 7, false, false},
-		"rewritten, size and mtime kept": {10, 100, 600, 7, false, true},
-		"replaced by another inode":      {10, 100, 500, 9, false, true},
-		"another mtime":                  {10, 200, 600, 7, false, false},
-		"another size":                   {11, 100, 600, 7, false, false},
+		"unchanged":                      {0o644, 10, 100, 500, 7, false, false},
+		"rewritten, size and mtime kept": {0o644, 10, 100, 600, 7, false, true},
+		"replaced by another inode":      {0o644, 10, 100, 500, 9, false, true},
+		"another mtime":                  {0o644, 10, 200, 600, 7, false, false},
+		"another size":                   {0o644, 11, 100, 600, 7, false, false},
+		// The daemon sees a mode change, and a chmod moves the ctime.
+		"chmod": {0o755, 10, 100, 600, 7, false, false},
 	} {
 		now := newSyncFiles()
-		now.add("a", tc.size, tc.mtime, tc.ctime, tc.ino, tc.racy)
+		now.add("a", tc.mode, tc.size, tc.mtime, tc.ctime, tc.ino, tc.racy)
 		if got := now.hidden(last.m); got != tc.want {
 			t.Errorf("%s: hidden %v, want %v", name, got, tc.want)
 		}
@@ -35,13 +38,13 @@ func TestSyncFilesHidden(t *testing.T) {
 	// tells what the daemon has from what it is now, racy or not.
 	for _, racy := range []bool{false, true} {
 		now := newSyncFiles()
-		now.add("b", 10, 100, 500, 8, racy)
+		now.add("b", 0o644, 10, 100, 500, 8, racy)
 		if !now.hidden(last.m) {
 			t.Errorf("b racy when sent, found again (racy %v): not hidden", racy)
 		}
 	}
 	unknown := newSyncFiles()
-	unknown.add("c", 1, 1, 0, 1, false)
+	unknown.add("c", 0o644, 1, 1, 0, 1, false)
 	if !unknown.unknown {
 		t.Error("a file whose change time is 0 is known")
 	}
@@ -58,7 +61,7 @@ func TestSyncKeysMoveOnlyWhenTheCopyCannotBeTrusted(t *testing.T) {
 	r := Request{Name: "web", ContextDir: "/app/web", DockerfileDir: "/app/web"}
 	files := func(ctime int64) *syncFiles {
 		f := newSyncFiles()
-		f.add("app.sh", 10, 100, ctime, 7, false)
+		f.add("app.sh", 0o644, 10, 100, ctime, 7, false)
 		return f
 	}
 	build := func(f *syncFiles, node string, err error) string {
@@ -109,7 +112,7 @@ func TestSyncKeysMoveOnlyWhenTheCopyCannotBeTrusted(t *testing.T) {
 		t.Error("a damaged record was trusted")
 	}
 	unknown := newSyncFiles()
-	unknown.add("app.sh", 10, 100, 0, 7, false)
+	unknown.add("app.sh", 0o644, 10, 100, 0, 7, false)
 	again := build(files(600), "default", nil)
 	if got := build(unknown, "default", nil); got == again {
 		t.Error("a walk whose change times are not known kept the key")
@@ -143,5 +146,51 @@ func TestSyncRecordRead(t *testing.T) {
 		if _, _, err := readSyncRecord(p); err == nil || !strings.Contains(err.Error(), p) {
 			t.Errorf("%s: %v, want an error naming the file", name, err)
 		}
+	}
+}
+
+// TestSyncRecordKeepsWhatTheCopyMayHold: a build whose solve never reads
+// the context (a target without it) leaves the daemon's copy as it was,
+// so the record of a kept generation keeps the files it held: a file back
+// at the copy's size and mtime with another content moves the key.
+func TestSyncRecordKeepsWhatTheCopyMayHold(t *testing.T) {
+	t.Parallel()
+	state := t.TempDir()
+	r := Request{Name: "web", ContextDir: "/app/web", DockerfileDir: "/app/web"}
+	build := func(size, ctime int64) string {
+		t.Helper()
+		f := newSyncFiles()
+		f.add("job.sh", 0o644, size, 100, ctime, 7, false)
+		s := syncOf(state, r, f)
+		k := s.keyed(r, "default")
+		s.done(k, "default", nil)
+		s.save()
+		return k.syncGen
+	}
+	first := build(14, 500)  // sent
+	second := build(15, 600) // another size: kept, though not sent
+	if second != first {
+		t.Fatalf("another size moved the key (%s, %s)", first, second)
+	}
+	if third := build(14, 700); third == first {
+		t.Error("the first size and mtime again, rewritten: the key stayed, and the daemon's copy of the first content would be built")
+	}
+}
+
+func TestSyncKeysSkipATooLargeContext(t *testing.T) {
+	t.Parallel()
+	state := t.TempDir()
+	r := Request{Name: "web", ContextDir: "/app/web", DockerfileDir: "/app/web"}
+	f := newSyncFiles()
+	f.skip = "more than 200000 files"
+	s := syncOf(state, r, f)
+	k := s.keyed(r, "default")
+	s.done(k, "default", nil)
+	s.save()
+	if sharedKey(k) != baseSharedKey(r) {
+		t.Errorf("a context too large to walk: shared key %s, want the directories' own", sharedKey(k))
+	}
+	if m, _ := filepath.Glob(filepath.Join(state, "sync", "*")); len(m) != 0 {
+		t.Errorf("records written for it: %v", m)
 	}
 }

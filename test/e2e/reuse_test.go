@@ -253,7 +253,8 @@ func tarOf(t *testing.T, files map[string]string) []byte {
 // build, cp -p, rsync -t) reaches the image. BuildKit syncs a context into
 // its copy of the last one by size and mtime alone, so without shipit
 // moving the copy's key the image held the file as it was before, even
-// with --rebuild --no-cache. A Dockerfile so rewritten is taken too.
+// with --rebuild --no-cache. (The frontend sends the Dockerfile whole on
+// every build; the test checks a Dockerfile so rewritten too.)
 func TestFileRewrittenWithItsTimesKept(t *testing.T) {
 	t.Parallel()
 	a := newApp(t)
@@ -309,4 +310,68 @@ func TestFileRewrittenWithItsTimesKept(t *testing.T) {
 	settle()
 	workerHas("#!/bin/sh\necho ten\n", "two")
 	buildKept(t, a, nil, []string{"web", "worker"}, nil)
+}
+
+// TestFileRewrittenAfterAPartialBuild: a build of an image whose target
+// reads nothing of its context (tool) leaves the daemon's copy of that
+// context as it was. The file then rewritten back to the copy's size and
+// mtime still reaches the next image that reads it (found by a review:
+// the record of the send had followed the walk, not the copy).
+func TestFileRewrittenAfterAPartialBuild(t *testing.T) {
+	t.Parallel()
+	a := newApp(t)
+	fixed := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	job := func(content string) {
+		t.Helper()
+		p := filepath.Join(a.dir, "worker", "job.sh")
+		writeFiles(t, a.dir, map[string]string{"worker/job.sh": content})
+		if err := os.Chtimes(p, fixed, fixed); err != nil {
+			t.Fatal(err)
+		}
+		settle()
+	}
+	writeFiles(t, a.dir, map[string]string{
+		"shipit.yaml": "registry: " + a.repo + "\nimages:\n  worker:\n    context: worker\n    target: run\n    args: {BASE: \"" + base + "\"}\n" +
+			"  tool:\n    context: worker\n    target: tool\n    args: {BASE: \"" + base + "\"}\n",
+		"worker/Dockerfile": "ARG BASE=busybox\nFROM ${BASE} AS run\nCOPY job.sh /job.sh\n\nFROM ${BASE} AS tool\nRUN echo tool > /tool\n",
+	})
+	job("echo 1.2.3\n")
+	mustShipit(t, a.dir, a.env(), "build", "--progress", "plain")
+	job("echo 1.2.10\n") // another size
+	mustShipit(t, a.dir, a.env(), "build", "--progress", "plain", "tool")
+	job("echo 1.2.4\n") // the first size and mtime again
+	mustShipit(t, a.dir, a.env(), "build", "--progress", "plain", "worker")
+	rec, _ := readRecord(t, a.dir)
+	found := false
+	for _, im := range rec.Images {
+		if im.Name != "worker" {
+			continue
+		}
+		found = true
+		if got := imageFiles(t, layoutImage(t, a, "worker", im.Digest))["job.sh"]; got != "echo 1.2.4\n" {
+			t.Errorf("worker's image holds job.sh %q, want %q", got, "echo 1.2.4\n")
+		}
+	}
+	if !found {
+		t.Fatalf("no worker in the record: %+v", rec.Images)
+	}
+}
+
+// TestNoKeyStillSyncsTheCopy: an image shipit cannot key (a base with
+// ONBUILD: always solved) still has its context sent as a change, not
+// whole on every build.
+func TestNoKeyStillSyncsTheCopy(t *testing.T) {
+	t.Parallel()
+	a := newApp(t)
+	writeFiles(t, a.dir, map[string]string{
+		"worker/Dockerfile": "ARG BASE=busybox\nFROM ${BASE}\nONBUILD RUN true\nCOPY job.sh /job.sh\n",
+	})
+	settle()
+	mustShipit(t, a.dir, a.env(), "build", "--progress", "plain", "worker")
+	for range 2 {
+		r := mustShipit(t, a.dir, a.env(), "-v", "build", "--progress", "plain", "worker")
+		if strings.Contains(r.stderr, "the daemon is sent its whole context") {
+			t.Fatalf("an unchanged context sent whole again:\n%s", r.stderr)
+		}
+	}
 }
