@@ -254,17 +254,46 @@ func (sr *sourceReader) walk(ctx context.Context, r Request, excludes []string) 
 	key := strings.Join([]string{r.ContextDir, strings.Join(r.ContextExclude, "\x01"), strings.Join(excludes, "\x01")}, "\x00")
 	return sr.walks.do(ctx, key, func() walked {
 		h := sha256.New()
-		files := newSyncFiles()
-		racy, err := sr.walkContext(ctx, r, excludes, sr.now, h, files)
-		switch {
-		case errors.Is(err, errTooManyEntries):
-			files.skip = err.Error()
-		case err != nil:
-			files.unknown = true // not every file was seen
-		}
-		return walked{digest: hex.EncodeToString(h.Sum(nil)), racy: racy, err: err, files: files}
+		files := sr.syncWalk(ctx, r, excludes, h)
+		return walked{digest: hex.EncodeToString(h.Sum(nil)), racy: files.racy, err: files.err, files: files.f}
 	})
 }
+
+// syncWalked is one walk of a context for its key and its syncFiles.
+type syncWalked struct {
+	f    *syncFiles
+	racy bool
+	err  error
+}
+
+// syncWalk walks r's context into h, and gives its files a way to walk
+// it again, as this walk did, for syncKeys to see that nothing changed
+// while the daemon read it.
+func (sr *sourceReader) syncWalk(ctx context.Context, r Request, excludes []string, h hash.Hash) syncWalked {
+	files := newSyncFiles()
+	racy, err := sr.walkContext(ctx, r, excludes, sr.now, h, files)
+	switch {
+	case errors.Is(err, errTooManyEntries):
+		files.skip = err.Error()
+	case err != nil:
+		files.unknown = true // not every file was seen
+	}
+	if err == nil {
+		files.again = func(ctx context.Context) *syncFiles {
+			return sr.syncWalk(ctx, r, excludes, discardHash{}).f
+		}
+	}
+	return syncWalked{f: files, racy: racy, err: err}
+}
+
+// discardHash is a hash.Hash of nothing, for a walk whose key is not used.
+type discardHash struct{}
+
+func (discardHash) Write(p []byte) (int, error) { return len(p), nil }
+func (discardHash) Sum(b []byte) []byte         { return b }
+func (discardHash) Reset()                      {}
+func (discardHash) Size() int                   { return 0 }
+func (discardHash) BlockSize() int              { return 1 }
 
 // sourceOf is what a request's solve reads besides the request: r's
 // context and Dockerfile directories, excludes and target, and args (the

@@ -35,7 +35,7 @@ func Run(ctx context.Context, opt Options, p Plan) (*Record, error) {
 	ru := reuse(ctx, opt, p, reqs, prev)
 	if p.StateDir != "" {
 		opt.sync = newSyncKeys(p.StateDir, opt.Events, reqs, ru.srcs)
-		defer opt.sync.save()
+		defer opt.sync.save(ctx)
 	}
 	progress.Debugf(opt.Events, "inputs compared with the last build: %d to solve now, %d to look for", len(ru.solve), ru.waiting)
 	// Each image is read as soon as its solve is done, beside the others'.

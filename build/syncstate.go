@@ -3,6 +3,7 @@ package build
 import (
 	"bytes"
 	stdcmp "cmp"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
@@ -15,6 +16,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -58,10 +60,15 @@ type syncFiles struct {
 	// unknown: a file's change time could not be read, or not every file
 	// was seen, so no hidden change can be told.
 	unknown bool
-	// skip, when set, says why the directories' own key is used as
-	// before, unprotected: a context too large to walk for the key, which
-	// sent whole on every build would cost more than it guards against.
+	// skip, when set, says why the context is not checked: too large to
+	// walk for the key, and sent whole on every build it would cost more
+	// than it guards against. It is synced as BuildKit does, under a
+	// generation of its own (an unchecked record).
 	skip string
+	// again walks the context again, as this walk did; nil for a merge.
+	again func(ctx context.Context) *syncFiles
+	// parts are the walks merged into f.
+	parts []*syncFiles
 }
 
 func newSyncFiles() *syncFiles { return &syncFiles{m: map[uint64]uint64{}} }
@@ -98,6 +105,14 @@ func (f *syncFiles) merge(o *syncFiles) {
 	}
 	f.unknown = f.unknown || o.unknown
 	f.skip = stdcmp.Or(f.skip, o.skip)
+	if o.again != nil && !slices.Contains(f.parts, o) {
+		f.parts = append(f.parts, o)
+	}
+	for _, p := range o.parts {
+		if !slices.Contains(f.parts, p) {
+			f.parts = append(f.parts, p)
+		}
+	}
 	for k, v := range o.m {
 		f.m[k] = v
 	}
@@ -168,8 +183,7 @@ func (s *syncKeys) keyed(r Request, node string) Request {
 	u := s.use(r, node)
 	u.once.Do(func() {
 		if u.files.skip != "" {
-			progress.Debugf(s.events, "image %s: its context is sent as BuildKit syncs it, by size and mtime: %s", r.Name, u.files.skip)
-			return
+			progress.Warnf(s.events, "image %s: its context (%s) is too large for shipit to check the daemon's copy of it: a file rewritten with its size and modification time kept is built as it was (moby/buildkit#2592). A .dockerignore that leaves out what the build does not read keeps it checked", r.Name, u.files.skip)
 		}
 		u.gen, u.last = s.decide(r, u)
 	})
@@ -198,13 +212,21 @@ func (s *syncKeys) use(r Request, node string) *syncUse {
 // only once this build's solves are done), and keeps its generation, and
 // the files it holds, only when no file changed out of the daemon's sight.
 func (s *syncKeys) decide(r Request, u *syncUse) (string, map[uint64]uint64) {
-	gen, last, err := readSyncRecord(u.path)
+	gen, last, unchecked, err := readSyncRecord(u.path)
 	why := ""
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		why = "no record of what the daemon was last sent"
 	case err != nil:
 		why = err.Error()
+	case u.files.skip != "":
+		// Unchecked, under a generation of its own: one begun when the
+		// context grew too large, never a checked one's copy.
+		if !unchecked {
+			why = "its context is now too large to check"
+		}
+	case unchecked:
+		why = "its context was last sent unchecked"
 	case u.files.unknown:
 		why = "not every file's change time could be read"
 	case u.files.hidden(last):
@@ -236,34 +258,54 @@ func (s *syncKeys) done(r Request, node string, err error) {
 }
 
 // save writes the record of each send whose solves all succeeded, from
-// walks whose every file's times are known; a failed one's stays removed.
-// Under a kept generation the record keeps the files it held: a solve
-// that never read the context (a target without it) leaves the daemon's
-// copy as it was, so every file seen under the generation must stay
+// walks whose every file's times are known and are the same after the
+// solves (a file changed between the walk and the daemon's read of it
+// would leave the daemon a state the record never saw); a failed one's
+// stays removed. Under a kept generation the record keeps the files it
+// held: a solve that reads nothing of the context leaves the daemon's copy
+// as it was, so every file seen under the generation must stay
 // comparable. One grown past maxSyncFiles is dropped, and the next build
 // sends the whole context under a new one.
-func (s *syncKeys) save() {
+func (s *syncKeys) save(ctx context.Context) {
 	if s == nil {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var wg sync.WaitGroup
 	for _, u := range s.uses {
-		if u.failed || u.files.unknown || u.gen == "" {
+		if u.failed || u.gen == "" || (u.files.unknown && u.files.skip == "") {
 			continue
 		}
-		m := u.files.m
-		if len(u.last) > 0 {
-			m = maps.Clone(u.last)
-			maps.Copy(m, u.files.m)
+		wg.Go(func() { s.saveOne(ctx, u) })
+	}
+	wg.Wait()
+}
+
+func (s *syncKeys) saveOne(ctx context.Context, u *syncUse) {
+	if u.files.skip != "" {
+		if err := writeSyncRecord(u.path, u.gen, nil, true); err != nil {
+			progress.Warnf(s.events, "%v; until that is fixed, every build sends the whole context", err)
 		}
-		if len(m) > maxSyncFiles(len(u.files.m)) {
-			progress.Debugf(s.events, "the record of what the daemon was sent holds %d files, for %d now: dropped, and the next build sends the whole context", len(m), len(u.files.m))
-			continue
+		return
+	}
+	for _, p := range u.files.parts {
+		if now := p.again(ctx); now.unknown || !maps.Equal(now.m, p.m) {
+			progress.Debugf(s.events, "a file of a context changed while the build read it: no record kept, and the next build sends the context whole")
+			return
 		}
-		if err := writeSyncRecord(u.path, u.gen, m); err != nil {
-			progress.Warnf(s.events, "recording what the daemon was sent of a context: %v; until that is fixed (remove it), every build sends the whole context", err)
-		}
+	}
+	m := u.files.m
+	if len(u.last) > 0 {
+		m = maps.Clone(u.last)
+		maps.Copy(m, u.files.m)
+	}
+	if len(m) > maxSyncFiles(len(u.files.m)) {
+		progress.Debugf(s.events, "the record of what the daemon was sent holds %d files, for %d now: dropped, and the next build sends the whole context", len(m), len(u.files.m))
+		return
+	}
+	if err := writeSyncRecord(u.path, u.gen, m, false); err != nil {
+		progress.Warnf(s.events, "%v; until that is fixed, every build sends the whole context", err)
 	}
 }
 
@@ -277,54 +319,73 @@ func newSyncGen() string {
 	return hex.EncodeToString(b[:])
 }
 
-// The record: a header line, then each file's two hashes, little-endian.
-const syncMagic = "shipit-sync 1 "
+// The record: a header line (the generation, and " unchecked" for a
+// context too large to check), then each file's two hashes,
+// little-endian.
+const (
+	syncMagic     = "shipit-sync 1 "
+	syncUnchecked = " unchecked"
+)
 
 // maxSyncRecord bounds the read of a record: every file the walk may
 // reach, and the header.
 const maxSyncRecord = 64 + 16*(maxContextEntries+16)
 
-func readSyncRecord(path string) (string, map[uint64]uint64, error) {
+func readSyncRecord(path string) (gen string, m map[uint64]uint64, unchecked bool, err error) {
 	// Inside the state directory only, as every read of it.
 	root, err := os.OpenRoot(filepath.Dir(path))
 	if err != nil {
-		return "", nil, err
+		return "", nil, false, err
 	}
 	defer root.Close()
 	f, err := root.Open(filepath.Base(path))
 	if err != nil {
-		return "", nil, err
+		return "", nil, false, err
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxSyncRecord+1))
 	if err != nil {
-		return "", nil, err
+		return "", nil, false, err
 	}
 	bad := fmt.Errorf("%s is not a record shipit wrote", path)
 	if len(data) > maxSyncRecord {
-		return "", nil, bad
+		return "", nil, false, bad
 	}
 	line, rest, ok := bytes.Cut(data, []byte("\n"))
-	gen, found := bytes.CutPrefix(line, []byte(syncMagic))
-	if !ok || !found || len(gen) != 16 || len(rest)%16 != 0 {
-		return "", nil, bad
+	g, found := bytes.CutPrefix(line, []byte(syncMagic))
+	if g, unchecked = bytes.CutSuffix(g, []byte(syncUnchecked)); unchecked && len(rest) > 0 {
+		return "", nil, false, bad
 	}
-	if _, err := hex.DecodeString(string(gen)); err != nil {
-		return "", nil, bad
+	if !ok || !found || len(g) != 16 || len(rest)%16 != 0 {
+		return "", nil, false, bad
 	}
-	m := make(map[uint64]uint64, len(rest)/16)
+	if _, err := hex.DecodeString(string(g)); err != nil {
+		return "", nil, false, bad
+	}
+	m = make(map[uint64]uint64, len(rest)/16)
 	for i := 0; i < len(rest); i += 16 {
 		m[binary.LittleEndian.Uint64(rest[i:])] = binary.LittleEndian.Uint64(rest[i+8:])
 	}
-	return string(gen), m, nil
+	return string(g), m, unchecked, nil
 }
 
-func writeSyncRecord(path, gen string, m map[uint64]uint64) error {
+func writeSyncRecord(path, gen string, m map[uint64]uint64, unchecked bool) error {
+	if err := writeSyncFile(path, gen, m, unchecked); err != nil {
+		return fmt.Errorf("recording what the daemon was sent of a context in %s: %w", path, err)
+	}
+	return nil
+}
+
+func writeSyncFile(path, gen string, m map[uint64]uint64, unchecked bool) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	buf := make([]byte, 0, len(syncMagic)+17+16*len(m))
-	buf = append(buf, syncMagic+gen+"\n"...)
+	buf := make([]byte, 0, len(syncMagic)+len(syncUnchecked)+17+16*len(m))
+	buf = append(buf, syncMagic+gen...)
+	if unchecked {
+		buf = append(buf, syncUnchecked...)
+	}
+	buf = append(buf, '\n')
 	for k, v := range m {
 		buf = binary.LittleEndian.AppendUint64(buf, k)
 		buf = binary.LittleEndian.AppendUint64(buf, v)
@@ -336,7 +397,9 @@ func writeSyncRecord(path, gen string, m map[uint64]uint64) error {
 		return err
 	}
 	defer root.Close()
-	tmp := fmt.Sprintf(".%s.%d.tmp", filepath.Base(path), os.Getpid())
+	// A random name: a run killed after making it leaves no name the next
+	// one must have.
+	tmp := "." + filepath.Base(path) + "." + newSyncGen() + ".tmp"
 	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package build
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -75,7 +76,7 @@ func TestSyncKeysMoveOnlyWhenTheCopyCannotBeTrusted(t *testing.T) {
 			t.Fatalf("two images of one directory pair on one node: generations %s and %s", k.syncGen, again.syncGen)
 		}
 		s.done(k, node, err)
-		s.save()
+		s.save(context.Background())
 		return k.syncGen
 	}
 	first := build(files(500), "default", nil)
@@ -124,26 +125,33 @@ func TestSyncRecordRead(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "rec")
 	m := map[uint64]uint64{1: 2, 3: 4}
-	if err := writeSyncRecord(p, "0123456789abcdef", m); err != nil {
+	if err := writeSyncRecord(p, "0123456789abcdef", m, false); err != nil {
 		t.Fatal(err)
 	}
-	gen, got, err := readSyncRecord(p)
-	if err != nil || gen != "0123456789abcdef" || len(got) != 2 || got[1] != 2 || got[3] != 4 {
-		t.Fatalf("read back %q %v %v", gen, got, err)
+	gen, got, unchecked, err := readSyncRecord(p)
+	if err != nil || gen != "0123456789abcdef" || len(got) != 2 || got[1] != 2 || got[3] != 4 || unchecked {
+		t.Fatalf("read back %q %v %v %v", gen, got, unchecked, err)
+	}
+	if err := writeSyncRecord(p, "0123456789abcdef", nil, true); err != nil {
+		t.Fatal(err)
+	}
+	if gen, got, unchecked, err := readSyncRecord(p); err != nil || gen != "0123456789abcdef" || len(got) != 0 || !unchecked {
+		t.Fatalf("an unchecked record read back %q %v %v %v", gen, got, unchecked, err)
 	}
 	for name, data := range map[string]string{
-		"empty":            "",
-		"no header":        strings.Repeat("x", 32),
-		"a short gen":      "shipit-sync 1 0123\n",
-		"not hex":          "shipit-sync 1 0123456789abcdeg\n",
-		"a partial entry":  "shipit-sync 1 0123456789abcdef\n" + strings.Repeat("x", 15),
-		"another version":  "shipit-sync 2 0123456789abcdef\n",
-		"larger than read": "shipit-sync 1 0123456789abcdef\n" + strings.Repeat("x", maxSyncRecord),
+		"empty":                 "",
+		"no header":             strings.Repeat("x", 32),
+		"a short gen":           "shipit-sync 1 0123\n",
+		"not hex":               "shipit-sync 1 0123456789abcdeg\n",
+		"a partial entry":       "shipit-sync 1 0123456789abcdef\n" + strings.Repeat("x", 15),
+		"another version":       "shipit-sync 2 0123456789abcdef\n",
+		"unchecked, with files": "shipit-sync 1 0123456789abcdef unchecked\n" + strings.Repeat("x", 16),
+		"larger than read":      "shipit-sync 1 0123456789abcdef\n" + strings.Repeat("x", maxSyncRecord),
 	} {
 		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := readSyncRecord(p); err == nil || !strings.Contains(err.Error(), p) {
+		if _, _, _, err := readSyncRecord(p); err == nil || !strings.Contains(err.Error(), p) {
 			t.Errorf("%s: %v, want an error naming the file", name, err)
 		}
 	}
@@ -164,7 +172,7 @@ func TestSyncRecordKeepsWhatTheCopyMayHold(t *testing.T) {
 		s := syncOf(state, r, f)
 		k := s.keyed(r, "default")
 		s.done(k, "default", nil)
-		s.save()
+		s.save(context.Background())
 		return k.syncGen
 	}
 	first := build(14, 500)  // sent
@@ -177,20 +185,71 @@ func TestSyncRecordKeepsWhatTheCopyMayHold(t *testing.T) {
 	}
 }
 
-func TestSyncKeysSkipATooLargeContext(t *testing.T) {
+func TestSyncKeysTooLargeAContext(t *testing.T) {
 	t.Parallel()
 	state := t.TempDir()
 	r := Request{Name: "web", ContextDir: "/app/web", DockerfileDir: "/app/web"}
-	f := newSyncFiles()
-	f.skip = "more than 200000 files"
-	s := syncOf(state, r, f)
-	k := s.keyed(r, "default")
-	s.done(k, "default", nil)
-	s.save()
-	if sharedKey(k) != baseSharedKey(r) {
-		t.Errorf("a context too large to walk: shared key %s, want the directories' own", sharedKey(k))
+	build := func(f *syncFiles) string {
+		t.Helper()
+		s := syncOf(state, r, f)
+		k := s.keyed(r, "default")
+		s.done(k, "default", nil)
+		s.save(context.Background())
+		return k.syncGen
 	}
-	if m, _ := filepath.Glob(filepath.Join(state, "sync", "*")); len(m) != 0 {
-		t.Errorf("records written for it: %v", m)
+	large := func() *syncFiles { f := newSyncFiles(); f.skip = "more than 200000 files"; return f }
+	small := func() *syncFiles { f := newSyncFiles(); f.add("app.sh", 0o644, 10, 100, 500, 7, false); return f }
+	checked := build(small())
+	first := build(large())
+	if first == checked {
+		t.Error("a context grown too large to check is synced into its checked copy")
+	}
+	if again := build(large()); again != first {
+		t.Errorf("too large twice: generations %s and %s, want one (it is synced as BuildKit does, not sent whole each time)", first, again)
+	}
+	if back := build(small()); back == first {
+		t.Error("back under the limit: the unchecked copy is trusted")
+	}
+}
+
+// TestSyncRecordNotKeptWhenAFileChangedDuringTheBuild: a file changed
+// between the walk and the daemon's read of it leaves the daemon a state
+// no walk saw (found by a review, with a 1.2 GB context being sent): no
+// record, so the next build sends the context whole.
+func TestSyncRecordNotKeptWhenAFileChangedDuringTheBuild(t *testing.T) {
+	t.Parallel()
+	state := t.TempDir()
+	r := Request{Name: "web", ContextDir: "/app/web", DockerfileDir: "/app/web"}
+	type st struct{ size, ctime int64 }
+	// walk is a walk that saw was, and sees now when walked again.
+	walk := func(was, now st) *syncFiles {
+		f := newSyncFiles()
+		f.add("job.sh", 0o644, was.size, 100, was.ctime, 7, false)
+		f.again = func(context.Context) *syncFiles {
+			g := newSyncFiles()
+			g.add("job.sh", 0o644, now.size, 100, now.ctime, 7, false)
+			return g
+		}
+		return f
+	}
+	build := func(f *syncFiles) string {
+		t.Helper()
+		s := syncOf(state, r, f)
+		k := s.keyed(r, "default")
+		s.done(k, "default", nil)
+		s.save(context.Background())
+		return k.syncGen
+	}
+	first := build(walk(st{14, 500}, st{14, 500}))
+	if again := build(walk(st{14, 500}, st{14, 500})); again != first {
+		t.Fatalf("nothing changed, and the key moved")
+	}
+	// The daemon reads 15 bytes written during the build; then the file
+	// is rewritten with those 15 bytes' size and mtime.
+	if during := build(walk(st{14, 500}, st{15, 600})); during != first {
+		t.Fatalf("the key moved before the change")
+	}
+	if next := build(walk(st{15, 700}, st{15, 700})); next == first {
+		t.Error("after a file changed while the build read it, the daemon's copy is trusted")
 	}
 }
