@@ -159,8 +159,8 @@ type syncUse struct {
 	failed bool
 }
 
-// newSyncKeys gathers the files each request's walk saw (its sources),
-// and its Dockerfile's, by directory pair.
+// newSyncKeys gathers the files each request's walk saw (its sources), by
+// directory pair.
 func newSyncKeys(stateDir string, events progress.Sink, reqs []Request, srcs []sources) *syncKeys {
 	s := &syncKeys{dir: filepath.Join(stateDir, "sync"), events: events, files: map[string]*syncFiles{}, uses: map[string]*syncUse{}}
 	for i, r := range reqs {
