@@ -56,6 +56,16 @@ func syncOf(dir string, r Request, files *syncFiles) *syncKeys {
 	return newSyncKeys(dir, nil, []Request{r}, []sources{{files: files}})
 }
 
+// syncBuild is one build of r, whose walk saw f, on the default node,
+// with state in dir: the generation it was solved under.
+func syncBuild(dir string, r Request, f *syncFiles) string {
+	s := syncOf(dir, r, f)
+	k := s.keyed(r, "default")
+	s.done(k, "default", nil)
+	s.save(context.Background())
+	return k.syncGen
+}
+
 func TestSyncKeysMoveOnlyWhenTheCopyCannotBeTrusted(t *testing.T) {
 	t.Parallel()
 	state := t.TempDir()
@@ -166,14 +176,9 @@ func TestSyncRecordKeepsWhatTheCopyMayHold(t *testing.T) {
 	state := t.TempDir()
 	r := Request{Name: "web", ContextDir: "/app/web", DockerfileDir: "/app/web"}
 	build := func(size, ctime int64) string {
-		t.Helper()
 		f := newSyncFiles()
 		f.add("job.sh", 0o644, size, 100, ctime, 7, false)
-		s := syncOf(state, r, f)
-		k := s.keyed(r, "default")
-		s.done(k, "default", nil)
-		s.save(context.Background())
-		return k.syncGen
+		return syncBuild(state, r, f)
 	}
 	first := build(14, 500)  // sent
 	second := build(15, 600) // another size: kept, though not sent
@@ -189,14 +194,7 @@ func TestSyncKeysTooLargeAContext(t *testing.T) {
 	t.Parallel()
 	state := t.TempDir()
 	r := Request{Name: "web", ContextDir: "/app/web", DockerfileDir: "/app/web"}
-	build := func(f *syncFiles) string {
-		t.Helper()
-		s := syncOf(state, r, f)
-		k := s.keyed(r, "default")
-		s.done(k, "default", nil)
-		s.save(context.Background())
-		return k.syncGen
-	}
+	build := func(f *syncFiles) string { return syncBuild(state, r, f) }
 	large := func() *syncFiles { f := newSyncFiles(); f.skip = "more than 200000 files"; return f }
 	small := func() *syncFiles { f := newSyncFiles(); f.add("app.sh", 0o644, 10, 100, 500, 7, false); return f }
 	checked := build(small())
@@ -232,14 +230,7 @@ func TestSyncRecordNotKeptWhenAFileChangedDuringTheBuild(t *testing.T) {
 		}
 		return f
 	}
-	build := func(f *syncFiles) string {
-		t.Helper()
-		s := syncOf(state, r, f)
-		k := s.keyed(r, "default")
-		s.done(k, "default", nil)
-		s.save(context.Background())
-		return k.syncGen
-	}
+	build := func(f *syncFiles) string { return syncBuild(state, r, f) }
 	first := build(walk(st{14, 500}, st{14, 500}))
 	if again := build(walk(st{14, 500}, st{14, 500})); again != first {
 		t.Fatalf("nothing changed, and the key moved")
