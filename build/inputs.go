@@ -271,6 +271,7 @@ type syncWalked struct {
 // while the daemon read it.
 func (sr *sourceReader) syncWalk(ctx context.Context, r Request, excludes []string, h hash.Hash) syncWalked {
 	files := newSyncFiles()
+	files.root = r.ContextDir
 	racy, err := sr.walkContext(ctx, r, excludes, sr.now, h, files)
 	switch {
 	case errors.Is(err, errTooManyEntries):

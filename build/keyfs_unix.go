@@ -341,6 +341,11 @@ func dirXattrs(path string) (map[string][]byte, error) {
 	return m, nil
 }
 
+// openNoFollow opens path for reading, but not a symbolic link.
+func openNoFollow(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+}
+
 // fileMode is st_mode as Go's os.FileMode, as os.Lstat makes it.
 func fileMode(m uint32) os.FileMode {
 	mode := os.FileMode(m & 0o777)

@@ -39,8 +39,12 @@ import (
 // node, a record in .shipit/sync/ of every file it walked under the
 // current key: by path, mode, size and mtime, its change time and inode.
 // When a file has a recorded path, mode, size and mtime but another
-// change time or inode, the key moves (a new random generation): the
-// daemon has no copy under the new key and is sent every file, once.
+// change time or inode, its content is read: when its digest is not the
+// one recorded of what was sent (each file's is read once, when its size
+// or mtime is new, as the daemon is sent it), the key moves (a new random
+// generation): the daemon has no copy under the new key and is sent every
+// file, once. A touch to the same time, a chown or a new hard link then
+// costs a read of the file, not a whole send.
 // The record holds every file seen since the generation began, not only
 // the last walk's, because a solve that reads nothing of the context
 // leaves the daemon's copy as it was. Without a record to trust (the
@@ -57,6 +61,9 @@ import (
 // shipit compares besides (change time, inode).
 type syncFiles struct {
 	m map[uint64]uint64
+	// paths are the files' paths, by key, for digests of their content.
+	paths map[uint64]string
+	root  string // the context directory the paths are in
 	// unknown: a file's change time could not be read, or not every file
 	// was seen, so no hidden change can be told.
 	unknown bool
@@ -71,7 +78,9 @@ type syncFiles struct {
 	parts []*syncFiles
 }
 
-func newSyncFiles() *syncFiles { return &syncFiles{m: map[uint64]uint64{}} }
+func newSyncFiles() *syncFiles {
+	return &syncFiles{m: map[uint64]uint64{}, paths: map[uint64]string{}}
+}
 
 // add records one regular file; a ctime of 0 is one not read. A racy
 // file (racyAfter) may be written again within its timestamps' tick, so
@@ -91,7 +100,9 @@ func (f *syncFiles) add(path string, mode uint32, size, mtime, ctime int64, ino 
 	}
 	// The mode is the daemon's to compare: a chmod, which moves the
 	// change time, is then no hidden change.
-	f.m[syncHash(path+"\x00"+strconv.FormatUint(uint64(mode), 8), size, mtime)] = v
+	k := syncHash(path+"\x00"+strconv.FormatUint(uint64(mode), 8), size, mtime)
+	f.m[k] = v
+	f.paths[k] = filepath.Join(f.root, filepath.FromSlash(path))
 }
 
 // racySync stands for a racy file's change time and inode.
@@ -113,20 +124,54 @@ func (f *syncFiles) merge(o *syncFiles) {
 			f.parts = append(f.parts, p)
 		}
 	}
-	for k, v := range o.m {
-		f.m[k] = v
-	}
+	maps.Copy(f.m, o.m)
+	maps.Copy(f.paths, o.paths)
 }
 
 // hidden reports whether a file of f has the size and mtime it had in
-// last but another change time or inode: one the daemon would not be sent.
-func (f *syncFiles) hidden(last map[uint64]uint64) bool {
+// last but another content, which the daemon would not be sent: its
+// change time or inode moved, and its content's digest is not the one
+// recorded (or none was). sums gets the digests of the files read and
+// found the same.
+func (f *syncFiles) hidden(last map[uint64]syncEntry, sums map[uint64]uint64) bool {
 	for k, v := range f.m {
-		if was, ok := last[k]; ok && (was != v || was == racySync) {
+		e, ok := last[k]
+		switch {
+		case !ok || e.at == v && e.at != racySync:
+			continue
+		case e.at == racySync || v == racySync || e.sum == 0:
 			return true
 		}
+		// A touch, chown or new hard link moves the change time alone.
+		sum, err := fileSum(f.paths[k])
+		if err != nil || sum != e.sum {
+			return true
+		}
+		sums[k] = sum
 	}
 	return false
+}
+
+// syncEntry is a file as a record keeps it: the hash of its change time
+// and inode (at), and of its content (sum; 0: not read).
+type syncEntry struct{ at, sum uint64 }
+
+// fileSum is a digest of the content of the regular file at path, never
+// 0; a symbolic link put in its place since the walk is not followed.
+func fileSum(path string) (uint64, error) {
+	f, err := openNoFollow(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return 0, stdcmp.Or(err, fmt.Errorf("%s: not a regular file", path))
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return 0, err
+	}
+	return max(binary.LittleEndian.Uint64(h.Sum(nil)), 1), nil
 }
 
 func syncHash(s string, a, b int64) uint64 {
@@ -155,7 +200,8 @@ type syncUse struct {
 	files  *syncFiles
 	once   sync.Once
 	gen    string
-	last   map[uint64]uint64 // the record's files, when its generation is kept
+	last   map[uint64]syncEntry // the record's files, when its generation is kept
+	sums   map[uint64]uint64    // digests read to tell a moved change time from a change
 	failed bool
 }
 
@@ -199,7 +245,7 @@ func (s *syncKeys) use(r Request, node string) *syncUse {
 	u := s.uses[k]
 	if u == nil {
 		sum := sha256.Sum256([]byte(k))
-		u = &syncUse{path: filepath.Join(s.dir, hex.EncodeToString(sum[:12])), files: s.files[base]}
+		u = &syncUse{path: filepath.Join(s.dir, hex.EncodeToString(sum[:12])), files: s.files[base], sums: map[uint64]uint64{}}
 		if u.files == nil {
 			u.files = &syncFiles{unknown: true}
 		}
@@ -211,7 +257,7 @@ func (s *syncKeys) use(r Request, node string) *syncUse {
 // decide reads the record of the last send, removes it (it is true again
 // only once this build's solves are done), and keeps its generation, and
 // the files it holds, only when no file changed out of the daemon's sight.
-func (s *syncKeys) decide(r Request, u *syncUse) (string, map[uint64]uint64) {
+func (s *syncKeys) decide(r Request, u *syncUse) (string, map[uint64]syncEntry) {
 	gen, last, unchecked, err := readSyncRecord(u.path)
 	why := ""
 	switch {
@@ -229,7 +275,7 @@ func (s *syncKeys) decide(r Request, u *syncUse) (string, map[uint64]uint64) {
 		why = "its context was last sent unchecked"
 	case u.files.unknown:
 		why = "not every file's change time could be read"
-	case u.files.hidden(last):
+	case u.files.hidden(last, u.sums):
 		why = "a file changed with its size and modification time kept, which the daemon's copy would not take"
 	}
 	if err == nil || !errors.Is(err, fs.ErrNotExist) {
@@ -289,16 +335,29 @@ func (s *syncKeys) saveOne(ctx context.Context, u *syncUse) {
 		}
 		return
 	}
+	m := make(map[uint64]syncEntry, len(u.last)+len(u.files.m))
+	maps.Copy(m, u.last)
+	for k, at := range u.files.m {
+		e := syncEntry{at: at}
+		switch last, ok := u.last[k]; {
+		case at == racySync:
+		case ok && last.at == at:
+			e.sum = last.sum
+		case u.sums[k] != 0:
+			e.sum = u.sums[k]
+		default:
+			// What the daemon was sent, as the walk again below checks.
+			e.sum, _ = fileSum(u.files.paths[k])
+		}
+		m[k] = e
+	}
+	// After the digests: a file changed since the walk, even while it was
+	// read, has moved its change time.
 	for _, p := range u.files.parts {
 		if now := p.again(ctx); now.unknown || !maps.Equal(now.m, p.m) {
 			progress.Debugf(s.events, "a file of a context changed while the build read it: no record kept, and the next build sends the context whole")
 			return
 		}
-	}
-	m := u.files.m
-	if len(u.last) > 0 {
-		m = maps.Clone(u.last)
-		maps.Copy(m, u.files.m)
 	}
 	if len(m) > maxSyncFiles(len(u.files.m)) {
 		progress.Debugf(s.events, "the record of what the daemon was sent holds %d files, for %d now: dropped, and the next build sends the whole context", len(m), len(u.files.m))
@@ -320,18 +379,20 @@ func newSyncGen() string {
 }
 
 // The record: a header line (the generation, and " unchecked" for a
-// context too large to check), then each file's two hashes,
-// little-endian.
+// context too large to check), then each file's three hashes (key,
+// change time and inode, content), little-endian.
 const (
-	syncMagic     = "shipit-sync 1 "
+	syncMagic     = "shipit-sync 2 "
 	syncUnchecked = " unchecked"
 )
 
 // maxSyncRecord bounds the read of a record: every file the walk may
 // reach, and the header.
-const maxSyncRecord = 64 + 16*(maxContextEntries+16)
+const maxSyncRecord = 64 + syncEntrySize*(maxContextEntries+16)
 
-func readSyncRecord(path string) (gen string, m map[uint64]uint64, unchecked bool, err error) {
+const syncEntrySize = 24
+
+func readSyncRecord(path string) (gen string, m map[uint64]syncEntry, unchecked bool, err error) {
 	// Inside the state directory only, as every read of it.
 	root, err := os.OpenRoot(filepath.Dir(path))
 	if err != nil {
@@ -356,39 +417,40 @@ func readSyncRecord(path string) (gen string, m map[uint64]uint64, unchecked boo
 	if g, unchecked = bytes.CutSuffix(g, []byte(syncUnchecked)); unchecked && len(rest) > 0 {
 		return "", nil, false, bad
 	}
-	if !ok || !found || len(g) != 16 || len(rest)%16 != 0 {
+	if !ok || !found || len(g) != 16 || len(rest)%syncEntrySize != 0 {
 		return "", nil, false, bad
 	}
 	if _, err := hex.DecodeString(string(g)); err != nil {
 		return "", nil, false, bad
 	}
-	m = make(map[uint64]uint64, len(rest)/16)
-	for i := 0; i < len(rest); i += 16 {
-		m[binary.LittleEndian.Uint64(rest[i:])] = binary.LittleEndian.Uint64(rest[i+8:])
+	m = make(map[uint64]syncEntry, len(rest)/syncEntrySize)
+	for i := 0; i < len(rest); i += syncEntrySize {
+		m[binary.LittleEndian.Uint64(rest[i:])] = syncEntry{at: binary.LittleEndian.Uint64(rest[i+8:]), sum: binary.LittleEndian.Uint64(rest[i+16:])}
 	}
 	return string(g), m, unchecked, nil
 }
 
-func writeSyncRecord(path, gen string, m map[uint64]uint64, unchecked bool) error {
+func writeSyncRecord(path, gen string, m map[uint64]syncEntry, unchecked bool) error {
 	if err := writeSyncFile(path, gen, m, unchecked); err != nil {
 		return fmt.Errorf("recording what the daemon was sent of a context in %s: %w", path, err)
 	}
 	return nil
 }
 
-func writeSyncFile(path, gen string, m map[uint64]uint64, unchecked bool) error {
+func writeSyncFile(path, gen string, m map[uint64]syncEntry, unchecked bool) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	buf := make([]byte, 0, len(syncMagic)+len(syncUnchecked)+17+16*len(m))
+	buf := make([]byte, 0, len(syncMagic)+len(syncUnchecked)+17+syncEntrySize*len(m))
 	buf = append(buf, syncMagic+gen...)
 	if unchecked {
 		buf = append(buf, syncUnchecked...)
 	}
 	buf = append(buf, '\n')
-	for k, v := range m {
+	for k, e := range m {
 		buf = binary.LittleEndian.AppendUint64(buf, k)
-		buf = binary.LittleEndian.AppendUint64(buf, v)
+		buf = binary.LittleEndian.AppendUint64(buf, e.at)
+		buf = binary.LittleEndian.AppendUint64(buf, e.sum)
 	}
 	// Not synced to disk: a record lost or cut short by a crash is one
 	// readSyncRecord refuses, and costs one whole send.

@@ -9,6 +9,15 @@ import (
 	"testing"
 )
 
+// entries are f's files as a record of them without digests.
+func entries(f *syncFiles) map[uint64]syncEntry {
+	m := map[uint64]syncEntry{}
+	for k, v := range f.m {
+		m[k] = syncEntry{at: v}
+	}
+	return m
+}
+
 func TestSyncFilesHidden(t *testing.T) {
 	t.Parallel()
 	last := newSyncFiles()
@@ -31,7 +40,7 @@ func TestSyncFilesHidden(t *testing.T) {
 	} {
 		now := newSyncFiles()
 		now.add("a", tc.mode, tc.size, tc.mtime, tc.ctime, tc.ino, tc.racy)
-		if got := now.hidden(last.m); got != tc.want {
+		if got := now.hidden(entries(last), map[uint64]uint64{}); got != tc.want {
 			t.Errorf("%s: hidden %v, want %v", name, got, tc.want)
 		}
 	}
@@ -40,7 +49,7 @@ func TestSyncFilesHidden(t *testing.T) {
 	for _, racy := range []bool{false, true} {
 		now := newSyncFiles()
 		now.add("b", 0o644, 10, 100, 500, 8, racy)
-		if !now.hidden(last.m) {
+		if !now.hidden(entries(last), map[uint64]uint64{}) {
 			t.Errorf("b racy when sent, found again (racy %v): not hidden", racy)
 		}
 	}
@@ -134,12 +143,12 @@ func TestSyncRecordRead(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	p := filepath.Join(dir, "rec")
-	m := map[uint64]uint64{1: 2, 3: 4}
+	m := map[uint64]syncEntry{1: {2, 5}, 3: {4, 6}}
 	if err := writeSyncRecord(p, "0123456789abcdef", m, false); err != nil {
 		t.Fatal(err)
 	}
 	gen, got, unchecked, err := readSyncRecord(p)
-	if err != nil || gen != "0123456789abcdef" || len(got) != 2 || got[1] != 2 || got[3] != 4 || unchecked {
+	if err != nil || gen != "0123456789abcdef" || len(got) != 2 || got[1] != (syncEntry{2, 5}) || got[3] != (syncEntry{4, 6}) || unchecked {
 		t.Fatalf("read back %q %v %v %v", gen, got, unchecked, err)
 	}
 	if err := writeSyncRecord(p, "0123456789abcdef", nil, true); err != nil {
@@ -151,12 +160,13 @@ func TestSyncRecordRead(t *testing.T) {
 	for name, data := range map[string]string{
 		"empty":                 "",
 		"no header":             strings.Repeat("x", 32),
-		"a short gen":           "shipit-sync 1 0123\n",
-		"not hex":               "shipit-sync 1 0123456789abcdeg\n",
-		"a partial entry":       "shipit-sync 1 0123456789abcdef\n" + strings.Repeat("x", 15),
-		"another version":       "shipit-sync 2 0123456789abcdef\n",
-		"unchecked, with files": "shipit-sync 1 0123456789abcdef unchecked\n" + strings.Repeat("x", 16),
-		"larger than read":      "shipit-sync 1 0123456789abcdef\n" + strings.Repeat("x", maxSyncRecord),
+		"a short gen":           "shipit-sync 2 0123\n",
+		"not hex":               "shipit-sync 2 0123456789abcdeg\n",
+		"a partial entry":       "shipit-sync 2 0123456789abcdef\n" + strings.Repeat("x", 23),
+		"the first version":     "shipit-sync 1 0123456789abcdef\n" + strings.Repeat("x", 16),
+		"another version":       "shipit-sync 3 0123456789abcdef\n",
+		"unchecked, with files": "shipit-sync 2 0123456789abcdef unchecked\n" + strings.Repeat("x", 24),
+		"larger than read":      "shipit-sync 2 0123456789abcdef\n" + strings.Repeat("x", maxSyncRecord),
 	} {
 		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
 			t.Fatal(err)
@@ -242,5 +252,35 @@ func TestSyncRecordNotKeptWhenAFileChangedDuringTheBuild(t *testing.T) {
 	}
 	if next := build(walk(st{15, 700}, st{15, 700})); next == first {
 		t.Error("after a file changed while the build read it, the daemon's copy is trusted")
+	}
+}
+
+// TestSyncKeysReadTheContentOfAMovedChangeTime: a file whose change time
+// moved at the size and mtime the daemon has (a touch -d of every file
+// before each build, a chown) keeps the key when its content is what was
+// sent, and moves it when it is not.
+func TestSyncKeysReadTheContentOfAMovedChangeTime(t *testing.T) {
+	t.Parallel()
+	state, app := t.TempDir(), t.TempDir()
+	r := Request{Name: "web", ContextDir: app, DockerfileDir: app}
+	build := func(content string, ctime int64) string {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(app, "job.sh"), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f := newSyncFiles()
+		f.root = app
+		f.add("job.sh", 0o644, int64(len(content)), 100, ctime, 7, false)
+		return syncBuild(state, r, f)
+	}
+	first := build("echo one\n", 500)
+	if touched := build("echo one\n", 600); touched != first {
+		t.Error("the change time moved, the content is the same: the key moved")
+	}
+	if again := build("echo one\n", 700); again != first {
+		t.Error("touched twice: the key moved")
+	}
+	if rewritten := build("echo two\n", 800); rewritten == first {
+		t.Error("rewritten with its size and mtime kept: the key stayed")
 	}
 }

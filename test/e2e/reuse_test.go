@@ -310,6 +310,17 @@ func TestFileRewrittenWithItsTimesKept(t *testing.T) {
 	settle()
 	workerHas("#!/bin/sh\necho ten\n", "two")
 	buildKept(t, a, nil, []string{"web", "worker"}, nil)
+
+	// Touched to the same time again, the content as it was (a
+	// normalizing step before every build): the daemon's copy is still
+	// good, and the context is not sent whole.
+	rewrite(map[string]string{"worker/job.sh": "#!/bin/sh\necho ten\n"})
+	settle()
+	r := mustShipit(t, a.dir, a.env(), "-v", "build", "--progress", "plain", "worker")
+	if strings.Contains(r.stderr, "the daemon is sent its whole context") {
+		t.Errorf("a file touched with its content unchanged: the context was sent whole:\n%s", r.stderr)
+	}
+	check("#!/bin/sh\necho ten\n", "two")
 }
 
 // TestFileRewrittenAfterAPartialBuild: a build of an image whose target
