@@ -21,6 +21,9 @@ type noTimes struct{}
 func (noTimes) timesOf(string) fileTimes { return fileTimes{} }
 func (noTimes) changed() error           { return nil }
 
-// openNoFollow opens path for reading. (Change times are not read here,
-// so no record is ever trusted and no digest read.)
-func openNoFollow(path string) (*os.File, error) { return os.Open(path) }
+// openInRoot opens rel inside root for reading. (Change times are not
+// read here, so no record is ever trusted and no digest read.)
+func openInRoot(root *os.Root, rel string) (*os.File, error) { return root.Open(rel) }
+
+// inodeTimes are not read here.
+func inodeTimes(os.FileInfo) (uint64, int64, bool) { return 0, 0, false }

@@ -341,9 +341,10 @@ func dirXattrs(path string) (map[string][]byte, error) {
 	return m, nil
 }
 
-// openNoFollow opens path for reading, but not a symbolic link.
-func openNoFollow(path string) (*os.File, error) {
-	return os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+// openInRoot opens rel inside root for reading: not a symbolic link, and
+// without waiting for a FIFO's writer.
+func openInRoot(root *os.Root, rel string) (*os.File, error) {
+	return root.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 }
 
 // fileMode is st_mode as Go's os.FileMode, as os.Lstat makes it.

@@ -22,3 +22,12 @@ func lstatAt(_ int, _, path string) (rawStat, error) {
 		ino: st.Ino, nlink: uint64(st.Nlink), rdev: uint64(uint32(st.Rdev)), //nolint:gosec // dev_t's bits
 	}, nil
 }
+
+// inodeTimes are an open file's inode and change time, from its Stat.
+func inodeTimes(fi os.FileInfo) (uint64, int64, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, 0, false
+	}
+	return st.Ino, st.Ctimespec.Nano(), true
+}

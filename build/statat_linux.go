@@ -3,6 +3,7 @@ package build
 import (
 	"errors"
 	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -27,4 +28,13 @@ func lstatAt(dirfd int, name, path string) (rawStat, error) {
 		mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(),
 		ino: st.Ino, nlink: uint64(st.Nlink), rdev: uint64(st.Rdev), //nolint:unconvert // uint32 on some architectures
 	}, nil
+}
+
+// inodeTimes are an open file's inode and change time, from its Stat.
+func inodeTimes(fi os.FileInfo) (uint64, int64, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, 0, false
+	}
+	return st.Ino, st.Ctim.Nano(), true
 }

@@ -40,11 +40,14 @@ import (
 // current key: by path, mode, size and mtime, its change time and inode.
 // When a file has a recorded path, mode, size and mtime but another
 // change time or inode, its content is read: when its digest is not the
-// one recorded of what was sent (each file's is read once, when its size
-// or mtime is new, as the daemon is sent it), the key moves (a new random
-// generation): the daemon has no copy under the new key and is sent every
-// file, once. A touch to the same time, a chown or a new hard link then
-// costs a read of the file, not a whole send.
+// one recorded (each file's is read after the build that first walks it
+// at that size and mtime, and kept while its inode and change time stay,
+// under any generation), the key moves (a new random generation): the
+// daemon has no copy under the new key and is sent every file, once. A
+// touch to the same time, a chown or a new hard link then costs a read of
+// the file, not a whole send. Files are read inside the context only, not
+// through a symbolic link, never a FIFO, and only while they are the file
+// walked.
 // The record holds every file seen since the generation began, not only
 // the last walk's, because a solve that reads nothing of the context
 // leaves the daemon's copy as it was. Without a record to trust (the
@@ -94,19 +97,25 @@ func (f *syncFiles) add(path string, mode uint32, size, mtime, ctime int64, ino 
 	}
 	v := racySync
 	if !racy {
-		if v = syncHash(strconv.FormatUint(ino, 10), ctime, 0); v == racySync {
-			v++
-		}
+		v = syncAt(ino, ctime)
 	}
 	// The mode is the daemon's to compare: a chmod, which moves the
 	// change time, is then no hidden change.
 	k := syncHash(path+"\x00"+strconv.FormatUint(uint64(mode), 8), size, mtime)
 	f.m[k] = v
-	f.paths[k] = filepath.Join(f.root, filepath.FromSlash(path))
+	f.paths[k] = filepath.FromSlash(path)
 }
 
 // racySync stands for a racy file's change time and inode.
 const racySync uint64 = 0
+
+// syncAt is the hash of a file's inode and change time, never racySync.
+func syncAt(ino uint64, ctime int64) uint64 {
+	if v := syncHash(strconv.FormatUint(ino, 10), ctime, 0); v != racySync {
+		return v
+	}
+	return racySync + 1
+}
 
 // merge adds o's files to f; o nil is a walk that gave none.
 func (f *syncFiles) merge(o *syncFiles) {
@@ -126,6 +135,7 @@ func (f *syncFiles) merge(o *syncFiles) {
 	}
 	maps.Copy(f.m, o.m)
 	maps.Copy(f.paths, o.paths)
+	f.root = stdcmp.Or(f.root, o.root)
 }
 
 // hidden reports whether a file of f has the size and mtime it had in
@@ -134,6 +144,12 @@ func (f *syncFiles) merge(o *syncFiles) {
 // recorded (or none was). sums gets the digests of the files read and
 // found the same.
 func (f *syncFiles) hidden(last map[uint64]syncEntry, sums map[uint64]uint64) bool {
+	var root *os.Root
+	defer func() {
+		if root != nil {
+			_ = root.Close()
+		}
+	}()
 	for k, v := range f.m {
 		e, ok := last[k]
 		switch {
@@ -143,7 +159,13 @@ func (f *syncFiles) hidden(last map[uint64]syncEntry, sums map[uint64]uint64) bo
 			return true
 		}
 		// A touch, chown or new hard link moves the change time alone.
-		sum, err := fileSum(f.paths[k])
+		if root == nil {
+			var err error
+			if root, err = os.OpenRoot(f.root); err != nil {
+				return true
+			}
+		}
+		sum, err := fileSum(root, f.paths[k], v)
 		if err != nil || sum != e.sum {
 			return true
 		}
@@ -152,20 +174,30 @@ func (f *syncFiles) hidden(last map[uint64]syncEntry, sums map[uint64]uint64) bo
 	return false
 }
 
+// errNotAsWalked is a file that is not the one the walk saw.
+var errNotAsWalked = errors.New("not the file walked")
+
 // syncEntry is a file as a record keeps it: the hash of its change time
 // and inode (at), and of its content (sum; 0: not read).
 type syncEntry struct{ at, sum uint64 }
 
-// fileSum is a digest of the content of the regular file at path, never
-// 0; a symbolic link put in its place since the walk is not followed.
-func fileSum(path string) (uint64, error) {
-	f, err := openNoFollow(path)
+// fileSum is a digest of the content of the regular file rel of root,
+// never 0, read only while it is the file the walk saw (at: its inode and
+// change time): opened inside root, without following a symbolic link or
+// waiting for a FIFO's writer.
+func fileSum(root *os.Root, rel string, at uint64) (uint64, error) {
+	f, err := openInRoot(root, rel)
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
-		return 0, stdcmp.Or(err, fmt.Errorf("%s: not a regular file", path))
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	ino, ctime, ok := inodeTimes(fi)
+	if !ok || !fi.Mode().IsRegular() || syncAt(ino, ctime) != at {
+		return 0, fmt.Errorf("%s: %w", rel, errNotAsWalked)
 	}
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
@@ -196,12 +228,16 @@ type syncKeys struct {
 }
 
 type syncUse struct {
-	path   string
-	files  *syncFiles
-	once   sync.Once
-	gen    string
-	last   map[uint64]syncEntry // the record's files, when its generation is kept
-	sums   map[uint64]uint64    // digests read to tell a moved change time from a change
+	path  string
+	files *syncFiles
+	once  sync.Once
+	gen   string
+	// last is the record's files, whether or not its generation is kept
+	// (keep): a file at the same inode and change time has the same
+	// digest under any generation.
+	last   map[uint64]syncEntry
+	keep   bool
+	sums   map[uint64]uint64 // digests read to tell a moved change time from a change
 	failed bool
 }
 
@@ -231,7 +267,7 @@ func (s *syncKeys) keyed(r Request, node string) Request {
 		if u.files.skip != "" {
 			progress.Warnf(s.events, "image %s: its context (%s) is too large for shipit to check the daemon's copy of it: a file rewritten with its size and modification time kept is built as it was (moby/buildkit#2592). A .dockerignore that leaves out what the build does not read keeps it checked", r.Name, u.files.skip)
 		}
-		u.gen, u.last = s.decide(r, u)
+		u.gen, u.last, u.keep = s.decide(r, u)
 	})
 	r.syncGen = u.gen
 	return r
@@ -257,7 +293,7 @@ func (s *syncKeys) use(r Request, node string) *syncUse {
 // decide reads the record of the last send, removes it (it is true again
 // only once this build's solves are done), and keeps its generation, and
 // the files it holds, only when no file changed out of the daemon's sight.
-func (s *syncKeys) decide(r Request, u *syncUse) (string, map[uint64]syncEntry) {
+func (s *syncKeys) decide(r Request, u *syncUse) (string, map[uint64]syncEntry, bool) {
 	gen, last, unchecked, err := readSyncRecord(u.path)
 	why := ""
 	switch {
@@ -284,10 +320,13 @@ func (s *syncKeys) decide(r Request, u *syncUse) (string, map[uint64]syncEntry) 
 		}
 	}
 	if why == "" {
-		return gen, last
+		return gen, last, true
 	}
 	progress.Debugf(s.events, "image %s: the daemon is sent its whole context: %s", r.Name, why)
-	return newSyncGen(), nil
+	if unchecked {
+		last = nil
+	}
+	return newSyncGen(), last, false
 }
 
 // done counts one solve under r's key on node as ended, with err.
@@ -336,18 +375,38 @@ func (s *syncKeys) saveOne(ctx context.Context, u *syncUse) {
 		return
 	}
 	m := make(map[uint64]syncEntry, len(u.last)+len(u.files.m))
-	maps.Copy(m, u.last)
+	if u.keep {
+		maps.Copy(m, u.last)
+	}
+	// Opened when a file must be read; a file not read has no digest,
+	// and is a whole send if found later at its size and mtime moved.
+	var root *os.Root
+	opened := false
+	defer func() {
+		if root != nil {
+			_ = root.Close()
+		}
+	}()
 	for k, at := range u.files.m {
 		e := syncEntry{at: at}
 		switch last, ok := u.last[k]; {
 		case at == racySync:
-		case ok && last.at == at:
+		case ok && last.at == at && last.sum != 0:
 			e.sum = last.sum
 		case u.sums[k] != 0:
 			e.sum = u.sums[k]
 		default:
-			// What the daemon was sent, as the walk again below checks.
-			e.sum, _ = fileSum(u.files.paths[k])
+			// Its content as of the walk, which the walk below checks; a
+			// file the daemon may not have been sent too (a COPY of part
+			// of the context, a target that reads none of it), as it may
+			// be under this generation later.
+			if !opened {
+				root, _ = os.OpenRoot(u.files.root)
+				opened = true
+			}
+			if root != nil {
+				e.sum, _ = fileSum(root, u.files.paths[k], at)
+			}
 		}
 		m[k] = e
 	}

@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // entries are f's files as a record of them without digests.
@@ -263,24 +265,78 @@ func TestSyncKeysReadTheContentOfAMovedChangeTime(t *testing.T) {
 	t.Parallel()
 	state, app := t.TempDir(), t.TempDir()
 	r := Request{Name: "web", ContextDir: app, DockerfileDir: app}
-	build := func(content string, ctime int64) string {
+	// build writes content (moving the file's change time) and builds,
+	// with the file's own inode and change time, at a kept mtime.
+	build := func(content string) string {
 		t.Helper()
-		if err := os.WriteFile(filepath.Join(app, "job.sh"), []byte(content), 0o644); err != nil {
+		p := filepath.Join(app, "job.sh")
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond) // another change time each write
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ino, ctime, ok := inodeTimes(fi)
+		if !ok {
+			t.Skip("no change times here")
 		}
 		f := newSyncFiles()
 		f.root = app
-		f.add("job.sh", 0o644, int64(len(content)), 100, ctime, 7, false)
+		f.add("job.sh", 0o644, int64(len(content)), 100, ctime, ino, false)
 		return syncBuild(state, r, f)
 	}
-	first := build("echo one\n", 500)
-	if touched := build("echo one\n", 600); touched != first {
+	first := build("echo one\n")
+	if touched := build("echo one\n"); touched != first {
 		t.Error("the change time moved, the content is the same: the key moved")
 	}
-	if again := build("echo one\n", 700); again != first {
+	if again := build("echo one\n"); again != first {
 		t.Error("touched twice: the key moved")
 	}
-	if rewritten := build("echo two\n", 800); rewritten == first {
+	if rewritten := build("echo two\n"); rewritten == first {
 		t.Error("rewritten with its size and mtime kept: the key stayed")
+	}
+	// A FIFO put in its place is not waited on: the key moves.
+	p := filepath.Join(app, "job.sh")
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(p, 0o644); err != nil {
+		t.Skip(err)
+	}
+	f := newSyncFiles()
+	f.root = app
+	f.add("job.sh", 0o644, 9, 100, 1, 1, false)
+	done := make(chan string, 1)
+	go func() { done <- syncBuild(state, r, f) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a FIFO in a context file's place: the build waits for its writer")
+	}
+}
+
+// TestFileSumStaysInTheContext: a directory of the context swapped for a
+// symbolic link out of it since the walk is not read through.
+func TestFileSumStaysInTheContext(t *testing.T) {
+	t.Parallel()
+	app, outside := t.TempDir(), t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(app, "sub"), 0o755))
+	must(t, os.WriteFile(filepath.Join(app, "sub", "f"), []byte("in"), 0o644))
+	must(t, os.WriteFile(filepath.Join(outside, "f"), []byte("out"), 0o644))
+	fi, err := os.Stat(filepath.Join(outside, "f"))
+	must(t, err)
+	ino, ctime, ok := inodeTimes(fi)
+	if !ok {
+		t.Skip("no change times here")
+	}
+	must(t, os.RemoveAll(filepath.Join(app, "sub")))
+	must(t, os.Symlink(outside, filepath.Join(app, "sub")))
+	root, err := os.OpenRoot(app)
+	must(t, err)
+	defer root.Close()
+	if sum, err := fileSum(root, filepath.Join("sub", "f"), syncAt(ino, ctime)); err == nil {
+		t.Errorf("read %x through a link out of the context", sum)
 	}
 }
