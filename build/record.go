@@ -1,6 +1,8 @@
 package build
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -146,8 +148,16 @@ func WriteRecord(path string, r *Record) error {
 }
 
 // writeAtomic writes path through an os.Root of its directory, so that a
-// symbolic link planted there is never followed out of it.
-func writeAtomic(path string, data []byte) error {
+// symbolic link planted there is never followed out of it, synced to disk
+// before it replaces the old file.
+func writeAtomic(path string, data []byte) error { return replaceFile(path, data, true) }
+
+// replaceFile writes data to a temporary file beside path and renames it
+// over path, inside an os.Root of its directory; durable syncs it to disk
+// first. The temporary name is random: a run killed after making it
+// leaves no name the next one must have (a pid is the same from run to
+// run in a container).
+func replaceFile(path string, data []byte, durable bool) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -157,7 +167,7 @@ func writeAtomic(path string, data []byte) error {
 		return err
 	}
 	defer root.Close()
-	tmp := fmt.Sprintf(".%s.%d.tmp", filepath.Base(path), os.Getpid())
+	tmp := "." + filepath.Base(path) + "." + randomHex() + ".tmp"
 	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
@@ -167,12 +177,21 @@ func writeAtomic(path string, data []byte) error {
 		_ = f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		return err
+	if durable {
+		if err := f.Sync(); err != nil {
+			_ = f.Close()
+			return err
+		}
 	}
 	if err := f.Close(); err != nil {
 		return err
 	}
 	return root.Rename(tmp, filepath.Base(path))
+}
+
+// randomHex is 8 random bytes in hex.
+func randomHex() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }

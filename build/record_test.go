@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -48,5 +49,27 @@ func TestRecordRoundTripAndMerge(t *testing.T) {
 	}
 	if _, err := ReadRecord(path); err == nil {
 		t.Error("a record of an unknown version was accepted")
+	}
+}
+
+// TestRecordWrittenPastALeftTemporaryFile: a run killed while writing the
+// record leaves its temporary file; the next run, which in a container
+// has the same pid, still writes the record.
+func TestRecordWrittenPastALeftTemporaryFile(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), ".shipit")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	left := filepath.Join(dir, "."+RecordFile+"."+strconv.Itoa(os.Getpid())+".tmp")
+	if err := os.WriteFile(left, []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, RecordFile)
+	if err := WriteRecord(path, &Record{Version: RecordVersion, Commit: "c1", Tag: "t1"}); err != nil {
+		t.Fatalf("a temporary file left by a killed run blocks the record: %v", err)
+	}
+	if r, err := ReadRecord(path); err != nil || r.Commit != "c1" {
+		t.Fatalf("read back %+v, %v", r, err)
 	}
 }

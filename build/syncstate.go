@@ -4,7 +4,6 @@ import (
 	"bytes"
 	stdcmp "cmp"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -431,11 +430,7 @@ func (s *syncKeys) saveOne(ctx context.Context, u *syncUse) {
 // they were at each change since the generation began.
 func maxSyncFiles(n int) int { return min(4*n+10000, maxContextEntries) }
 
-func newSyncGen() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
+func newSyncGen() string { return randomHex() }
 
 // The record: a header line (the generation, and " unchecked" for a
 // context too large to check), then each file's three hashes (key,
@@ -497,9 +492,6 @@ func writeSyncRecord(path, gen string, m map[uint64]syncEntry, unchecked bool) e
 }
 
 func writeSyncFile(path, gen string, m map[uint64]syncEntry, unchecked bool) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
 	buf := make([]byte, 0, len(syncMagic)+len(syncUnchecked)+17+syncEntrySize*len(m))
 	buf = append(buf, syncMagic+gen...)
 	if unchecked {
@@ -513,27 +505,7 @@ func writeSyncFile(path, gen string, m map[uint64]syncEntry, unchecked bool) err
 	}
 	// Not synced to disk: a record lost or cut short by a crash is one
 	// readSyncRecord refuses, and costs one whole send.
-	root, err := os.OpenRoot(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer root.Close()
-	// A random name: a run killed after making it leaves no name the next
-	// one must have.
-	tmp := "." + filepath.Base(path) + "." + newSyncGen() + ".tmp"
-	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	defer root.Remove(tmp) //nolint:errcheck // gone after the rename
-	_, err = f.Write(buf)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	return root.Rename(tmp, filepath.Base(path))
+	return replaceFile(path, buf, false)
 }
 
 // removeSyncRecord removes a record, inside its directory only.
