@@ -401,7 +401,27 @@ var errIndexTooLarge = fmt.Errorf("index.json is larger than %d bytes, more than
 // maxLayoutDocument (a sparse file of gigabytes reads as zeros) is
 // errIndexTooLarge, not read.
 func readIndex(root *os.Root, dir string) ([]byte, error) {
-	f, err := root.Open("index.json")
+	data, err := readBounded(root, "index.json", maxLayoutDocument)
+	switch {
+	case errors.Is(err, errTooLarge):
+		return nil, fmt.Errorf("%s/%w", dir, errIndexTooLarge)
+	case errors.Is(err, errNotRegular):
+		return nil, fmt.Errorf("%s/index.json %w", dir, errNotRegular)
+	}
+	return data, err
+}
+
+// errTooLarge and errNotRegular are why readBounded reads nothing.
+var (
+	errTooLarge   = errors.New("is larger than shipit reads")
+	errNotRegular = errors.New("is not a regular file")
+)
+
+// readBounded reads the regular file name of root, of at most max bytes:
+// a larger one is errTooLarge, read no further (a sparse file of
+// gigabytes reads as zeros), and anything else errNotRegular.
+func readBounded(root *os.Root, name string, max int) ([]byte, error) {
+	f, err := root.Open(name)
 	if err != nil {
 		return nil, err
 	}
@@ -409,14 +429,14 @@ func readIndex(root *os.Root, dir string) ([]byte, error) {
 	if fi, err := f.Stat(); err != nil {
 		return nil, err
 	} else if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s/index.json is not a regular file", dir)
+		return nil, errNotRegular
 	}
-	data, err := io.ReadAll(io.LimitReader(f, maxLayoutDocument+1))
+	data, err := io.ReadAll(io.LimitReader(f, int64(max)+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(data) > maxLayoutDocument {
-		return nil, fmt.Errorf("%s/%w", dir, errIndexTooLarge)
+	if len(data) > max {
+		return nil, errTooLarge
 	}
 	return data, nil
 }

@@ -453,18 +453,13 @@ func readSyncRecord(path string) (gen string, m map[uint64]syncEntry, unchecked 
 		return "", nil, false, err
 	}
 	defer root.Close()
-	f, err := root.Open(filepath.Base(path))
-	if err != nil {
-		return "", nil, false, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxSyncRecord+1))
-	if err != nil {
-		return "", nil, false, err
-	}
+	data, err := readBounded(root, filepath.Base(path), maxSyncRecord)
 	bad := fmt.Errorf("%s is not a record shipit wrote", path)
-	if len(data) > maxSyncRecord {
+	if errors.Is(err, errTooLarge) || errors.Is(err, errNotRegular) {
 		return "", nil, false, bad
+	}
+	if err != nil {
+		return "", nil, false, err
 	}
 	line, rest, ok := bytes.Cut(data, []byte("\n"))
 	g, found := bytes.CutPrefix(line, []byte(syncMagic))
