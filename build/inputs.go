@@ -254,22 +254,15 @@ func (sr *sourceReader) walk(ctx context.Context, r Request, excludes []string) 
 	key := strings.Join([]string{r.ContextDir, strings.Join(r.ContextExclude, "\x01"), strings.Join(excludes, "\x01")}, "\x00")
 	return sr.walks.do(ctx, key, func() walked {
 		h := sha256.New()
-		files := sr.syncWalk(ctx, r, excludes, h)
-		return walked{digest: hex.EncodeToString(h.Sum(nil)), racy: files.racy, err: files.err, files: files.f}
+		files, racy, err := sr.syncWalk(ctx, r, excludes, h)
+		return walked{digest: hex.EncodeToString(h.Sum(nil)), racy: racy, err: err, files: files}
 	})
 }
 
-// syncWalked is one walk of a context for its key and its syncFiles.
-type syncWalked struct {
-	f    *syncFiles
-	racy bool
-	err  error
-}
-
-// syncWalk walks r's context into h, and gives its files a way to walk
-// it again, as this walk did, for syncKeys to see that nothing changed
-// while the daemon read it.
-func (sr *sourceReader) syncWalk(ctx context.Context, r Request, excludes []string, h hash.Hash) syncWalked {
+// syncWalk walks r's context into h (walkContext), and gives its files a
+// way to walk it again, as this walk did, for syncKeys to see that nothing
+// changed while the daemon read it.
+func (sr *sourceReader) syncWalk(ctx context.Context, r Request, excludes []string, h hash.Hash) (*syncFiles, bool, error) {
 	files := newSyncFiles()
 	files.root = r.ContextDir
 	racy, err := sr.walkContext(ctx, r, excludes, sr.now, h, files)
@@ -281,10 +274,11 @@ func (sr *sourceReader) syncWalk(ctx context.Context, r Request, excludes []stri
 	}
 	if err == nil {
 		files.again = func(ctx context.Context) *syncFiles {
-			return sr.syncWalk(ctx, r, excludes, discardHash{}).f
+			f, _, _ := sr.syncWalk(ctx, r, excludes, discardHash{})
+			return f
 		}
 	}
-	return syncWalked{f: files, racy: racy, err: err}
+	return files, racy, err
 }
 
 // discardHash is a hash.Hash of nothing, for a walk whose key is not used.

@@ -143,12 +143,8 @@ func (f *syncFiles) merge(o *syncFiles) {
 // recorded (or none was). sums gets the digests of the files read and
 // found the same.
 func (f *syncFiles) hidden(last map[uint64]syncEntry, sums map[uint64]uint64) bool {
-	var root *os.Root
-	defer func() {
-		if root != nil {
-			_ = root.Close()
-		}
-	}()
+	cr := &contextReader{dir: f.root}
+	defer cr.close()
 	for k, v := range f.m {
 		e, ok := last[k]
 		switch {
@@ -158,13 +154,7 @@ func (f *syncFiles) hidden(last map[uint64]syncEntry, sums map[uint64]uint64) bo
 			return true
 		}
 		// A touch, chown or new hard link moves the change time alone.
-		if root == nil {
-			var err error
-			if root, err = os.OpenRoot(f.root); err != nil {
-				return true
-			}
-		}
-		sum, err := fileSum(root, f.paths[k], v)
+		sum, err := cr.sum(f.paths[k], v)
 		if err != nil || sum != e.sum {
 			return true
 		}
@@ -179,6 +169,33 @@ var errNotAsWalked = errors.New("not the file walked")
 // syncEntry is a file as a record keeps it: the hash of its change time
 // and inode (at), and of its content (sum; 0: not read).
 type syncEntry struct{ at, sum uint64 }
+
+// contextReader reads files of a context directory for their digests,
+// opening it once, when the first is read.
+type contextReader struct {
+	dir    string
+	root   *os.Root
+	err    error
+	opened bool
+}
+
+// sum is fileSum of rel, or why it cannot be read.
+func (c *contextReader) sum(rel string, at uint64) (uint64, error) {
+	if !c.opened {
+		c.root, c.err = os.OpenRoot(c.dir)
+		c.opened = true
+	}
+	if c.err != nil {
+		return 0, c.err
+	}
+	return fileSum(c.root, rel, at)
+}
+
+func (c *contextReader) close() {
+	if c.root != nil {
+		_ = c.root.Close()
+	}
+}
 
 // fileSum is a digest of the content of the regular file rel of root,
 // never 0, read only while it is the file the walk saw (at: its inode and
@@ -377,15 +394,10 @@ func (s *syncKeys) saveOne(ctx context.Context, u *syncUse) {
 	if u.keep {
 		maps.Copy(m, u.last)
 	}
-	// Opened when a file must be read; a file not read has no digest,
-	// and is a whole send if found later at its size and mtime moved.
-	var root *os.Root
-	opened := false
-	defer func() {
-		if root != nil {
-			_ = root.Close()
-		}
-	}()
+	// A file that cannot be read has no digest, and is a whole send if
+	// found later at its size and mtime with its change time moved.
+	cr := &contextReader{dir: u.files.root}
+	defer cr.close()
 	for k, at := range u.files.m {
 		e := syncEntry{at: at}
 		switch last, ok := u.last[k]; {
@@ -399,13 +411,7 @@ func (s *syncKeys) saveOne(ctx context.Context, u *syncUse) {
 			// file the daemon may not have been sent too (a COPY of part
 			// of the context, a target that reads none of it), as it may
 			// be under this generation later.
-			if !opened {
-				root, _ = os.OpenRoot(u.files.root)
-				opened = true
-			}
-			if root != nil {
-				e.sum, _ = fileSum(root, u.files.paths[k], at)
-			}
+			e.sum, _ = cr.sum(u.files.paths[k], at)
 		}
 		m[k] = e
 	}
