@@ -194,8 +194,8 @@ type sources struct {
 	digest string
 	racy   bool
 	why    string
-	// files are the regular files the daemon is sent of the context and
-	// the Dockerfile directory, for syncKeys; nil when not read.
+	// files are the regular files of the context the daemon is sent, for
+	// syncKeys; nil when not read.
 	files *syncFiles
 	// bases are the stages' base images: whether their ONBUILD triggers
 	// read more is asked beside the solve, before the key is recorded
