@@ -185,19 +185,22 @@ build_buildx() {
 # tab-separated, - for none. It sets what shipit stamps every image of
 # HEAD with, for buildctl and bake to stamp theirs with too: epoch
 # (SOURCE_DATE_EPOCH: the tag's release time), sha, created_at and source
-# (- for none), the labels (label_opts, as buildctl options) and the
-# manifest's annotations (annotations).
+# (- for none), and from them stamp (the labels, K=V, that shipit also
+# writes as the manifest's annotations), label_opts (as buildctl options)
+# and annotations (as buildctl's exporter attributes).
 (cd "$repo" && go build -o "$results/benchimages" ./ci/bench/benchimages)
 read_images() {
 	"$results/benchimages" "$1" >"$results/described" || exit 1
 	IFS=$'\t' read -r _ epoch sha created_at source <"$results/described"
 	tail -n +2 "$results/described" >"$results/images"
-	label_opts=(--opt "label:org.opencontainers.image.revision=$sha" --opt "label:org.opencontainers.image.created=$created_at")
-	annotations="annotation.org.opencontainers.image.created=$created_at,annotation.org.opencontainers.image.revision=$sha"
-	if [ "$source" != - ]; then
-		label_opts+=(--opt "label:org.opencontainers.image.source=$source")
-		annotations+=",annotation.org.opencontainers.image.source=$source"
-	fi
+	stamp=("org.opencontainers.image.revision=$sha" "org.opencontainers.image.created=$created_at")
+	[ "$source" != - ] && stamp+=("org.opencontainers.image.source=$source")
+	label_opts=() annotations=""
+	local kv
+	for kv in "${stamp[@]}"; do
+		label_opts+=(--opt "label:$kv")
+		annotations+="${annotations:+,}annotation.$kv"
+	done
 }
 
 # make_eight DIR writes an app of eight images, each a COPY and a RUN on
@@ -291,9 +294,8 @@ write_bake() {
 			for kv in "${a[@]}"; do printf '    %s = "%s"\n' "${kv%%=*}" "${kv#*=}"; done
 		fi
 		printf '  }\n  labels = {\n'
-		IFS=, read -ra a <<<"$annotations"
-		for kv in "${a[@]}"; do kv=${kv#annotation.}; printf '    "%s" = "%s"\n' "${kv%%=*}" "${kv#*=}"; done
-		printf '  }\n  annotations = [%s]\n' "$(for kv in "${a[@]}"; do printf '"%s", ' "${kv#annotation.}"; done | sed 's/, $//')"
+		for kv in "${stamp[@]}"; do printf '    "%s" = "%s"\n' "${kv%%=*}" "${kv#*=}"; done
+		printf '  }\n  annotations = [%s]\n' "$(for kv in "${stamp[@]}"; do printf '"%s", ' "$kv"; done | sed 's/, $//')"
 		printf '  tags = ["%s:%s"]\n' "$repository" "$tag"
 		if [ "$1" = oci ]; then
 			printf '  output = ["type=oci,dest=%s/bake-%s,tar=false,oci-mediatypes=true,rewrite-timestamp=true"]\n}\n' "$results" "$name"
