@@ -63,3 +63,21 @@ func (e *TrackedStateError) Error() string {
 	return fmt.Sprintf("%s is tracked by git (%s, …): shipit's build output must come from this machine, never from the repository. Run `git rm -r --cached %s`, add .shipit/ to .gitignore, and commit",
 		e.Dir, e.Files[0], filepath.Base(e.Dir))
 }
+
+// ReadStateFile reads the file name of the state directory dir, inside an
+// os.Root of it, when it is a regular file of at most max bytes.
+func ReadStateFile(dir, name string, max int) ([]byte, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	return readBounded(root, name, max)
+}
+
+// WriteStateFile replaces the file name of the state directory dir with
+// data, whole or not at all, inside an os.Root of it; not synced to disk,
+// for what can be found again.
+func WriteStateFile(dir, name string, data []byte) error {
+	return replaceFile(filepath.Join(dir, name), data, false)
+}

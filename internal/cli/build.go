@@ -6,21 +6,16 @@ import (
 	"io"
 	"os"
 	"slices"
-	"strings"
 	"time"
 
-	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/util/progress/progressui"
 	"github.com/spf13/cobra"
 
 	"github.com/shipit-dev/shipit/build"
-	"github.com/shipit-dev/shipit/internal/argocd"
-	"github.com/shipit-dev/shipit/internal/config"
 	"github.com/shipit-dev/shipit/internal/gitinfo"
 	"github.com/shipit-dev/shipit/internal/progress"
 	"github.com/shipit-dev/shipit/internal/regauth"
 	"github.com/shipit-dev/shipit/internal/sign"
-	"github.com/shipit-dev/shipit/release"
 )
 
 type buildOptions struct {
@@ -199,7 +194,7 @@ func (d *deps) planBuild(ctx context.Context, names []string, head gitinfo.Head,
 
 // builderOptions waits for the daemon (or the nodes) and starts, beside
 // the build, the platform check of a single daemon.
-func (d *deps) builderOptions(ctx context.Context, dial *dialing, names []string, o *buildOptions, stderr io.Writer) (build.Options, <-chan []string, error) {
+func (d *deps) builderOptions(ctx context.Context, dial *dialing, names []string, o *buildOptions, stderr io.Writer) (build.Options, <-chan platformResult, error) {
 	bo := build.Options{
 		Auth: regauth.Session(d.keychain), Registry: d.registry, RetryOtherNode: o.retryOtherNode,
 		Progress: stderr, Mode: progressui.DisplayMode(o.progress), Events: d.events,
@@ -215,23 +210,6 @@ func (d *deps) builderOptions(ctx context.Context, dial *dialing, names []string
 	}
 	bo.Solver, bo.Builder = c, dial.Identity()
 	return bo, d.platformCheck(ctx, c, dial.nodes[0].platforms, names), nil
-}
-
-// platformWarnings shows what the platform check found. It reads the
-// GitOps repository and the registry beside the build; a build done first
-// waits a little for it, not more.
-func (d *deps) platformWarnings(mismatch <-chan []string) {
-	if mismatch == nil {
-		return
-	}
-	select {
-	case ws := <-mismatch:
-		for _, w := range ws {
-			progress.Warnf(d.events, "%s", w)
-		}
-	case <-time.After(platformCheckGrace):
-	}
-	progress.Debugf(d.events, "platform check done or given up")
 }
 
 // printBuild writes one repository:tag@digest line per image built (the
@@ -261,116 +239,3 @@ func dedupe(s []string) []string {
 	}
 	return out
 }
-
-// platformCheck looks, beside the build, for the classic mistake: an image
-// with no platforms built on a daemon whose own platform (an Apple-silicon
-// laptop's linux/arm64) is not what the release pinned in the first
-// environment runs. It is advice: anything it cannot read says nothing, and
-// it gives up after platformCheckTimeout. plats are the daemon's
-// workers' platforms as the dial read them; none: they are asked again.
-func (d *deps) platformCheck(ctx context.Context, c *client.Client, plats, names []string) <-chan []string {
-	out := make(chan []string, 1)
-	var unset []string
-	for _, n := range names {
-		if len(d.cfg.Images[n].Platforms) == 0 && len(d.cfg.Platforms) == 0 {
-			unset = append(unset, n)
-		}
-	}
-	envs := d.cfg.Envs()
-	if len(unset) == 0 || len(envs) == 0 {
-		out <- nil
-		return out
-	}
-	go func() {
-		var warnings []string
-		defer func() {
-			progress.Debugf(d.events, "platform check finished")
-			out <- warnings
-		}()
-		ctx, cancel := context.WithTimeout(ctx, platformCheckTimeout)
-		defer cancel()
-		if len(plats) == 0 {
-			var err error
-			if plats, err = workerPlatforms(ctx, c); err != nil || len(plats) == 0 {
-				return
-			}
-		}
-		native := plats[0]
-		if ws, ok := d.nodeMismatch(ctx, native, unset, envs[0]); ok {
-			warnings = ws
-			return
-		}
-		warnings = d.pinnedMismatch(ctx, native, unset, envs[0])
-	}()
-	return out
-}
-
-// nodeMismatch compares the daemon's platform with what the nodes of the
-// environment's cluster report, when it has Argo CD Applications and the
-// Kubernetes API answers (the standard kubeconfig rules); ok is false
-// when the cluster could not be asked.
-func (d *deps) nodeMismatch(ctx context.Context, native string, unset []string, env config.Environment) ([]string, bool) {
-	if len(env.ArgoCD.Applications) == 0 {
-		return nil, false
-	}
-	c, err := argocd.Connect("", "")
-	if err != nil {
-		return nil, false
-	}
-	nodes, err := c.NodePlatforms(ctx)
-	if err != nil || len(nodes) == 0 {
-		return nil, false
-	}
-	if slices.Contains(nodes, native) {
-		return nil, true
-	}
-	var ws []string
-	for _, n := range unset {
-		ws = append(ws, fmt.Sprintf("image %s has no platforms, so it was built for this daemon's own, %s; but the nodes of %s's cluster (%s) run %s: set platforms in %s (init writes [linux/amd64]), or this image will not start there",
-			n, native, env.Name, c.Host, strings.Join(nodes, ", "), d.cfg.File))
-	}
-	return ws, true
-}
-
-// pinnedMismatch compares the daemon's platform with what the
-// environment's pinned release runs, read from the GitOps repository and
-// the registry.
-func (d *deps) pinnedMismatch(ctx context.Context, native string, unset []string, env config.Environment) []string {
-	dep, err := d.deployEnv(ctx, env)
-	if err != nil || dep.ImageUpdater {
-		return nil
-	}
-	imgs, err := d.pinImages(unset)
-	if err != nil {
-		return nil
-	}
-	states, err := release.ReadOverlays(ctx, dep, imgs)
-	if err != nil || len(states) == 0 {
-		return nil
-	}
-	var warnings []string
-	for _, im := range imgs {
-		e, ok := states[0].Entries[im.Name]
-		if !ok || e.NewTag == "" {
-			continue
-		}
-		repo := e.NewName
-		if repo == "" {
-			repo = im.Repository
-		}
-		pinned, err := d.registry.Platforms(ctx, repo, e.NewTag)
-		if err != nil || len(pinned) == 0 || slices.Contains(pinned, native) {
-			continue
-		}
-		warnings = append(warnings, fmt.Sprintf("image %s has no platforms, so it was built for this daemon's own, %s; but %s runs %s (%s): set platforms in %s (init writes [linux/amd64]), or this image will not start there",
-			im.Name, native, env.Name, strings.Join(pinned, ", "), e.NewTag, d.cfg.File))
-	}
-	return warnings
-}
-
-// platformCheckTimeout bounds platformCheck; platformCheckGrace is how
-// long a build that is done waits for it.
-const (
-	platformCheckTimeout = 10 * time.Second
-	platformCheckGrace   = 3 * time.Second
-)

@@ -319,6 +319,79 @@ func TestPlatformMismatchWarning(t *testing.T) {
 	}
 }
 
+// TestPlatformCheckKept: a platform check that found the daemon's
+// platform where staging runs is not done again by the next builds, which
+// then read neither the GitOps repository nor the registry for it. A kept
+// check expires, and a check that warned is done again on every build.
+func TestPlatformCheckKept(t *testing.T) {
+	t.Parallel()
+	_, _, base := nodesEnv(t)
+	bare := newGitOpsOverlays(t, map[string]string{"staging": "resources: [../../base]\n"})
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"shipit.yaml": "registry: " + uniqueRepo(t) + "\nimages:\n  web: {context: web, args: {BASE: \"" + base + "\"}}\n" +
+			"deploy:\n  repo: " + bare + "\n  environments:\n    - {name: staging, overlays: [overlays/staging]}\n",
+		"web/Dockerfile": "ARG BASE\nFROM ${BASE}\nCOPY id /id\n", "web/id": randomSecret(t, "id"),
+	})
+	git(t, dir, "", "init", "-q", "-b", "main")
+	git(t, dir, "", "add", "-A")
+	git(t, dir, "2026-05-06T08:00:00Z", "commit", "-qm", "app")
+	mustShipit(t, dir, nil, "build", "--progress", "quiet")
+	// Nothing pinned yet: that check could not tell, and is not kept.
+	kept := filepath.Join(dir, ".shipit", "platform-check.json")
+	if _, err := os.Stat(kept); err == nil {
+		t.Error("a check kept before staging pinned anything")
+	}
+	mustShipit(t, dir, nil, "release")
+	// Staging runs this daemon's platform, linux/amd64.
+	r := mustShipit(t, dir, nil, "build", "--progress", "quiet")
+	if strings.Contains(r.stderr, "has no platforms") {
+		t.Fatalf("a warning for a build of staging's own platform:\n%s", r.stderr)
+	}
+	if _, err := os.Stat(kept); err != nil {
+		t.Fatalf("no check kept after one that found no mismatch: %v", err)
+	}
+	// The GitOps repository is not read again: gone, it is not missed.
+	if err := os.Rename(bare, bare+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	r = mustShipit(t, dir, nil, "-v", "build", "--progress", "quiet")
+	if !strings.Contains(r.stderr, "platform check: no mismatch, as a check") || strings.Contains(r.stderr, "gitops.git") {
+		t.Errorf("the kept check was not taken, or the GitOps repository was read:\n%s", r.stderr)
+	}
+	if err := os.Rename(bare+".moved", bare); err != nil {
+		t.Fatal(err)
+	}
+	// Staging now runs an arm64 build. Once the kept check is older than
+	// shipit keeps one, the check is done again, and a check that warns is
+	// done on every build.
+	writeFiles(t, dir, map[string]string{"web/id": randomSecret(t, "id2")})
+	git(t, dir, "2026-05-06T09:00:00Z", "commit", "-qam", "next")
+	mustShipit(t, dir, []string{"SHIPIT_PLATFORMS=linux/arm64"}, "build", "--progress", "quiet")
+	mustShipit(t, dir, nil, "release")
+	raw, err := os.ReadFile(kept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k map[string]any
+	if err := json.Unmarshal(raw, &k); err != nil {
+		t.Fatalf("%s: %v", kept, err)
+	}
+	k["checked"] = time.Now().Add(-13 * time.Hour).UTC().Format(time.RFC3339Nano)
+	if raw, err = json.Marshal(k); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(kept, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		r = mustShipit(t, dir, nil, "build", "--progress", "quiet")
+		if !strings.Contains(r.stderr, "image web has no platforms, so it was built for this daemon's own, linux/amd64; but staging runs linux/arm64") {
+			t.Errorf("build %d after the kept check expired: no warning:\n%s", i+1, r.stderr)
+		}
+	}
+}
+
 // amd64Layer is the first layer of the linux/amd64 image in the OCI
 // layout of a two-platform image.
 func amd64Layer(t *testing.T, layoutDir string) ocispecs.Descriptor {
