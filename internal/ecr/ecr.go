@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -54,9 +56,11 @@ func IsECR(host string) bool {
 func Ensure(ctx context.Context, repositories []string, create bool, cacheTag string) ([]string, error) {
 	clients := map[string]*ecr.Client{}
 	var created []string
+	exist := map[string]bool{}
+	batched := map[string]bool{} // by region and account
 	for _, r := range repositories {
 		repo, ok := Parse(r)
-		if !ok {
+		if !ok || exist[r] {
 			continue
 		}
 		c := clients[repo.Region]
@@ -66,6 +70,15 @@ func Ensure(ctx context.Context, repositories []string, create bool, cacheTag st
 				return created, err
 			}
 			clients[repo.Region] = c
+		}
+		if k := repo.Region + "/" + repo.Account; !batched[k] {
+			batched[k] = true
+			// One call for every repository of this account and region
+			// that exists, the usual case, rather than one each.
+			maps.Copy(exist, existing(ctx, c, repo, repositories))
+			if exist[r] {
+				continue
+			}
 		}
 		_, err := c.DescribeRepositories(ctx, &ecr.DescribeRepositoriesInput{
 			RegistryId:      aws.String(repo.Account),
@@ -100,6 +113,45 @@ func Ensure(ctx context.Context, repositories []string, create bool, cacheTag st
 		created = append(created, r)
 	}
 	return created, nil
+}
+
+// describeBatch is how many names one DescribeRepositories call takes
+// (the API's limit).
+const describeBatch = 100
+
+// existing are the repositories of repositories in like's account and
+// region that DescribeRepositories lists, asked for in batches. A batch
+// that fails (one of its repositories is missing, the call is denied)
+// says nothing of its names: each is asked for alone.
+func existing(ctx context.Context, c *ecr.Client, like Repo, repositories []string) map[string]bool {
+	byName := map[string]string{}
+	var names []string
+	for _, r := range repositories {
+		repo, ok := Parse(r)
+		if ok && repo.Region == like.Region && repo.Account == like.Account && byName[repo.Name] == "" {
+			byName[repo.Name] = r
+			names = append(names, repo.Name)
+		}
+	}
+	out := map[string]bool{}
+	if len(names) < 2 {
+		return out
+	}
+	for batch := range slices.Chunk(names, describeBatch) {
+		res, err := c.DescribeRepositories(ctx, &ecr.DescribeRepositoriesInput{
+			RegistryId:      aws.String(like.Account),
+			RepositoryNames: batch,
+		})
+		if err != nil {
+			continue
+		}
+		for _, rp := range res.Repositories {
+			if r := byName[aws.ToString(rp.RepositoryName)]; r != "" && slices.Contains(batch, aws.ToString(rp.RepositoryName)) {
+				out[r] = true
+			}
+		}
+	}
+	return out
 }
 
 // clean shortens AWS errors to their code and message, and says a

@@ -57,11 +57,47 @@ func TestEnsure(t *testing.T) {
 		}
 	}
 
+	// Every repository there: one call for all of them, not one each.
+	before := len(api.Ops())
+	if _, err := Ensure(ctx, append(repos, host+"/team/web"), false, "buildcache"); err != nil {
+		t.Fatal(err)
+	}
+	if ops := api.Ops()[before:]; strings.Join(ops, ",") != "DescribeRepositories" {
+		t.Errorf("checking two repositories that exist: %v, want one DescribeRepositories", ops)
+	}
+
 	// No credentials: said as such.
 	t.Setenv("AWS_ACCESS_KEY_ID", "")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
 	if _, err := Ensure(ctx, repos[:1], false, "buildcache"); err == nil || !strings.Contains(err.Error(), "AWS") {
 		t.Errorf("no credentials: %v", err)
+	}
+}
+
+// TestEnsureBatches: 150 repositories that exist are checked in two
+// calls of at most 100 names; one missing among them is still found and
+// created.
+func TestEnsureBatches(t *testing.T) {
+	var names, repos []string
+	for i := range 150 {
+		names = append(names, fmt.Sprintf("team/svc%03d", i))
+		repos = append(repos, host+"/"+names[i])
+	}
+	api, srv := ecrtest.New(t, names[1:]...)
+	for k, v := range ecrtest.Env(t, srv.URL) {
+		t.Setenv(k, v)
+	}
+	ctx := context.Background()
+	created, err := Ensure(ctx, repos, true, "buildcache")
+	if err != nil || strings.Join(created, ",") != repos[0] {
+		t.Fatalf("one of 150 missing: created %v, %v", created, err)
+	}
+	before := len(api.Ops())
+	if _, err := Ensure(ctx, repos, false, "buildcache"); err != nil {
+		t.Fatal(err)
+	}
+	if ops := api.Ops()[before:]; strings.Join(ops, ",") != "DescribeRepositories,DescribeRepositories" {
+		t.Errorf("150 repositories that exist: %v, want two DescribeRepositories", ops)
 	}
 }
 

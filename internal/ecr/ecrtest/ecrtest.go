@@ -124,13 +124,23 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			tok, time.Now().Add(12*time.Hour).Unix())
 	case "DescribeRepositories":
 		names, _ := body["repositoryNames"].([]any)
+		if len(names) > 100 {
+			fail("InvalidParameterException", "repositoryNames: at most 100")
+			return
+		}
 		for _, n := range names {
 			if s, _ := n.(string); !a.repos[s] {
 				fail("RepositoryNotFoundException", fmt.Sprintf("The repository with name '%s' does not exist in the registry with id '123456789012'", s))
 				return
 			}
 		}
-		fmt.Fprint(w, `{"repositories":[]}`)
+		// As ECR does: every repository named, or an error.
+		var repos []map[string]string
+		for _, n := range names {
+			s, _ := n.(string)
+			repos = append(repos, map[string]string{"repositoryName": s, "registryId": "123456789012"})
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"repositories": repos})
 	case "CreateRepository":
 		name, _ := body["repositoryName"].(string)
 		a.repos[name] = true
