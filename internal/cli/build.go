@@ -101,13 +101,17 @@ func runBuild(cmd *cobra.Command, g *globals, o *buildOptions, args []string) er
 	// base images: whether a solve is needed at all (build.Sources).
 	specs := d.buildPlan(names, gitinfo.Head{}, "", time.Time{}, o.push, o.noCache).Images
 	sources := build.ReadSources(ctx, d.registry, specs, d.cfg.StatePath())
+	repos := d.lookForRepositories(ctx, build.Plan{Images: specs}, o.push)
 	head, err := d.readBuildHead(ctx)
 	if err != nil {
 		return err
 	}
 	progress.Debugf(d.events, "git read")
-	plan, err := d.planBuild(ctx, names, head, o)
+	plan, err := d.planBuild(names, head, o)
 	if err != nil {
+		return err
+	}
+	if err := d.madeSureOfRepositories(ctx, repos, plan, o.push); err != nil {
 		return err
 	}
 	plan.Sources = sources
@@ -174,9 +178,35 @@ func (d *deps) readBuildHead(ctx context.Context) (gitinfo.Head, error) {
 	return head, err
 }
 
-// planBuild is what the build builds: the images, HEAD's tag (or --tag)
-// and, with --push, repositories made sure of.
-func (d *deps) planBuild(ctx context.Context, names []string, head gitinfo.Head, o *buildOptions) (build.Plan, error) {
+// lookForRepositories makes sure, with push, of the plan's ECR
+// repositories beside git and the dial (they come from the configuration
+// alone), unless they may be created: nothing is created before git was
+// read (madeSureOfRepositories).
+func (d *deps) lookForRepositories(ctx context.Context, plan build.Plan, push bool) <-chan error {
+	out := make(chan error, 1)
+	if push && !d.cfg.Registry.CreateRepositories {
+		go func() { out <- d.ensureRepositories(ctx, plan.Repositories()) }()
+	} else {
+		out <- nil
+	}
+	return out
+}
+
+// madeSureOfRepositories is lookForRepositories' answer, or with
+// registry.create_repositories the repositories made sure of now.
+func (d *deps) madeSureOfRepositories(ctx context.Context, looked <-chan error, plan build.Plan, push bool) error {
+	if err := <-looked; err != nil {
+		return err
+	}
+	if push && d.cfg.Registry.CreateRepositories {
+		return d.ensureRepositories(ctx, plan.Repositories())
+	}
+	return nil
+}
+
+// planBuild is what the build builds: the images and HEAD's tag (or
+// --tag).
+func (d *deps) planBuild(names []string, head gitinfo.Head, o *buildOptions) (build.Plan, error) {
 	t, stamp, err := d.releaseTag(head, o.tag)
 	if err != nil {
 		return build.Plan{}, err
@@ -184,11 +214,6 @@ func (d *deps) planBuild(ctx context.Context, names []string, head gitinfo.Head,
 	plan := d.buildPlan(names, head, t, stamp, o.push, o.noCache)
 	plan.Rebuild = o.rebuild
 	plan.Partial = len(names) < len(d.cfg.Images)
-	if o.push {
-		if err := d.ensureRepositories(ctx, plan.Repositories()); err != nil {
-			return build.Plan{}, err
-		}
-	}
 	return plan, nil
 }
 

@@ -54,7 +54,13 @@ func (s *ecrStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		fmt.Fprint(w, `{"repositories":[]}`)
+		// As ECR does: every repository named, or an error.
+		var repos []map[string]string
+		for _, n := range names {
+			s, _ := n.(string)
+			repos = append(repos, map[string]string{"repositoryName": s, "registryId": "210987654321"})
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"repositories": repos})
 	case "CreateRepository":
 		name := body["repositoryName"].(string)
 		s.repos[name] = true
