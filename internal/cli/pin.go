@@ -104,6 +104,9 @@ func runPin(cmd *cobra.Command, g *globals, o *pinOptions, t string) error {
 	if err != nil {
 		return err
 	}
+	if !o.dryRun {
+		d.forgetPlatformCheck()
+	}
 	werr := o.wait.after(ctx, d, env, deploy, revision(res.Revision, o.dryRun), res.Overlays, "the pin to "+t)
 	if err := printPin(cmd.OutOrStdout(), stderr, o.output, res, o.wait.report()); err != nil {
 		return err

@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -25,23 +27,28 @@ import (
 // check that found the daemon's platform where the first environment runs
 // is taken as still true, for the same daemon platform, configuration and
 // cluster, without reading the GitOps repository, the registry or the
-// cluster again.
+// cluster again; platformCheckKeepUnread, one that could not compare (no
+// release pinned yet, a remote that did not answer), so that an
+// unreachable remote costs a build every few minutes, not every build.
 const (
-	platformCheckTimeout = 10 * time.Second
-	platformCheckGrace   = 3 * time.Second
-	platformCheckKeep    = 12 * time.Hour
+	platformCheckTimeout    = 10 * time.Second
+	platformCheckGrace      = 3 * time.Second
+	platformCheckKeep       = 12 * time.Hour
+	platformCheckKeepUnread = 10 * time.Minute
 )
 
-// platformCheckFile, in the state directory, is the last check that found
-// no mismatch.
+// platformCheckFile, in the state directory, is the last check that gave
+// no warning.
 const platformCheckFile = "platform-check.json"
 
 // platformResult is what a platform check found: the warnings, and
 // whether it could tell (verified: every image's platforms compared, not
-// one left unread); kept, that it was taken from platformCheckFile.
+// one left unread); done, that it ran to its end (not given up at its
+// timeout); kept, that it was taken from platformCheckFile.
 type platformResult struct {
 	warnings []string
 	verified bool
+	done     bool
 	kept     bool
 	key      string
 }
@@ -53,7 +60,8 @@ type platformResult struct {
 // it gives up after platformCheckTimeout. plats are the daemon's
 // workers' platforms as the dial read them; none: they are asked again.
 // A check that found no mismatch is kept (platformCheckFile) and taken as
-// true for platformCheckKeep; one that warned is done again every build.
+// true for platformCheckKeep, one that could not compare for
+// platformCheckKeepUnread; one that warned is done again every build.
 func (d *deps) platformCheck(ctx context.Context, c *client.Client, plats, names []string) <-chan platformResult {
 	out := make(chan platformResult, 1)
 	var unset []string
@@ -87,11 +95,16 @@ func (d *deps) platformCheck(ctx context.Context, c *client.Client, plats, names
 			cluster, _ = argocd.Connect("", "")
 		}
 		res.key = d.platformCheckKey(native, unset, env, cluster)
-		if age, ok := keptPlatformCheck(d.cfg.StatePath(), res.key, time.Now()); ok {
-			progress.Debugf(d.events, "platform check: no mismatch, as a check %s ago found (%s, kept %s)", age.Round(time.Second), platformCheckFile, platformCheckKeep)
-			res.verified, res.kept = true, true
+		if k, age, ok := keptPlatformCheck(d.cfg.StatePath(), res.key, time.Now()); ok {
+			what := "no mismatch, as a check"
+			if !k.Verified {
+				what = "nothing to compare, as a check"
+			}
+			progress.Debugf(d.events, "platform check: %s %s ago found (%s)", what, age.Round(time.Second), platformCheckFile)
+			res.verified, res.kept, res.done = k.Verified, true, true
 			return
 		}
+		defer func() { res.done = ctx.Err() == nil }()
 		if ws, ok := d.nodeMismatch(ctx, cluster, native, unset, env); ok {
 			res.warnings, res.verified = ws, true
 			return
@@ -103,8 +116,8 @@ func (d *deps) platformCheck(ctx context.Context, c *client.Client, plats, names
 
 // platformWarnings shows what the platform check found. It reads the
 // GitOps repository and the registry beside the build; a build done first
-// waits a little for it, not more. A check that found no mismatch is
-// kept for the next builds.
+// waits a little for it, not more. A check that gave no warning is kept
+// for the next builds.
 func (d *deps) platformWarnings(check <-chan platformResult) {
 	if check == nil {
 		return
@@ -114,8 +127,8 @@ func (d *deps) platformWarnings(check <-chan platformResult) {
 		for _, w := range res.warnings {
 			progress.Warnf(d.events, "%s", w)
 		}
-		if res.verified && !res.kept && len(res.warnings) == 0 && res.key != "" {
-			if err := savePlatformCheck(d.cfg.StatePath(), res.key, time.Now()); err != nil {
+		if res.done && !res.kept && len(res.warnings) == 0 && res.key != "" {
+			if err := savePlatformCheck(d.cfg.StatePath(), res.key, res.verified, time.Now()); err != nil {
 				progress.Debugf(d.events, "platform check not kept: %v", err)
 			}
 		}
@@ -150,31 +163,43 @@ func (d *deps) platformCheckKey(native string, unset []string, env config.Enviro
 	return hex.EncodeToString(sum[:])
 }
 
+// forgetPlatformCheck drops the kept check, once a release or a pin from
+// this checkout moved what an environment runs.
+func (d *deps) forgetPlatformCheck() {
+	_ = os.Remove(filepath.Join(d.cfg.StatePath(), platformCheckFile))
+}
+
 // keptCheck is platformCheckFile's content.
 type keptCheck struct {
-	Key     string    `json:"key"`
-	Checked time.Time `json:"checked"`
+	Key      string    `json:"key"`
+	Verified bool      `json:"verified"` // false: it could not compare
+	Checked  time.Time `json:"checked"`
 }
 
 // keptPlatformCheck reports whether the state directory holds a check of
-// key that found no mismatch less than platformCheckKeep before now, and
-// how long ago. Anything else (no file, another key, one too large or not
-// JSON, a time to come) is no kept check.
-func keptPlatformCheck(stateDir, key string, now time.Time) (time.Duration, bool) {
+// key that gave no warning less than platformCheckKeep before now (or
+// platformCheckKeepUnread, for one that could not compare), and how long
+// ago. Anything else (no file, another key, one too large or not JSON, a
+// time to come) is no kept check.
+func keptPlatformCheck(stateDir, key string, now time.Time) (keptCheck, time.Duration, bool) {
 	raw, err := build.ReadStateFile(stateDir, platformCheckFile, 4096)
 	if err != nil {
-		return 0, false
+		return keptCheck{}, 0, false
 	}
 	var k keptCheck
 	if json.Unmarshal(raw, &k) != nil || k.Key != key {
-		return 0, false
+		return keptCheck{}, 0, false
+	}
+	keep := platformCheckKeep
+	if !k.Verified {
+		keep = platformCheckKeepUnread
 	}
 	age := now.Sub(k.Checked)
-	return age, age >= 0 && age < platformCheckKeep
+	return k, age, age >= 0 && age < keep
 }
 
-func savePlatformCheck(stateDir, key string, now time.Time) error {
-	raw, err := json.Marshal(keptCheck{Key: key, Checked: now.UTC()})
+func savePlatformCheck(stateDir, key string, verified bool, now time.Time) error {
+	raw, err := json.Marshal(keptCheck{Key: key, Verified: verified, Checked: now.UTC()})
 	if err != nil {
 		return err
 	}

@@ -112,6 +112,9 @@ func runRelease(cmd *cobra.Command, g *globals, o *releaseOptions) error {
 	if err != nil {
 		return err
 	}
+	if !o.dryRun {
+		d.forgetPlatformCheck()
+	}
 	werr := o.wait.after(ctx, d, env, deploy, revision(res.Revision, o.dryRun), res.Overlays, "the release of "+res.Tag)
 	if err := printRelease(cmd.OutOrStdout(), stderr, o.output, res, o.wait.report()); err != nil {
 		return err

@@ -321,8 +321,10 @@ func TestPlatformMismatchWarning(t *testing.T) {
 
 // TestPlatformCheckKept: a platform check that found the daemon's
 // platform where staging runs is not done again by the next builds, which
-// then read neither the GitOps repository nor the registry for it. A kept
-// check expires, and a check that warned is done again on every build.
+// then read neither the GitOps repository nor the registry for it; one
+// that could not compare is kept minutes; a release from this checkout
+// drops it. A kept check expires, and a check that warned is done again on
+// every build.
 func TestPlatformCheckKept(t *testing.T) {
 	t.Parallel()
 	_, _, base := nodesEnv(t)
@@ -336,20 +338,38 @@ func TestPlatformCheckKept(t *testing.T) {
 	git(t, dir, "", "init", "-q", "-b", "main")
 	git(t, dir, "", "add", "-A")
 	git(t, dir, "2026-05-06T08:00:00Z", "commit", "-qm", "app")
-	mustShipit(t, dir, nil, "build", "--progress", "quiet")
-	// Nothing pinned yet: that check could not tell, and is not kept.
 	kept := filepath.Join(dir, ".shipit", "platform-check.json")
-	if _, err := os.Stat(kept); err == nil {
-		t.Error("a check kept before staging pinned anything")
+	keptCheck := func() map[string]any {
+		t.Helper()
+		raw, err := os.ReadFile(kept)
+		if err != nil {
+			t.Fatalf("no kept check: %v", err)
+		}
+		var k map[string]any
+		if err := json.Unmarshal(raw, &k); err != nil {
+			t.Fatalf("%s: %v", kept, err)
+		}
+		return k
+	}
+	// Nothing pinned yet: that check could not compare, and is kept as such.
+	mustShipit(t, dir, nil, "build", "--progress", "quiet")
+	if k := keptCheck(); k["verified"] != false {
+		t.Errorf("before staging pinned anything: %v, want a check that could not compare", k)
+	}
+	if r := mustShipit(t, dir, nil, "-v", "build", "--progress", "quiet"); !strings.Contains(r.stderr, "platform check: nothing to compare, as a check") {
+		t.Errorf("the check that could not compare was not taken:\n%s", r.stderr)
 	}
 	mustShipit(t, dir, nil, "release")
+	if _, err := os.Stat(kept); err == nil {
+		t.Error("the kept check outlived a release from this checkout")
+	}
 	// Staging runs this daemon's platform, linux/amd64.
 	r := mustShipit(t, dir, nil, "build", "--progress", "quiet")
 	if strings.Contains(r.stderr, "has no platforms") {
 		t.Fatalf("a warning for a build of staging's own platform:\n%s", r.stderr)
 	}
-	if _, err := os.Stat(kept); err != nil {
-		t.Fatalf("no check kept after one that found no mismatch: %v", err)
+	if k := keptCheck(); k["verified"] != true {
+		t.Fatalf("after a check that found no mismatch: %v, want it kept as verified", k)
 	}
 	// The GitOps repository is not read again: gone, it is not missed.
 	if err := os.Rename(bare, bare+".moved"); err != nil {
@@ -362,23 +382,19 @@ func TestPlatformCheckKept(t *testing.T) {
 	if err := os.Rename(bare+".moved", bare); err != nil {
 		t.Fatal(err)
 	}
-	// Staging now runs an arm64 build. Once the kept check is older than
-	// shipit keeps one, the check is done again, and a check that warns is
-	// done on every build.
-	writeFiles(t, dir, map[string]string{"web/id": randomSecret(t, "id2")})
-	git(t, dir, "2026-05-06T09:00:00Z", "commit", "-qam", "next")
-	mustShipit(t, dir, []string{"SHIPIT_PLATFORMS=linux/arm64"}, "build", "--progress", "quiet")
-	mustShipit(t, dir, nil, "release")
-	raw, err := os.ReadFile(kept)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var k map[string]any
-	if err := json.Unmarshal(raw, &k); err != nil {
-		t.Fatalf("%s: %v", kept, err)
-	}
+	// Another checkout (CI, say) releases an arm64 build to staging. Once
+	// this checkout's kept check is older than shipit keeps one, the check
+	// is done again, and a check that warns is done on every build.
+	other := filepath.Join(t.TempDir(), "other")
+	git(t, dir, "", "clone", "-q", dir, other)
+	writeFiles(t, other, map[string]string{"web/id": randomSecret(t, "id2")})
+	git(t, other, "2026-05-06T09:00:00Z", "commit", "-qam", "next")
+	mustShipit(t, other, []string{"SHIPIT_PLATFORMS=linux/arm64"}, "build", "--progress", "quiet")
+	mustShipit(t, other, nil, "release")
+	k := keptCheck()
 	k["checked"] = time.Now().Add(-13 * time.Hour).UTC().Format(time.RFC3339Nano)
-	if raw, err = json.Marshal(k); err != nil {
+	raw, err := json.Marshal(k)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(kept, raw, 0o644); err != nil {
