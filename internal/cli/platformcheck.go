@@ -51,6 +51,7 @@ type platformResult struct {
 	done     bool
 	kept     bool
 	key      string
+	at       time.Time // when its reads began
 }
 
 // platformCheck looks, beside the build, for the classic mistake: an image
@@ -104,12 +105,18 @@ func (d *deps) platformCheck(ctx context.Context, c *client.Client, plats, names
 			res.verified, res.kept, res.done = k.Verified, true, true
 			return
 		}
+		res.at = time.Now()
 		defer func() { res.done = ctx.Err() == nil }()
 		if ws, ok := d.nodeMismatch(ctx, cluster, native, unset, env); ok {
 			res.warnings, res.verified = ws, true
 			return
 		}
 		res.warnings, res.verified = d.pinnedMismatch(ctx, native, unset, env)
+		if cluster != nil {
+			// The cluster was to be asked and did not answer: the pinned
+			// release's platforms are not its nodes'.
+			res.verified = false
+		}
 	}()
 	return out
 }
@@ -128,7 +135,7 @@ func (d *deps) platformWarnings(check <-chan platformResult) {
 			progress.Warnf(d.events, "%s", w)
 		}
 		if res.done && !res.kept && len(res.warnings) == 0 && res.key != "" {
-			if err := savePlatformCheck(d.cfg.StatePath(), res.key, res.verified, time.Now()); err != nil {
+			if err := savePlatformCheck(d.cfg.StatePath(), res.key, res.verified, res.at); err != nil {
 				progress.Debugf(d.events, "platform check not kept: %v", err)
 			}
 		}
@@ -150,7 +157,7 @@ func (d *deps) platformCheckKey(native string, unset []string, env config.Enviro
 		Pin: d.cfg.Deploy.Pin, Mode: d.cfg.Deploy.Mode, Env: env,
 	}
 	if k.Repo == "." {
-		k.Origin = gitinfo.SanitizeURL(gitinfo.Origin(d.cfg.Dir()))
+		k.Origin = gitinfo.Origin(d.cfg.Dir()) // hashed, never shown: as configured
 	}
 	if cluster != nil {
 		k.Cluster = cluster.Host

@@ -75,7 +75,11 @@ func Ensure(ctx context.Context, repositories []string, create bool, cacheTag st
 			batched[k] = true
 			// One call for every repository of this account and region
 			// that exists, the usual case, rather than one each.
-			maps.Copy(exist, existing(ctx, c, repo, repositories))
+			found, err := existing(ctx, c, repo, repositories)
+			if err != nil {
+				return created, fmt.Errorf("checking ECR repository %s: %w", r, clean(err))
+			}
+			maps.Copy(exist, found)
 			if exist[r] {
 				continue
 			}
@@ -121,9 +125,11 @@ const describeBatch = 100
 
 // existing are the repositories of repositories in like's account and
 // region that DescribeRepositories lists, asked for in batches. A batch
-// that fails (one of its repositories is missing, the call is denied)
-// says nothing of its names: each is asked for alone.
-func existing(ctx context.Context, c *ecr.Client, like Repo, repositories []string) map[string]bool {
+// the API refuses (one of its repositories is missing, the call is denied)
+// says nothing of its names: each is asked for alone. A call that reached
+// no answer (no credentials, the network) is the error: asked again, it
+// would fail again.
+func existing(ctx context.Context, c *ecr.Client, like Repo, repositories []string) (map[string]bool, error) {
 	byName := map[string]string{}
 	var names []string
 	for _, r := range repositories {
@@ -135,14 +141,18 @@ func existing(ctx context.Context, c *ecr.Client, like Repo, repositories []stri
 	}
 	out := map[string]bool{}
 	if len(names) < 2 {
-		return out
+		return out, nil
 	}
 	for batch := range slices.Chunk(names, describeBatch) {
 		res, err := c.DescribeRepositories(ctx, &ecr.DescribeRepositoriesInput{
 			RegistryId:      aws.String(like.Account),
 			RepositoryNames: batch,
 		})
-		if err != nil {
+		var ae smithy.APIError
+		switch {
+		case err != nil && !errors.As(err, &ae):
+			return out, err
+		case err != nil:
 			continue
 		}
 		for _, rp := range res.Repositories {
@@ -151,7 +161,7 @@ func existing(ctx context.Context, c *ecr.Client, like Repo, repositories []stri
 			}
 		}
 	}
-	return out
+	return out, nil
 }
 
 // clean shortens AWS errors to their code and message, and says a

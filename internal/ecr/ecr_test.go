@@ -69,8 +69,10 @@ func TestEnsure(t *testing.T) {
 	// No credentials: said as such.
 	t.Setenv("AWS_ACCESS_KEY_ID", "")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
-	if _, err := Ensure(ctx, repos[:1], false, "buildcache"); err == nil || !strings.Contains(err.Error(), "AWS") {
-		t.Errorf("no credentials: %v", err)
+	for _, rs := range [][]string{repos[:1], repos[:2]} {
+		if _, err := Ensure(ctx, rs, false, "buildcache"); err == nil || !strings.Contains(err.Error(), "no AWS credentials") || !strings.Contains(err.Error(), "checking ECR repository "+host+"/team/web") {
+			t.Errorf("no credentials, %d repositories: %v", len(rs), err)
+		}
 	}
 }
 
