@@ -65,7 +65,8 @@ func (e *TrackedStateError) Error() string {
 }
 
 // ReadStateFile reads the file name of the state directory dir, inside an
-// os.Root of it, when it is a regular file of at most max bytes.
+// os.Root of it (as every read of it), when it is a regular file of at
+// most max bytes.
 func ReadStateFile(dir, name string, max int) ([]byte, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
@@ -80,4 +81,15 @@ func ReadStateFile(dir, name string, max int) ([]byte, error) {
 // for what can be found again.
 func WriteStateFile(dir, name string, data []byte) error {
 	return replaceFile(filepath.Join(dir, name), data, false)
+}
+
+// RemoveStateFile removes the file name of the state directory dir, inside
+// an os.Root of it: a link in dir's place is not followed out of it.
+func RemoveStateFile(dir, name string) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return root.Remove(name)
 }

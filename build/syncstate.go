@@ -453,13 +453,7 @@ const maxSyncRecord = 64 + syncEntrySize*(maxContextEntries+16)
 const syncEntrySize = 24
 
 func readSyncRecord(path string) (gen string, m map[uint64]syncEntry, unchecked bool, err error) {
-	// Inside the state directory only, as every read of it.
-	root, err := os.OpenRoot(filepath.Dir(path))
-	if err != nil {
-		return "", nil, false, err
-	}
-	defer root.Close()
-	data, err := readBounded(root, filepath.Base(path), maxSyncRecord)
+	data, err := ReadStateFile(filepath.Dir(path), filepath.Base(path), maxSyncRecord)
 	bad := fmt.Errorf("%s is not a record shipit wrote", path)
 	if errors.Is(err, errTooLarge) || errors.Is(err, errNotRegular) {
 		return "", nil, false, bad
@@ -511,10 +505,5 @@ func writeSyncFile(path, gen string, m map[uint64]syncEntry, unchecked bool) err
 
 // removeSyncRecord removes a record, inside its directory only.
 func removeSyncRecord(path string) error {
-	root, err := os.OpenRoot(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer root.Close()
-	return root.Remove(filepath.Base(path))
+	return RemoveStateFile(filepath.Dir(path), filepath.Base(path))
 }

@@ -6,8 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -43,8 +41,8 @@ const platformCheckFile = "platform-check.json"
 
 // platformResult is what a platform check found: the warnings, and
 // whether it could tell (verified: every image's platforms compared, not
-// one left unread); done, that it ran to its end (not given up at its
-// timeout); kept, that it was taken from platformCheckFile.
+// one left unread); done, that its reads ran to their end (not given up at
+// its timeout); kept, that it was taken from platformCheckFile instead.
 type platformResult struct {
 	warnings []string
 	verified bool
@@ -102,7 +100,7 @@ func (d *deps) platformCheck(ctx context.Context, c *client.Client, plats, names
 				what = "nothing to compare, as a check"
 			}
 			progress.Debugf(d.events, "platform check: %s %s ago found (%s)", what, age.Round(time.Second), platformCheckFile)
-			res.verified, res.kept, res.done = k.Verified, true, true
+			res.verified, res.kept = k.Verified, true
 			return
 		}
 		res.at = time.Now()
@@ -134,7 +132,7 @@ func (d *deps) platformWarnings(check <-chan platformResult) {
 		for _, w := range res.warnings {
 			progress.Warnf(d.events, "%s", w)
 		}
-		if res.done && !res.kept && len(res.warnings) == 0 && res.key != "" {
+		if res.done && !res.kept && len(res.warnings) == 0 {
 			if err := savePlatformCheck(d.cfg.StatePath(), res.key, res.verified, res.at); err != nil {
 				progress.Debugf(d.events, "platform check not kept: %v", err)
 			}
@@ -173,7 +171,7 @@ func (d *deps) platformCheckKey(native string, unset []string, env config.Enviro
 // forgetPlatformCheck drops the kept check, once a release or a pin from
 // this checkout moved what an environment runs.
 func (d *deps) forgetPlatformCheck() {
-	_ = os.Remove(filepath.Join(d.cfg.StatePath(), platformCheckFile))
+	_ = build.RemoveStateFile(d.cfg.StatePath(), platformCheckFile)
 }
 
 // keptCheck is platformCheckFile's content.
