@@ -161,6 +161,22 @@ daemon_split() {
 	in_c=$(split_median "$3" 2) out_c=$(split_median "$3" 3)
 }
 
+# verdict SHIPIT BUILDCTL BAKE (medians, ms) says whether shipit is inside
+# both build targets (<= 0.80 of parallel buildctl, <= 0.60 of bake) and,
+# when it is not, whether any client could be: one that added nothing
+# would still wait for the daemon's solves, at least the least of the
+# three clients' in-daemon medians ($in_a, $in_b, $in_c from daemon_split).
+verdict() {
+	local floor
+	floor=$(printf '%s\n' "$in_a" "$in_b" "$in_c" | sort -n | head -1)
+	awk -v a="$1" -v b="$2" -v c="$3" -v f="$floor" 'BEGIN {
+		if (a / b <= 0.80 && a / c <= 0.60) { print "  " sprintf("%-14s", "") "within both targets"; exit }
+		printf "  %-14s MISSES a target: a client that added nothing would take at least the daemon'"'"'s %d ms, %.2f of buildctl and %.2f of bake", "", f, f / b, f / c
+		if (f / b > 0.80 || f / c > 0.60) print ": out of any client'"'"'s reach on this app"
+		else print ": within reach, so the miss is shipit'"'"'s"
+	}'
+}
+
 # build_buildx builds docker/buildx (tools/buildx/go.mod, its own module:
 # it needs a newer BuildKit client than shipit's go.mod pins, and talks to
 # the v0.33.1 daemon over the same API) and makes a remote-driver builder
@@ -403,6 +419,7 @@ for app in "$work" "$eight" ${BENCH_APP:+"$BENCH_APP"}; do
 		daemon_split "shipit_$2" "buildctl_$2" "bake_$2"
 		printf '  %-14s inside the daemon'"'"'s solves %5s / %5s / %5s ms; the rest (what the client adds) %5s / %5s / %5s ms; shipit'"'"'s rest/bake'"'"'s %s\n' \
 			"" "$in_a" "$in_b" "$in_c" "$out_a" "$out_b" "$out_c" "$(ratio "$out_a" "$out_c")"
+		verdict "$med_a" "$med_b" "$med_c"
 		if [ -n "${BASELINE:-}" ]; then
 			alternate "shipit_$2" "baseline_$2" "$N" "$setup"
 			printf '  %-8s %-5s shipit build %5s ms, %s %5s ms, ratio %s\n' "$1" "$2" "$med_a" "$BASELINE" "$med_b" "$(ratio "$med_a" "$med_b")"
