@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 )
@@ -325,8 +326,11 @@ func newEntry(dashIndent string, pin Pin) string {
 }
 
 // plainSafe is what can be written without quotes and still read back as
-// the same string (kustomize's tags, digests and repository names).
-var plainSafe = regexp.MustCompile(`^[A-Za-z_/][A-Za-z0-9._/:@+-]*$|^[0-9][0-9A-Za-z._/:@+-]*[A-Za-z_:@/+-][0-9A-Za-z._/:@+-]*$`)
+// the same string (kustomize's tags, digests and repository names),
+// compiled on first use: not in every command's start-up.
+var plainSafe = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[A-Za-z_/][A-Za-z0-9._/:@+-]*$|^[0-9][0-9A-Za-z._/:@+-]*[A-Za-z_:@/+-][0-9A-Za-z._/:@+-]*$`)
+})
 
 // scalar renders a string value, keeping a quoted style when the old value
 // was quoted, and quoting when a plain scalar would read as something else.
@@ -336,7 +340,7 @@ func scalar(v string, style yaml.Style) string {
 		return fmt.Sprintf("%q", v)
 	case style&yaml.SingleQuotedStyle != 0:
 		return "'" + strings.ReplaceAll(v, "'", "''") + "'"
-	case plainSafe.MatchString(v) && !strings.Contains(v, ": ") && !strings.Contains(v, " #") && !isSpecial(v):
+	case plainSafe().MatchString(v) && !strings.Contains(v, ": ") && !strings.Contains(v, " #") && !isSpecial(v):
 		return v
 	}
 	return fmt.Sprintf("%q", v)

@@ -18,6 +18,7 @@ import (
 	updatertag "github.com/argoproj-labs/argocd-image-updater/registry-scanner/pkg/tag"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/shipit-dev/shipit/internal/lazyre"
 	"github.com/shipit-dev/shipit/internal/tag"
 )
 
@@ -169,8 +170,8 @@ var (
 )
 
 var (
-	notName  = regexp.MustCompile(`[^a-z0-9]+`)
-	dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+	notName  = lazyre.New(`[^a-z0-9]+`)
+	dnsLabel = lazyre.New(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 )
 
 // AppName is the Application name assumed for an overlay no Application
