@@ -12,13 +12,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
 	updatertag "github.com/argoproj-labs/argocd-image-updater/registry-scanner/pkg/tag"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/shipit-dev/shipit/internal/lazyre"
 	"github.com/shipit-dev/shipit/internal/tag"
 )
 
@@ -135,7 +135,7 @@ func Targets(e Env, prefix string) ([]Target, error) {
 	if ns == "" {
 		ns = "argocd"
 	}
-	if !dnsLabel.MatchString(ns) {
+	if !dnsLabel().MatchString(ns) {
 		return nil, fmt.Errorf("namespace %q: %w", ns, ErrNamespace)
 	}
 	apps := e.Applications
@@ -169,15 +169,16 @@ var (
 	ErrNoName    = errors.New("its path makes no Application name: name its Application in deploy.environments[].argocd.applications")
 )
 
+// Compiled on first use, not in every command's start-up.
 var (
-	notName  = lazyre.New(`[^a-z0-9]+`)
-	dnsLabel = lazyre.New(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+	notName  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[^a-z0-9]+`) })
+	dnsLabel = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`) })
 )
 
 // AppName is the Application name assumed for an overlay no Application
 // is configured for: its path, lower case, with '-' between words.
 func AppName(overlay string) string {
-	return strings.Trim(notName.ReplaceAllString(strings.ToLower(filepath.ToSlash(overlay)), "-"), "-")
+	return strings.Trim(notName().ReplaceAllString(strings.ToLower(filepath.ToSlash(overlay)), "-"), "-")
 }
 
 // ErrDuplicate is an Application listed for two overlays: its
