@@ -19,6 +19,7 @@
 #   GITOPS_APPS=1000 GITOPS_COMMITS=60000 ci/bench.sh gitops-scale   # the same on a larger repository
 #   BENCH_APP=DIR BENCH_CHANGE=DIR/FILE ci/bench.sh build   # also an app of your own (see bench_build)
 #   N=40 ci/bench.sh build
+#   BENCH_ONLY=example ci/bench.sh build   # one app of the three: example, eight or app
 #   BASELINE=/tmp/old/shipit ci/bench.sh build   # also against another shipit binary, alternating
 #
 # Prints medians and ratios, and the time shipit takes from process start
@@ -393,7 +394,12 @@ local app
 # BENCH_APP=DIR adds an app of your own: a committed git repository with a
 # shipit.yaml (its images are read from it, as shipit plans them), and
 # BENCH_CHANGE=PATH the file of it changed before each "changed" run.
+# BENCH_ONLY=example (or eight, or app: BENCH_APP's) runs one of them.
 for app in "$work" "$eight" ${BENCH_APP:+"$BENCH_APP"}; do
+	case "${BENCH_ONLY:-}:$app" in
+	: | "example:$work" | "eight:$eight" | "app:${BENCH_APP:-}") ;;
+	*) continue ;;
+	esac
 	cd "$app"
 	read_images "$app"
 	hide_state
