@@ -387,6 +387,11 @@ bench_build() {
 # on a remote-driver builder of the same daemon. On the example app (two
 # images) and an eight-image app, no-op and one file changed, OCI layouts
 # out and pushed to the test registry.
+case "${BENCH_ONLY:-all}" in
+all | example | eight) ;;
+app) [ -n "${BENCH_APP:-}" ] || { echo "bench: BENCH_ONLY=app needs BENCH_APP=DIR" >&2; exit 2; } ;;
+*) echo "bench: BENCH_ONLY=$BENCH_ONLY: use example, eight or app" >&2; exit 2 ;;
+esac
 build_buildx
 local eight="$results/eight"
 make_eight "$eight"
@@ -396,8 +401,8 @@ local app
 # BENCH_CHANGE=PATH the file of it changed before each "changed" run.
 # BENCH_ONLY=example (or eight, or app: BENCH_APP's) runs one of them.
 for app in "$work" "$eight" ${BENCH_APP:+"$BENCH_APP"}; do
-	case "${BENCH_ONLY:-}:$app" in
-	: | "example:$work" | "eight:$eight" | "app:${BENCH_APP:-}") ;;
+	case "${BENCH_ONLY:-all}:$app" in
+	"all:"* | "example:$work" | "eight:$eight" | "app:${BENCH_APP:-}") ;;
 	*) continue ;;
 	esac
 	cd "$app"
